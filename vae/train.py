@@ -1,0 +1,423 @@
+"""Training: plain functions over tensors that stay in memory, plus the ``python -m vae.train`` command.
+
+The whole of MNIST as float32 is 188 MB, so it lives in one tensor and a batch is an index_select:
+no per-image Python transforms, no DataLoader workers. On a 2-core CPU this is about 3x faster per
+epoch than the ToTensor + DataLoader recipe (``benchmarks/train_speed.py`` measures it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from vae.models import LatentModel, ModelConfig, build_model, to_float_images
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation settings: what changes how a model is trained, not what the model is."""
+
+    epochs: int = 10
+    # 128 is the classic MNIST recipe's batch; larger batches run faster per epoch on CPU but need
+    # more epochs for the same loss.
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    # "cosine" anneals the rate to zero over all epochs' batches: a cheap 1-2 nats at the end of a short
+    # run. "constant" is the classic recipe.
+    schedule: Literal["constant", "cosine"] = "cosine"
+    # AdamW's decoupled weight decay; 0 keeps the classic recipe's plain Adam behaviour.
+    weight_decay: float = 0.0
+    seed: int = 0
+    # Stop after this many seconds of training (checked between batches); None trains every epoch.
+    max_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or not 1 <= self.epochs <= 10_000:
+            raise ValueError(f"epochs must be an integer from 1 to 10000, got {self.epochs!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if not (isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate <= 1):
+            raise ValueError(f"learning_rate must be in (0, 1], got {self.learning_rate!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay <= 1):
+            raise ValueError(f"weight_decay must be in [0, 1], got {self.weight_decay!r}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.max_seconds is not None and not (
+            isinstance(self.max_seconds, (int, float)) and self.max_seconds > 0
+        ):
+            raise ValueError(f"max_seconds must be positive or None, got {self.max_seconds!r}")
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    epoch: int  # 1-based
+    batch: int  # 1-based, within the epoch
+    batches_per_epoch: int
+    terms: dict[str, float]  # this batch's loss terms, per image
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int  # 1-based
+    seconds: float  # wall time of the training pass alone (evaluation excluded)
+    train: dict[str, float]  # loss terms averaged over the epoch's batches, per image
+    test: dict[str, float]  # loss terms on the held-out images, per image
+
+    def to_dict(self) -> dict:
+        return {"epoch": self.epoch, "seconds": self.seconds, "train": self.train, "test": self.test}
+
+
+Status = Literal["completed", "stopped", "time_limit", "diverged"]
+
+
+@dataclass
+class TrainResult:
+    model: LatentModel  # holds the last good weights, whatever the status
+    settings: TrainSettings
+    history: list[EpochRecord] = field(default_factory=list)
+    status: Status = "completed"
+    message: str = ""
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss term became NaN or infinite."""
+
+
+def pick_device() -> torch.device:
+    """CUDA, then Apple's MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _check_finite(terms: dict[str, torch.Tensor], where: str) -> None:
+    bad = [name for name, value in terms.items() if not torch.isfinite(value).all()]
+    if bad:
+        raise TrainingDiverged(
+            f"{', '.join(bad)} became NaN or infinite {where}; try a lower learning rate "
+            "(the model keeps the weights from the last complete epoch)"
+        )
+
+
+def train_epoch(
+    model: LatentModel,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    on_batch: Callable[[int, int, dict[str, float]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[dict[str, float], bool]:
+    """One pass over ``images`` float ``[N, 1, 28, 28]`` in a seeded random order.
+
+    Returns (loss terms averaged over the batches that ran, whether it was cut short by ``should_stop``).
+    Raises :class:`TrainingDiverged` on the first NaN or infinite term, before the optimiser steps on it.
+    """
+    model.train()
+    order = torch.randperm(len(images), generator=generator).to(images.device)
+    n_batches = math.ceil(len(images) / batch_size)
+    sums: dict[str, torch.Tensor] = {}
+    ran = 0
+    for b in range(n_batches):
+        if should_stop is not None and should_stop():
+            break
+        x = images.index_select(0, order[b * batch_size : (b + 1) * batch_size])
+        terms = model.loss(x)
+        _check_finite(terms, f"in epoch batch {b + 1}")
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        ran += 1
+        detached = {k: v.detach() for k, v in terms.items()}
+        for k, v in detached.items():
+            sums[k] = sums[k] + v if k in sums else v
+        if on_batch is not None:
+            on_batch(b + 1, n_batches, {k: float(v) for k, v in detached.items()})
+    means = {k: float(v) / ran for k, v in sums.items()} if ran else {}
+    return means, ran < n_batches
+
+
+@torch.no_grad()
+def evaluate(model: LatentModel, images: torch.Tensor, batch_size: int = 1000) -> dict[str, float]:
+    """Loss terms on ``images`` float ``[N, 1, 28, 28]``, per image, weighted by batch size.
+
+    The model is put back into the mode it was in, so this can run in the middle of training.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        sums: dict[str, float] = {}
+        for start in range(0, len(images), batch_size):
+            x = images[start : start + batch_size]
+            for k, v in model.loss(x).items():
+                sums[k] = sums.get(k, 0.0) + float(v) * len(x)
+        return {k: v / len(images) for k, v in sums.items()}
+    finally:
+        model.train(was_training)
+
+
+def train(
+    config: ModelConfig,
+    train_images: torch.Tensor,
+    test_images: torch.Tensor | None = None,
+    settings: TrainSettings = TrainSettings(),
+    *,
+    on_batch: Callable[[BatchProgress], None] | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    device: torch.device | str | None = None,
+) -> TrainResult:
+    """Train a fresh model described by ``config``; seeded, so the same inputs give the same weights.
+
+    train_images / test_images: uint8 ``[N, 28, 28]`` or float ``[N, 1, 28, 28]`` in [0, 1].
+    on_batch / on_epoch: progress callbacks (every loss term, train and test, per image).
+    should_stop: polled between batches; returning True ends training with status "stopped".
+    Never raises on divergence: the result's status is "diverged", its message says what happened,
+    and its model holds the weights of the last complete epoch.
+    """
+    if config.kind == "pca":
+        raise ValueError("PCA is fitted, not trained: use vae.models.fit_pca")
+    if len(train_images) < settings.batch_size:
+        raise ValueError(
+            f"batch_size ({settings.batch_size}) is larger than the training set ({len(train_images)} images)"
+        )
+    device = torch.device(device) if device is not None else pick_device()
+    torch.manual_seed(settings.seed)  # weight init and the VAE's sampling noise
+    generator = torch.Generator().manual_seed(settings.seed)  # batch order, independent of the above
+    model = build_model(config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    n_batches = math.ceil(len(train_images) / settings.batch_size)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs * n_batches)
+        if settings.schedule == "cosine"
+        else None
+    )
+    x_train = to_float_images(train_images).to(device)
+    x_test = to_float_images(test_images).to(device) if test_images is not None else None
+
+    result = TrainResult(model=model, settings=settings)
+    last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    started = time.perf_counter()
+
+    def stop_requested() -> bool:
+        if should_stop is not None and should_stop():
+            result.status, result.message = "stopped", "stopped on request"
+            return True
+        if settings.max_seconds is not None and time.perf_counter() - started > settings.max_seconds:
+            result.status, result.message = "time_limit", f"reached the {settings.max_seconds:g} s time limit"
+            return True
+        return False
+
+    for epoch in range(1, settings.epochs + 1):
+        report = None
+        if on_batch is not None:
+            report = lambda b, n, terms, epoch=epoch: on_batch(BatchProgress(epoch, b, n, terms))  # noqa: E731
+        epoch_start = time.perf_counter()
+        try:
+            train_terms, cut_short = train_epoch(
+                model, optimizer, x_train, settings.batch_size, generator, scheduler, report, stop_requested
+            )
+            train_seconds = time.perf_counter() - epoch_start
+            test_terms = evaluate(model, x_test) if x_test is not None else {}
+            _check_finite({k: torch.tensor(v) for k, v in test_terms.items()}, "on the test set")
+        except TrainingDiverged as error:
+            model.load_state_dict(last_good)
+            result.status, result.message = "diverged", f"epoch {epoch}: {error}"
+            break
+        if cut_short:
+            # A partial epoch's weights are fine to keep; its averages are not comparable, so no record.
+            break
+        record = EpochRecord(epoch, train_seconds, train_terms, test_terms)
+        result.history.append(record)
+        last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if on_epoch is not None:
+            on_epoch(record)
+        if epoch < settings.epochs and stop_requested():
+            break
+    model.eval()
+    return result
+
+
+def evaluate_for_metadata(
+    model: LatentModel,
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    seed: int = 0,
+) -> dict[str, float]:
+    """The quality numbers recorded with a saved model: test loss terms, per-pixel MSE, kNN-5 accuracy."""
+    from vae.metrics import embed_images, knn_accuracy, reconstruction_mse
+
+    torch.manual_seed(seed)  # the VAE's test loss samples z: make the recorded number reproducible
+    metrics = {f"test_{k}": v for k, v in evaluate(model, to_float_images(test_images).to(model.device)).items()}
+    metrics["test_mse_per_pixel"] = reconstruction_mse(model, test_images)
+    metrics["knn5_accuracy"] = knn_accuracy(
+        embed_images(model, train_images), train_labels, embed_images(model, test_images), test_labels, k=5
+    )
+    return metrics
+
+
+def _parse_hidden(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated integers, e.g. 512,256; got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults, settings = ModelConfig(), TrainSettings()
+    parser = argparse.ArgumentParser(
+        prog="python -m vae.train", description="Train an AE or a VAE on MNIST and save it to the model store."
+    )
+    model = parser.add_argument_group("model")
+    model.add_argument("--kind", choices=["ae", "vae", "pca"], default=defaults.kind, help="pca fits, no training")
+    model.add_argument("--arch", choices=["dense", "conv"], default=defaults.arch)
+    model.add_argument("--latent-dim", type=int, default=defaults.latent_dim)
+    model.add_argument("--hidden", type=_parse_hidden, default=defaults.hidden, help="e.g. 400 or 512,256")
+    model.add_argument("--recon-loss", choices=["bce", "mse"], default=defaults.recon_loss)
+    model.add_argument("--beta", type=float, default=defaults.beta, help="KL weight (VAE only)")
+    model.add_argument("--sparsity", type=float, default=defaults.sparsity, help="L1 weight on z (AE only)")
+    model.add_argument("--tied", action="store_true", help="decoder reuses the encoder's weights (dense AE)")
+    opt = parser.add_argument_group("training")
+    opt.add_argument("--epochs", type=int, default=settings.epochs)
+    opt.add_argument("--batch-size", type=int, default=settings.batch_size)
+    opt.add_argument("--lr", type=float, default=settings.learning_rate)
+    opt.add_argument("--schedule", choices=["constant", "cosine"], default=settings.schedule)
+    opt.add_argument("--weight-decay", type=float, default=settings.weight_decay)
+    opt.add_argument("--seed", type=int, default=settings.seed)
+    opt.add_argument("--max-seconds", type=float, default=None, help="stop training after this long")
+    io = parser.add_argument_group("input and output")
+    io.add_argument("--data-dir", default=None, help="MNIST location (default: $VAE_DATA_DIR or ./data)")
+    io.add_argument("--out", required=True, help="model folder to write, e.g. models/my-vae")
+    io.add_argument("--limit", type=int, default=None, help="train on the first N images only (quick tries)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    from vae.data import MnistUnavailableError, dataset_sha256, load_mnist
+    from vae.store import StoreError, check_name, save_model
+
+    args = build_parser().parse_args(argv)
+    command = "python -m vae.train " + " ".join(sys.argv[1:] if argv is None else argv)
+    try:
+        check_name(Path(args.out).name)
+        config = ModelConfig(
+            kind=args.kind, arch=args.arch, latent_dim=args.latent_dim, hidden=() if args.kind == "pca" else args.hidden,
+            recon_loss=args.recon_loss, beta=args.beta, sparsity=args.sparsity, tied=args.tied,
+        )  # fmt: skip
+        settings = TrainSettings(
+            epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, schedule=args.schedule,
+            weight_decay=args.weight_decay, seed=args.seed, max_seconds=args.max_seconds,
+        )  # fmt: skip
+        if args.limit is not None and args.limit < 1:
+            raise ValueError(f"--limit must be a positive number of images, got {args.limit}")
+        train_images, train_labels = load_mnist("train", args.data_dir)
+        test_images, test_labels = load_mnist("test", args.data_dir)
+    except (ValueError, StoreError, MnistUnavailableError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.limit is not None:
+        train_images, train_labels = train_images[: args.limit], train_labels[: args.limit]
+
+    if config.kind == "pca":
+        return _fit_and_save_pca(args, config, command, train_images, train_labels, test_images, test_labels)
+    print(f"training {config.describe()} on {len(train_images):,} images, device {pick_device()}")
+    bar = tqdm(total=settings.epochs * math.ceil(len(train_images) / settings.batch_size), unit="batch")
+
+    def on_batch(progress: BatchProgress) -> None:
+        bar.update(1)
+        if progress.batch % 20 == 0:
+            bar.set_postfix(epoch=progress.epoch, **{k: f"{v:.2f}" for k, v in progress.terms.items()})
+
+    def on_epoch(record: EpochRecord) -> None:
+        test = ", ".join(f"{k} {v:.3f}" for k, v in record.test.items())
+        bar.write(f"epoch {record.epoch}: {record.seconds:.1f} s, test {test}")
+
+    started = time.perf_counter()
+    try:
+        result = train(config, train_images, test_images, settings, on_batch=on_batch, on_epoch=on_epoch)
+    except ValueError as error:
+        bar.close()
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    bar.close()
+    seconds = time.perf_counter() - started
+    if result.status == "diverged":
+        print(f"training diverged: {result.message}", file=sys.stderr)
+        if not result.history:
+            print("no epoch completed, so nothing was saved", file=sys.stderr)
+            return 1
+    metrics = evaluate_for_metadata(result.model, train_images, train_labels, test_images, test_labels)
+    metrics["train_seconds"] = sum(record.seconds for record in result.history)
+    metrics["epochs_completed"] = len(result.history)
+    path = save_model(
+        result.model,
+        args.out,
+        history=[record.to_dict() for record in result.history],
+        metrics=metrics,
+        dataset={"name": "mnist", "sha256": dataset_sha256(args.data_dir), "train_images": len(train_images)},
+        extra={
+            "settings": dataclasses.asdict(settings),
+            "status": result.status,
+            "message": result.message,
+            "wall_seconds": seconds,
+            "device": str(pick_device()),
+            "torch": torch.__version__,
+            "command": command,
+        },
+    )
+    summary = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+    print(f"saved {path} ({result.status}): {summary}")
+    return 0 if result.status != "diverged" else 1
+
+
+def _fit_and_save_pca(
+    args: argparse.Namespace,
+    config: ModelConfig,
+    command: str,
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+) -> int:
+    from vae.data import dataset_sha256
+    from vae.models import fit_pca
+    from vae.store import save_model
+
+    started = time.perf_counter()
+    model = fit_pca(train_images, config.latent_dim, recon_loss=config.recon_loss)
+    seconds = time.perf_counter() - started
+    metrics = evaluate_for_metadata(model, train_images, train_labels, test_images, test_labels)
+    metrics["train_seconds"] = seconds
+    path = save_model(
+        model,
+        args.out,
+        metrics=metrics,
+        dataset={"name": "mnist", "sha256": dataset_sha256(args.data_dir), "train_images": len(train_images)},
+        extra={"status": "fitted", "command": command},
+    )
+    print(f"saved {path}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
