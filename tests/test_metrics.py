@@ -1,0 +1,265 @@
+"""Tests for the class-overlap metrics in vae.metrics: each against sklearn or a brute-force numpy version.
+
+Small seeded sets only (at most a few hundred points), so the file runs in a few seconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_blobs
+from sklearn.decomposition import PCA
+from sklearn.manifold import trustworthiness
+from sklearn.metrics import silhouette_score
+
+from vae import metrics
+from vae.metrics import (
+    REPORT_KEYS,
+    class_density,
+    knn_accuracy_within,
+    overlap_matrix,
+    overlap_report,
+    silhouette,
+    view_trustworthiness,
+)
+
+SEED = 189212
+
+
+def blobs(n: int = 300, dim: int = 2, centers: int = 3, std: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """Well-separated Gaussian blobs: points ``[n, dim]`` and labels ``[n]`` in 0 .. centers - 1."""
+    x, y = make_blobs(
+        n_samples=n, n_features=dim, centers=centers, cluster_std=std, center_box=(-20, 20), random_state=SEED
+    )
+    return x, y
+
+
+def brute_neighbours(x: np.ndarray, k: int) -> np.ndarray:
+    """``[N, D]`` -> ``[N, k]`` nearest other points, by a full distance matrix."""
+    distance = np.linalg.norm(x[:, None, :] - x[None, :, :], axis=2)
+    np.fill_diagonal(distance, np.inf)  # a point is not its own neighbour
+    return np.argsort(distance, axis=1, kind="stable")[:, :k]
+
+
+def brute_knn_accuracy(x: np.ndarray, y: np.ndarray, k: int) -> float:
+    neighbours = brute_neighbours(x, k)
+    # bincount + argmax: ties go to the smallest label, as in KNeighborsClassifier.
+    predicted = np.array([np.bincount(y[row], minlength=y.max() + 1).argmax() for row in neighbours])
+    return float(np.mean(predicted == y))
+
+
+# --- knn_accuracy_within -----------------------------------------------------------------------
+
+
+def test_knn_within_is_perfect_on_separated_blobs_and_near_chance_on_random_labels() -> None:
+    x, y = blobs(centers=4)
+    assert knn_accuracy_within(x, y) == 1.0
+    random_labels = np.random.default_rng(SEED).integers(0, 4, size=len(x))
+    assert 0.25 - 0.1 < knn_accuracy_within(x, random_labels) < 0.25 + 0.1
+
+
+def test_knn_within_does_not_count_the_point_itself() -> None:
+    # Each location holds two points with different labels: its only other neighbour at k=1 is its
+    # twin, so every vote is wrong (counting itself would make every vote right).
+    places = np.arange(20, dtype=float)[:, None] * np.array([[10.0, 0.0]])  # [20, 2], far apart
+    x = np.repeat(places, 2, axis=0)  # [40, 2]
+    y = np.tile([0, 1], 20)
+    assert knn_accuracy_within(x, y, k=1) == 0.0
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_knn_within_matches_brute_force(k: int) -> None:
+    rng = np.random.default_rng(SEED)
+    x = rng.normal(size=(50, 3))
+    y = rng.integers(0, 3, size=50)
+    assert knn_accuracy_within(x, y, k=k) == pytest.approx(brute_knn_accuracy(x, y, k))
+
+
+def test_knn_within_takes_tensors_and_any_label_values() -> None:
+    rng = np.random.default_rng(SEED)
+    x = rng.normal(size=(60, 4))
+    y = rng.integers(0, 3, size=60)
+    expected = knn_accuracy_within(x, y)
+    assert knn_accuracy_within(torch.tensor(x, dtype=torch.float32), torch.tensor(y)) == pytest.approx(expected)
+    assert knn_accuracy_within(x, y * 10 + 7) == pytest.approx(expected)  # only equality of labels matters
+
+
+# --- overlap_matrix ----------------------------------------------------------------------------
+
+
+def test_overlap_rows_sum_to_one_and_separated_blobs_give_identity() -> None:
+    x, y = blobs(centers=4)
+    matrix = overlap_matrix(x, y, n_classes=4)
+    assert matrix.shape == (4, 4)
+    np.testing.assert_allclose(matrix, np.eye(4))
+    mixed = overlap_matrix(x, np.random.default_rng(SEED).integers(0, 4, size=len(x)), n_classes=4)
+    np.testing.assert_allclose(mixed.sum(axis=1), 1.0)
+    assert np.all(np.diag(mixed) < 0.5)
+
+
+def test_overlap_matches_brute_force() -> None:
+    rng = np.random.default_rng(SEED)
+    x = rng.normal(size=(40, 2))
+    y = rng.integers(0, 3, size=40)
+    k = 4
+    neighbours = brute_neighbours(x, k)
+    expected = np.zeros((3, 3))
+    for c in range(3):
+        members = np.flatnonzero(y == c)
+        for j in range(3):
+            # mean over class-c points of the share of their k neighbours labelled j
+            expected[c, j] = np.mean([np.mean(y[neighbours[i]] == j) for i in members])
+    np.testing.assert_allclose(overlap_matrix(x, y, k=k, n_classes=3), expected)
+
+
+def test_overlap_absent_class_gives_a_nan_row() -> None:
+    x, y = blobs(centers=3)
+    matrix = overlap_matrix(x, y, n_classes=5)  # classes 3 and 4 have no points
+    assert np.isnan(matrix[3:]).all()
+    assert not np.isnan(matrix[:3]).any()
+    np.testing.assert_allclose(matrix[:3, 3:], 0.0)  # nobody's neighbour is of an absent class
+
+
+# --- silhouette --------------------------------------------------------------------------------
+
+
+def test_silhouette_matches_sklearn_and_subsamples_deterministically() -> None:
+    x, y = blobs(n=400, dim=5, centers=3, std=4.0)
+    assert silhouette(torch.tensor(x), torch.tensor(y)) == pytest.approx(silhouette_score(x, y), abs=1e-12)
+    assert silhouette(x, y, sample_size=len(x) + 10) == pytest.approx(silhouette_score(x, y), abs=1e-12)
+    first = silhouette(x, y, sample_size=100, seed=1)
+    assert silhouette(x, y, sample_size=100, seed=1) == first
+    assert silhouette(x, y, sample_size=100, seed=2) != first
+    assert abs(first - silhouette_score(x, y)) < 0.15  # a sample estimates the same quantity
+
+
+# --- view_trustworthiness ----------------------------------------------------------------------
+
+
+def test_trustworthiness_of_the_identity_view_is_one() -> None:
+    x = np.random.default_rng(SEED).normal(size=(200, 2))
+    assert view_trustworthiness(x, x) == pytest.approx(1.0)
+
+
+def test_trustworthiness_ranks_a_pca_view_above_a_random_one() -> None:
+    rng = np.random.default_rng(SEED)
+    # Structured 10-D data: blobs on a 2-D plane, rotated into 10-D, plus a little noise.
+    plane, _ = make_blobs(n_samples=300, n_features=2, centers=5, cluster_std=1.5, random_state=SEED)
+    rotation, _ = np.linalg.qr(rng.normal(size=(10, 10)))
+    high = np.hstack([plane, np.zeros((300, 8))]) @ rotation + 0.05 * rng.normal(size=(300, 10))
+    pca_view = PCA(n_components=2).fit_transform(high)
+    random_view = rng.normal(size=(300, 2))
+    pca_score = view_trustworthiness(high, pca_view)
+    random_score = view_trustworthiness(high, random_view)
+    assert pca_score > 0.95
+    assert random_score < 0.7
+    assert pca_score == pytest.approx(trustworthiness(high, pca_view, n_neighbors=5))
+
+
+def test_trustworthiness_subsamples_above_the_cap(monkeypatch) -> None:
+    rng = np.random.default_rng(SEED)
+    high = rng.normal(size=(150, 6))
+    low = high[:, :2]
+    monkeypatch.setattr(metrics, "TRUSTWORTHINESS_MAX_POINTS", 60)
+    default = view_trustworthiness(high, low, seed=3)
+    assert default == view_trustworthiness(high, low, sample_size=60, seed=3)
+    assert default != view_trustworthiness(high, low, sample_size=60, seed=4)
+    assert view_trustworthiness(high, low, sample_size=150) == pytest.approx(trustworthiness(high, low))
+
+
+# --- class_density -----------------------------------------------------------------------------
+
+
+def test_class_density_spread_grows_when_a_class_is_scaled_up() -> None:
+    x, y = blobs(centers=3)
+    before = class_density(x, y, n_classes=3)
+    scaled = x.copy()
+    centroid = x[y == 1].mean(axis=0)
+    scaled[y == 1] = centroid + 3.0 * (x[y == 1] - centroid)
+    after = class_density(scaled, y, n_classes=3)
+    assert after["spread"][1] == pytest.approx(3.0 * before["spread"][1])
+    assert after["nn_distance"][1] == pytest.approx(3.0 * before["nn_distance"][1])
+    np.testing.assert_allclose(after["spread"][[0, 2]], before["spread"][[0, 2]])
+    assert after["separation_ratio"][1] < before["separation_ratio"][1]
+
+
+def test_class_density_separation_grows_when_a_class_moves_away() -> None:
+    x, y = blobs(centers=3)
+    before = class_density(x, y, n_classes=3)
+    moved = x.copy()
+    moved[y == 2] += 100.0  # far from both other classes
+    after = class_density(moved, y, n_classes=3)
+    assert after["centroid_separation"][2] > before["centroid_separation"][2] + 50
+    assert after["separation_ratio"][2] > before["separation_ratio"][2]
+    assert after["spread"][2] == pytest.approx(before["spread"][2])
+
+
+def test_class_density_ratio_is_scale_free_and_absent_classes_are_nan() -> None:
+    x, y = blobs(centers=3)
+    density = class_density(x, y, n_classes=4)
+    assert set(density) == {"count", "spread", "nn_distance", "centroid_separation", "separation_ratio"}
+    np.testing.assert_array_equal(density["count"], np.bincount(y, minlength=4))
+    assert all(np.isnan(values[3]) for name, values in density.items() if name != "count")
+    assert np.all(density["separation_ratio"][:3] > 1)  # separated blobs sit apart relative to their size
+    bigger = class_density(7.0 * x, y, n_classes=4)
+    np.testing.assert_allclose(bigger["separation_ratio"], density["separation_ratio"])
+    np.testing.assert_allclose(bigger["spread"], 7.0 * density["spread"])
+
+
+# --- overlap_report ----------------------------------------------------------------------------
+
+
+def test_overlap_report_keys_and_ranges() -> None:
+    x, y = blobs(n=300, dim=8, centers=4, std=2.0)
+    view = PCA(n_components=2).fit_transform(x)
+    report = overlap_report(torch.tensor(x, dtype=torch.float32), torch.tensor(y), view_2d=view)
+    assert tuple(report) == REPORT_KEYS
+    assert all(isinstance(value, float) for value in report.values())
+    for key in ("knn_accuracy", "knn_accuracy_2d", "trustworthiness", "mean_purity"):
+        assert 0.0 <= report[key] <= 1.0, key
+    assert -1.0 <= report["silhouette"] <= 1.0
+    assert report["knn_accuracy"] == pytest.approx(knn_accuracy_within(x, y))
+    assert report["mean_purity"] == pytest.approx(np.nanmean(np.diag(overlap_matrix(x, y, n_classes=4))))
+    assert report["silhouette"] == pytest.approx(silhouette_score(x, y), abs=1e-6)  # N < the sample size
+
+    without_view = overlap_report(x, y)
+    assert tuple(without_view) == REPORT_KEYS
+    assert np.isnan(without_view["knn_accuracy_2d"]) and np.isnan(without_view["trustworthiness"])
+
+
+# --- validation --------------------------------------------------------------------------------
+
+X, Y = blobs(n=30, centers=3)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: knn_accuracy_within(X, Y[:-1]), "labels has 29 entries"),
+        (lambda: knn_accuracy_within(X, Y, k=30), "k must be smaller"),
+        (lambda: knn_accuracy_within(X, Y, k=0), "k must be a positive integer"),
+        (lambda: knn_accuracy_within(X[:, 0], Y), "embedding must be a 2-D array"),
+        (lambda: knn_accuracy_within(X, Y[:, None]), "labels must be a 1-D array"),
+        (lambda: knn_accuracy_within(np.full((30, 2), np.nan), Y), "embedding contains NaN"),
+        (lambda: silhouette(X, np.zeros(30, dtype=int)), "from 2 to N - 1 classes"),
+        (lambda: silhouette(X, Y, sample_size=1), "sample_size must be an integer"),
+        (lambda: silhouette(X[None], Y), "embedding must be a 2-D array"),
+        (lambda: view_trustworthiness(X, X[:-1, :2]), "low has 29 points"),
+        (lambda: view_trustworthiness(X, X[:, 0]), "low must be a 2-D array"),
+        (lambda: view_trustworthiness(X[:, 0], X), "high must be a 2-D array"),
+        (lambda: view_trustworthiness(X, X, k=15), "k must be smaller than half"),
+        (lambda: overlap_matrix(X, Y, k=30), "k must be smaller"),
+        (lambda: overlap_matrix(X, Y, n_classes=2), "labels must lie in 0 .. 1"),
+        (lambda: overlap_matrix(X, Y + 0.5), "labels must be integer"),
+        (lambda: overlap_matrix(X, Y[:10]), "labels has 10 entries"),
+        (lambda: class_density(X, -Y), "labels must lie in"),
+        (lambda: class_density(X, Y, n_classes=0), "n_classes must be a positive integer"),
+        (lambda: overlap_report(X, Y, view_2d=X[:-1, :2]), "view_2d has 29 points"),
+        (lambda: overlap_report(X, Y, view_2d=X[:, 0]), "view_2d must be a 2-D array"),
+        (lambda: overlap_report(X, Y, k=30), "k must be smaller"),
+    ],
+)
+def test_invalid_inputs_raise_value_error(call, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()
