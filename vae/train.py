@@ -278,7 +278,7 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated integers, e.g. 512,256; got {text!r}")
+        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated integers, e.g. 512,256; got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

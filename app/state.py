@@ -1,0 +1,97 @@
+"""Session state shared by the pages: which two models are compared. Initialised once per session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from app import cache
+from vae.store import StoredModel
+
+DEFAULT_PAIR = ("ae-2d", "vae-2d")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """The two models shown side by side (left, right) and the PCA baseline of the same latent size."""
+
+    left: StoredModel
+    right: StoredModel
+    baseline: StoredModel | None
+
+
+def _default_names(available: list[str]) -> tuple[str, str]:
+    left = DEFAULT_PAIR[0] if DEFAULT_PAIR[0] in available else available[0]
+    right = DEFAULT_PAIR[1] if DEFAULT_PAIR[1] in available else available[min(1, len(available) - 1)]
+    return left, right
+
+
+def init() -> None:
+    """Set the session's defaults; later runs keep what the user chose."""
+    models = [m for m in cache.model_list(str(cache.models_dir())) if m.config.kind != "pca"]
+    names = [m.name for m in models]
+    if not names:
+        return
+    left, right = _default_names(names)
+    if "left_model" not in st.session_state or st.session_state["left_model"] not in names:
+        st.session_state["left_model"] = left
+    if "right_model" not in st.session_state or st.session_state["right_model"] not in names:
+        st.session_state["right_model"] = right
+
+
+def pair() -> Pair | None:
+    """The chosen pair, or None when the store holds no trained model (the page then says so)."""
+    init()
+    stored = {m.name: m for m in cache.model_list(str(cache.models_dir()))}
+    left, right = stored.get(st.session_state.get("left_model")), stored.get(st.session_state.get("right_model"))
+    if left is None or right is None:
+        return None
+    dim = left.config.latent_dim
+    baseline = stored.get(f"pca-{dim}d") or next(
+        (m for m in stored.values() if m.config.kind == "pca" and m.config.latent_dim == dim), None
+    )
+    return Pair(left, right, baseline)
+
+
+PAGE_TITLE = "AE vs VAE latent explorer"
+
+
+FRAME_DRAWN = "_frame_drawn_by_entry"
+
+
+def draw_frame() -> None:
+    """The wide layout and, in the sidebar, the pair being compared.
+
+    Drawn by ``dashboard.py`` before the page, so the pair picker is one widget shared by every page
+    (a widget drawn inside a page would be a new widget, reset, on each page switch).
+    """
+    st.set_page_config(page_title=PAGE_TITLE, page_icon=":material/scatter_plot:", layout="wide")
+    with st.sidebar:
+        st.subheader("Models compared")
+        pair_picker()
+    st.session_state[FRAME_DRAWN] = True
+
+
+def page_frame() -> None:
+    """Called first by every page: draws the frame unless the entry file has drawn it in this run.
+
+    In a fresh server process Streamlit serves the first request for a deep link (``/explorer``) from
+    ``pages/`` directly, before the entry file has declared its navigation; the page then draws the frame
+    itself and looks the same.
+    """
+    if not st.session_state.pop(FRAME_DRAWN, False):
+        draw_frame()
+        st.session_state.pop(FRAME_DRAWN, None)
+
+
+def pair_picker(container=st.sidebar) -> None:
+    """Two select boxes bound to the session's pair; shown in the sidebar of every page."""
+    init()
+    models = [m for m in cache.model_list(str(cache.models_dir())) if m.config.kind != "pca"]
+    if not models:
+        container.warning("No trained models in the store yet: train one on the Train page.")
+        return
+    labels = {m.name: f"{m.name}  ·  {m.config.describe()}" for m in models}
+    container.selectbox("Left model", list(labels), format_func=labels.get, key="left_model")
+    container.selectbox("Right model", list(labels), format_func=labels.get, key="right_model")

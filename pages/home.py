@@ -1,0 +1,87 @@
+"""Home: what is compared, whether the data is there, and the ideas behind the two models."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import cache, state
+from vae.data import MNIST_SHA256, resolve_data_dir
+
+
+def data_status() -> None:
+    raw = resolve_data_dir(cache.data_dir()) / "MNIST" / "raw"
+    present = [name for name in MNIST_SHA256 if (raw / name).is_file()]
+    if len(present) == len(MNIST_SHA256):
+        st.success(f"MNIST ready: 60,000 training and 10,000 test images in `{raw}` (SHA-256 checked on load).")
+    else:
+        missing = ", ".join(sorted(set(MNIST_SHA256) - set(present)))
+        st.error(f"MNIST files missing in `{raw}`: {missing}. Run `python -m vae.data fetch` (or `make app`).")
+
+
+def model_cards(pair: state.Pair) -> None:
+    columns = st.columns(3)
+    for column, stored, role in zip(columns, (pair.left, pair.right, pair.baseline), ("left", "right", "baseline")):
+        with column:
+            if stored is None:
+                st.info("No PCA baseline of this latent size in the store.")
+                continue
+            st.markdown(f"**{stored.name}** ({role})  \n{stored.config.describe()}")
+            metrics = stored.metrics
+            a, b, c = st.columns(3)
+            a.metric("test loss", f"{metrics.get('test_loss', float('nan')):.1f}")
+            b.metric("MSE / pixel", f"{metrics.get('test_mse_per_pixel', float('nan')):.4f}")
+            c.metric("kNN-5 acc.", f"{metrics.get('knn5_accuracy', float('nan')):.3f}")
+
+
+EXPLANATION = r"""
+### Two ways to squeeze a digit through a bottleneck
+
+An **auto-encoder** has an *encoder* $e$ that maps a 784-pixel image $x$ to a short code $z = e(x) \in \mathbb{R}^D$
+(the **bottleneck**), and a *decoder* $d$ that draws the image back, $x' = d(z)$. It is trained on reconstruction
+alone, for example the binary cross-entropy summed over pixels,
+
+$$\mathcal{L}_{AE} = -\sum_{i=1}^{784} \big[x_i \log x'_i + (1 - x_i)\log(1 - x'_i)\big] \;(+\;\lambda \lVert z \rVert_1),$$
+
+so nothing tells it *where* in the plane to put each digit, or what the gaps between digits should decode to.
+
+A **variational auto-encoder** makes the encoder output a distribution instead of a point: a mean $\mu(x)$ and a
+log-variance $\log \sigma^2(x)$. Training draws a code with the **reparameterisation trick**
+
+$$z = \mu + \sigma \odot \varepsilon, \qquad \varepsilon \sim \mathcal{N}(0, I),$$
+
+which keeps $z$ differentiable in $\mu$ and $\sigma$, and adds a **KL term** that pulls every posterior towards the
+prior $\mathcal{N}(0, I)$ (Kingma & Welling 2013, appendix B):
+
+$$\mathcal{L}_{VAE} = \mathbb{E}_{\varepsilon}\big[-\log p(x \mid z)\big] + \beta\,\mathrm{KL}\big(q(z \mid x)\,\|\,\mathcal{N}(0, I)\big),$$
+
+$$\mathrm{KL} = -\tfrac12 \sum_{j=1}^{D}\big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big).$$
+
+Two effects to look for in the explorer:
+
+- **The noise smooths the decoder.** Every code is decoded with some jitter around it, so nearby points must decode
+  to similar digits, and the path between two digits passes through plausible in-between shapes.
+  The AE's decoder was only ever asked about the exact codes of training images.
+- **The KL packs the classes together.** Spreading classes far apart costs KL, so the VAE's classes sit around
+  the origin within a few units and touch; the AE is free to push them apart, leaving empty gaps.
+  *Class overlap* measures this.
+
+**PCA** is the linear baseline: the best a linear encoder and decoder can do under squared error. A dense AE with
+a linear activation learns the same subspace; the non-linear ones should beat it.
+"""
+
+
+def render() -> None:
+    state.page_frame()
+    st.title("What does an auto-encoder learn?")
+    st.caption("An AE and a VAE trained on MNIST, side by side. Pick the pair in the sidebar.")
+    data_status()
+    pair = state.pair()
+    if pair is None:
+        st.warning("The model store is empty. Train a pair on the **Train** page, or run `make models`.")
+    else:
+        model_cards(pair)
+        st.markdown("Open the **Latent explorer** in the sidebar to click through both planes.")
+    st.markdown(EXPLANATION)
+
+
+render()

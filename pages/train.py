@@ -1,0 +1,150 @@
+"""Train: configure an AE and a VAE side by side, watch them train, save them to the model store."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import streamlit as st
+
+from app import cache, state
+from vae.jobs import JobSnapshot, TrainingJob
+from vae.models import ModelConfig
+from vae.plots import loss_curves
+from vae.store import StoreError, check_name, model_path, save_model
+from vae.train import TrainSettings, evaluate_for_metadata
+
+KINDS = {"ae": "Auto-encoder", "vae": "Variational auto-encoder"}
+
+
+def config_form(kind: str) -> tuple[ModelConfig, TrainSettings] | None:
+    """The widgets for one model; returns None (after showing why) when a value is out of range."""
+    st.subheader(KINDS[kind])
+    arch = st.radio("Architecture", ["dense", "conv"], horizontal=True, key=f"{kind}_arch")
+    latent_dim = st.number_input("Latent dimension", 2, 128, 2, key=f"{kind}_latent")
+    hidden_text = st.text_input("Hidden layers", "512,256", key=f"{kind}_hidden", help="comma-separated sizes")
+    recon_loss = st.selectbox("Reconstruction loss", ["bce", "mse"], key=f"{kind}_recon")
+    beta = sparsity = 0.0
+    tied = False
+    if kind == "vae":
+        beta = st.number_input("β (KL weight)", 0.0, 100.0, 1.0, step=0.1, key=f"{kind}_beta")
+    else:
+        sparsity = st.number_input("L1 sparsity on z", 0.0, 10.0, 0.0, step=0.01, key=f"{kind}_sparsity")
+        tied = st.checkbox("Tied decoder weights (dense only)", key=f"{kind}_tied", disabled=arch != "dense")
+    left, right = st.columns(2)
+    epochs = left.number_input("Epochs", 1, 500, 10, key=f"{kind}_epochs")
+    batch_size = right.number_input("Batch size", 8, 4096, 128, key=f"{kind}_batch")
+    learning_rate = left.number_input("Learning rate", 1e-5, 1.0, 1e-3, format="%.5f", key=f"{kind}_lr")
+    seed = right.number_input("Seed", 0, 2**31 - 1, 0, key=f"{kind}_seed")
+    try:
+        hidden = tuple(int(part) for part in hidden_text.split(",") if part.strip())
+        config = ModelConfig(
+            kind=kind, arch=arch, latent_dim=int(latent_dim), hidden=hidden, recon_loss=recon_loss,
+            beta=float(beta) if kind == "vae" else 1.0, sparsity=float(sparsity), tied=bool(tied and arch == "dense"),
+        )  # fmt: skip
+        settings = TrainSettings(
+            epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate), seed=int(seed)
+        )
+    except ValueError as error:
+        st.error(f"Not a valid setting: {error}")
+        return None
+    st.caption(config.describe())
+    return config, settings
+
+
+def show_job(job: TrainingJob, kind: str) -> None:
+    snapshot: JobSnapshot = job.snapshot()
+    position = cache.training_queue().position(job)
+    if snapshot.status == "queued":
+        st.progress(0.0, text=f"Queued (position {position}): waits for the training ahead of it")
+    else:
+        terms = "  ".join(f"{k} {v:.2f}" for k, v in snapshot.batch_terms.items())
+        st.progress(
+            snapshot.fraction,
+            text=f"{snapshot.status} · epoch {snapshot.epoch}/{snapshot.epochs} · batch {snapshot.batch}/"
+            f"{snapshot.batches_per_epoch} · {snapshot.elapsed:.0f} s · {terms}",
+        )
+    if snapshot.status == "diverged":
+        st.error(f"Training diverged: {snapshot.message}")
+    elif snapshot.status == "failed":
+        st.error(f"Training failed: {snapshot.message}")
+    elif snapshot.finished:
+        st.success(f"{snapshot.status}: {snapshot.message or 'all epochs done'}")
+    st.plotly_chart(loss_curves(snapshot.history), key=f"{kind}_curves")
+    if snapshot.finished and job.result is not None and job.result.history:
+        save_form(job, kind)
+
+
+def save_form(job: TrainingJob, kind: str) -> None:
+    with st.form(f"{kind}_save_{job.job_id}"):
+        name = st.text_input("Save as", value=f"my-{kind}-{job.config.latent_dim}d", key=f"{kind}_name_{job.job_id}")
+        overwrite = st.checkbox("Replace a model of the same name", key=f"{kind}_overwrite_{job.job_id}")
+        if not st.form_submit_button("Save to the model store"):
+            return
+    try:
+        path = model_path(cache.models_dir(), check_name(name))
+    except StoreError as error:
+        st.error(str(error))
+        return
+    if path.exists() and not overwrite:
+        st.error(f"A model named {name!r} exists; tick 'Replace' to overwrite it.")
+        return
+    train_images, train_labels, test_images, test_labels = cache.training_data(str(cache.data_dir()))
+    with st.spinner("Measuring test loss and kNN accuracy…"):
+        metrics = evaluate_for_metadata(job.result.model, train_images, train_labels, test_images, test_labels)
+    metrics["train_seconds"] = sum(h["seconds"] for h in job.snapshot().history)
+    try:
+        save_model(
+            job.result.model, path,
+            history=job.snapshot().history, metrics=metrics,
+            dataset={"name": "mnist", "train_images": len(train_images)},
+            extra={"settings": dataclasses.asdict(job.settings), "status": job.result.status, "source": "dashboard"},
+        )  # fmt: skip
+    except (OSError, StoreError) as error:
+        st.error(f"Could not save: {error}")
+        return
+    cache.model_list.clear()
+    st.success(f"Saved as {name!r}: pick it in the sidebar.")
+
+
+@st.fragment(run_every=1.0)
+def live_progress() -> None:
+    """Re-rendered every second, alone: the rest of the page (and other sessions) stay as they are."""
+    columns = st.columns(2)
+    for column, kind in zip(columns, KINDS):
+        job: TrainingJob | None = st.session_state.get(f"{kind}_job")
+        with column:
+            if job is None:
+                st.caption("Not started.")
+            else:
+                show_job(job, kind)
+
+
+def render() -> None:
+    state.page_frame()
+    st.title("Train an AE and a VAE")
+    st.caption(
+        "Both models train on the 60,000 training images and are scored on the 10,000 test images after every "
+        "epoch. Jobs from every open session take turns on the CPU, so exploring stays responsive."
+    )
+    columns = st.columns(2)
+    forms = {}
+    for column, kind in zip(columns, KINDS):
+        with column:
+            forms[kind] = config_form(kind)
+    start, stop = st.columns(2)
+    if start.button("Train both", type="primary", disabled=any(f is None for f in forms.values())):
+        train_images, _, test_images, _ = cache.training_data(str(cache.data_dir()))
+        for kind, (config, settings) in forms.items():
+            try:
+                st.session_state[f"{kind}_job"] = cache.training_queue().submit(config, settings, train_images, test_images)
+            except ValueError as error:
+                st.error(str(error))
+    if stop.button("Stop"):
+        for kind in KINDS:
+            job = st.session_state.get(f"{kind}_job")
+            if job is not None:
+                job.stop()
+    live_progress()
+
+
+render()

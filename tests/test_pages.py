@@ -1,0 +1,187 @@
+"""AppTest for the Home, Latent explorer and Train pages, on the shipped models, through the entry file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import REPO, run_pages_like_a_server
+
+SHIPPED = REPO / "models"
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    """The dashboard over a private copy of the shipped models (the Train test saves into it)."""
+    if not (REPO / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
+        pytest.skip("MNIST not fetched: run `python -m vae.data fetch`")
+    models = tmp_path / "models"
+    shutil.copytree(SHIPPED, models)
+    monkeypatch.setenv("VAE_MODELS_DIR", str(models))
+    monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
+    run_pages_like_a_server(monkeypatch)
+    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=180)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def image_captions(at: AppTest) -> list[str]:
+    return [img.caption for image in at.image for img in image.proto.imgs]
+
+
+def page_text(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [t.value for t in at.title]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_home_shows_the_default_pair_and_the_data(app: AppTest) -> None:
+    assert app.title[0].value == "What does an auto-encoder learn?"
+    assert app.sidebar.selectbox(key="left_model").value == "ae-2d"
+    assert app.sidebar.selectbox(key="right_model").value == "vae-2d"
+    assert any("MNIST ready" in s.value for s in app.success)
+    labels = [m.label for m in app.metric]
+    assert labels.count("kNN-5 acc.") == 3  # left, right and the PCA baseline
+    assert "ae-2d" in page_text(app) and "pca-2d" in page_text(app)
+
+
+def test_choosing_another_pair_changes_home(app: AppTest) -> None:
+    before = [m.value for m in app.metric]
+    app.sidebar.selectbox(key="left_model").set_value("ae-16d")
+    app.sidebar.selectbox(key="right_model").set_value("vae-16d")
+    app.run()
+    assert not app.exception
+    assert "vae-16d" in page_text(app) and "pca-16d" in page_text(app)
+    assert [m.value for m in app.metric] != before
+
+
+def explorer(app: AppTest) -> AppTest:
+    app.switch_page("pages/explorer.py")
+    app.run()
+    assert not app.exception
+    return app
+
+
+def chart_titles(at: AppTest) -> list[str]:
+    import json
+
+    return [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
+
+
+def test_explorer_draws_both_planes_of_the_same_images(app: AppTest) -> None:
+    import json
+
+    at = explorer(app)
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2
+    assert chart_titles(at) == ["ae-2d (AE)", "vae-2d (VAE)"]
+    for chart in charts:
+        spec = json.loads(chart.proto.spec)
+        names = [trace.get("name") for trace in spec["data"]]
+        assert names[0] == "grid" and names[1:11] == [str(d) for d in range(10)]
+    # The interpolation strips for both models are drawn from the start.
+    assert sum("largest step / mean step" in c for c in image_captions(at)) == 2
+
+
+def test_a_simulated_click_decodes_and_links_the_selection(app: AppTest) -> None:
+    at = explorer(app)
+    images_before = len(image_captions(at))
+    at.session_state["ex_decoded"] = {"left": (0.5, -0.5), "right": (1.0, 1.0)}
+    at.session_state["ex_selected"] = 7
+    at.run()
+    assert not at.exception
+    captions = image_captions(at)
+    assert "ae-2d decodes (0.50, -0.50)" in captions
+    assert "vae-2d decodes (1.00, 1.00)" in captions
+    assert "image #7" in captions
+    assert "ae-2d reconstruction" in captions and "vae-2d reconstruction" in captions
+    assert len(captions) >= images_before + 5
+    import json
+
+    for chart in at.get("plotly_chart"):  # the selected image is ringed in both planes
+        assert any(trace.get("name") == "#7" or "#7" in str(trace.get("text")) for trace in json.loads(chart.proto.spec)["data"])
+
+
+def test_projection_choice_changes_the_16d_planes(app: AppTest) -> None:
+    app.sidebar.selectbox(key="left_model").set_value("ae-16d")
+    app.sidebar.selectbox(key="right_model").set_value("vae-16d")
+    at = explorer(app)
+    assert chart_titles(at) == ["ae-16d (AE) · PCA view of 16-D", "vae-16d (VAE) · PCA view of 16-D"]
+    at.selectbox(key="ex_view").set_value("identity")
+    at.run()
+    assert not at.exception
+    assert chart_titles(at) == [
+        "ae-16d (AE) · first two dims view of 16-D",
+        "vae-16d (VAE) · first two dims view of 16-D",
+    ]
+    at.session_state["ex_decoded"] = {"left": (0.0, 0.0)}
+    at.run()
+    assert any("Approximate" in c.value for c in at.caption)
+
+
+def test_interpolation_endpoints_change_the_strips(app: AppTest) -> None:
+    at = explorer(app)
+    before = [c for c in image_captions(at) if "largest step" in c]
+    at.selectbox(key="ex_to").set_value("centroid of 7")
+    at.run()
+    after = [c for c in image_captions(at) if "largest step" in c]
+    assert len(before) == len(after) == 2 and before != after
+
+
+def train_page(app: AppTest) -> AppTest:
+    app.switch_page("pages/train.py")
+    app.run()
+    assert not app.exception
+    return app
+
+
+def test_train_page_refuses_bad_settings(app: AppTest) -> None:
+    at = train_page(app)
+    at.text_input(key="ae_hidden").set_value("400,abc")
+    at.run()
+    assert any("Not a valid setting" in e.value for e in at.error)
+    assert at.button[0].disabled  # "Train both" stays disabled while a value is invalid
+
+
+def test_train_page_trains_and_saves_a_pair(app: AppTest, tmp_path: Path) -> None:
+    at = train_page(app)
+    for kind in ("ae", "vae"):
+        at.text_input(key=f"{kind}_hidden").set_value("32")
+        at.number_input(key=f"{kind}_epochs").set_value(1)
+        at.number_input(key=f"{kind}_batch").set_value(1024)
+    at.run()
+    at.button[0].click()  # Train both
+    at.run()
+    assert not at.exception
+    jobs = [at.session_state["ae_job"], at.session_state["vae_job"]]
+    assert all(job.wait(180) for job in jobs)
+    assert [job.snapshot().status for job in jobs] == ["completed", "completed"]
+    at.run()
+    assert not at.exception
+    assert sum("completed" in s.value for s in at.success) == 2
+    at.text_input(key=f"vae_name_{jobs[1].job_id}").set_value("trained-in-test")  # applied on submit
+    save_buttons = [b for b in at.button if b.label == "Save to the model store"]
+    assert len(save_buttons) == 2
+    save_buttons[1].click()
+    at.run()
+    assert not at.exception
+    assert any("Saved as 'trained-in-test'" in s.value for s in at.success)
+    from vae.store import load_model
+
+    model, stored = load_model(tmp_path / "models" / "trained-in-test")
+    assert stored.config.kind == "vae" and stored.config.hidden == (32,)
+    assert {"test_loss", "knn5_accuracy"} <= set(stored.metrics) and len(stored.history) == 1
+
+
+def test_a_page_opened_before_the_navigation_exists_still_has_its_frame(tmp_path, monkeypatch) -> None:
+    """A fresh server serves a deep link from pages/ directly: the page must bring its sidebar itself."""
+    monkeypatch.setenv("VAE_MODELS_DIR", str(SHIPPED))
+    monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(REPO / "pages" / "explorer.py"), default_timeout=180)
+    at.run()
+    assert not at.exception
+    assert [s.key for s in at.sidebar.selectbox] == ["left_model", "right_model"]
+    assert len(at.get("plotly_chart")) == 2

@@ -1,0 +1,545 @@
+"""Tests for vae.projections: shapes, exactness of each inverse against an independent reference, UMAP's
+cluster separation and determinism, the neighbour inverse, the disk cache (round trips, keys, bad files,
+no pickle) and parameter checking.
+
+Data are 300 seeded points in 3 blobs. umap-learn compiles its numba kernels anew in every process (about
+10 s on two idle cores), so UMAP is fitted once per module and reused; the other UMAP fits are warm.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_blobs
+from sklearn.decomposition import PCA
+from sklearn.exceptions import NotFittedError
+from sklearn.manifold import trustworthiness
+from sklearn.neighbors import KNeighborsClassifier
+
+from vae import projections
+from vae.projections import (
+    IdentityView,
+    NeighbourInverse,
+    PCAView,
+    UMAPView,
+    ViewCache,
+    available_views,
+    make_view,
+    view_cache_key,
+)
+
+SEED = 189212
+N, D = 300, 5
+WEIGHTS = "0123456789abcdef" * 4  # stands in for a model's weights SHA-256
+
+
+@pytest.fixture(scope="module")
+def blobs() -> tuple[np.ndarray, np.ndarray]:
+    """Z float32 ``[300, 5]`` in 3 well separated clusters, and the cluster labels ``[300]``."""
+    Z, labels = make_blobs(n_samples=N, n_features=D, centers=3, cluster_std=1.0, random_state=SEED)
+    return Z.astype(np.float32), labels
+
+
+@pytest.fixture(scope="module")
+def fitted_umap(blobs: tuple[np.ndarray, np.ndarray]) -> tuple[UMAPView, list[str]]:
+    """The module's one cold UMAP fit, with the progress messages it sent. Treat as read-only."""
+    messages: list[str] = []
+    view = UMAPView(n_neighbors=15, min_dist=0.1, random_state=0).fit(blobs[0], progress=messages.append)
+    return view, messages
+
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes, dtypes, labels
+
+
+@pytest.mark.parametrize("method", ["identity", "pca", "umap"])
+def test_shapes_and_dtypes(method: str, blobs, request: pytest.FixtureRequest) -> None:
+    Z = blobs[0]
+    # Only the UMAP case pays for the module's UMAP fit, so `-k "not umap"` runs in seconds.
+    view = request.getfixturevalue("fitted_umap")[0] if method == "umap" else make_view(method).fit(Z)
+    assert view.name == method
+    assert view.label == {"identity": "first two dims", "pca": "PCA", "umap": "UMAP"}[method]
+    assert view.embedding_.shape == (N, 2) and view.embedding_.dtype == np.float32
+    assert (view.n_points_, view.latent_dim_) == (N, D)
+    assert view.exact_inverse_ is False
+    assert view.from_cache_ is False
+    assert np.isfinite(view.embedding_).all()
+
+    P = view.embedding_[:4] + 0.25
+    codes = view.inverse_transform(P)
+    assert codes.shape == (4, D) and codes.dtype == np.float32
+    assert view.inverse_transform(torch.from_numpy(P)).tolist() == codes.tolist()
+    assert view.inverse_transform(np.empty((0, 2))).shape == (0, D)
+    if method != "umap":  # umap-learn's own transform has its own test below (it compiles for ~10 s)
+        points = view.transform(Z[:7])
+        assert points.shape == (7, 2) and points.dtype == np.float32
+        assert view.transform(torch.from_numpy(Z[:7]).double()).tolist() == points.tolist()
+
+
+@pytest.mark.parametrize("method", ["identity", "pca"])
+def test_torch_input_gives_the_same_view(method: str, blobs) -> None:
+    Z = blobs[0]
+    from_numpy = make_view(method).fit_transform(Z)
+    from_torch = make_view(method).fit_transform(torch.from_numpy(Z))
+    assert np.array_equal(from_numpy, from_torch)
+
+
+@pytest.mark.parametrize("method", ["identity", "pca"])
+def test_two_dimensional_latent(method: str) -> None:
+    Z = np.random.default_rng(SEED).normal(size=(50, 2)).astype(np.float32)
+    view = make_view(method).fit(Z)
+    assert view.embedding_.shape == (50, 2) and view.embedding_.dtype == np.float32
+    assert view.inverse_transform(view.embedding_).shape == (50, 2)
+    # PCA of a 2-D latent is a rotation: exact up to rounding only, so it must not claim exactness.
+    assert view.exact_inverse_ is (method == "identity")
+
+
+def test_fit_transform_returns_a_read_only_embedding_and_leaves_the_input_writable(blobs) -> None:
+    Z = blobs[0].copy()
+    view = IdentityView()
+    embedding = view.fit_transform(Z)
+    assert embedding is view.embedding_
+    with pytest.raises(ValueError):
+        embedding[0, 0] = 1.0
+    Z[0, 0] += 1.0  # the caller's array is still theirs, and the view does not alias it
+    assert view.embedding_[0, 0] != Z[0, 0]
+    assert view.transform(Z).flags.writeable
+
+
+def test_axis_labels(blobs) -> None:
+    assert IdentityView().fit(blobs[0]).axis_labels() == ("z1", "z2")
+    first, second = PCAView().fit(blobs[0]).axis_labels()
+    assert first.startswith("PC1 (") and second.startswith("PC2 (")
+
+
+def test_progress_messages(blobs, fitted_umap) -> None:
+    assert fitted_umap[1] == [f"fitting UMAP on {N} points", "done"]
+    messages: list[str] = []
+    PCAView().fit(blobs[0], progress=messages.append)
+    assert messages == [f"fitting PCA on {N} points", "done"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Identity and PCA: exact answers
+
+
+def test_identity_round_trip_is_bit_exact_for_a_2d_latent() -> None:
+    Z = np.random.default_rng(SEED).normal(size=(100, 2)).astype(np.float32)
+    view = IdentityView().fit(Z)
+    assert np.array_equal(view.embedding_, Z)
+    assert np.array_equal(view.inverse_transform(view.transform(Z)), Z)
+
+
+def test_identity_inverse_fills_the_other_dims_with_the_mean(blobs) -> None:
+    Z = blobs[0]
+    view = IdentityView().fit(Z)
+    assert np.array_equal(view.transform(Z), Z[:, :2])
+    codes = view.inverse_transform(np.array([[1.5, -2.0]]))
+    assert codes[0, :2].tolist() == [1.5, -2.0]
+    np.testing.assert_allclose(codes[0, 2:], Z[:, 2:].astype(np.float64).mean(axis=0), rtol=1e-6)
+
+
+def test_pca_matches_sklearn(blobs) -> None:
+    Z = blobs[0]
+    view = PCAView().fit(Z)
+    # The projection onto the principal plane does not depend on the components' signs or the solver.
+    reference = PCA(n_components=2).fit(Z.astype(np.float64))
+    expected = reference.inverse_transform(reference.transform(Z.astype(np.float64)))
+    np.testing.assert_allclose(view.inverse_transform(view.transform(Z)), expected, atol=1e-4)
+    # The coordinates themselves, against the same (full SVD) solver, signs included.
+    full = PCA(n_components=2, svd_solver="full").fit(Z.astype(np.float64))
+    np.testing.assert_allclose(view.embedding_, full.transform(Z.astype(np.float64)), atol=1e-4)
+    np.testing.assert_allclose(view.explained_variance_ratio_, full.explained_variance_ratio_, rtol=1e-6)
+
+
+def test_pca_round_trip_is_exact_for_data_on_a_plane() -> None:
+    rng = np.random.default_rng(SEED)
+    plane = rng.normal(size=(2, 6))
+    Z = (rng.normal(size=(200, 2)) @ plane + rng.normal(size=6)).astype(np.float32)
+    view = PCAView().fit(Z)
+    # float32 storage of Z and of the result is the only error left.
+    np.testing.assert_allclose(view.inverse_transform(view.transform(Z)), Z, rtol=0, atol=1e-5 * np.abs(Z).max())
+    # And it is a real test: off-plane data do not survive the round trip.
+    noisy = Z + rng.normal(scale=0.5, size=Z.shape).astype(np.float32)
+    assert np.abs(view.inverse_transform(view.transform(noisy)) - noisy).max() > 0.1
+
+
+# ---------------------------------------------------------------------------------------------
+# UMAP
+
+
+def test_umap_keeps_clusters_apart(blobs, fitted_umap) -> None:
+    Z, labels = blobs
+    embedding = fitted_umap[0].embedding_
+    assert trustworthiness(Z, embedding, n_neighbors=5) >= 0.9
+    classifier = KNeighborsClassifier(n_neighbors=5).fit(embedding[::2], labels[::2])
+    assert classifier.score(embedding[1::2], labels[1::2]) >= 0.95
+
+
+def test_umap_is_deterministic_for_a_seed(blobs, fitted_umap) -> None:
+    Z = blobs[0]
+    again = UMAPView(n_neighbors=15, min_dist=0.1, random_state=0).fit(Z)
+    assert np.array_equal(again.embedding_, fitted_umap[0].embedding_)
+    other_seed = UMAPView(n_neighbors=15, min_dist=0.1, random_state=1).fit(Z)
+    assert not np.array_equal(other_seed.embedding_, fitted_umap[0].embedding_)
+
+
+def test_umap_default_inverse_is_the_neighbour_inverse(blobs, fitted_umap) -> None:
+    Z = blobs[0]
+    view = fitted_umap[0]
+    assert view.fast_inverse is True and view.inverse_method_ == "neighbours"
+    assert np.array_equal(view.inverse_transform(view.embedding_[[0, 17, 299]]), Z[[0, 17, 299]])
+    P = np.random.default_rng(SEED).uniform(-5, 5, size=(20, 2))
+    assert np.array_equal(view.inverse_transform(P), NeighbourInverse(view.embedding_, Z)(P))
+
+
+def test_umap_learn_inverse(blobs, fitted_umap) -> None:
+    """fast_inverse=False hands clicks to umap-learn (seconds per call): right shape and type, right cluster."""
+    Z, labels = blobs
+    view = copy.copy(fitted_umap[0])
+    view.fast_inverse = False
+    assert view.inverse_method_ == "umap-learn"
+    codes = view.inverse_transform(view.embedding_[:1])
+    assert codes.shape == (1, D) and codes.dtype == np.float32 and np.isfinite(codes).all()
+    centres = np.stack([Z[labels == c].mean(axis=0) for c in range(3)])
+    assert np.linalg.norm(centres - codes[0], axis=1).argmin() == labels[0]
+
+
+def test_umap_transform_delegates_to_umap_learn(blobs, fitted_umap) -> None:
+    """A fitted view's transform is umap-learn's. A stand-in for the UMAP object checks the hand-over
+    without the ~5 s umap-learn spends compiling its transform in each new process."""
+
+    class FakeUMAP:
+        def transform(self, codes: np.ndarray) -> np.ndarray:
+            assert codes.dtype == np.float32 and codes.shape == (4, D)
+            return np.full((len(codes), 2), 7.0, dtype=np.float64)
+
+    view = copy.copy(fitted_umap[0])
+    view.umap_ = FakeUMAP()
+    points = view.transform(torch.from_numpy(blobs[0][:4]).double())
+    assert points.dtype == np.float32 and points.tolist() == [[7.0, 7.0]] * 4
+
+
+# ---------------------------------------------------------------------------------------------
+# NeighbourInverse
+
+
+def test_neighbour_inverse_is_exact_at_data_points() -> None:
+    rng = np.random.default_rng(SEED)
+    embedding, codes = rng.normal(size=(100, 2)).astype(np.float32), rng.normal(size=(100, 7)).astype(np.float32)
+    inverse = NeighbourInverse(embedding, codes)
+    assert np.array_equal(inverse(embedding), codes)
+    assert inverse(embedding).dtype == np.float32
+
+
+def test_neighbour_inverse_between_points_is_a_convex_combination() -> None:
+    rng = np.random.default_rng(SEED)
+    embedding, codes = rng.normal(size=(100, 2)), rng.normal(size=(100, 7))
+    inverse = NeighbourInverse(embedding, codes)
+    queries = np.concatenate([(embedding[:10] + embedding[10:20]) / 2, [[40.0, -40.0]]])  # midpoints, far away
+    result = inverse(queries)
+    for query, got in zip(queries, result):
+        distances = np.linalg.norm(embedding - query, axis=1)
+        nearest = np.argsort(distances)[:8]  # brute force, independent of the class's index
+        weights = 1 / distances[nearest]
+        np.testing.assert_allclose(got, weights @ codes[nearest] / weights.sum(), rtol=1e-5, atol=1e-6)
+        assert (got >= codes[nearest].min(axis=0).astype(np.float32)).all()
+        assert (got <= codes[nearest].max(axis=0).astype(np.float32)).all()
+        assert not any(np.array_equal(got, code.astype(np.float32)) for code in codes[nearest])
+
+
+def test_neighbour_inverse_with_fewer_points_than_k() -> None:
+    embedding, codes = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), np.eye(3)
+    result = NeighbourInverse(embedding, codes, k=8)(np.array([[0.0, 0.0], [1.0, 1.0]]))
+    assert result[0].tolist() == [1.0, 0.0, 0.0]
+    np.testing.assert_allclose(result[1].sum(), 1.0, rtol=1e-6)
+
+
+def test_neighbour_inverse_checks_its_input() -> None:
+    with pytest.raises(ValueError, match="embedding must be"):
+        NeighbourInverse(np.zeros((5, 3)), np.zeros((5, 4)))
+    with pytest.raises(ValueError, match="same, non-zero number of rows"):
+        NeighbourInverse(np.zeros((5, 2)), np.zeros((4, 4)))
+    with pytest.raises(ValueError, match="P must be"):
+        NeighbourInverse(np.zeros((5, 2)), np.zeros((5, 4)))(np.zeros((1, 3)))
+
+
+# ---------------------------------------------------------------------------------------------
+# ViewCache
+
+
+def test_cache_round_trip_pca(tmp_path: Path, blobs) -> None:
+    Z = blobs[0]
+    view = PCAView().fit(Z)
+    cache, key = ViewCache(tmp_path), view_cache_key(WEIGHTS, "pca", N)
+    assert cache.load(key, Z) is None
+    cache.save(key, view)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{key}.npz"]  # no temporary file left behind
+
+    restored = cache.load(key, Z)
+    assert isinstance(restored, PCAView) and restored.from_cache_
+    assert np.array_equal(restored.embedding_, view.embedding_)
+    assert np.array_equal(restored.components_, view.components_) and np.array_equal(restored.mean_, view.mean_)
+    P = np.random.default_rng(SEED).normal(size=(10, 2))
+    assert np.array_equal(restored.inverse_transform(P), view.inverse_transform(P))
+    assert np.array_equal(restored.transform(Z), view.transform(Z))
+    assert restored.axis_labels() == view.axis_labels()
+
+
+def test_cache_round_trip_umap(tmp_path: Path, blobs, fitted_umap) -> None:
+    Z = blobs[0]
+    view = fitted_umap[0]
+    cache, key = ViewCache(tmp_path), view_cache_key(WEIGHTS, "umap", N)
+    cache.save(key, view)
+
+    restored = cache.load(key, torch.from_numpy(Z))
+    assert isinstance(restored, UMAPView) and restored.from_cache_
+    assert restored.get_params() == view.get_params()
+    assert restored.umap_ is None and restored.inverse_method_ == "neighbours"
+    assert np.array_equal(restored.embedding_, view.embedding_)
+    P = np.random.default_rng(SEED).uniform(-5, 5, size=(10, 2))
+    assert np.array_equal(restored.inverse_transform(P), view.inverse_transform(P))
+    assert np.array_equal(restored.inverse_transform(restored.embedding_[:3]), Z[:3])
+    # No UMAP object, so transform falls back on neighbours: a fitted code lands on its own point.
+    assert np.array_equal(restored.transform(Z[:3]), view.embedding_[:3])
+    assert restored.transform(Z[:3] + 0.1).shape == (3, 2)
+
+
+def test_cache_skips_identity(tmp_path: Path, blobs) -> None:
+    cache, key = ViewCache(tmp_path / "cache"), view_cache_key(WEIGHTS, "identity", N)
+    cache.save(key, IdentityView().fit(blobs[0]))
+    assert cache.load(key, blobs[0]) is None
+
+
+def test_cache_key_changes_with_every_input() -> None:
+    base = {"weights_sha256": WEIGHTS, "method": "umap", "n_points": N}
+    key = view_cache_key(**base)
+    assert len(key) == 64 and int(key, 16) >= 0
+    variants = [
+        {**base, "weights_sha256": "f" + WEIGHTS[1:]},
+        {**base, "method": "pca"},
+        {**base, "n_points": N + 1},
+        {**base, "n_neighbors": 16},
+        {**base, "min_dist": 0.2},
+        {**base, "random_state": 1},
+        {**base, "fast_inverse": False},
+    ]
+    keys = {key, *(view_cache_key(**v) for v in variants)}
+    assert len(keys) == len(variants) + 1
+    # Defaults spelt out, or numbers of another type, name the same view.
+    assert view_cache_key(**base, n_neighbors=np.int64(15), min_dist=0.1, random_state=0) == key
+    assert view_cache_key(**base, min_dist=0) == view_cache_key(**base, min_dist=0.0)
+
+
+def test_cache_key_checks_its_input() -> None:
+    with pytest.raises(ValueError, match="method must be one of"):
+        view_cache_key(WEIGHTS, "tsne", N)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        view_cache_key(WEIGHTS, "umap", N, n_neighbors=1)
+    with pytest.raises(ValueError, match="n_points"):
+        view_cache_key(WEIGHTS, "pca", 0)
+    with pytest.raises(ValueError, match="weights_sha256"):
+        view_cache_key("", "pca", N)
+
+
+@pytest.mark.parametrize("key", ["../escape", "ABC", "", "0" * 200, "a/b"])
+def test_cache_refuses_keys_that_are_not_hex(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ValueError, match="key must be"):
+        ViewCache(tmp_path).path(key)
+
+
+def _valid_file(tmp_path: Path, Z: np.ndarray) -> tuple[ViewCache, str, Path]:
+    cache, key = ViewCache(tmp_path), view_cache_key(WEIGHTS, "pca", len(Z))
+    cache.save(key, PCAView().fit(Z))
+    return cache, key, cache.path(key)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "random", "directory"])
+def test_a_corrupt_file_is_a_miss_and_is_removed(tmp_path: Path, blobs, damage: str) -> None:
+    Z = blobs[0]
+    cache, key, path = _valid_file(tmp_path, Z)
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "random":
+        path.write_bytes(np.random.default_rng(SEED).bytes(len(data)))
+    else:  # a directory squatting on the name cannot be removed by unlink: still just a miss
+        path.unlink()
+        path.mkdir()
+    assert cache.load(key, Z) is None
+    assert not path.is_file()
+
+
+def _rewrite(path: Path, **changes: np.ndarray) -> None:
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays.update(changes)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"key": np.array("0" * 64)},  # another key's file under this name
+        {"embedding": np.zeros((N, 3), dtype=np.float32)},
+        {"embedding": np.full((N, 2), np.nan, dtype=np.float32)},
+        {"state_components": np.zeros((3, D))},
+        {"method": np.array("identity")},
+        {"params": np.array('{"n_neighbors": 3}')},
+        {"format": np.array(99)},
+    ],
+    ids=["key", "embedding-shape", "embedding-nan", "components-shape", "method", "params", "format"],
+)
+def test_an_inconsistent_file_is_a_miss_and_is_removed(tmp_path: Path, blobs, changes: dict) -> None:
+    Z = blobs[0]
+    cache, key, path = _valid_file(tmp_path, Z)
+    _rewrite(path, **changes)
+    assert cache.load(key, Z) is None
+    assert not path.exists()
+
+
+def test_a_file_for_other_codes_is_a_miss_and_is_kept(tmp_path: Path, blobs) -> None:
+    Z = blobs[0]
+    cache, key, path = _valid_file(tmp_path, Z)
+    assert cache.load(key, Z[:-1]) is None  # other N
+    assert cache.load(key, np.concatenate([Z, Z[:, :1]], axis=1)) is None  # other D
+    assert cache.load(key, Z[::-1]) is None  # same N and D, other order: rows would pair with wrong codes
+    assert cache.load(key, Z + 1.0) is None  # same shape, other values
+    assert path.is_file()
+    assert cache.load(key, Z + 1e-7) is not None  # last-bit differences are forgiven
+
+
+def test_an_interrupted_save_keeps_the_old_file(tmp_path: Path, blobs, monkeypatch: pytest.MonkeyPatch) -> None:
+    Z = blobs[0]
+    cache, key, path = _valid_file(tmp_path, Z)
+    before = path.read_bytes()
+
+    def failing_savez(file, **arrays) -> None:
+        file.write(b"PK\x03\x04 half a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(projections.np, "savez", failing_savez)
+    with pytest.raises(OSError, match="disk full"):
+        cache.save(key, PCAView().fit(Z + 1))
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    assert cache.load(key, Z) is not None
+
+
+class _TouchOnUnpickle:
+    """Unpickling this creates ``path``: the marker that would prove a cache file was unpickled."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def test_the_pickle_payload_is_live(tmp_path: Path) -> None:
+    """Control for the test below: the payload really does create its marker when unpickled."""
+    marker = tmp_path / "control"
+    pickle.loads(pickle.dumps(_TouchOnUnpickle(marker)))
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("where", ["whole-file", "inside-npz"])
+def test_a_pickle_is_never_unpickled(tmp_path: Path, blobs, where: str) -> None:
+    Z = blobs[0]
+    cache, key, path = _valid_file(tmp_path / "cache", Z)
+    marker = tmp_path / "PWNED"
+    if where == "whole-file":
+        path.write_bytes(pickle.dumps({"embedding": _TouchOnUnpickle(marker)}))
+    else:  # a valid zip whose embedding member is a pickled object array
+        payload = np.empty(1, dtype=object)
+        payload[0] = _TouchOnUnpickle(marker)
+        _rewrite(path, embedding=payload)
+    assert cache.load(key, Z) is None
+    assert not marker.exists()
+    assert not path.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters and inputs
+
+
+def test_make_view_and_available_views() -> None:
+    assert isinstance(make_view("identity"), IdentityView)
+    assert isinstance(make_view("pca"), PCAView)
+    view = make_view("umap", n_neighbors=5, random_state=3)
+    assert isinstance(view, UMAPView) and (view.n_neighbors, view.random_state) == (5, 3)
+    with pytest.raises(ValueError, match=r"method must be one of \['identity', 'pca', 'umap'\], got 'tsne'"):
+        make_view("tsne")
+    with pytest.raises(ValueError, match="unknown parameter.*n_neighbors"):
+        make_view("pca", n_neighbors=5)
+    assert available_views(2) == ["identity"]
+    assert available_views(16) == ["pca", "umap", "identity"]
+    with pytest.raises(ValueError, match="latent_dim"):
+        available_views(1)
+
+
+@pytest.mark.parametrize("method", ["identity", "pca", "umap"])
+@pytest.mark.parametrize(
+    ("Z", "match"),
+    [
+        (np.zeros((10, 1)), "at least 2 latent dimensions.*D = 1"),
+        (np.arange(4.0).reshape(2, 2), "at least 3 points.*N = 2"),
+        (np.zeros(10), r"2-D array \[N, D\]"),
+        (np.array([[0.0, 1.0], [np.nan, 0.0], [1.0, 1.0]]), "finite"),
+    ],
+    ids=["D=1", "N=2", "1-d", "nan"],
+)
+def test_fit_refuses_bad_codes(method: str, Z: np.ndarray, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        make_view(method).fit(Z)
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"n_neighbors": 20}, "n_neighbors must be smaller than the number of points N = 20"),
+        ({"n_neighbors": 1}, "n_neighbors must be an integer >= 2"),
+        ({"n_neighbors": 5.0}, "n_neighbors must be an integer"),
+        ({"min_dist": -0.1}, "min_dist"),
+        ({"min_dist": 2.0}, "min_dist"),
+        ({"random_state": None}, "random_state"),
+        ({"random_state": -1}, "random_state"),
+        ({"fast_inverse": "yes"}, "fast_inverse"),
+    ],
+)
+def test_umap_refuses_bad_parameters(params: dict, match: str) -> None:
+    Z = np.random.default_rng(SEED).normal(size=(20, 3))
+    with pytest.raises(ValueError, match=match):
+        UMAPView(**params).fit(Z)
+
+
+@pytest.mark.parametrize("method", ["identity", "pca"])
+def test_maps_refuse_wrong_shapes(method: str, blobs) -> None:
+    view = make_view(method).fit(blobs[0])
+    for bad in (np.zeros(2), np.zeros((3, 3)), np.zeros((1, 1)), np.zeros((1, 2, 1))):
+        with pytest.raises(ValueError, match="P must be"):
+            view.inverse_transform(bad)
+    with pytest.raises(ValueError, match="P must be finite"):
+        view.inverse_transform(np.array([[np.inf, 0.0]]))
+    with pytest.raises(ValueError, match=rf"Z must be \[M, {D}\]"):
+        view.transform(np.zeros((4, D + 1)))
+
+
+def test_an_unfitted_view_says_so() -> None:
+    for view in (IdentityView(), PCAView(), UMAPView()):
+        with pytest.raises(NotFittedError, match="not fitted"):
+            view.inverse_transform(np.zeros((1, 2)))
+        with pytest.raises(NotFittedError):
+            ViewCache(os.devnull).save("0" * 64, view)
