@@ -74,15 +74,18 @@ def draw_frame() -> None:
 
 
 def page_frame() -> None:
-    """Called first by every page: draws the frame unless the entry file has drawn it in this run.
+    """Called first by every page; the entry file has normally drawn the frame already in this run.
 
-    In a fresh server process Streamlit serves the first request for a deep link (``/explorer``) from
-    ``pages/`` directly, before the entry file has declared its navigation; the page then draws the frame
-    itself and looks the same.
+    If not, the page was run alone: with a folder named ``pages/`` beside the entry file, a fresh server
+    process serves the first request for a deep link (``/explorer``) straight from that folder, as the
+    old pages-directory apps were, until some run declares ``st.navigation``. Declaring it here and
+    rerunning hands the request to ``dashboard.py``, so the page gets its frame and the app its menu.
     """
     if not st.session_state.pop(FRAME_DRAWN, False):
-        draw_frame()
-        st.session_state.pop(FRAME_DRAWN, None)
+        from app import navigation
+
+        st.navigation(navigation.pages())
+        st.rerun()
 
 
 def pair_picker(container=st.sidebar) -> None:

@@ -176,12 +176,13 @@ def test_train_page_trains_and_saves_a_pair(app: AppTest, tmp_path: Path) -> Non
     assert {"test_loss", "knn5_accuracy"} <= set(stored.metrics) and len(stored.history) == 1
 
 
-def test_a_page_opened_before_the_navigation_exists_still_has_its_frame(tmp_path, monkeypatch) -> None:
-    """A fresh server serves a deep link from pages/ directly: the page must bring its sidebar itself."""
+def test_a_deep_link_served_before_the_navigation_exists_gets_the_full_app(tmp_path, monkeypatch) -> None:
+    """A fresh server serves /explorer from pages/ directly; the page must hand over to dashboard.py."""
     monkeypatch.setenv("VAE_MODELS_DIR", str(SHIPPED))
     monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
-    at = AppTest.from_file(str(REPO / "pages" / "explorer.py"), default_timeout=180)
+    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=180)  # no run_pages_like_a_server
+    at.switch_page("pages/explorer.py")
     at.run()
     assert not at.exception
     assert [s.key for s in at.sidebar.selectbox] == ["left_model", "right_model"]
-    assert len(at.get("plotly_chart")) == 2
+    assert chart_titles(at) == ["ae-2d (AE)", "vae-2d (VAE)"]

@@ -1,0 +1,16 @@
+"""The dashboard's pages, declared once for the entry file and for a page that finds itself run alone."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+
+def pages() -> list[st.Page]:
+    """Paths are relative to the entry file, dashboard.py."""
+    return [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/explorer.py", title="Latent explorer", icon=":material/explore:", url_path="explorer"),
+        st.Page("pages/overlap.py", title="Class overlap", icon=":material/join_inner:", url_path="overlap"),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
+        st.Page("pages/exports.py", title="Exports", icon=":material/download:", url_path="exports"),
+    ]
