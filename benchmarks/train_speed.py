@@ -28,8 +28,9 @@ constructing the torchvision dataset) happens once, before any timing.
 
 The ways run interleaved, rotating the order each round (A B C D, B C D A, ...), after an untimed
 warm-up on a few batches, so that noise on a shared machine hits all of them alike; the table reports
-the median and the minimum per way. Absolute seconds depend on the machine; the ratios measured in
-the same run are what the targets are about:
+the median and the minimum per way. Absolute seconds depend on the machine; the ratios of the
+fastest runs, measured in the same run, are what the targets are about (other jobs only ever add
+time, so the minimum is the steadier estimate):
 
 - recipe / trainer >= 3.0  (the tensor-resident trainer is much faster than the recipe)
 - trainer / bare   <= 1.2  (the trainer's extras cost little over a bare loop)
@@ -37,7 +38,9 @@ the same run are what the targets are about:
 The table also shows process CPU seconds and the epoch-mean training loss (all ways should land
 close together, showing they did the same work). On a 2-core machine shared with other jobs, torch's
 two intra-op threads can stall badly when another process holds a core (an epoch that takes 3 s can
-take 30 s or more); ``--threads 1`` trades some speed for much steadier numbers there.
+take 30 s or more) unless ``OMP_WAIT_POLICY=PASSIVE`` is set; ``--threads 1`` trades some speed for
+much steadier numbers there. The ">= 3x" target assumes torch's default two threads: with one, the
+model's own compute doubles while the recipe's per-image work does not shrink, and the ratio is ~2.2.
 
 Exit code is 0 whether the targets pass or fail, unless ``--strict`` is given (then 1 on FAIL).
 """
@@ -260,10 +263,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     minimum = {name: min(v) for name, v in seconds.items()}
     ratios: dict[str, dict[str, Any]] = {}
     for label, (num, den, op, threshold) in TARGETS.items():
-        value = median[num] / median[den]
+        # Judged on the fastest run of each way: noise from other jobs only ever adds time, so the minimum
+        # is the steadier estimate of what each way costs; the medians are shown beside it.
+        value = minimum[num] / minimum[den]
         ratios[label] = {
             "value": value,
-            "of_minimums": minimum[num] / minimum[den],
+            "of_medians": median[num] / median[den],
             "target": None if op is None else f"{op} {threshold:g}",
             "status": _ratio_status(value, op, threshold) or None,
         }
@@ -276,19 +281,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{len(seconds[name]):>6}{statistics.median(losses[name]):>10.2f}"
         )
     print()
-    print(f"{'ratio (of medians)':<20}{'value':>8}{'of mins':>10}{'target':>10}{'':>7}")
+    print(f"{'ratio (of minimums)':<20}{'value':>8}{'of medians':>11}{'target':>10}{'':>7}")
     for label, info in ratios.items():
         print(
-            f"{label:<20}{info['value']:>8.2f}{info['of_minimums']:>10.2f}{info['target'] or '-':>10}"
+            f"{label:<20}{info['value']:>8.2f}{info['of_medians']:>11.2f}{info['target'] or '-':>10}"
             f"{info['status'] or '':>7}"
         )
     noisy = {name: max(v) / min(v) for name, v in seconds.items() if len(v) > 1 and max(v) / min(v) > NOISY_SPREAD}
     if noisy:
         spread = ", ".join(f"{name} x{value:.1f}" for name, value in noisy.items())
-        print(
-            f"note: noisy machine (slowest/fastest run: {spread}); the ratios of minimums are the steadier "
-            "estimate; raise --repeats for a steadier median"
-        )
+        print(f"note: noisy machine (slowest/fastest run: {spread}); raise --repeats for steadier numbers")
     if "trainer+eval" in median:
         extra = median["trainer+eval"] - median["trainer"]
         print(f"trainer+eval costs {extra:+.2f} s over trainer (test-set evaluation + per-batch on_batch callback)")
