@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import streamlit as st
 
 from app import cache
-from vae.store import StoredModel
+from vae.data import MnistUnavailableError
+from vae.store import StoredModel, StoreError
 
 DEFAULT_PAIR = ("ae-2d", "vae-2d")
 
@@ -33,11 +36,14 @@ def init() -> None:
     names = [m.name for m in models]
     if not names:
         return
-    left, right = _default_names(names)
-    if "left_model" not in st.session_state or st.session_state["left_model"] not in names:
-        st.session_state["left_model"] = left
-    if "right_model" not in st.session_state or st.session_state["right_model"] not in names:
-        st.session_state["right_model"] = right
+    defaults = dict(zip(("left_model", "right_model"), _default_names(names)))
+    for key, default in defaults.items():
+        chosen = st.session_state.get(key)
+        if chosen is not None and chosen not in names:
+            # Deleted or broken on disk since it was picked: say so once, then carry on with a default.
+            st.session_state["store_notice"] = f"Model {chosen!r} is no longer in the store; showing {default!r}."
+        if chosen not in names:
+            st.session_state[key] = default
 
 
 def pair() -> Pair | None:
@@ -91,6 +97,9 @@ def page_frame() -> None:
 def pair_picker(container=st.sidebar) -> None:
     """Two select boxes bound to the session's pair; shown in the sidebar of every page."""
     init()
+    notice = st.session_state.pop("store_notice", None)
+    if notice:
+        container.warning(notice)
     models = [m for m in cache.model_list(str(cache.models_dir())) if m.config.kind != "pca"]
     if not models:
         container.warning("No trained models in the store yet: train one on the Train page.")
@@ -98,3 +107,23 @@ def pair_picker(container=st.sidebar) -> None:
     labels = {m.name: f"{m.name}  ·  {m.config.describe()}" for m in models}
     container.selectbox("Left model", list(labels), format_func=labels.get, key="left_model")
     container.selectbox("Right model", list(labels), format_func=labels.get, key="right_model")
+
+
+@contextlib.contextmanager
+def guard() -> Iterator[None]:
+    """Turn what the world can do to a running app into a message instead of a traceback.
+
+    A model folder deleted or replaced between listing and loading (``StoreError``), or MNIST files that
+    vanished and cannot be fetched again (``MnistUnavailableError``): the page says what happened and the
+    next run starts from a fresh listing.
+    """
+    try:
+        yield
+    except StoreError as error:
+        cache.model_list.clear()
+        st.error(
+            f"A model could not be loaded: {error}. It may have been deleted or replaced on disk; the list of models "
+            "has been refreshed, so pick a pair in the sidebar or rerun the page."
+        )
+    except MnistUnavailableError as error:
+        st.error(f"MNIST is not available: {error}")

@@ -126,6 +126,11 @@ def plane_fragment(side: str, stored: StoredModel, options: Options) -> None:
     """One plane and the digit decoded where it was last clicked."""
     if take_new_click(side) == "point":
         st.rerun(scope="app")  # the other plane must ring the same image
+    with state.guard():  # a fragment rerun is not inside the page's guard
+        plane_body(side, stored, options)
+
+
+def plane_body(side: str, stored: StoredModel, options: Options) -> None:
     plane = load_plane(side, stored, options)
     images, _ = cache.dataset(options.subset, str(cache.data_dir()))
     st.plotly_chart(
@@ -272,4 +277,5 @@ def render() -> None:
                 plane_fragment(side, stored[side], options)
 
 
-render()
+with state.guard():
+    render()

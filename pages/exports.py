@@ -187,4 +187,5 @@ def render() -> None:
     model_files(pair)
 
 
-render()
+with state.guard():
+    render()

@@ -6,6 +6,7 @@ import streamlit as st
 
 from app import cache, state
 from vae.data import MNIST_SHA256, resolve_data_dir
+from vae.store import scan_models
 
 
 def data_status() -> None:
@@ -16,6 +17,14 @@ def data_status() -> None:
     else:
         missing = ", ".join(sorted(set(MNIST_SHA256) - set(present)))
         st.error(f"MNIST files missing in `{raw}`: {missing}. Run `python -m vae.data fetch` (or `make app`).")
+
+
+def store_status() -> None:
+    """Folders in the store that are not loadable models: listed with the reason, never loaded."""
+    broken = [entry for entry in scan_models(cache.models_dir()) if isinstance(entry, tuple)]
+    if broken:
+        reasons = "\n".join(f"- `{path.name}`: {error}" for path, error in broken)
+        st.warning(f"{len(broken)} folder(s) in the model store were skipped:\n{reasons}")
 
 
 def model_cards(pair: state.Pair) -> None:
@@ -75,6 +84,7 @@ def render() -> None:
     st.title("What does an auto-encoder learn?")
     st.caption("An AE and a VAE trained on MNIST, side by side. Pick the pair in the sidebar.")
     data_status()
+    store_status()
     pair = state.pair()
     if pair is None:
         st.warning("The model store is empty. Train a pair on the **Train** page, or run `make models`.")
@@ -84,4 +94,5 @@ def render() -> None:
     st.markdown(EXPLANATION)
 
 
-render()
+with state.guard():
+    render()

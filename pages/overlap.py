@@ -423,4 +423,5 @@ def render() -> None:
     densities(measured, palette)
 
 
-render()
+with state.guard():
+    render()

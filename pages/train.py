@@ -147,4 +147,5 @@ def render() -> None:
     live_progress()
 
 
-render()
+with state.guard():
+    render()

