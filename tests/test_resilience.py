@@ -81,3 +81,48 @@ def test_missing_data_that_cannot_be_fetched_is_a_message(store: Path, tmp_path:
     at.run()
     assert not at.exception
     assert any("MNIST files missing" in e.value for e in at.error)
+
+
+def digit_page() -> AppTest:
+    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=180)
+    at.run()
+    at.switch_page("pages/digit.py")
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_an_uploaded_digit_is_placed_on_both_planes(store: Path) -> None:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(image).line([(90, 30), (100, 170)], fill=0, width=14)
+    data = io.BytesIO()
+    image.save(data, format="PNG")
+    at = digit_page()
+    assert any("Dark ink" in i.value for i in at.info)
+    at.file_uploader(key="digit_upload").upload("one.png", data.getvalue(), "image/png").run()
+    assert not at.exception and not at.error
+    captions = [img.caption for image in at.image for img in image.proto.imgs]
+    assert captions == ["as MNIST would store it", "ae-2d redraws it", "vae-2d redraws it"]
+    for chart in at.get("plotly_chart"):
+        assert any(trace.get("text") == ["your digit"] or "your digit" in str(trace) for trace in json.loads(chart.proto.spec)["data"])
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("notes.png", b"%PDF-1.4 a document", "not an image"),
+        ("empty.png", b"", "empty"),
+        ("half.png", b"\x89PNG\r\n\x1a\n\x00\x00", "not an image|damaged"),
+    ],
+)
+def test_bad_uploads_get_a_message(store: Path, name: str, data: bytes, reason: str) -> None:
+    import re
+
+    at = digit_page()
+    at.file_uploader(key="digit_upload").upload(name, data, "image/png").run()
+    assert not at.exception
+    assert any(name in e.value and re.search(reason, e.value) for e in at.error), [e.value for e in at.error]

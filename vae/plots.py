@@ -150,7 +150,8 @@ def latent_scatter(
     2. One ``Scattergl`` per class in ``class_names`` order, present classes or not, so curve numbers,
        colours and legend entries match between two plots; ``customdata`` = ``indices`` (the dataset index
        of each point, default ``arange(N)``).
-    3. Overlays, all ``hoverinfo="skip"`` (not clickable): prior contours, posterior ellipses
+    3. Overlays, also ``Scattergl`` (the plotly.js that Streamlit bundles draws SVG traces *under* the WebGL
+       canvas, where a dense cloud hides them), all ``hoverinfo="skip"`` (not clickable): prior contours, posterior ellipses
        (``ellipses=(means [M, 2], sigmas [M, 2])``, each mean +- sigma), the interpolation ``path``
        ``[K, 2]`` with its start and end marked, and ``highlight``: ``{"point": (x, y), "label": str,
        "kind": "ring" | "cross"}`` or a list of them (a ring for the selected image, a cross for a clicked
@@ -240,12 +241,12 @@ def overlay_traces(
     path: Any = None,
     ellipses: tuple[Any, Any] | None = None,
     prior_contours: bool = False,
-) -> list[go.Scatter]:
+) -> list[go.Scattergl]:
     """The overlay traces of :func:`latent_scatter` alone (see there), in drawing order.
 
     Small traces that change on every click; :func:`with_overlays` puts them on a cached base figure.
     """
-    traces: list[go.Scatter] = []
+    traces: list[go.Scattergl] = []
     if prior_contours:
         traces += _prior_traces()
     if ellipses is not None:
@@ -258,7 +259,7 @@ def overlay_traces(
     return traces
 
 
-def with_overlays(base: go.Figure, overlays: Sequence[go.Scatter]) -> go.Figure:
+def with_overlays(base: go.Figure, overlays: Sequence[go.Scattergl]) -> go.Figure:
     """A new figure: ``base``'s traces and layout plus ``overlays`` on top; ``base`` is not modified.
 
     Building a 10,000-point scatter through plotly's validators takes 100-200 ms, several times a click's
@@ -293,7 +294,7 @@ def _grid_trace(grid: ClickGrid) -> go.Scattergl:
     )
 
 
-def _prior_traces() -> list[go.Scatter]:
+def _prior_traces() -> list[go.Scattergl]:
     """N(0, I) density contours, the circles of radius 1, 2, 3 (sigma), as one legend entry plus labels.
 
     One trace (circles separated by ``None`` gaps) rather than three: a horizontal legend stacks a
@@ -307,7 +308,7 @@ def _prior_traces() -> list[go.Scatter]:
         cx[-1], cy[-1] = cx[0], cy[0]
         xs += [*np.round(cx, 6).tolist(), None]
         ys += [*np.round(cy, 6).tolist(), None]
-    circles = go.Scatter(
+    circles = go.Scattergl(
         x=xs[:-1],
         y=ys[:-1],
         mode="lines",
@@ -319,7 +320,7 @@ def _prior_traces() -> list[go.Scatter]:
     )
     # Labels where each circle crosses the 45-degree diagonal, in the plot's top-right quadrant.
     diag = np.array(PRIOR_RADII, dtype=np.float64) / math.sqrt(2.0)
-    labels = go.Scatter(
+    labels = go.Scattergl(
         x=diag.tolist(),
         y=diag.tolist(),
         mode="text",
@@ -336,7 +337,7 @@ def _prior_traces() -> list[go.Scatter]:
     return [circles, labels]
 
 
-def _ellipse_trace(means: Any, sigmas: Any) -> go.Scatter:
+def _ellipse_trace(means: Any, sigmas: Any) -> go.Scattergl:
     """All ellipses in one trace, each a closed curve, separated by ``None`` gaps."""
     m, s = _as_points(means, "means"), _as_points(sigmas, "sigmas")
     if m.shape != s.shape:
@@ -351,7 +352,7 @@ def _ellipse_trace(means: Any, sigmas: Any) -> go.Scatter:
         ex[-1], ey[-1] = ex[0], ey[0]  # close exactly (cos 2π is not quite 1 in floating point)
         xs += [*ex.tolist(), None]
         ys += [*ey.tolist(), None]
-    return go.Scatter(
+    return go.Scattergl(
         x=xs[:-1],
         y=ys[:-1],
         mode="lines",
@@ -363,12 +364,12 @@ def _ellipse_trace(means: Any, sigmas: Any) -> go.Scatter:
     )
 
 
-def _path_traces(path: Any) -> list[go.Scatter]:
+def _path_traces(path: Any) -> list[go.Scattergl]:
     p = _as_points(path, "path")
     if len(p) < 2:
         raise ValueError(f"path needs at least 2 points, got {len(p)}")
     p = p.astype(np.float64)
-    line = go.Scatter(
+    line = go.Scattergl(
         x=p[:, 0].tolist(),
         y=p[:, 1].tolist(),
         mode="lines+markers",
@@ -379,7 +380,7 @@ def _path_traces(path: Any) -> list[go.Scatter]:
         **_no_dim(),
         meta={"role": "path"},
     )
-    ends = go.Scatter(
+    ends = go.Scattergl(
         x=[p[0, 0], p[-1, 0]],
         y=[p[0, 1], p[-1, 1]],
         mode="markers+text",
@@ -396,7 +397,7 @@ def _path_traces(path: Any) -> list[go.Scatter]:
     return [line, ends]
 
 
-def _highlight_trace(mark: Mapping[str, Any]) -> go.Scatter:
+def _highlight_trace(mark: Mapping[str, Any]) -> go.Scattergl:
     point = np.asarray(mark.get("point"), dtype=np.float64)
     if point.shape != (2,) or not np.all(np.isfinite(point)):
         raise ValueError(f"highlight point must be two finite numbers, got {mark.get('point')!r}")
@@ -404,9 +405,13 @@ def _highlight_trace(mark: Mapping[str, Any]) -> go.Scatter:
     if kind not in ("ring", "cross"):
         raise ValueError(f"highlight kind must be 'ring' or 'cross', got {kind!r}")
     label = str(mark.get("label", ""))
-    # Open symbols are drawn by their outline only, so the point underneath stays visible.
-    symbol, size = ("circle-open", 18) if kind == "ring" else ("x-thin-open", 16)
-    return go.Scatter(
+    # A ring is drawn by its outline only, so the point underneath stays visible; a cross marks a spot
+    # with no point of its own and must stand out on any colour: black, edged in white.
+    if kind == "ring":
+        marker = dict(size=18, symbol="circle-open", color="black", line=dict(width=3, color="black"))
+    else:
+        marker = dict(size=18, symbol="x", color="black", line=dict(width=1.5, color="white"))
+    return go.Scattergl(
         x=[float(point[0])],
         y=[float(point[1])],
         mode="markers+text" if label else "markers",
@@ -414,7 +419,7 @@ def _highlight_trace(mark: Mapping[str, Any]) -> go.Scatter:
         textposition="top center",
         textfont=dict(size=13, color="black"),
         name=label or ("selected" if kind == "ring" else "clicked"),
-        marker=dict(size=size, symbol=symbol, color="black", line=dict(width=3, color="black")),
+        marker=marker,
         hoverinfo="skip",
         **_no_dim(),
         showlegend=False,

@@ -1,0 +1,82 @@
+"""Your digit: upload a picture of a digit, see it prepared as MNIST was, where it lands, and how each
+model redraws it."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from app import cache, state
+from vae.digits import MAX_BYTES, ImageRejected, digit_from_upload
+from vae.plots import overlay_traces, to_uint8_image, upscale, with_overlays
+from vae.projections import available_views
+
+ACCEPTED = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def prepared(data: bytes) -> np.ndarray:
+    """Uploaded bytes -> MNIST-style float32 ``[28, 28]``; raises ImageRejected with the reason."""
+    return digit_from_upload(data)
+
+
+def where_it_lands(pair: state.Pair, digit: np.ndarray) -> None:
+    x = torch.from_numpy(digit).view(1, 1, 28, 28)
+    subset, data = "test", str(cache.data_dir())
+    method = st.session_state.get("ex_view", "pca")
+    columns = st.columns(2)
+    for column, stored in zip(columns, (pair.left, pair.right), strict=True):
+        model, _ = cache.model(str(stored.path), stored.weights_sha256)
+        with torch.no_grad():
+            code = model.embed(x.to(model.device)).cpu().numpy()  # [1, D]
+            redrawn = model.decode(torch.from_numpy(code).to(model.device))[0, 0].cpu().numpy()
+        view_name = method if method in available_views(code.shape[1]) else "identity"
+        view = cache.view(str(stored.path), stored.weights_sha256, subset, data, view_name)
+        point = view.transform(code)[0]
+        title = f"{stored.name} ({stored.config.kind.upper()})"
+        if code.shape[1] > 2:
+            title += f" · {view.label} view of {code.shape[1]}-D"
+        base = cache.base_figure(str(stored.path), stored.weights_sha256, subset, data, view_name, title)
+        mark = {"point": (float(point[0]), float(point[1])), "label": "your digit", "kind": "cross"}
+        with column:
+            st.plotly_chart(
+                with_overlays(base, overlay_traces(highlight=mark)), key=f"digit_{stored.name}", theme=None, width="stretch"
+            )
+            st.image(upscale(to_uint8_image(redrawn), 6), output_format="PNG", caption=f"{stored.name} redraws it")
+
+
+def render() -> None:
+    state.page_frame()
+    st.title("Your digit")
+    st.caption(
+        "Upload a photo, scan or drawing of one digit. It is prepared as MNIST's digits were: grey levels, cropped, "
+        "scaled into a 20 x 20 box and centred by its centre of mass in 28 x 28, light ink on black."
+    )
+    pair = state.pair()
+    if pair is None:
+        st.warning("No models to show: train a pair on the **Train** page (or run `make models`).")
+        return
+    upload = st.file_uploader(
+        f"A picture of a digit ({', '.join(ACCEPTED)}; up to {MAX_BYTES // 2**20} MB)", type=ACCEPTED, key="digit_upload"
+    )
+    if upload is None:
+        st.info("Dark ink on light paper or light ink on dark both work; transparent backgrounds count as paper.")
+        return
+    try:
+        digit = prepared(upload.getvalue())
+    except ImageRejected as reason:
+        st.error(f"{upload.name} cannot be used: {reason}.")
+        return
+    left, right = st.columns([1, 3])
+    left.image(upscale(to_uint8_image(digit), 6), output_format="PNG", caption="as MNIST would store it")
+    right.markdown(
+        "The cross marks where each model's encoder puts your digit among the 10,000 test digits; below each "
+        "plane, what its decoder draws from that code. A digit that lands inside its class's cloud and comes back "
+        "recognisable looks like MNIST to the model."
+    )
+    where_it_lands(pair, digit)
+
+
+with state.guard():
+    render()
