@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -186,3 +187,32 @@ def test_a_deep_link_served_before_the_navigation_exists_gets_the_full_app(tmp_p
     assert not at.exception
     assert [s.key for s in at.sidebar.selectbox] == ["left_model", "right_model"]
     assert chart_titles(at) == ["ae-2d (AE)", "vae-2d (VAE)"]
+
+
+def test_a_save_that_the_disk_refuses_is_a_message(app: AppTest, monkeypatch) -> None:
+    import errno
+
+    import vae.store
+
+    at = train_page(app)
+    for kind in ("ae", "vae"):
+        at.text_input(key=f"{kind}_hidden").set_value("16")
+        at.number_input(key=f"{kind}_epochs").set_value(1)
+        at.number_input(key=f"{kind}_batch").set_value(2048)
+    at.run()
+    at.button[0].click()
+    at.run()
+    jobs = [at.session_state["ae_job"], at.session_state["vae_job"]]
+    assert all(job.wait(180) for job in jobs)
+    at.run()
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(vae.store.tempfile, "mkstemp", read_only)
+    at.text_input(key=f"ae_name_{jobs[0].job_id}").set_value("cannot-land")
+    [b for b in at.button if b.label == "Save to the model store"][0].click()
+    at.run()
+    assert not at.exception
+    assert any("Could not save" in e.value and "Read-only" in e.value for e in at.error)
+    assert not (Path(os.environ["VAE_MODELS_DIR"]) / "cannot-land").exists()  # no half-made folder

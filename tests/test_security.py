@@ -99,3 +99,21 @@ def test_a_full_disk_during_a_save_keeps_the_previous_model(tmp_path: Path, monk
     assert stored.metrics == {"run": 1}
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in first.state_dict().items())
     assert not list(folder.glob("*.tmp")) and len(list(folder.glob("weights-*.safetensors"))) == 1
+
+
+def test_a_read_only_store_refuses_the_save_and_keeps_the_previous_model(tmp_path: Path, monkeypatch) -> None:
+    torch.manual_seed(SEED)
+    config = ModelConfig(kind="ae", latent_dim=2, hidden=(16,))
+    first = build_model(config)
+    folder = store.save_model(first, tmp_path / "m", metrics={"run": 1})
+
+    def read_only(*args, **kwargs):  # what mkstemp meets in a read-only directory (root ignores chmod)
+        raise PermissionError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(store.tempfile, "mkstemp", read_only)
+    with pytest.raises(PermissionError, match="Read-only"):
+        store.save_model(build_model(config), folder, metrics={"run": 2})
+    monkeypatch.undo()
+    loaded, stored = store.load_model(folder)
+    assert stored.metrics == {"run": 1}
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in first.state_dict().items())

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -165,15 +166,21 @@ def save_model(
     }
     # Serialise before touching the disk, so a non-JSON value fails without leaving anything behind.
     meta_bytes = json.dumps(meta, indent=2, allow_nan=False).encode()
+    created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
-    with _folder_lock(path):
-        _atomic_write(path / weights_name, weights)
-        _atomic_write(path / META_FILE, meta_bytes)  # the commit point
-        # Under the lock no other save is mid-write, so every other weights file and temp file is
-        # garbage: the previous version, or the leftovers of a writer that was killed.
-        for stale in [*path.glob("weights-*.safetensors"), *path.glob(".*.tmp")]:
-            if stale.name != weights_name:
-                stale.unlink(missing_ok=True)
+    try:
+        with _folder_lock(path):
+            _atomic_write(path / weights_name, weights)
+            _atomic_write(path / META_FILE, meta_bytes)  # the commit point
+            # Under the lock no other save is mid-write, so every other weights file and temp file is
+            # garbage: the previous version, or the leftovers of a writer that was killed.
+            for stale in [*path.glob("weights-*.safetensors"), *path.glob(".*.tmp")]:
+                if stale.name != weights_name:
+                    stale.unlink(missing_ok=True)
+    except BaseException:
+        if created:  # a first save that failed (full or read-only disk) leaves no half-made folder behind
+            shutil.rmtree(path, ignore_errors=True)
+        raise
     return path
 
 
