@@ -483,7 +483,7 @@ def test_metric_bars_one_bar_per_model_and_metric() -> None:
 
 
 APP = """
-import json, sys
+import json, os, sys
 import numpy as np
 import streamlit as st
 sys.path.insert(0, {repo!r})
@@ -493,8 +493,10 @@ pts = np.array([[1.0, 1.0], [1.2, 0.8], [-1.0, 1.0]])
 fig = latent_scatter(pts, np.array([0, 1, 2]), indices=np.array([500, 501, 502]),
                      grid=ClickGrid((-2.0, 2.0), (-2.0, 2.0), n=41), highlight={{"point": [1.0, 1.0]}})
 event = st.plotly_chart(fig, key="s", on_select="rerun", selection_mode=("points", "box"), width=500, height=500)
-with open({out!r}, "w") as f:
+# Written whole, then renamed: the test polls this file and must never read half of it.
+with open({out!r} + ".tmp", "w") as f:
     json.dump(dict(event.selection), f)
+os.replace({out!r} + ".tmp", {out!r})
 """
 
 
