@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -19,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_browser, streamlit_server
 from PIL import Image
 
 from vae.plots import (
@@ -500,12 +497,6 @@ os.replace({out!r} + ".tmp", {out!r})
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def streamlit_app(tmp_path: Path):
     """A one-chart Streamlit app on a free port; yields (url, path of the JSON it writes on each run)."""
@@ -513,29 +504,8 @@ def streamlit_app(tmp_path: Path):
     out = tmp_path / "selection.json"
     app = tmp_path / "app.py"
     app.write_text(textwrap.dedent(APP.format(repo=str(REPO), out=str(out))))
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless=true", f"--server.port={port}",
-         "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("streamlit did not start")
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}/", out
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with streamlit_server(app, timeout=30) as url:
+        yield f"{url}/", out
 
 
 def test_clicks_on_empty_space_and_on_points_reach_streamlit(streamlit_app) -> None:
