@@ -56,3 +56,27 @@ def run_pages_like_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
         PagesManager.uses_pages_directory = False
 
     monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+def open_dashboard(page: str | None = None, timeout: float = 180):
+    """An AppTest of dashboard.py that has run once (Home) and, if ``page`` is given, switched to it.
+
+    The environment (VAE_MODELS_DIR, VAE_CACHE_DIR, run_pages_like_a_server) is the caller's to set.
+    """
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=timeout)
+    at.run()
+    assert not at.exception
+    if page is not None:
+        at.switch_page(page)
+        at.run()
+        assert not at.exception
+    return at
+
+
+def chart_titles(at) -> list[str]:
+    """The titles of the Plotly charts an AppTest shows, in page order."""
+    import json
+
+    return [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]

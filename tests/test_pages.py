@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO, run_pages_like_a_server
+from tests.conftest import REPO, chart_titles, open_dashboard, run_pages_like_a_server
 
 SHIPPED = REPO / "models"
 
@@ -24,10 +24,7 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     monkeypatch.setenv("VAE_MODELS_DIR", str(models))
     monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
     run_pages_like_a_server(monkeypatch)
-    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=180)
-    at.run()
-    assert not at.exception
-    return at
+    return open_dashboard()
 
 
 def image_captions(at: AppTest) -> list[str]:
@@ -64,12 +61,6 @@ def explorer(app: AppTest) -> AppTest:
     app.run()
     assert not app.exception
     return app
-
-
-def chart_titles(at: AppTest) -> list[str]:
-    import json
-
-    return [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
 
 
 def test_explorer_draws_both_planes_of_the_same_images(app: AppTest) -> None:

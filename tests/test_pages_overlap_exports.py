@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.conftest import REAL_RAW, REPO, run_pages_like_a_server
+from tests.conftest import REAL_RAW, REPO, open_dashboard, run_pages_like_a_server
 
 MODEL_NAMES = ("ae-2d", "vae-2d", "vae-16d", "pca-2d")
 
@@ -64,15 +64,11 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def app(tiny_models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """An AppTest of dashboard.py that has run once (Home), pointed at the tiny store."""
-    from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("VAE_MODELS_DIR", str(tiny_models))
     monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
     run_pages_like_a_server(monkeypatch)
-    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=120)
-    at.run()
-    assert not at.exception
-    return at
+    return open_dashboard(timeout=120)
 
 
 def _text(at) -> str:

@@ -10,7 +10,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO, run_pages_like_a_server
+from tests.conftest import REPO, chart_titles, open_dashboard, run_pages_like_a_server
 
 
 @pytest.fixture
@@ -27,27 +27,18 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def explorer() -> AppTest:
-    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=180)
-    at.run()
-    at.switch_page("pages/explorer.py")
-    at.run()
-    assert not at.exception
-    return at
-
-
-def titles(at: AppTest) -> list[str]:
-    return [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
+    return open_dashboard("pages/explorer.py")
 
 
 def test_a_model_deleted_while_shown_is_replaced_with_a_notice(store: Path) -> None:
     at = explorer()
-    assert titles(at) == ["ae-2d (AE)", "vae-2d (VAE)"]
+    assert chart_titles(at) == ["ae-2d (AE)", "vae-2d (VAE)"]
     shutil.rmtree(store / "vae-2d")
     st.cache_data.clear()  # the listing's 3-second TTL has passed
     at.run()
     assert not at.exception
     assert any("'vae-2d' is no longer in the store" in w.value for w in at.sidebar.warning)
-    assert "vae-2d (VAE)" not in titles(at) and len(titles(at)) == 2
+    assert "vae-2d (VAE)" not in chart_titles(at) and len(chart_titles(at)) == 2
 
 
 def test_a_model_corrupted_after_listing_gives_a_message_not_a_traceback(store: Path) -> None:
@@ -63,9 +54,7 @@ def test_a_model_corrupted_after_listing_gives_a_message_not_a_traceback(store: 
 def test_home_lists_folders_that_are_not_models(store: Path) -> None:
     (store / "half-copied").mkdir()
     (store / "half-copied" / "model.json").write_text("{not json")
-    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=180)
-    at.run()
-    assert not at.exception
+    at = open_dashboard()
     assert any("half-copied" in w.value and "not valid JSON" in w.value for w in at.warning)
     assert at.sidebar.selectbox(key="left_model").value == "ae-2d"  # the good models are still offered
 
@@ -84,12 +73,7 @@ def test_missing_data_that_cannot_be_fetched_is_a_message(store: Path, tmp_path:
 
 
 def digit_page() -> AppTest:
-    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=180)
-    at.run()
-    at.switch_page("pages/digit.py")
-    at.run()
-    assert not at.exception
-    return at
+    return open_dashboard("pages/digit.py")
 
 
 def test_an_uploaded_digit_is_placed_on_both_planes(store: Path) -> None:
