@@ -12,38 +12,28 @@ from sklearn.manifold import trustworthiness
 from sklearn.metrics import silhouette_score
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
-from vae.models import LatentModel, to_float_images
+from vae.models import LatentModel, evaluating, to_float_images
 
 
 @torch.no_grad()
 def embed_images(model: LatentModel, images: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
     """images uint8 ``[N, 28, 28]`` or float ``[N, 1, 28, 28]`` -> embeddings ``[N, D]`` on the CPU."""
-    was_training = model.training
-    model.eval()
-    try:
-        device = model.device
+    with evaluating(model):
         chunks = [
-            model.embed(to_float_images(images[i : i + batch_size]).to(device)).cpu()
+            model.embed(to_float_images(images[i : i + batch_size]).to(model.device)).cpu()
             for i in range(0, len(images), batch_size)
         ]
-    finally:
-        model.train(was_training)
     return torch.cat(chunks)
 
 
 @torch.no_grad()
 def reconstruction_mse(model: LatentModel, images: torch.Tensor, batch_size: int = 2000) -> float:
     """Mean squared error per pixel of decode(embed(x)) against x, over all of ``images``."""
-    was_training = model.training
-    model.eval()
-    try:
-        device = model.device
-        total = 0.0
+    total = 0.0
+    with evaluating(model):
         for i in range(0, len(images), batch_size):
-            x = to_float_images(images[i : i + batch_size]).to(device)
+            x = to_float_images(images[i : i + batch_size]).to(model.device)
             total += float(((model.reconstruct(x) - x) ** 2).sum())
-    finally:
-        model.train(was_training)
     return total / (len(images) * 28 * 28)
 
 

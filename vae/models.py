@@ -14,7 +14,9 @@ The models know nothing of data loading, optimisers or logging (see ``vae.train`
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
@@ -382,6 +384,17 @@ def fit_pca(images: torch.Tensor, latent_dim: int, recon_loss: str = "mse") -> P
     model.components.copy_((components * signs).float())
     model.explained_variance.copy_(eigenvalues[top].float())
     return model
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Eval mode for the block, then the mode the model was in: safe in the middle of training."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 def build_model(config: ModelConfig) -> LatentModel:

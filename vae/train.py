@@ -19,7 +19,7 @@ from typing import Literal
 
 import torch
 
-from vae.models import LatentModel, ModelConfig, build_model, to_float_images
+from vae.models import LatentModel, ModelConfig, build_model, evaluating, to_float_images
 
 
 @dataclass(frozen=True)
@@ -159,17 +159,13 @@ def evaluate(model: LatentModel, images: torch.Tensor, batch_size: int = 1000) -
 
     The model is put back into the mode it was in, so this can run in the middle of training.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        sums: dict[str, float] = {}
+    sums: dict[str, float] = {}
+    with evaluating(model):
         for start in range(0, len(images), batch_size):
             x = images[start : start + batch_size]
             for k, v in model.loss(x).items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(x)
-        return {k: v / len(images) for k, v in sums.items()}
-    finally:
-        model.train(was_training)
+    return {k: v / len(images) for k, v in sums.items()}
 
 
 def train(
