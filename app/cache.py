@@ -16,6 +16,7 @@ import streamlit as st
 import torch
 
 from vae.data import load_mnist
+from vae.explore import class_centroids
 from vae.jobs import TrainingQueue
 from vae.metrics import embed_images
 from vae.models import LatentModel
@@ -127,3 +128,10 @@ def base_figure(path: str, weights_sha256: str, subset: str, directory: str, met
         fitted.embedding_, labels.numpy(), title=title, grid=ClickGrid.square(fitted.embedding_),
         uirevision=f"{path}|{weights_sha256}|{subset}|{method}",
     )  # fmt: skip
+
+
+@st.cache_data(max_entries=24, show_spinner=False)
+def centroids(path: str, weights_sha256: str, subset: str, directory: str) -> np.ndarray:
+    """``[10, D]``: each digit's mean code, the interpolation's default end points."""
+    _, labels = dataset(subset, directory)
+    return class_centroids(embedding(path, weights_sha256, subset, directory), labels.numpy())

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import cache, state
-from vae.explore import class_centroids, decode_at, interpolate, manifold_grid, posterior_2d, reconstruct, step_changes
+from vae.explore import decode_at, interpolate, manifold_grid, posterior_2d, reconstruct, step_changes
 from vae.models import LatentModel
 from vae.plots import ClickGrid, overlay_traces, parse_box, parse_selection, strip, tile_grid, to_uint8_image, upscale, with_overlays
 from vae.projections import LatentView, available_views
@@ -180,7 +180,7 @@ def endpoint_options() -> dict[str, tuple[str, int]]:
     return options
 
 
-def interpolation(planes: dict[str, Plane], labels: np.ndarray) -> None:
+def interpolation(planes: dict[str, Plane], subset: str) -> None:
     """Controls, decoded strips and a smoothness readout; stores each side's path for the planes."""
     options = endpoint_options()
     names = list(options)
@@ -190,10 +190,11 @@ def interpolation(planes: dict[str, Plane], labels: np.ndarray) -> None:
     steps = int(c.number_input("Steps", 3, 20, 10, key="ex_steps"))
     ratios = {}
     for side, plane in planes.items():
+        means = cache.centroids(str(plane.stored.path), plane.stored.weights_sha256, subset, str(cache.data_dir()))
         ends = []
         for choice in (start, end):
             kind, value = options.get(choice, ("centroid", 0))
-            ends.append(class_centroids(plane.codes, labels)[value] if kind == "centroid" else plane.codes[value])
+            ends.append(means[value] if kind == "centroid" else plane.codes[value])
         codes, frames = interpolate(plane.model, ends[0], ends[1], steps)
         st.session_state["ex_paths"][side] = plane.view.transform(codes)
         changes = step_changes(frames)
@@ -261,11 +262,11 @@ def render() -> None:
     for side in SIDES:  # a click that reran the whole page is taken here, before anything is drawn
         take_new_click(side)
     planes = {side: load_plane(side, stored[side], options) for side in SIDES}
-    images, labels = cache.dataset(options.subset, str(cache.data_dir()))
+    images, _ = cache.dataset(options.subset, str(cache.data_dir()))
     # Fixed screen order; the interpolation runs first because the planes draw its path.
     plots, selection, details = st.container(), st.container(), st.container()
     with details.expander("Interpolate between two points", expanded=True):
-        interpolation(planes, labels.numpy())
+        interpolation(planes, options.subset)
     if options.grid:
         with details.expander("Manifold grid: decodes over the plane", expanded=True):
             grids(planes, options.grid_n)
