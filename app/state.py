@@ -10,6 +10,7 @@ import streamlit as st
 
 from app import cache
 from vae.data import MnistUnavailableError
+from vae.projections import available_views, view_label
 from vae.store import StoredModel, StoreError
 
 DEFAULT_PAIR = ("ae-2d", "vae-2d")
@@ -127,3 +128,10 @@ def guard() -> Iterator[None]:
         )
     except MnistUnavailableError as error:
         st.error(f"MNIST is not available: {error}")
+
+
+def view_picker(container, high_dim: bool, help: str) -> str:
+    """The 2-D view for models with D > 2, one choice (session key "ex_view") shared by every page."""
+    return container.selectbox(
+        "2-D view (D > 2)", available_views(3), format_func=view_label, key="ex_view", disabled=not high_dim, help=help
+    )

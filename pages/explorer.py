@@ -22,7 +22,6 @@ from vae.projections import LatentView, available_views
 from vae.store import StoredModel
 
 SIDES = ("left", "right")
-VIEW_LABELS = {"identity": "first two dims", "pca": "PCA", "umap": "UMAP"}
 HISTORY = 5  # clicked images remembered as interpolation end points
 
 
@@ -39,7 +38,7 @@ class Plane:
     @property
     def title(self) -> str:
         dim = self.codes.shape[1]
-        view = "" if dim == 2 else f" · {VIEW_LABELS[self.view.name]} view of {dim}-D"
+        view = "" if dim == 2 else f" · {self.view.label} view of {dim}-D"
         return f"{self.stored.name} ({self.stored.config.kind.upper()}){view}"
 
     @property
@@ -150,7 +149,7 @@ def plane_body(side: str, stored: StoredModel, options: Options) -> None:
         notes.append("z = " + np.array2string(code, precision=2, max_line_width=48, suppress_small=True))
     if not plane.exact:
         notes.append(
-            f"Approximate: the {plane.codes.shape[1]}-D code comes from the {VIEW_LABELS[plane.view.name]} view's "
+            f"Approximate: the {plane.codes.shape[1]}-D code comes from the {plane.view.label} view's "
             "inverse, so it is one of many codes that land here."
         )
     for note in notes:
@@ -231,10 +230,9 @@ def grids(planes: dict[str, Plane], n: int) -> None:
 def controls(high_dim: bool) -> Options:
     a, b, c, d = st.columns([1.2, 1, 1.4, 1.2])
     subset = a.radio("Points", list(cache.SUBSETS), format_func=cache.SUBSETS.get, key="ex_subset")
-    method = b.selectbox(
-        "2-D view (D > 2)", ["pca", "umap", "identity"], format_func=VIEW_LABELS.get, key="ex_view",
-        disabled=not high_dim, help="How models with more than two latent dimensions are drawn in the plane.",
-    )  # fmt: skip
+    method = state.view_picker(
+        b, high_dim, help="How models with more than two latent dimensions are drawn in the plane."
+    )
     return Options(
         subset=subset,
         method=method,

@@ -17,7 +17,6 @@ from vae.plots import ClickGrid
 from vae.projections import LatentView, available_views
 from vae.store import StoredModel
 
-VIEW_LABELS = {"identity": "first two dims", "pca": "PCA", "umap": "UMAP"}
 # Widget keys shared with the explorer; copied forward so a page switch does not reset them.
 SHARED_KEYS = ("ex_subset", "ex_view")
 SCALES = (1, 2, 4, 8, 10, 16)
@@ -66,7 +65,7 @@ def embeddings(pair: state.Pair, subset: str, method: str) -> None:
                 data=lambda c=coords, n=tuple(names): export.embedding_csv(indices, labels, c, n),
                 file_name=file_name, mime="text/csv", on_click="ignore", key=f"exp_csv_{side}", icon=":material/table:",
             )  # fmt: skip
-            extra = f", then x, y of the {VIEW_LABELS[view.name]} view" if dim > 2 else ""
+            extra = f", then x, y of the {view.label} view" if dim > 2 else ""
             st.caption(f"`{file_name}`: {len(codes):,} rows; columns index, label, z1…z{dim}{extra}.")
     st.caption(
         "`index` is the image's position in the points shown: for the test set, its index in the MNIST test "
@@ -118,7 +117,7 @@ def images(pair: state.Pair, subset: str, method: str) -> None:
         note = f"Default point: {source}."
         if codes.shape[1] > 2:
             note += (
-                f" The point is in the {VIEW_LABELS[view.name]} view; its {codes.shape[1]}-D code comes from the "
+                f" The point is in the {view.label} view; its {codes.shape[1]}-D code comes from the "
                 "view's inverse, so it is approximate."
             )
         st.caption(note)
@@ -132,7 +131,7 @@ def images(pair: state.Pair, subset: str, method: str) -> None:
         st.image(
             grid_png, width="stretch",
             caption=f"{stored.name}: {n} × {n} digits over x {x_lo:.2f}…{x_hi:.2f}, y {y_lo:.2f}…{y_hi:.2f} "
-            f"(the whole {'plane' if codes.shape[1] == 2 else VIEW_LABELS[view.name] + ' view'}), highest y on top",
+            f"(the whole {'plane' if codes.shape[1] == 2 else view.label + ' view'}), highest y on top",
         )  # fmt: skip
         st.download_button(
             f"Download {stored.name} manifold grid (PNG)", grid_png, file_name=f"{stored.name}-manifold-{n}x{n}.png",
@@ -177,10 +176,9 @@ def render() -> None:
     a, b = st.columns(2)
     subset = a.radio("Points", list(cache.SUBSETS), format_func=cache.SUBSETS.get, key="ex_subset", horizontal=True)
     high_dim = max(pair.left.config.latent_dim, pair.right.config.latent_dim) > 2
-    method = b.selectbox(
-        "2-D view (D > 2)", ["pca", "umap", "identity"], format_func=VIEW_LABELS.get, key="ex_view",
-        disabled=not high_dim, help="The x, y columns of a D > 2 embedding and the plane the digits are decoded "
-        "from. Shared with the Latent explorer.",
+    method = state.view_picker(
+        b, high_dim, help="The x, y columns of a D > 2 embedding and the plane the digits are decoded from. "
+        "Shared with the Latent explorer.",
     )  # fmt: skip
     embeddings(pair, subset, method)
     images(pair, subset, method)

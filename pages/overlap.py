@@ -24,11 +24,10 @@ from plotly.colors import qualitative
 
 from app import analysis, cache, state
 from vae.plots import CLASS_NAMES, MODEL_COLORS, delta_heatmap, metric_bars, overlap_heatmap
-from vae.projections import available_views
+from vae.projections import available_views, view_label
 from vae.store import StoredModel
 
 SUBSET = "test"  # 10,000 points: every metric here is a few seconds at most
-VIEW_LABELS = {"identity": "first two dims", "pca": "PCA", "umap": "UMAP"}
 # Widget keys shared with the explorer; copied forward so a page switch does not reset them.
 SHARED_KEYS = ("ex_view",)
 
@@ -90,7 +89,7 @@ class Measured:
     def view_text(self) -> str:
         if self.dim == 2:
             return "its own 2-D latent"
-        return f"{VIEW_LABELS[self.method]} view of its {self.dim}-D latent"
+        return f"{view_label(self.method)} view of its {self.dim}-D latent"
 
 
 def keep_shared_keys() -> None:
@@ -402,9 +401,8 @@ def render() -> None:
     keep_shared_keys()
     roles = [("left", pair.left), ("right", pair.right)] + ([("baseline", pair.baseline)] if pair.baseline else [])
     high_dim = any(stored.config.latent_dim > 2 for _, stored in roles)
-    method = st.columns([1, 2])[0].selectbox(
-        "2-D view (D > 2)", ["pca", "umap", "identity"], format_func=VIEW_LABELS.get, key="ex_view",
-        disabled=not high_dim,
+    method = state.view_picker(
+        st.columns([1, 2])[0], high_dim,
         help="How models with more than two latent dimensions are drawn; the 2-D-view numbers use it. "
         "Shared with the Latent explorer.",
     )  # fmt: skip

@@ -484,6 +484,11 @@ def make_view(method: str, **params: Any) -> LatentView:
     return cls(**params)
 
 
+def view_label(method: str) -> str:
+    """The name people read for ``method``: "first two dims", "PCA" or "UMAP"."""
+    return VIEWS[method].label
+
+
 def available_views(latent_dim: int) -> list[str]:
     """The views worth offering for a D-dimensional latent, the default first.
 
