@@ -9,11 +9,7 @@ from app import navigation, state
 
 def main() -> None:
     page = st.navigation(navigation.pages())
-    # Widget state is kept per page; re-assigning the choices the explorer shares with the overlap and
-    # export pages carries them across page switches.
-    for key in ("ex_view", "ex_subset"):
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
+    state.keep_shared_choices()
     state.draw_frame()
     page.run()
 

@@ -130,6 +130,16 @@ def guard() -> Iterator[None]:
         st.error(f"MNIST is not available: {error}")
 
 
+SHARED_CHOICES = ("ex_view", "ex_subset")  # widgets of the same key on the explorer, overlap and export pages
+
+
+def keep_shared_choices() -> None:
+    """Widget state is kept per page; re-assigning the shared choices carries them across page switches."""
+    for key in SHARED_CHOICES:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
 def view_picker(container, high_dim: bool, help: str) -> str:
     """The 2-D view for models with D > 2, one choice (session key "ex_view") shared by every page."""
     return container.selectbox(

@@ -18,16 +18,8 @@ from vae.projections import LatentView, available_views
 from vae.store import StoredModel
 
 # Widget keys shared with the explorer; copied forward so a page switch does not reset them.
-SHARED_KEYS = ("ex_subset", "ex_view")
 SCALES = (1, 2, 4, 8, 10, 16)
 GRID_TARGET_PIXELS = 900  # the grid PNG is enlarged to about this width, at most 4 times
-
-
-def keep_shared_keys() -> None:
-    """Widget state lives per page; re-assigning it carries the explorer's choice into this page's widget."""
-    for key in SHARED_KEYS:
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
 
 
 def chosen_view(stored: StoredModel, method: str) -> str:
@@ -172,7 +164,6 @@ def render() -> None:
     if pair is None:
         st.warning("Nothing to export yet: train a pair on the **Train** page (or run `make models`).")
         return
-    keep_shared_keys()
     a, b = st.columns(2)
     subset = a.radio("Points", list(cache.SUBSETS), format_func=cache.SUBSETS.get, key="ex_subset", horizontal=True)
     high_dim = max(pair.left.config.latent_dim, pair.right.config.latent_dim) > 2

@@ -29,7 +29,6 @@ from vae.store import StoredModel
 
 SUBSET = "test"  # 10,000 points: every metric here is a few seconds at most
 # Widget keys shared with the explorer; copied forward so a page switch does not reset them.
-SHARED_KEYS = ("ex_view",)
 
 METRICS = {
     "knn_accuracy": "kNN-5 accuracy (latent)",
@@ -90,13 +89,6 @@ class Measured:
         if self.dim == 2:
             return "its own 2-D latent"
         return f"{view_label(self.method)} view of its {self.dim}-D latent"
-
-
-def keep_shared_keys() -> None:
-    """Widget state lives per page; re-assigning it carries the explorer's choice into this page's widget."""
-    for key in SHARED_KEYS:
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
 
 
 def measure(role: str, stored: StoredModel, label: str, method: str) -> Measured:
@@ -398,7 +390,6 @@ def render() -> None:
     if pair is None:
         st.warning("No models to measure: train a pair on the **Train** page (or run `make models`).")
         return
-    keep_shared_keys()
     roles = [("left", pair.left), ("right", pair.right)] + ([("baseline", pair.baseline)] if pair.baseline else [])
     high_dim = any(stored.config.latent_dim > 2 for _, stored in roles)
     method = state.view_picker(
