@@ -130,6 +130,19 @@ def train_page(app: AppTest) -> AppTest:
     return app
 
 
+def train_both(at: AppTest, hidden: str, batch: int) -> list:
+    """Set both models to one small epoch, press "Train both"; returns the two jobs (ae, vae)."""
+    for kind in ("ae", "vae"):
+        at.text_input(key=f"{kind}_hidden").set_value(hidden)
+        at.number_input(key=f"{kind}_epochs").set_value(1)
+        at.number_input(key=f"{kind}_batch").set_value(batch)
+    at.run()
+    at.button[0].click()  # Train both
+    at.run()
+    assert not at.exception
+    return [at.session_state["ae_job"], at.session_state["vae_job"]]
+
+
 def test_train_page_refuses_bad_settings(app: AppTest) -> None:
     at = train_page(app)
     at.text_input(key="ae_hidden").set_value("400,abc")
@@ -140,15 +153,7 @@ def test_train_page_refuses_bad_settings(app: AppTest) -> None:
 
 def test_train_page_trains_and_saves_a_pair(app: AppTest, tmp_path: Path) -> None:
     at = train_page(app)
-    for kind in ("ae", "vae"):
-        at.text_input(key=f"{kind}_hidden").set_value("32")
-        at.number_input(key=f"{kind}_epochs").set_value(1)
-        at.number_input(key=f"{kind}_batch").set_value(1024)
-    at.run()
-    at.button[0].click()  # Train both
-    at.run()
-    assert not at.exception
-    jobs = [at.session_state["ae_job"], at.session_state["vae_job"]]
+    jobs = train_both(at, hidden="32", batch=1024)
     assert all(job.wait(180) for job in jobs)
     assert [job.snapshot().status for job in jobs] == ["completed", "completed"]
     at.run()
@@ -186,14 +191,7 @@ def test_a_save_that_the_disk_refuses_is_a_message(app: AppTest, monkeypatch) ->
     import vae.store
 
     at = train_page(app)
-    for kind in ("ae", "vae"):
-        at.text_input(key=f"{kind}_hidden").set_value("16")
-        at.number_input(key=f"{kind}_epochs").set_value(1)
-        at.number_input(key=f"{kind}_batch").set_value(2048)
-    at.run()
-    at.button[0].click()
-    at.run()
-    jobs = [at.session_state["ae_job"], at.session_state["vae_job"]]
+    jobs = train_both(at, hidden="16", batch=2048)
     assert all(job.wait(180) for job in jobs)
     at.run()
 
