@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the project needs, idempotently: a virtual environment in .venv with
-# requirements.txt, and verified MNIST files in ./data. With --browser, also Chromium for the browser
+# requirements.txt, and verified MNIST (and, from Debian's package, Fashion-MNIST) files in ./data. With --browser, also Chromium for the browser
 # tests (Debian's package; Playwright's own browser download cannot work offline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,21 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     echo "$wanted" > "$stamp"
 fi
 
-echo "==> MNIST"
+# Fashion-MNIST, the second dataset, comes from Debian's package (offline); it is optional, so a machine
+# without root or apt-get carries on with MNIST alone.
+if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "==> installing Debian's dataset-fashion-mnist"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || {
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
+        } || echo "note: dataset-fashion-mnist could not be installed; Fashion-MNIST stays unavailable" >&2
+    else
+        echo "note: Fashion-MNIST needs Debian's dataset-fashion-mnist (sudo apt-get install dataset-fashion-mnist)" >&2
+    fi
+fi
+
+echo "==> MNIST and Fashion-MNIST"
 .venv/bin/python -m vae.data fetch
 
 if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then

@@ -43,7 +43,7 @@ def sha(b: bytes) -> str:
 @pytest.fixture(autouse=True)
 def offline(monkeypatch):
     """Never reach torchvision/npm for real, and start each test with an empty load cache."""
-    monkeypatch.setattr(data, "default_sources", lambda: [])
+    monkeypatch.setattr(data, "default_sources", lambda name="mnist": [])
     monkeypatch.delenv("VAE_DATA_DIR", raising=False)
     data._load_cached.cache_clear()
     yield
@@ -363,7 +363,7 @@ def test_real_mnist_if_present():
 
 
 def test_cli_fetch_success(tmp_path, fake, monkeypatch, capsys):
-    monkeypatch.setattr(data, "default_sources", lambda: [FakeSource("good", files=fake)])
+    monkeypatch.setattr(data, "default_sources", lambda name="mnist": [FakeSource("good", files=fake)])
     assert data.main(["fetch", "--data-dir", str(tmp_path)]) is None
     out = capsys.readouterr().out
     assert str(tmp_path.resolve() / "MNIST" / "raw") in out
@@ -371,9 +371,125 @@ def test_cli_fetch_success(tmp_path, fake, monkeypatch, capsys):
 
 
 def test_cli_fetch_failure_exits_1_without_traceback(tmp_path, fake, monkeypatch, capsys):
-    monkeypatch.setattr(data, "default_sources", lambda: [FakeSource("down", error=OSError("no route"))])
+    monkeypatch.setattr(data, "default_sources", lambda name="mnist": [FakeSource("down", error=OSError("no route"))])
     with pytest.raises(SystemExit) as exc:
         data.main(["fetch", "--data-dir", str(tmp_path)])
     assert exc.value.code == 1
     err = capsys.readouterr().err
     assert "- down: OSError: no route" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------------------------
+# Fashion-MNIST: Debian's gz files, the same pinned-hash rules.
+
+
+@pytest.fixture
+def fake_fashion(monkeypatch, tmp_path) -> tuple[dict[str, bytes], Path]:
+    """Tiny fake Fashion-MNIST as a Debian-style folder of gz files, with the pinned hashes patched."""
+    import gzip
+
+    contents = {
+        "train-images-idx3-ubyte": idx_images(4, seed=3),
+        "train-labels-idx1-ubyte": idx_labels([0, 9, 5, 7]),
+        "t10k-images-idx3-ubyte": idx_images(2, seed=4),
+        "t10k-labels-idx1-ubyte": idx_labels([8, 1]),
+    }
+    debian = tmp_path / "debian"
+    debian.mkdir()
+    for name, blob in contents.items():
+        monkeypatch.setitem(data.FASHION_MNIST_SHA256, name, sha(blob))
+        monkeypatch.setitem(data.IDX_SIZES, name, len(blob))
+        (debian / f"{name}.gz").write_bytes(gzip.compress(blob))
+    return contents, debian
+
+
+def test_fashion_mnist_comes_from_the_debian_files_verified(fake_fashion, tmp_path) -> None:
+    contents, debian = fake_fashion
+    root = tmp_path / "data"
+    raw = data.ensure_dataset("fashion-mnist", root, sources=[data.DebianSource(debian)])
+    assert raw == root / "FashionMNIST" / "raw"
+    assert {n: (raw / n).read_bytes() for n in contents} == contents
+    assert leftovers(root) == []
+    images, labels = data.load_dataset("fashion-mnist", "train", root)
+    assert images.shape == (4, 28, 28) and labels.tolist() == [0, 9, 5, 7]
+    assert data.class_names("fashion-mnist")[9] == "Ankle boot" and len(data.class_names("fashion-mnist")) == 10
+    assert data.class_names("mnist") == tuple("0123456789")
+
+
+def test_a_debian_file_with_other_content_is_never_placed(fake_fashion, tmp_path) -> None:
+    import gzip
+
+    contents, debian = fake_fashion
+    (debian / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_labels([8, 2])))  # one label changed
+    root = tmp_path / "data"
+    with pytest.raises(data.DatasetUnavailableError, match="t10k-labels-idx1-ubyte") as error:
+        data.ensure_dataset("fashion-mnist", root, sources=[data.DebianSource(debian)])
+    assert "sha256" in str(error.value) and "dataset-fashion-mnist" in str(error.value)
+    assert not (root / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte").exists()
+    assert leftovers(root) == []
+
+
+def test_truncated_gz_and_gzip_bombs_are_refused(fake_fashion, tmp_path) -> None:
+    import gzip
+
+    contents, debian = fake_fashion
+    whole = (debian / "train-images-idx3-ubyte.gz").read_bytes()
+    (debian / "train-images-idx3-ubyte.gz").write_bytes(whole[: len(whole) // 2])
+    # Far more bytes than the file may have: reading stops at the cap, long before they are all inflated.
+    (debian / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\0" * 5_000_000))
+    root = tmp_path / "data"
+    with pytest.raises(data.DatasetUnavailableError) as error:
+        data.ensure_dataset("fashion-mnist", root, sources=[data.DebianSource(debian)])
+    message = str(error.value)
+    assert "EOFError" in message or "end-of-stream" in message
+    assert "more than its expected size" in message
+    raw = root / "FashionMNIST" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    assert leftovers(root) == []
+
+
+def test_missing_debian_package_names_the_source_and_the_fix(tmp_path) -> None:
+    with pytest.raises(data.DatasetUnavailableError) as error:
+        data.ensure_dataset("fashion-mnist", tmp_path, sources=[data.DebianSource(tmp_path / "nowhere")])
+    message = str(error.value)
+    assert "Fashion-MNIST" in message and "debian" in message and "apt-get install dataset-fashion-mnist" in message
+
+
+def test_unknown_dataset_names_are_refused(tmp_path) -> None:
+    for call in (lambda: data.load_dataset("cifar", "test", tmp_path), lambda: data.ensure_dataset("cifar", tmp_path),
+                 lambda: data.class_names("cifar")):  # fmt: skip
+        with pytest.raises(ValueError, match="dataset must be one of"):
+            call()
+
+
+def test_real_fashion_mnist_from_debian_when_installed(tmp_path) -> None:
+    if not Path(data.DEBIAN_FASHION_DIR).is_dir():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
+    root = tmp_path / "data"
+    data.ensure_dataset("fashion-mnist", root, sources=[data.DebianSource()])
+    images, labels = data.load_dataset("fashion-mnist", "test", root)
+    assert images.shape == (10_000, 28, 28) and images.dtype == torch.uint8
+    assert torch.bincount(labels).tolist() == [1000] * 10
+    train_images, train_labels = data.load_dataset("fashion-mnist", "train", root)
+    assert torch.bincount(train_labels).tolist() == [6000] * 10
+    # Not MNIST under another name: its mean image differs (clothes fill far more of the frame).
+    digits = REPO / "data" / "MNIST" / "raw"
+    if digits.is_dir():
+        mnist_images, _ = data.load_dataset("mnist", "test", REPO / "data")
+        assert images.float().mean() > 1.5 * mnist_images.float().mean()
+
+
+def test_fetch_command_reports_each_dataset_and_fashion_is_optional(fake, fake_fashion, tmp_path, monkeypatch, capsys):
+    contents, debian = fake_fashion
+    root = tmp_path / "data"
+    place(root, fake)
+    monkeypatch.setattr(data, "default_sources", lambda name="mnist": [])  # Fashion has nowhere to come from
+    data.main(["fetch", "--data-dir", str(root)])  # all: MNIST ready, Fashion a warning, exit 0
+    out, err = capsys.readouterr()
+    assert "MNIST ready" in out and "warning: could not obtain verified Fashion-MNIST files" in err
+    with pytest.raises(SystemExit) as exit_:
+        data.main(["fetch", "--dataset", "fashion-mnist", "--data-dir", str(root)])
+    assert exit_.value.code == 1
+    monkeypatch.setattr(data, "default_sources", lambda name="mnist": [data.DebianSource(debian)])
+    data.main(["fetch", "--dataset", "fashion-mnist", "--data-dir", str(root)])
+    assert "Fashion-MNIST ready" in capsys.readouterr().out

