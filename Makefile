@@ -1,5 +1,5 @@
 # Every target installs what it needs first (scripts/setup.sh is idempotent and fast when done).
-.PHONY: setup app test bench models
+.PHONY: setup app test bench models experiments
 
 setup:
 	scripts/setup.sh
@@ -19,3 +19,8 @@ bench: setup
 # Retrain the shipped models in models/ (about 10 minutes on two CPU cores).
 models: setup
 	scripts/train_default_models.sh
+
+# Recompute the Experiments page's shipped results (experiments/) and the conv pair it saves into models/
+# (about 45 minutes on two CPU cores; the page can also recompute one study at a time).
+experiments: setup
+	OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m vae.experiments run --save-models models

@@ -15,9 +15,10 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from vae.data import load_mnist
+from vae.data import class_names, load_dataset
+from vae.experiments import StudyResult, load_result
 from vae.explore import class_centroids
-from vae.jobs import TrainingQueue
+from vae.jobs import StudyJob, TrainingQueue
 from vae.metrics import embed_images
 from vae.models import LatentModel
 from vae.plots import ClickGrid, latent_scatter
@@ -50,26 +51,37 @@ def model(path: str, weights_sha256: str) -> tuple[LatentModel, StoredModel]:
     return load_model(path)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading MNIST…")
-def dataset(subset: str, directory: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images uint8 ``[N, 28, 28]`` and labels ``[N]``: the test set, or test then train for "all".
+@st.cache_resource(max_entries=4, show_spinner="Loading the images…")
+def dataset(name: str, subset: str, directory: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images uint8 ``[N, 28, 28]`` and labels ``[N]`` of dataset ``name`` ("mnist", "fashion-mnist"): the
+    test set, or test then train for "all".
 
     Shared by every session: callers must not modify the tensors.
     """
     if subset not in SUBSETS:
         raise ValueError(f"subset must be one of {list(SUBSETS)}, got {subset!r}")
-    images, labels = load_mnist("test", directory)
+    images, labels = load_dataset(name, "test", directory)
     if subset == "all":
-        train_images, train_labels = load_mnist("train", directory)
+        train_images, train_labels = load_dataset(name, "train", directory)
         images, labels = torch.cat([images, train_images]), torch.cat([labels, train_labels])
     return images, labels
+
+
+def dataset_of(path: str, weights_sha256: str) -> str:
+    """The dataset a model was trained on, from its saved metadata: its points are that dataset's images."""
+    return model(path, weights_sha256)[1].dataset_name
+
+
+def model_data(path: str, weights_sha256: str, subset: str, directory: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`dataset` for the model in ``path``: the images and labels its plane shows."""
+    return dataset(dataset_of(path, weights_sha256), subset, directory)
 
 
 @st.cache_resource(max_entries=12, show_spinner="Embedding images…")
 def embedding(path: str, weights_sha256: str, subset: str, directory: str) -> np.ndarray:
     """float32 ``[N, D]``: every image of ``subset`` through the model's ``embed``. Read-only."""
     loaded, _ = model(path, weights_sha256)
-    images, _ = dataset(subset, directory)
+    images, _ = model_data(path, weights_sha256, subset, directory)
     out = embed_images(loaded, images).numpy()
     out.setflags(write=False)
     return out
@@ -81,10 +93,10 @@ def training_queue() -> TrainingQueue:
     return TrainingQueue()
 
 
-@st.cache_resource(max_entries=2, show_spinner="Loading MNIST…")
-def training_data(directory: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Train and test images and labels, uint8 ``[N, 28, 28]`` / ``[N]``; shared, read-only."""
-    return (*load_mnist("train", directory), *load_mnist("test", directory))
+@st.cache_resource(max_entries=2, show_spinner="Loading the images…")
+def training_data(name: str, directory: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Train and test images and labels of dataset ``name``, uint8 ``[N, 28, 28]`` / ``[N]``; shared, read-only."""
+    return (*load_dataset(name, "train", directory), *load_dataset(name, "test", directory))
 
 
 def cache_dir() -> Path:
@@ -123,15 +135,41 @@ def base_figure(path: str, weights_sha256: str, subset: str, directory: str, met
     Shared by every session and never modified: pages add their overlays with ``vae.plots.with_overlays``.
     """
     fitted = view(path, weights_sha256, subset, directory, method)
-    _, labels = dataset(subset, directory)
+    _, labels = model_data(path, weights_sha256, subset, directory)
     return latent_scatter(
         fitted.embedding_, labels.numpy(), title=title, grid=ClickGrid.square(fitted.embedding_),
+        class_names=class_names(dataset_of(path, weights_sha256)),
         uirevision=f"{path}|{weights_sha256}|{subset}|{method}",
     )  # fmt: skip
 
 
 @st.cache_data(max_entries=24, show_spinner=False)
 def centroids(path: str, weights_sha256: str, subset: str, directory: str) -> np.ndarray:
-    """``[10, D]``: each digit's mean code, the interpolation's default end points."""
-    _, labels = dataset(subset, directory)
+    """``[10, D]``: each class's mean code, the interpolation's default end points."""
+    _, labels = model_data(path, weights_sha256, subset, directory)
     return class_centroids(embedding(path, weights_sha256, subset, directory), labels.numpy())
+
+
+def experiment_dirs(dataset: str) -> dict[str, Path]:
+    """Where study results on ``dataset`` live: shipped with the repository (MNIST's at the top of
+    ``experiments/``, others in a folder of their name), and this machine's recomputes."""
+    shipped = Path(os.environ.get("VAE_EXPERIMENTS_DIR") or REPO / "experiments")
+    return {
+        "shipped": shipped if dataset == "mnist" else shipped / dataset,
+        "recomputed": cache_dir() / "experiments" / dataset,
+    }
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def experiment(directory: str, study: str, stamp: int) -> StudyResult:
+    """A saved study, read once per version: ``stamp`` (the JSON's mtime in ns) changes when it is rewritten.
+
+    Shared by every session: callers must not modify the arrays.
+    """
+    return load_result(directory, study)
+
+
+@st.cache_resource
+def study_jobs() -> dict[tuple[str, str], StudyJob]:
+    """The latest recompute of each (study, dataset), shared by every session (a second click joins it)."""
+    return {}

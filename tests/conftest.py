@@ -80,3 +80,8 @@ def chart_titles(at) -> list[str]:
     import json
 
     return [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
+
+
+def image_captions(at) -> list[str]:
+    """The captions of every image an AppTest shows, in page order."""
+    return [img.caption for image in at.image for img in image.proto.imgs]

@@ -71,3 +71,49 @@ def test_submit_refuses_what_could_never_run(data) -> None:
         jobs.submit(TINY, TrainSettings(batch_size=512), train_images)
     with pytest.raises(ValueError, match="PCA"):
         jobs.submit(ModelConfig(kind="pca", hidden=()), TrainSettings(batch_size=8), train_images)
+    with pytest.raises(ValueError, match="labels"):
+        jobs.submit(ModelConfig(kind="ae", hidden=(8,), class_weight=1.0), TrainSettings(batch_size=8), train_images)
+
+
+def test_a_study_job_takes_its_turn_on_the_queue_and_saves_its_result(data, mnist_subset, tmp_path, monkeypatch):
+    import dataclasses
+
+    import vae.jobs
+    from vae.experiments import StudySettings, load_result, run_study
+    from vae.jobs import StudyJob
+
+    settings = StudySettings(epochs=1, batch_size=64, betas=(0.0, 1.0), map_points=100, seed=SEED)
+    seen = []
+
+    def on_subset(study, settings, data_dir=None, **kwargs):
+        seen.append(training.snapshot().status)  # what the training job ahead was doing when the study began
+        progress = kwargs.pop("progress")
+        return run_study(study, settings, data=mnist_subset, progress=lambda f, m: (progress(f, m), seen.append(f)),
+                         **kwargs)  # fmt: skip
+
+    monkeypatch.setattr(vae.jobs, "run_study", on_subset)
+    train_images, test_images = data
+    jobs = TrainingQueue()
+    training = jobs.submit(TINY, TrainSettings(epochs=2, batch_size=64, seed=SEED), train_images, test_images)
+    study = jobs.enqueue(StudyJob("beta", settings, str(tmp_path / "out")))
+    assert study.snapshot().status in ("queued", "running")
+    assert study.wait(120), "the study did not finish"
+    snapshot = study.snapshot()
+    assert snapshot.status == "completed" and snapshot.fraction == 1.0 and "saved" in snapshot.message
+    assert seen[0] == "completed"  # one job at a time: the study waited for the training
+    assert seen[1:] == [0.0, 0.5, 1.0]
+    assert [row["key"] for row in load_result(tmp_path / "out", "beta").rows] == ["beta-0", "beta-1"]
+
+    stopped = StudyJob("beta", dataclasses.replace(settings, betas=(2.0,)), str(tmp_path / "out"))
+    stopped.stop()
+    jobs.enqueue(stopped)
+    assert stopped.wait(60) and stopped.snapshot().status == "stopped"
+    assert [row["key"] for row in load_result(tmp_path / "out", "beta").rows] == ["beta-0", "beta-1"]  # kept
+
+    monkeypatch.setattr(vae.jobs, "run_study", lambda *a, **k: (_ for _ in ()).throw(MemoryError("out of memory")))
+    failing = jobs.enqueue(StudyJob("beta", settings, str(tmp_path / "out")))
+    assert failing.wait(60) and failing.snapshot().status == "failed" and "out of memory" in failing.snapshot().message
+    after = jobs.submit(TINY, TrainSettings(epochs=1, batch_size=64), train_images)
+    assert after.wait(60) and after.snapshot().status == "completed"  # the worker survived
+    with pytest.raises(ValueError, match="study must be one of"):
+        StudyJob("gan", settings, str(tmp_path))

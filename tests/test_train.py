@@ -101,9 +101,9 @@ def test_divergence_stops_with_a_message_and_keeps_the_last_good_weights(monkeyp
         model = real_build(config)
         real_loss, calls = model.loss, []
 
-        def loss(x):
+        def loss(x, labels=None):
             calls.append(1)
-            terms = real_loss(x)
+            terms = real_loss(x, labels)
             if len(calls) == 6:  # epoch 2, batch 2 (4 batches per epoch)
                 terms["kl"] = terms["kl"] * float("nan")
             return terms
@@ -158,6 +158,17 @@ def test_evaluate_restores_the_training_mode(images) -> None:
 def test_invalid_settings_are_refused(fields: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         TrainSettings(**fields)
+
+
+def test_train_refuses_a_class_term_without_labels_or_mismatched_labels(images) -> None:
+    config = ModelConfig(kind="ae", latent_dim=2, hidden=(8,), class_weight=1.0)
+    settings = TrainSettings(epochs=1, batch_size=4)
+    with pytest.raises(ValueError, match="pass train_labels"):
+        train(config, images, settings=settings)
+    with pytest.raises(ValueError, match="pass train_labels"):
+        train(config, images, images, settings, train_labels=torch.zeros(8, dtype=torch.long))
+    with pytest.raises(ValueError, match="one label per train image"):
+        train(config, images, settings=settings, train_labels=torch.zeros(5, dtype=torch.long))
 
 
 def test_train_refuses_a_batch_larger_than_the_data_and_pca(images) -> None:

@@ -1,4 +1,5 @@
-"""Training in the background: a job per model, one worker thread that runs jobs in turn.
+"""Training in the background: a job per model (or per recomputed experiment), one worker thread that
+runs jobs in turn.
 
 A web server shares two CPU cores among every open tab. Running jobs one at a time (first come, first
 served) keeps one person's training from starving another's clicks, and the progress of every job can be
@@ -17,6 +18,7 @@ from typing import Literal
 
 import torch
 
+from vae.experiments import StudySettings, StudyStopped, run_study, save_result, variants
 from vae.models import ModelConfig
 from vae.train import BatchProgress, EpochRecord, TrainResult, TrainSettings, train
 
@@ -64,6 +66,9 @@ class TrainingJob:
     train_images: torch.Tensor
     test_images: torch.Tensor | None
     label: str = ""
+    train_labels: torch.Tensor | None = None  # int64 [N]; only a class-aware loss uses them
+    test_labels: torch.Tensor | None = None
+    dataset: str = "mnist"  # where the images came from, recorded when the model is saved
     job_id: int = field(default_factory=lambda: next(_job_ids))
     result: TrainResult | None = None
     _status: JobStatus = "queued"
@@ -132,6 +137,8 @@ class TrainingJob:
                 on_batch=self._on_batch,
                 on_epoch=self._on_epoch,
                 should_stop=self._stop.is_set,
+                train_labels=self.train_labels,
+                test_labels=self.test_labels,
             )
         except Exception as error:  # shown to the user; the worker thread must survive it
             traceback.print_exc()
@@ -140,14 +147,85 @@ class TrainingJob:
         self._finish(self.result.status, self.result.message)
 
 
+@dataclass(frozen=True)
+class StudySnapshot:
+    study: str
+    status: JobStatus
+    fraction: float
+    message: str
+    elapsed: float
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+class StudyJob:
+    """Recompute one experiment (``vae.experiments``) and save it to ``out_dir``; run by the same queue as
+    the training jobs, so a recompute and a training take turns on the CPU instead of halving each other."""
+
+    def __init__(self, study: str, settings: StudySettings, out_dir: str, data_dir: str | None = None) -> None:
+        variants(study, settings)  # refuse an unknown study or bad settings now, not in the worker
+        self.study, self.settings, self.out_dir, self.data_dir = study, settings, out_dir, data_dir
+        self.job_id = next(_job_ids)
+        self._lock = threading.Lock()
+        self._stop, self._done = threading.Event(), threading.Event()
+        self._status: JobStatus = "queued"
+        self._fraction, self._message = 0.0, "waiting for the CPU"
+        self._started: float | None = None
+        self._finished: float | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def snapshot(self) -> StudySnapshot:
+        with self._lock:
+            end = self._finished or time.perf_counter()
+            elapsed = end - self._started if self._started else 0.0
+            return StudySnapshot(self.study, self._status, self._fraction, self._message, elapsed)
+
+    def _progress(self, fraction: float, message: str) -> None:
+        with self._lock:
+            self._fraction, self._message = fraction, message
+
+    def _finish(self, status: JobStatus, message: str) -> None:
+        with self._lock:
+            self._status, self._message, self._finished = status, message, time.perf_counter()
+            if status == "completed":
+                self._fraction = 1.0
+        self._done.set()
+
+    def run(self) -> None:
+        """Run now, in the calling thread; never raises (a failure becomes status "failed")."""
+        if self._stop.is_set():
+            self._finish("stopped", "stopped before it started")
+            return
+        with self._lock:
+            self._status, self._started = "running", time.perf_counter()
+        try:
+            result = run_study(self.study, self.settings, self.data_dir, progress=self._progress,
+                               should_stop=self._stop.is_set)  # fmt: skip
+            save_result(result, self.out_dir)
+        except StudyStopped:
+            self._finish("stopped", "stopped on request; the previous result is kept")
+        except Exception as error:  # shown to the user; the worker thread must survive it
+            traceback.print_exc()
+            self._finish("failed", f"{type(error).__name__}: {error}")
+        else:
+            self._finish("completed", f"saved in {result.seconds:.0f} s")
+
+
 class TrainingQueue:
     """A single daemon worker that runs submitted jobs in order."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[TrainingJob] = queue.Queue()
+        self._queue: queue.Queue[TrainingJob | StudyJob] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._pending: list[TrainingJob] = []
+        self._pending: list[TrainingJob | StudyJob] = []
 
     def submit(
         self,
@@ -156,15 +234,28 @@ class TrainingQueue:
         train_images: torch.Tensor,
         test_images: torch.Tensor | None = None,
         label: str = "",
+        *,
+        train_labels: torch.Tensor | None = None,
+        test_labels: torch.Tensor | None = None,
+        dataset: str = "mnist",
     ) -> TrainingJob:
         """Queue a job; raises ValueError at once for settings that could never run."""
+        if config.class_weight and train_labels is None:
+            raise ValueError("class_weight > 0 trains on labels: pass train_labels")
         if config.kind == "pca":
             raise ValueError("PCA is fitted, not trained")
         if len(train_images) < settings.batch_size:
             raise ValueError(
                 f"batch_size ({settings.batch_size}) is larger than the training set ({len(train_images)} images)"
             )
-        job = TrainingJob(config, settings, train_images, test_images, label=label or config.describe())
+        job = TrainingJob(
+            config, settings, train_images, test_images, label=label or config.describe(),
+            train_labels=train_labels, test_labels=test_labels, dataset=dataset,
+        )  # fmt: skip
+        return self.enqueue(job)
+
+    def enqueue(self, job: TrainingJob | StudyJob) -> TrainingJob | StudyJob:
+        """Queue any job with ``run()`` and ``snapshot().status`` behind the ones already waiting."""
         with self._lock:
             self._pending.append(job)
             if self._worker is None or not self._worker.is_alive():
@@ -173,7 +264,7 @@ class TrainingQueue:
         self._queue.put(job)
         return job
 
-    def position(self, job: TrainingJob) -> int:
+    def position(self, job: TrainingJob | StudyJob) -> int:
         """0 while running or finished; n when n - 1 jobs are ahead of it in the queue."""
         with self._lock:
             waiting = [j for j in self._pending if j.snapshot().status == "queued"]

@@ -5,8 +5,9 @@ Every model maps images ``x`` float ``[B, 1, 28, 28]`` in [0, 1] to a latent cod
 - ``embed(x)``  -> ``[B, D]``: the point a page plots (AE code, VAE posterior mean, PCA projection).
 - ``encode(x)`` -> ``(mean [B, D], logvar [B, D] | None)``: the full posterior (``None`` where there is none).
 - ``decode(z)`` -> ``[B, 1, 28, 28]`` in [0, 1].
-- ``loss(x)``   -> named terms, each a scalar averaged over the batch, i.e. *per image*; BCE terms are in
-  nats (summed over the 784 pixels), which is the unit papers report for MNIST.
+- ``loss(x, labels=None)`` -> named terms, each a scalar averaged over the batch, i.e. *per image*; BCE
+  terms are in nats (summed over the 784 pixels), which is the unit papers report for MNIST. Labels are
+  read only by the optional class-aware term (``config.class_weight``).
 - ``config``    -> the :class:`ModelConfig` that rebuilds the model.
 
 The models know nothing of data loading, optimisers or logging (see ``vae.train``).
@@ -53,6 +54,12 @@ class ModelConfig:
     sparsity: float = 0.0
     # Dense AE only: decoder layers reuse the encoder's weights transposed (half the parameters).
     tied: bool = False
+    # Dense AE only: no hidden layers and no output squashing, trained on MSE. Baldi & Hornik (1989):
+    # its optimum spans the same subspace as PCA, which the Experiments page checks.
+    linear: bool = False
+    # Weight of the class-aware term (uses labels): the soft nearest-neighbour loss of the codes in a batch
+    # (Frosst et al., 2019), which is high where classes overlap and falls as they pull apart.
+    class_weight: float = 0.0
 
     def __post_init__(self) -> None:
         # JSON gives lists; a tuple keeps the config hashable (st.cache_* keys on it) and comparable.
@@ -73,11 +80,13 @@ class ModelConfig:
             raise ValueError(f"hidden must hold integers from 1 to 4096, got {self.hidden!r}")
         if len(self.hidden) > 4:
             raise ValueError(f"hidden may list at most 4 layers, got {len(self.hidden)}")
-        if self.kind != "pca" and not self.hidden:
-            raise ValueError("hidden must list at least one layer for an AE or a VAE")
+        if self.kind != "pca" and not self.linear and not self.hidden:
+            raise ValueError("hidden must list at least one layer for an AE or a VAE (or set linear)")
+        if self.linear and (self.kind != "ae" or self.arch != "dense" or self.hidden or self.recon_loss != "mse"):
+            raise ValueError("linear applies to a dense AE with hidden=() and recon_loss='mse' only")
         if self.recon_loss not in RECON_LOSSES:
             raise ValueError(f"recon_loss must be one of {RECON_LOSSES}, got {self.recon_loss!r}")
-        for name in ("beta", "sparsity"):
+        for name in ("beta", "sparsity", "class_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1000:
                 raise ValueError(f"{name} must be a number from 0 to 1000, got {value!r}")
@@ -87,6 +96,8 @@ class ModelConfig:
             raise ValueError(f"sparsity applies to an AE only (kind={self.kind!r})")
         if self.tied and (self.kind != "ae" or self.arch != "dense"):
             raise ValueError("tied applies to a dense AE only")
+        if self.class_weight and self.kind == "pca":
+            raise ValueError("class_weight applies to an AE or a VAE only")
         if self.kind == "pca" and self.arch != "dense":
             raise ValueError("arch must be 'dense' for PCA")
 
@@ -110,8 +121,8 @@ class ModelConfig:
         """Short human label, e.g. ``"VAE dense 784-400-2"``."""
         if self.kind == "pca":
             return f"PCA {self.latent_dim}-D"
-        layers = "-".join(str(h) for h in self.hidden)
-        body = f"784-{layers}-{self.latent_dim}" if self.arch == "dense" else f"conv-{layers}-{self.latent_dim}"
+        layers = "".join(f"{h}-" for h in self.hidden)
+        body = f"784-{layers}{self.latent_dim}" if self.arch == "dense" else f"conv-{layers}{self.latent_dim}"
         extras = []
         if self.kind == "vae" and self.beta != 1.0:
             extras.append(f"beta={self.beta:g}")
@@ -119,6 +130,10 @@ class ModelConfig:
             extras.append(f"L1={self.sparsity:g}")
         if self.tied:
             extras.append("tied")
+        if self.linear:
+            extras.append("linear")
+        if self.class_weight:
+            extras.append(f"class={self.class_weight:g}")
         suffix = f" ({', '.join(extras)})" if extras else ""
         return f"{self.kind.upper()} {self.arch} {body}{suffix}"
 
@@ -137,8 +152,11 @@ class LatentModel(nn.Module, ABC):
         """z ``[B, D]`` -> images ``[B, 1, 28, 28]`` in [0, 1]."""
 
     @abstractmethod
-    def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """x ``[B, 1, 28, 28]`` -> {"loss", "recon", ...}: scalars, mean over the batch of per-image sums."""
+    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """x ``[B, 1, 28, 28]`` -> {"loss", "recon", ...}: scalars, mean over the batch of per-image sums.
+
+        labels ``[B]`` (int64) are needed only when ``config.class_weight`` > 0; the term is then "class".
+        """
 
     @property
     def device(self) -> torch.device:
@@ -258,6 +276,41 @@ def _reconstruction_error(logits: torch.Tensor, x: torch.Tensor, kind: str) -> t
     return per_pixel.flatten(1).sum(1).mean()
 
 
+def soft_nearest_neighbour_loss(
+    z: torch.Tensor, labels: torch.Tensor | None, temperature: float = 0.1
+) -> torch.Tensor:
+    """How entangled the classes of codes z ``[B, D]`` with labels ``[B]`` are -> scalar >= 0 (nats).
+
+    Frosst, Papernot & Hinton (2019), eq. (1): for each point, minus the log of the share of its
+    soft neighbours (weights exp(-d^2 / T)) that carry its own label, averaged over the batch. 0 when
+    every point's near neighbours are its own class; log(C) when the classes are fully mixed.
+    Distances are divided by their batch mean, so the term is blind to scale: an encoder cannot lower it
+    by spreading every code further apart, only by separating the classes.
+    """
+    if labels is None:
+        raise ValueError("this model's loss has a class-aware term (class_weight > 0): it needs the labels")
+    if labels.shape != z.shape[:1]:
+        raise ValueError(f"labels must have shape [{len(z)}], got {list(labels.shape)}")
+    squared = torch.cdist(z, z).pow(2)  # [B, B]
+    others = ~torch.eye(len(z), dtype=torch.bool, device=z.device)
+    scaled = squared / squared[others].mean().clamp_min(1e-12)
+    logits = (-scaled / temperature).masked_fill(~others, float("-inf"))
+    same = (labels.unsqueeze(0) == labels.unsqueeze(1)) & others
+    has_partner = same.any(1)  # a point alone in its class in this batch has no term
+    # l_sn = -1/b sum_i log( sum_{j != i, y_j = y_i} e^{-d_ij / T} / sum_{k != i} e^{-d_ik / T} )
+    log_same = torch.logsumexp(logits.masked_fill(~same, float("-inf")), dim=1)
+    log_all = torch.logsumexp(logits, dim=1)
+    return (log_all - log_same)[has_partner].mean()
+
+
+def _add_class_term(terms: dict[str, torch.Tensor], z: torch.Tensor, labels: torch.Tensor | None,
+                    weight: float) -> dict[str, torch.Tensor]:
+    if weight:
+        terms["class"] = soft_nearest_neighbour_loss(z, labels)
+        terms["loss"] = terms["loss"] + weight * terms["class"]
+    return terms
+
+
 class AutoEncoder(LatentModel):
     """Deterministic AE: z = e(x), x' = d(z), loss = recon + sparsity * |z|_1."""
 
@@ -274,17 +327,22 @@ class AutoEncoder(LatentModel):
         return self.encoder(x), None
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
+        if self.config.linear:  # no squashing: clamped for display only, as PCA's decode is
+            return self.decoder(z).clamp(0, 1)
         return torch.sigmoid(self.decoder(z))
 
-    def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         z = self.encoder(x)  # [B, D]
-        recon = _reconstruction_error(self.decoder(z), x, self.config.recon_loss)
-        terms = {"recon": recon}
-        total = recon
+        output = self.decoder(z)  # logits, or the image itself for a linear AE
+        if self.config.linear:
+            recon = (output - x).pow(2).flatten(1).sum(1).mean()
+        else:
+            recon = _reconstruction_error(output, x, self.config.recon_loss)
+        terms = {"loss": recon, "recon": recon}
         if self.config.sparsity:
             terms["sparsity"] = z.abs().sum(1).mean()
-            total = total + self.config.sparsity * terms["sparsity"]
-        return {"loss": total, **terms}
+            terms["loss"] = terms["loss"] + self.config.sparsity * terms["sparsity"]
+        return _add_class_term(terms, z, labels, self.config.class_weight)
 
 
 class VariationalAutoEncoder(LatentModel):
@@ -319,13 +377,15 @@ class VariationalAutoEncoder(LatentModel):
         # -KL = 1/2 * sum(1 + log sigma^2 - mu^2 - sigma^2), Kingma & Welling (2013), appendix B.
         return -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp(), dim=1)
 
-    def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Negative ELBO with a beta weight: recon + beta * KL, per image (nats for BCE)."""
+    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Negative ELBO with a beta weight: recon + beta * KL (+ class term), per image (nats for BCE)."""
         mean, logvar = self.encode(x)
         z = self.reparameterize(mean, logvar)
         recon = _reconstruction_error(self.decoder(z), x, self.config.recon_loss)
         kl = self.kl_to_standard_normal(mean, logvar).mean()
-        return {"loss": recon + self.config.beta * kl, "recon": recon, "kl": kl}
+        terms = {"loss": recon + self.config.beta * kl, "recon": recon, "kl": kl}
+        # On the posterior means, the points the maps show: the sampling noise is the KL's business.
+        return _add_class_term(terms, mean, labels, self.config.class_weight)
 
 
 class PCAModel(LatentModel):
@@ -350,7 +410,7 @@ class PCAModel(LatentModel):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return (z @ self.components + self.mean).clamp(0, 1).view(-1, *IMAGE_SHAPE)
 
-    def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         x_hat = self.decode(self.embed(x)).clamp(1e-6, 1 - 1e-6)
         if self.config.recon_loss == "bce":
             recon = F.binary_cross_entropy(x_hat, x, reduction="none").flatten(1).sum(1).mean()

@@ -84,6 +84,12 @@ class StoredModel:
     def name(self) -> str:
         return self.path.name
 
+    @property
+    def dataset_name(self) -> str:
+        """The dataset the model was trained on (``vae.data.DATASETS``); models saved before there was a
+        choice were all trained on MNIST."""
+        return str(self.dataset.get("name") or "mnist")
+
 
 def check_name(name: str) -> str:
     """Return ``name`` if it is a safe model name, else raise :class:`InvalidModelName`."""
@@ -117,7 +123,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -170,8 +176,8 @@ def save_model(
     path.mkdir(parents=True, exist_ok=True)
     try:
         with _folder_lock(path):
-            _atomic_write(path / weights_name, weights)
-            _atomic_write(path / META_FILE, meta_bytes)  # the commit point
+            write_atomically(path / weights_name, weights)
+            write_atomically(path / META_FILE, meta_bytes)  # the commit point
             # Under the lock no other save is mid-write, so every other weights file and temp file is
             # garbage: the previous version, or the leftovers of a writer that was killed.
             for stale in [*path.glob("weights-*.safetensors"), *path.glob(".*.tmp")]:

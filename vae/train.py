@@ -19,6 +19,7 @@ from typing import Literal
 
 import torch
 
+from vae.data import DATASETS
 from vae.models import LatentModel, ModelConfig, build_model, evaluating, to_float_images
 
 
@@ -121,8 +122,10 @@ def train_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     on_batch: Callable[[int, int, dict[str, float]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    labels: torch.Tensor | None = None,
 ) -> tuple[dict[str, float], bool]:
-    """One pass over ``images`` float ``[N, 1, 28, 28]`` in a seeded random order.
+    """One pass over ``images`` float ``[N, 1, 28, 28]`` (with ``labels`` ``[N]`` if the loss needs them)
+    in a seeded random order.
 
     Returns (loss terms averaged over the batches that ran, whether it was cut short by ``should_stop``).
     Raises :class:`TrainingDiverged` on the first NaN or infinite term, before the optimiser steps on it.
@@ -135,8 +138,9 @@ def train_epoch(
     for b in range(n_batches):
         if should_stop is not None and should_stop():
             break
-        x = images.index_select(0, order[b * batch_size : (b + 1) * batch_size])
-        terms = model.loss(x)
+        batch = order[b * batch_size : (b + 1) * batch_size]
+        x = images.index_select(0, batch)
+        terms = model.loss(x, labels.index_select(0, batch) if labels is not None else None)
         _check_finite(terms, f"in epoch batch {b + 1}")
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -154,8 +158,10 @@ def train_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: LatentModel, images: torch.Tensor, batch_size: int = 1000) -> dict[str, float]:
-    """Loss terms on ``images`` float ``[N, 1, 28, 28]``, per image, weighted by batch size.
+def evaluate(
+    model: LatentModel, images: torch.Tensor, batch_size: int = 1000, labels: torch.Tensor | None = None
+) -> dict[str, float]:
+    """Loss terms on ``images`` float ``[N, 1, 28, 28]`` (and ``labels`` ``[N]``), per image, weighted by batch size.
 
     The model is put back into the mode it was in, so this can run in the middle of training.
     """
@@ -163,7 +169,8 @@ def evaluate(model: LatentModel, images: torch.Tensor, batch_size: int = 1000) -
     with evaluating(model):
         for start in range(0, len(images), batch_size):
             x = images[start : start + batch_size]
-            for k, v in model.loss(x).items():
+            y = labels[start : start + batch_size] if labels is not None else None
+            for k, v in model.loss(x, y).items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(x)
     return {k: v / len(images) for k, v in sums.items()}
 
@@ -178,12 +185,15 @@ def train(
     on_epoch: Callable[[EpochRecord], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     device: torch.device | str | None = None,
+    train_labels: torch.Tensor | None = None,
+    test_labels: torch.Tensor | None = None,
 ) -> TrainResult:
     """Train a fresh model described by ``config``; seeded, so the same inputs give the same weights.
 
     train_images / test_images: uint8 ``[N, 28, 28]`` or float ``[N, 1, 28, 28]`` in [0, 1].
     on_batch / on_epoch: progress callbacks (every loss term, train and test, per image).
     should_stop: polled between batches; returning True ends training with status "stopped".
+    train_labels / test_labels: int64 ``[N]``, required when ``config.class_weight`` > 0 (the class term).
     Never raises on divergence: the result's status is "diverged", its message says what happened,
     and its model holds the weights of the last complete epoch.
     """
@@ -193,6 +203,11 @@ def train(
         raise ValueError(
             f"batch_size ({settings.batch_size}) is larger than the training set ({len(train_images)} images)"
         )
+    if config.class_weight and (train_labels is None or (test_images is not None and test_labels is None)):
+        raise ValueError("class_weight > 0 trains on labels: pass train_labels (and test_labels with test_images)")
+    for images, labels, split in ((train_images, train_labels, "train"), (test_images, test_labels, "test")):
+        if labels is not None and (images is None or len(labels) != len(images)):
+            raise ValueError(f"{split}_labels must have one label per {split} image")
     device = torch.device(device) if device is not None else pick_device()
     torch.manual_seed(settings.seed)  # weight init and the VAE's sampling noise
     generator = torch.Generator().manual_seed(settings.seed)  # batch order, independent of the above
@@ -206,6 +221,9 @@ def train(
     )
     x_train = to_float_images(train_images).to(device)
     x_test = to_float_images(test_images).to(device) if test_images is not None else None
+    # Labels ride along only when the loss uses them, so plain models never see them.
+    y_train = train_labels.to(device) if config.class_weight else None
+    y_test = test_labels.to(device) if config.class_weight and test_labels is not None else None
 
     result = TrainResult(model=model, settings=settings)
     last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -227,10 +245,10 @@ def train(
         epoch_start = time.perf_counter()
         try:
             train_terms, cut_short = train_epoch(
-                model, optimizer, x_train, settings.batch_size, generator, scheduler, report, stop_requested
+                model, optimizer, x_train, settings.batch_size, generator, scheduler, report, stop_requested, y_train
             )
             train_seconds = time.perf_counter() - epoch_start
-            test_terms = evaluate(model, x_test) if x_test is not None else {}
+            test_terms = evaluate(model, x_test, labels=y_test) if x_test is not None else {}
             _check_finite({k: torch.tensor(v) for k, v in test_terms.items()}, "on the test set")
         except TrainingDiverged as error:
             model.load_state_dict(last_good)
@@ -262,7 +280,9 @@ def evaluate_for_metadata(
     from vae.metrics import embed_images, knn_accuracy, reconstruction_mse
 
     torch.manual_seed(seed)  # the VAE's test loss samples z: make the recorded number reproducible
-    metrics = {f"test_{k}": v for k, v in evaluate(model, to_float_images(test_images).to(model.device)).items()}
+    y_test = test_labels.to(model.device) if model.config.class_weight else None
+    x_test = to_float_images(test_images).to(model.device)
+    metrics = {f"test_{k}": v for k, v in evaluate(model, x_test, labels=y_test).items()}
     metrics["test_mse_per_pixel"] = reconstruction_mse(model, test_images)
     metrics["knn5_accuracy"] = knn_accuracy(
         embed_images(model, train_images), train_labels, embed_images(model, test_images), test_labels, k=5
@@ -280,7 +300,7 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
 def build_parser() -> argparse.ArgumentParser:
     defaults, settings = ModelConfig(), TrainSettings()
     parser = argparse.ArgumentParser(
-        prog="python -m vae.train", description="Train an AE or a VAE on MNIST and save it to the model store."
+        prog="python -m vae.train", description="Train an AE or a VAE on MNIST or Fashion-MNIST and save it to the model store."
     )
     model = parser.add_argument_group("model")
     model.add_argument("--kind", choices=["ae", "vae", "pca"], default=defaults.kind, help="pca fits, no training")
@@ -291,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--beta", type=float, default=defaults.beta, help="KL weight (VAE only)")
     model.add_argument("--sparsity", type=float, default=defaults.sparsity, help="L1 weight on z (AE only)")
     model.add_argument("--tied", action="store_true", help="decoder reuses the encoder's weights (dense AE)")
+    model.add_argument("--linear", action="store_true", help="linear AE: no hidden layers, MSE (overrides --hidden and --recon-loss)")
+    model.add_argument("--class-weight", type=float, default=defaults.class_weight,
+                       help="weight of the class-aware term (uses the labels)")
     opt = parser.add_argument_group("training")
     opt.add_argument("--epochs", type=int, default=settings.epochs)
     opt.add_argument("--batch-size", type=int, default=settings.batch_size)
@@ -300,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--seed", type=int, default=settings.seed)
     opt.add_argument("--max-seconds", type=float, default=None, help="stop training after this long")
     io = parser.add_argument_group("input and output")
-    io.add_argument("--data-dir", default=None, help="MNIST location (default: $VAE_DATA_DIR or ./data)")
+    io.add_argument("--dataset", choices=list(DATASETS), default="mnist", help="what to train on (default: mnist)")
+    io.add_argument("--data-dir", default=None, help="data location (default: $VAE_DATA_DIR or ./data)")
     io.add_argument("--out", required=True, help="model folder to write, e.g. models/my-vae")
     io.add_argument("--limit", type=int, default=None, help="train on the first N images only (quick tries)")
     return parser
@@ -309,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
-    from vae.data import MnistUnavailableError, dataset_sha256, load_mnist
+    from vae.data import DatasetUnavailableError, dataset_sha256, load_dataset
     from vae.store import StoreError, check_name, save_model
 
     args = build_parser().parse_args(argv)
@@ -317,8 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_name(Path(args.out).name)
         config = ModelConfig(
-            kind=args.kind, arch=args.arch, latent_dim=args.latent_dim, hidden=() if args.kind == "pca" else args.hidden,
-            recon_loss=args.recon_loss, beta=args.beta, sparsity=args.sparsity, tied=args.tied,
+            kind=args.kind, arch=args.arch, latent_dim=args.latent_dim, hidden=() if args.kind == "pca" or args.linear else args.hidden,
+            recon_loss="mse" if args.linear else args.recon_loss, beta=args.beta, sparsity=args.sparsity, tied=args.tied, linear=args.linear,
+            class_weight=args.class_weight,
         )  # fmt: skip
         settings = TrainSettings(
             epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, schedule=args.schedule,
@@ -326,9 +351,9 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         if args.limit is not None and args.limit < 1:
             raise ValueError(f"--limit must be a positive number of images, got {args.limit}")
-        train_images, train_labels = load_mnist("train", args.data_dir)
-        test_images, test_labels = load_mnist("test", args.data_dir)
-    except (ValueError, StoreError, MnistUnavailableError) as error:
+        train_images, train_labels = load_dataset(args.dataset, "train", args.data_dir)
+        test_images, test_labels = load_dataset(args.dataset, "test", args.data_dir)
+    except (ValueError, StoreError, DatasetUnavailableError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.limit is not None:
@@ -336,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if config.kind == "pca":
         return _fit_and_save_pca(args, config, command, train_images, train_labels, test_images, test_labels)
-    print(f"training {config.describe()} on {len(train_images):,} images, device {pick_device()}")
+    print(f"training {config.describe()} on {len(train_images):,} {args.dataset} images, device {pick_device()}")
     bar = tqdm(total=settings.epochs * math.ceil(len(train_images) / settings.batch_size), unit="batch")
 
     def on_batch(progress: BatchProgress) -> None:
@@ -350,7 +375,10 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
-        result = train(config, train_images, test_images, settings, on_batch=on_batch, on_epoch=on_epoch)
+        result = train(
+            config, train_images, test_images, settings, on_batch=on_batch, on_epoch=on_epoch,
+            train_labels=train_labels, test_labels=test_labels,
+        )  # fmt: skip
     except ValueError as error:
         bar.close()
         print(f"error: {error}", file=sys.stderr)
@@ -370,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out,
         history=[record.to_dict() for record in result.history],
         metrics=metrics,
-        dataset={"name": "mnist", "sha256": dataset_sha256(args.data_dir), "train_images": len(train_images)},
+        dataset={"name": args.dataset, "sha256": dataset_sha256(args.data_dir, args.dataset),
+                 "train_images": len(train_images)},
         extra={
             "settings": dataclasses.asdict(settings),
             "status": result.status,
@@ -408,7 +437,8 @@ def _fit_and_save_pca(
         model,
         args.out,
         metrics=metrics,
-        dataset={"name": "mnist", "sha256": dataset_sha256(args.data_dir), "train_images": len(train_images)},
+        dataset={"name": args.dataset, "sha256": dataset_sha256(args.data_dir, args.dataset),
+                 "train_images": len(train_images)},
         extra={"status": "fitted", "command": command},
     )
     print(f"saved {path}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))

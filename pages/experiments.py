@@ -1,0 +1,297 @@
+"""Experiments: the brief's open questions, each answered with numbers measured on the test set."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from app import cache, state
+from vae.data import DATASETS, class_names
+from vae.experiment_plots import maps_grid, metric_curves
+from vae import experiments
+from vae.experiments import (
+    ExperimentFileError,
+    StudyResult,
+    summarise,
+    summarise_tied,
+)
+from vae.jobs import StudyJob
+from vae.plots import strip, tile_grid, upscale
+
+TABLE_COLUMNS = {
+    "label": "model",
+    "test_mse_per_pixel": "MSE / pixel",
+    "test_recon": "recon (loss units)",
+    "test_kl": "KL (nats)",
+    "knn5_accuracy": "kNN-5",
+    "silhouette": "silhouette",
+    "overlap": "overlap",
+    "parameters": "parameters",
+    "train_seconds": "train s",
+}
+MAPS_HELP = "2,000 test images; each panel has its own scale. Click a class in the legend to hide it everywhere."
+
+
+def load(study: str) -> StudyResult | None:
+    """The study's result: this machine's recompute if there is one (the user picks), else the shipped copy."""
+    found = {}
+    for source, directory in cache.experiment_dirs(state.dataset()).items():
+        path = directory / f"{study}.json"
+        if path.is_file():
+            found[source] = (directory, path.stat().st_mtime_ns)
+    if not found:
+        st.info(
+            f"No result for this study on {DATASETS[state.dataset()].title} yet: recompute it below, or run "
+            f"`python -m vae.experiments run --dataset {state.dataset()}`."
+        )
+        return None
+    source = next(iter(found))
+    if len(found) > 1:
+        source = st.radio("Result", list(found), horizontal=True, key=f"{study}_source",
+                          format_func={"shipped": "shipped with the project", "recomputed": "your recompute"}.get)  # fmt: skip
+    directory, stamp = found[source]
+    try:
+        result = cache.experiment(str(directory), study, stamp)
+    except ExperimentFileError as error:
+        st.error(f"The {source} result cannot be used: {error}")
+        return None
+    s = result.settings
+    images = f"first {s.train_limit:,}" if s.train_limit else "all"
+    st.caption(
+        f"{source.capitalize()} result: {s.dataset}, {images} training images, {s.epochs} epochs per model, "
+        f"batch {s.batch_size}, seed {s.seed}; measured on the 10,000 test images; computed {result.created} "
+        f"in {result.seconds / 60:.0f} min."
+    )
+    return result
+
+
+def maps(result: StudyResult, keys: list[str], titles: dict[str, str], **options) -> go.Figure:
+    """Small multiples of the study's 2-D maps ``keys``, classes named as the study's dataset names them."""
+    return maps_grid({k: result.maps[k] for k in keys}, result.labels, titles,
+                     class_names=class_names(result.settings.dataset), **options)  # fmt: skip
+
+
+def answer(lines: list[str]) -> None:
+    st.success("\n".join(f"- {line}" for line in lines))
+
+
+def table(rows: list[dict]) -> None:
+    frame = pd.DataFrame(rows)
+    columns = [c for c in TABLE_COLUMNS if c in frame]
+    st.dataframe(frame[columns].rename(columns=TABLE_COLUMNS), hide_index=True, width="stretch")
+
+
+def reconstructions(result: StudyResult, keys: list[str], titles: dict[str, str]) -> None:
+    """The same ten test images (one per class), then each model's redraw of them, one strip per model."""
+    st.image(upscale(strip(result.images["originals"]), 2), caption="test images", output_format="PNG")
+    for key in keys:
+        st.image(upscale(strip(result.images[f"recon/{key}"]), 2), caption=titles.get(key, key), output_format="PNG")
+
+
+@st.fragment(run_every=1.0)
+def follow(job: StudyJob) -> None:
+    """Progress of a running recompute, refreshed every second until it ends; then the page reloads."""
+    snapshot = job.snapshot()
+    if snapshot.finished:
+        st.rerun(scope="app")
+    st.progress(snapshot.fraction, text=f"{snapshot.status}: {snapshot.message} ({snapshot.elapsed:.0f} s)")
+    if st.button("Stop", key=f"{job.study}_stop"):
+        job.stop()
+
+
+def recompute(study: str) -> None:
+    """Start or follow a recompute; it runs on the server's training queue, shared by every session."""
+    jobs = cache.study_jobs()
+    job = jobs.get((study, state.dataset()))
+    if job is not None and not job.snapshot().finished:
+        follow(job)
+        return
+    if job is not None:
+        snapshot = job.snapshot()
+        st.caption(f"Last recompute: {snapshot.status}, {snapshot.message}.")
+    size = st.radio(
+        "Size", ["quick", "full"], horizontal=True, key=f"{study}_size",
+        captions=["2 epochs on 10,000 images, fewer sizes: a few minutes",
+                  "the shipped settings: 10 epochs on 60,000 images, 5-40 minutes"],
+    )  # fmt: skip
+    if st.button("Recompute", key=f"{study}_go", help="Runs in the background; other pages stay usable."):
+        settings = experiments.QUICK if size == "quick" else experiments.StudySettings()
+        settings = dataclasses.replace(settings, dataset=state.dataset())
+        job = StudyJob(study, settings, str(cache.experiment_dirs(state.dataset())["recomputed"]), str(cache.data_dir()))
+        jobs[(study, state.dataset())] = job
+        cache.training_queue().enqueue(job)
+        st.rerun()
+
+
+def pca_section() -> None:
+    result = load("pca_vs_ae")
+    if result is not None:
+        answer(summarise(result))
+        st.plotly_chart(
+            metric_curves(result.rows, "latent_dim", {"test_mse_per_pixel": "reconstruction MSE per pixel (test)",
+                                                      "knn5_accuracy": "kNN-5 accuracy in the latent space"},
+                          log_x=True, x_title="latent dimension D"),
+            key="pca_curves", theme=None, width="stretch",
+        )  # fmt: skip
+        angles = [
+            {"family": f"linear AE {part}", "latent_dim": int(d), "largest": max(a), "mean": sum(a) / len(a)}
+            for d, per_part in result.extras.get("angles", {}).items()
+            for part, a in per_part.items()
+        ]
+        if angles:
+            st.markdown(
+                "**Principal angles** between PCA's top-D subspace and the linear AE's (its decoder's columns, its "
+                "encoder's rows). 0° means the same subspace: the linear AE finds PCA's subspace, not its axes."
+            )
+            st.plotly_chart(
+                metric_curves(angles, "latent_dim", {"largest": "largest angle (°)", "mean": "mean angle (°)"},
+                              log_x=True, x_title="latent dimension D"),
+                key="pca_angles", theme=None, width="stretch",
+            )  # fmt: skip
+        keys = [k for k in ("pca-2", "linear-2", "dense-2", "vae-2") if k in result.maps]
+        titles = {k: result.row(k)["family"] + " (2-D)" for k in keys}
+        st.markdown("**The 2-D maps side by side.** " + MAPS_HELP)
+        st.plotly_chart(maps(result, keys, titles, columns=4),
+                        key="pca_maps", theme=None, width="stretch")  # fmt: skip
+        d = st.select_slider("Reconstructions at latent dimension", result.settings.dims, key="pca_recon_dim")
+        family_keys = [f"{f}-{d}" for f in ("pca", "linear", "dense", "tied", "vae")]
+        reconstructions(result, family_keys, {k: result.row(k)["label"] for k in family_keys})
+        with st.expander("All numbers"):
+            table(result.rows)
+    with st.expander("Recompute this study"):
+        recompute("pca_vs_ae")
+
+
+def conv_section() -> None:
+    result = load("conv")
+    if result is not None:
+        answer(summarise(result))
+        titles = {row["key"]: row["label"] for row in result.rows}
+        st.plotly_chart(maps(result, list(result.maps), titles, columns=4), key="conv_maps", theme=None,
+                        width="stretch")  # fmt: skip
+        st.caption(MAPS_HELP + " The conv pair is also shipped as models (ae-2d-conv, vae-2d-conv): pick them in "
+                   "the sidebar to explore them in the Latent explorer.")  # fmt: skip
+        table(result.rows)
+        reconstructions(result, list(titles), titles)
+    with st.expander("Recompute this study"):
+        recompute("conv")
+
+
+def beta_section() -> None:
+    result = load("beta")
+    if result is not None:
+        answer(summarise(result))
+        st.markdown(
+            r"The VAE's loss is $\text{recon} + \beta \cdot KL(q(z|x)\,\|\,N(0, I))$; $\beta = 0$ keeps the sampling "
+            r"noise but drops the pull towards the prior (a noisy AE), $\beta = 1$ is the ELBO."
+        )
+        betas = sorted(row["beta"] for row in result.rows)
+        beta = st.select_slider("β", betas, value=1.0 if 1.0 in betas else betas[0], key="beta_pick")
+        key = f"beta-{beta:g}"
+        left, right = st.columns([3, 2])
+        with left:
+            st.plotly_chart(maps(result, [key], {key: f"β = {beta:g}"}, columns=1,
+                                      height_per_row=420), key="beta_map", theme=None, width="stretch")  # fmt: skip
+        with right:
+            x0, x1, y0, y1 = result.row(key)["grid_box"]
+            st.image(upscale(tile_grid(result.images[f"grid/{key}"], 10), 1), output_format="PNG",
+                     caption=f"decoded on a 10 x 10 grid over z₁ {x0:.1f}..{x1:.1f}, z₂ {y0:.1f}..{y1:.1f}")  # fmt: skip
+        st.markdown("**Every β** (small multiples). " + MAPS_HELP)
+        st.plotly_chart(
+            maps(result, list(result.maps), {k: f"β = {result.row(k)['beta']:g}" for k in result.maps},
+                      columns=len(result.maps), height_per_row=240),
+            key="beta_maps", theme=None, width="stretch",
+        )  # fmt: skip
+        st.plotly_chart(
+            metric_curves(result.rows, "beta", {"test_recon": "reconstruction (nats)", "test_kl": "KL (nats)",
+                                                "knn5_accuracy": "kNN-5 accuracy", "silhouette": "silhouette"},
+                          x_title="β"),
+            key="beta_curves", theme=None, width="stretch",
+        )  # fmt: skip
+        with st.expander("All numbers"):
+            table(result.rows)
+    with st.expander("Recompute this study"):
+        recompute("beta")
+
+
+def class_section() -> None:
+    st.warning(
+        "This term **uses the labels**: it is supervised, unlike every other model here, so its maps show what a "
+        "loss *can* do with class information, not what an auto-encoder finds on its own."
+    )
+    st.markdown(
+        r"Class term, the soft nearest-neighbour loss of Frosst, Papernot & Hinton (2019), over each batch: "
+        r"$-\frac{1}{b}\sum_i \log \dfrac{\sum_{j \ne i,\, y_j = y_i} e^{-d_{ij}/T}}{\sum_{k \ne i} e^{-d_{ik}/T}}$ "
+        r"with $d_{ij}$ the squared distance between codes divided by its batch mean and $T = 0.1$, added to the "
+        r"loss times a weight. It is near 0 when every code's close neighbours share its class and about "
+        r"$\log 10$ when the classes are mixed; because distances are relative, the encoder cannot lower it by "
+        r"spreading all codes apart, only by pulling each class together and away from the others."
+    )
+    result = load("class_aware")
+    if result is not None:
+        answer(summarise(result))
+        weights = sorted({row["class_weight"] for row in result.rows})
+        keys = [f"{kind}-class-{w:g}" for kind in ("ae", "vae") for w in weights]
+        titles = {k: f"{result.row(k)['family']}, weight {result.row(k)['class_weight']:g}" for k in keys}
+        st.plotly_chart(maps(result, keys, titles, columns=len(weights)),
+                        key="class_maps", theme=None, width="stretch")  # fmt: skip
+        st.plotly_chart(
+            metric_curves(result.rows, "class_weight", {"overlap": "overlap (5-NN from other classes)",
+                                                        "silhouette": "silhouette",
+                                                        "test_mse_per_pixel": "MSE per pixel (cost)"},
+                          x_title="class weight"),
+            key="class_curves", theme=None, width="stretch",
+        )  # fmt: skip
+        table(result.rows)
+    with st.expander("Recompute this study"):
+        recompute("class_aware")
+
+
+def tied_section() -> None:
+    st.markdown(
+        "A tied AE's decoder uses the encoder's weight matrices transposed, $W_{dec} = W_{enc}^T$ (each layer keeps "
+        "its own bias): half the weights, and the decoder is forced to read back along the directions the encoder "
+        "reads. Trained beside the untied AE in the PCA study, same layers and settings."
+    )
+    result = load("pca_vs_ae")
+    if result is None:
+        return
+    rows = [row for row in result.rows if row["family"] in ("dense AE", "tied AE")]
+    answer(summarise_tied(result))
+    st.plotly_chart(
+        metric_curves(rows, "latent_dim", {"test_mse_per_pixel": "MSE per pixel", "knn5_accuracy": "kNN-5 accuracy",
+                                           "parameters": "parameters"}, log_x=True, x_title="latent dimension D"),
+        key="tied_curves", theme=None, width="stretch",
+    )  # fmt: skip
+    keys = [k for k in ("dense-2", "tied-2") if k in result.maps]
+    st.plotly_chart(maps(result, keys, {k: result.row(k)["label"] for k in keys}, columns=2),
+                    key="tied_maps", theme=None, width="stretch")  # fmt: skip
+
+
+SECTIONS = {
+    "PCA vs AE": pca_section,
+    "Dense vs conv": conv_section,
+    "KL weight β": beta_section,
+    "Class-aware loss": class_section,
+    "Tied weights": tied_section,
+}
+
+
+def render() -> None:
+    state.page_frame()
+    st.title("Experiments")
+    st.caption(
+        "The questions the project started from, each answered by models trained with the project's own trainer "
+        "and measured on the test set. Shipped results open instantly; each study can be recomputed here."
+    )
+    st.page_link("pages/digit.py", label="Draw or upload your own digit and see where it lands", icon=":material/draw:")
+    for tab, section in zip(st.tabs(list(SECTIONS)), SECTIONS.values(), strict=True):
+        with tab:
+            section()
+
+
+with state.guard():
+    render()

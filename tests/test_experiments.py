@@ -1,0 +1,190 @@
+"""The experiments behind the brief's open questions: their settings, runs, files and command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import SEED
+from vae import experiments
+from vae.experiments import (
+    STUDIES,
+    ExperimentFileError,
+    StudySettings,
+    StudyStopped,
+    load_result,
+    principal_angles_degrees,
+    run_study,
+    save_result,
+    variants,
+)
+from vae.metrics import reconstruction_mse
+from vae.models import fit_pca
+
+TINY = StudySettings(epochs=1, batch_size=64, dims=(2, 4), betas=(0.0, 2.0), class_weights=(0.0, 50.0),
+                     map_points=200, seed=SEED)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"dims": (4, 8)},  # no 2-D maps
+        {"train_limit": 10},  # fewer images than one batch
+        {"map_points": 10},
+        {"class_weights": (10.0,)},  # no baseline
+        {"betas": ()},
+        {"epochs": 0},
+        {"betas": (-1.0,)},
+    ],
+)
+def test_invalid_study_settings_are_refused(fields: dict) -> None:
+    with pytest.raises(ValueError):
+        s = StudySettings(**fields)
+        for study in STUDIES:  # model settings are checked when the variants are built
+            variants(study, s)
+
+
+def test_each_study_lists_its_variants_with_unique_keys() -> None:
+    settings = StudySettings()
+    counts = {study: len(variants(study, settings)) for study in STUDIES}
+    assert counts == {"pca_vs_ae": 5 * 5, "conv": 4, "beta": 6, "class_aware": 6}
+    for study in STUDIES:
+        keys = [v.key for v in variants(study, settings)]
+        assert len(keys) == len(set(keys))
+    assert {v.config.beta for v in variants("beta", settings)} == set(settings.betas)
+    assert {v.config.arch for v in variants("conv", settings)} == {"dense", "conv"}
+    with pytest.raises(ValueError, match="study must be one of"):
+        variants("gan", settings)
+
+
+def test_principal_angles_see_subspaces_not_bases() -> None:
+    generator = np.random.default_rng(SEED)
+    basis = np.linalg.qr(generator.normal(size=(50, 3)))[0]  # [50, 3] orthonormal
+    mixed = basis @ generator.normal(size=(3, 3))  # same span, another (non-orthogonal) basis
+    assert np.allclose(principal_angles_degrees(basis, mixed), 0, atol=1e-5)
+    orthogonal = np.linalg.qr(np.hstack([basis, generator.normal(size=(50, 3))]))[0][:, 3:]
+    assert np.allclose(principal_angles_degrees(basis, orthogonal), 90, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def pca_study(mnist_subset):
+    return run_study("pca_vs_ae", TINY, data=mnist_subset)
+
+
+def test_pca_vs_ae_measures_every_model_and_matches_a_direct_pca(pca_study, mnist_subset) -> None:
+    train_images, _, test_images, _ = mnist_subset
+    assert [row["key"] for row in pca_study.rows] == [v.key for v in variants("pca_vs_ae", TINY)]
+    for d in TINY.dims:
+        direct = reconstruction_mse(fit_pca(train_images, d), test_images)
+        assert pca_study.row(f"pca-{d}")["test_mse_per_pixel"] == pytest.approx(direct, rel=1e-6)
+    assert pca_study.row("pca-4")["test_mse_per_pixel"] < pca_study.row("pca-2")["test_mse_per_pixel"]
+    # Maps only for the 2-D models, one point per kept test image, with its manifold grid.
+    assert sorted(pca_study.maps) == sorted(f"{f}-2" for f in ("pca", "linear", "dense", "tied", "vae"))
+    assert all(m.shape == (TINY.map_points, 2) for m in pca_study.maps.values())
+    assert pca_study.labels.shape == (TINY.map_points,)
+    assert pca_study.images["grid/vae-2"].shape == (experiments.GRID**2, 28, 28)
+    assert pca_study.images["recon/dense-4"].shape == pca_study.images["originals"].shape == (10, 28, 28)
+    # Tied weights: about half the dense AE's parameters.
+    assert pca_study.row("tied-2")["parameters"] < 0.55 * pca_study.row("dense-2")["parameters"]
+    angles = pca_study.extras["angles"]
+    assert sorted(angles) == ["2", "4"] and len(angles["4"]["decoder"]) == 4
+    assert all(0 <= a <= 90 for a in angles["4"]["encoder"])
+
+
+def test_results_survive_a_save_and_load(pca_study, tmp_path) -> None:
+    save_result(pca_study, tmp_path)
+    loaded = load_result(tmp_path, "pca_vs_ae")
+    assert loaded.rows == json.loads(json.dumps(pca_study.rows))
+    assert loaded.settings == pca_study.settings
+    assert np.array_equal(loaded.labels, pca_study.labels)
+    assert sorted(loaded.maps) == sorted(pca_study.maps)
+    assert all(np.array_equal(loaded.maps[k], pca_study.maps[k]) for k in pca_study.maps)
+    assert all(np.array_equal(loaded.images[k], pca_study.images[k]) for k in pca_study.images)
+    assert loaded.extras == json.loads(json.dumps(pca_study.extras))
+
+
+def test_damaged_or_foreign_result_files_are_refused(pca_study, tmp_path) -> None:
+    with pytest.raises(ExperimentFileError, match="missing"):
+        load_result(tmp_path, "pca_vs_ae")
+    json_path = save_result(pca_study, tmp_path)
+    npz_path = json_path.with_suffix(".npz")
+    good = npz_path.read_bytes()
+    npz_path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ExperimentFileError, match="cannot be read"):
+        load_result(tmp_path, "pca_vs_ae")
+    npz_path.write_bytes(good)
+    meta = json.loads(json_path.read_text())
+    json_path.write_text(json.dumps({**meta, "format": 99}))
+    with pytest.raises(ExperimentFileError, match="format"):
+        load_result(tmp_path, "pca_vs_ae")
+    json_path.write_text(json.dumps({**meta, "arrays": [*meta["arrays"], "map/extra"]}))
+    with pytest.raises(ExperimentFileError, match="lacks map/extra"):
+        load_result(tmp_path, "pca_vs_ae")
+    with pytest.raises(ValueError, match="study must be one of"):
+        load_result(tmp_path, "gan")
+
+
+def test_a_pickled_array_in_a_result_is_never_unpickled(pca_study, tmp_path) -> None:
+    json_path = save_result(pca_study, tmp_path)
+    marker = tmp_path / "ran"
+    payload = np.array([Boom(marker)], dtype=object)
+    np.savez(json_path.with_suffix(".npz"), labels=payload)
+    with pytest.raises(ExperimentFileError, match="cannot be read"):
+        load_result(tmp_path, "pca_vs_ae")
+    assert not marker.exists()
+
+
+class Boom:
+    """Unpickling this would create ``marker``: the file must stay absent."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_beta_and_class_studies_record_what_each_knob_changes(mnist_subset) -> None:
+    beta = run_study("beta", dataclasses.replace(TINY, epochs=2), data=mnist_subset)
+    low, high = beta.row("beta-0"), beta.row("beta-2")
+    assert high["test_kl"] < low["test_kl"]  # the KL weight is what shrinks the KL
+    assert set(beta.maps) == {"beta-0", "beta-2"}
+    classes = run_study("class_aware", dataclasses.replace(TINY, epochs=2), data=mnist_subset)
+    for kind in ("ae", "vae"):
+        base, weighted = classes.row(f"{kind}-class-0"), classes.row(f"{kind}-class-50")
+        assert "test_class" in weighted and "test_class" not in base
+        assert weighted["overlap"] < base["overlap"]
+
+
+def test_progress_is_reported_and_a_stop_is_honoured(mnist_subset) -> None:
+    seen = []
+    run_study("conv", dataclasses.replace(TINY, conv_hidden=(16,)), data=mnist_subset,
+              progress=lambda fraction, message: seen.append((fraction, message)))  # fmt: skip
+    assert [f for f, _ in seen] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert "conv" in seen[2][1]
+    with pytest.raises(StudyStopped):
+        run_study("beta", TINY, data=mnist_subset, should_stop=lambda: True)
+
+
+def test_command_line_runs_a_quick_study_and_refuses_bad_options(tmp_path, monkeypatch, capsys) -> None:
+    calls = []
+
+    def fake_run_study(study, settings, data_dir=None, **kwargs):
+        calls.append((study, settings))
+        images, labels = torch.zeros(300, 28, 28, dtype=torch.uint8), torch.arange(300) % 10
+        images[:, 10:18, 10:18] = (labels * 25).to(torch.uint8).view(-1, 1, 1)
+        return run_study(study, dataclasses.replace(TINY, epochs=1, map_points=100),
+                         data=(images, labels, images[:200], labels[:200]), **kwargs)  # fmt: skip
+
+    monkeypatch.setattr(experiments, "run_study", fake_run_study)
+    assert experiments.main(["run", "--study", "beta", "--quick", "--out", str(tmp_path)]) == 0
+    assert calls[0][0] == "beta" and calls[0][1] == experiments.QUICK
+    assert load_result(tmp_path, "beta").rows[0]["key"] == "beta-0"
+    assert "saved" in capsys.readouterr().out
+    assert experiments.main(["run", "--epochs", "0", "--out", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit):
+        experiments.main(["run", "--study", "gan"])

@@ -1,0 +1,93 @@
+"""The Experiments page through the entry file (AppTest), on small study results made for the tests."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SEED, image_captions, open_dashboard, run_pages_like_a_server
+from vae import experiments
+from vae.experiments import STUDIES, StudySettings, run_study, save_result, summarise, summarise_tied
+
+TINY = StudySettings(epochs=1, batch_size=64, dims=(2, 4), betas=(0.0, 2.0), class_weights=(0.0, 50.0),
+                     map_points=200, seed=SEED)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory, mnist_subset) -> dict[str, experiments.StudyResult]:
+    return {study: run_study(study, TINY, data=mnist_subset) for study in STUDIES}
+
+
+@pytest.fixture
+def results_dir(tmp_path: Path, tiny_results, monkeypatch) -> Path:
+    shipped = tmp_path / "shipped"
+    for result in tiny_results.values():
+        save_result(result, shipped)
+    monkeypatch.setenv("VAE_EXPERIMENTS_DIR", str(shipped))
+    monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
+    run_pages_like_a_server(monkeypatch)
+    return shipped
+
+
+def test_every_question_is_answered_with_its_numbers_and_charts(results_dir, tiny_results) -> None:
+    at = open_dashboard("pages/experiments.py")
+    assert [tab.label for tab in at.tabs] == ["PCA vs AE", "Dense vs conv", "KL weight β", "Class-aware loss",
+                                              "Tied weights"]  # fmt: skip
+    answers = [block.value for block in at.success]
+    expected = [summarise(tiny_results[s]) for s in ("pca_vs_ae", "conv", "beta", "class_aware")]
+    expected.append(summarise_tied(tiny_results["pca_vs_ae"]))
+    assert answers == ["\n".join(f"- {line}" for line in lines) for lines in expected]
+    # PCA: curves, angles, maps; conv: maps; beta: map, small multiples, curves; class: maps, curves; tied: 2.
+    assert len(at.get("plotly_chart")) == 11
+    assert any("uses the labels" in w.value for w in at.warning)
+    captions = [c.value for c in at.caption]
+    assert any("Shipped result: mnist, all training images, 1 epochs" in c for c in captions)
+
+
+def test_choosing_a_beta_shows_its_map_and_its_decoded_grid(results_dir, tiny_results) -> None:
+    at = open_dashboard("pages/experiments.py")
+    grid_caption = lambda: next(c for c in image_captions(at) if c.startswith("decoded on a 10 x 10 grid"))  # noqa: E731
+    slider = at.select_slider(key="beta_pick")
+    assert slider.value == 0.0  # 1.0 is not in this study, so the first beta
+    x0 = tiny_results["beta"].row("beta-0")["grid_box"][0]
+    assert f"z₁ {x0:.1f}.." in grid_caption()
+    slider.set_value(2.0).run()
+    assert not at.exception
+    x0 = tiny_results["beta"].row("beta-2")["grid_box"][0]
+    assert f"z₁ {x0:.1f}.." in grid_caption()
+
+
+def test_reconstruction_size_picker_switches_the_strips(results_dir) -> None:
+    at = open_dashboard("pages/experiments.py")
+    assert "PCA 2-D" in image_captions(at) and "PCA 4-D" not in image_captions(at)
+    at.select_slider(key="pca_recon_dim").set_value(4).run()
+    assert "PCA 4-D" in image_captions(at) and "PCA 2-D" not in image_captions(at)
+
+
+def test_missing_and_damaged_results_are_explained(results_dir) -> None:
+    (results_dir / "beta.json").unlink()
+    (results_dir / "conv.npz").write_bytes(b"not a zip")
+    at = open_dashboard("pages/experiments.py")
+    assert any("No result for this study on MNIST yet" in info.value for info in at.info)
+    assert any("cannot be used" in error.value and "conv" in error.value for error in at.error)
+    assert len(at.success) == 3  # pca, class-aware, tied still answer
+
+
+def test_a_recompute_runs_in_the_background_and_its_result_can_be_chosen(results_dir, monkeypatch) -> None:
+    monkeypatch.setattr(experiments, "QUICK", dataclasses.replace(TINY, train_limit=512, betas=(0.0, 4.0)))
+    at = open_dashboard("pages/experiments.py")
+    at.button(key="beta_go").click().run()
+    assert not at.exception
+    from app import cache
+
+    job = cache.study_jobs()[("beta", "mnist")]
+    assert job.wait(180), "the recompute did not finish"
+    assert job.snapshot().status == "completed", job.snapshot().message
+    at.run()
+    source = at.radio(key="beta_source")
+    assert source.options == ["shipped with the project", "your recompute"]
+    source.set_value("recomputed").run()
+    assert any("Recomputed result: mnist, first 512 training images" in c.value for c in at.caption)
+    assert any("From beta 0 to 4" in block.value for block in at.success)

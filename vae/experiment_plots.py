@@ -1,0 +1,131 @@
+"""Figures for the Experiments page: small multiples of 2-D maps and metric curves across a study.
+
+Plain functions over :class:`vae.experiments.StudyResult` rows and arrays, no Streamlit, so tests call them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from vae.plots import CLASS_NAMES, DIGIT_COLORS
+
+# One colour per model family, the same in every curve of the page.
+FAMILY_COLORS: dict[str, str] = {
+    "PCA": "#7F7F7F", "linear AE": "#BCBD22", "dense AE": "#4C78A8", "tied AE": "#72B7B2", "VAE": "#E45756",
+    "AE": "#4C78A8", "dense": "#4C78A8", "conv": "#F58518",
+}  # fmt: skip
+
+
+def maps_grid(
+    maps: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    titles: Mapping[str, str] | None = None,
+    *,
+    columns: int = 3,
+    class_names: Sequence[str] | None = None,
+    height_per_row: int = 300,
+) -> go.Figure:
+    """Small multiples: one 2-D map ``[M, 2]`` per entry of ``maps``, coloured by ``labels [M]``.
+
+    Each panel keeps its own axes (an AE's codes span +-30 where a VAE's stay within +-3: a shared scale
+    would squash one of them) and an equal aspect, so shapes are not distorted. One legend entry per
+    class toggles that class in every panel at once.
+    """
+    if not maps:
+        raise ValueError("maps is empty")
+    names = tuple(CLASS_NAMES if class_names is None else class_names)
+    labels = np.asarray(labels)
+    keys = list(maps)
+    for key in keys:
+        if np.asarray(maps[key]).shape != (len(labels), 2):
+            raise ValueError(f"map {key!r} must have shape [{len(labels)}, 2], got {list(np.shape(maps[key]))}")
+    columns = max(1, min(columns, len(keys)))
+    rows = math.ceil(len(keys) / columns)
+    titles = titles or {}
+    fig = make_subplots(
+        rows=rows, cols=columns, subplot_titles=[titles.get(k, k) for k in keys],
+        horizontal_spacing=0.06, vertical_spacing=0.12 / rows,
+    )  # fmt: skip
+    for n, key in enumerate(keys):
+        row, col = divmod(n, columns)
+        points = np.asarray(maps[key], dtype=np.float32)
+        for c, name in enumerate(names):
+            mask = labels == c
+            fig.add_trace(
+                go.Scattergl(
+                    x=points[mask, 0], y=points[mask, 1], mode="markers", name=name, legendgroup=name,
+                    showlegend=n == 0, marker=dict(size=3, opacity=0.6, color=DIGIT_COLORS[c % len(DIGIT_COLORS)]),
+                    hovertemplate=f"{name}<br>(%{{x:.2f}}, %{{y:.2f}})<extra>{titles.get(key, key)}</extra>",
+                ),
+                row=row + 1, col=col + 1,
+            )  # fmt: skip
+        axis = "" if n == 0 else str(n + 1)
+        fig.update_yaxes(scaleanchor=f"x{axis}", scaleratio=1, row=row + 1, col=col + 1)
+    fig.update_xaxes(showticklabels=True, zeroline=False)
+    fig.update_yaxes(zeroline=False)
+    fig.update_layout(
+        template="plotly_white", height=height_per_row * rows + 60, margin=dict(l=30, r=10, t=60, b=20),
+        legend=dict(orientation="h", x=0.0, y=1.0, yanchor="bottom", itemsizing="constant"),
+    )  # fmt: skip
+    return fig
+
+
+def metric_curves(
+    rows: Sequence[Mapping[str, Any]],
+    x: str,
+    metrics: Mapping[str, str],
+    *,
+    group: str = "family",
+    log_x: bool = False,
+    title: str = "",
+    x_title: str | None = None,
+) -> go.Figure:
+    """One panel per metric (``metrics``: row key -> panel title), one line per ``group`` value, against ``x``.
+
+    Missing or non-finite values are left as gaps, not drawn as zero.
+    """
+    if not metrics:
+        raise ValueError("metrics is empty")
+    groups = list(dict.fromkeys(row[group] for row in rows))
+    fallback = iter(qualitative.Safe)
+    colors = {g: FAMILY_COLORS.get(g) or next(fallback, "#888888") for g in groups}
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=list(metrics.values()), horizontal_spacing=0.07)
+    for col, metric in enumerate(metrics, start=1):
+        for g in groups:
+            members = sorted((row for row in rows if row[group] == g), key=lambda row: row[x])
+            ys = [_finite(row.get(metric)) for row in members]
+            if all(y is None for y in ys):
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=[row[x] for row in members], y=ys, mode="lines+markers", name=g, legendgroup=g,
+                    showlegend=col == 1, line=dict(color=colors[g]),
+                    hovertemplate=f"{g}<br>{x} %{{x}}<br>{metrics[metric]} %{{y:.4g}}<extra></extra>",
+                ),
+                row=1, col=col,
+            )  # fmt: skip
+    fig.update_xaxes(title=x_title or x, type="log" if log_x else "linear")
+    if log_x:  # label the measured sizes themselves, not 10^0.5
+        values = sorted({row[x] for row in rows})
+        fig.update_xaxes(tickvals=values, ticktext=[f"{v:g}" for v in values])
+    fig.update_layout(
+        template="plotly_white", title=title or None, height=330,
+        margin=dict(l=40, r=10, t=70 if title else 45, b=40),
+        legend=dict(orientation="h", x=0.0, y=-0.25, yanchor="top"),
+    )  # fmt: skip
+    return fig
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
