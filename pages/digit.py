@@ -1,5 +1,5 @@
-"""Your digit: upload a picture of a digit, see it prepared as MNIST was, where it lands, and how each
-model redraws it."""
+"""Your digit: draw a digit or upload a picture of one, see it prepared as MNIST was, where it lands, and
+how each model redraws it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import cache, state
+from app import cache, canvas, state
 from vae.digits import MAX_BYTES, ImageRejected, digit_from_upload
 from vae.plots import overlay_traces, to_uint8_image, upscale, with_overlays
 from vae.projections import available_views
@@ -21,7 +21,7 @@ def prepared(data: bytes) -> np.ndarray:
     return digit_from_upload(data)
 
 
-def where_it_lands(pair: state.Pair, digit: np.ndarray) -> None:
+def where_it_lands(pair: state.Pair, digit: np.ndarray, source: str) -> None:
     x = torch.from_numpy(digit).view(1, 1, 28, 28)
     subset, data = "test", str(cache.data_dir())
     method = st.session_state.get("ex_view", "pca")
@@ -41,41 +41,56 @@ def where_it_lands(pair: state.Pair, digit: np.ndarray) -> None:
         mark = {"point": (float(point[0]), float(point[1])), "label": "your digit", "kind": "cross"}
         with column:
             st.plotly_chart(
-                with_overlays(base, overlay_traces(highlight=mark)), key=f"digit_{stored.name}", theme=None, width="stretch"
+                with_overlays(base, overlay_traces(highlight=mark)), key=f"{source}_{stored.name}", theme=None,
+                width="stretch",
             )
             st.image(upscale(to_uint8_image(redrawn), 6), output_format="PNG", caption=f"{stored.name} redraws it")
+
+
+def show(pair: state.Pair, data: bytes, name: str, source: str) -> None:
+    """Prepare ``data`` (image file bytes) as MNIST was, then show where it lands and both redraws."""
+    try:
+        digit = prepared(data)
+    except ImageRejected as reason:
+        st.error(f"{name} cannot be used: {reason}.")
+        return
+    left, right = st.columns([1, 3])
+    left.image(upscale(to_uint8_image(digit), 6), output_format="PNG", caption="as MNIST would store it")
+    right.markdown(
+        "The cross marks where each model's encoder puts it among the 10,000 test images; below each plane, what "
+        "its decoder draws from that code. A digit that lands inside its class's cloud and comes back "
+        "recognisable looks like MNIST to the model."
+    )
+    where_it_lands(pair, digit, source)
 
 
 def render() -> None:
     state.page_frame()
     st.title("Your digit")
     st.caption(
-        "Upload a photo, scan or drawing of one digit. It is prepared as MNIST's digits were: grey levels, cropped, "
-        "scaled into a 20 x 20 box and centred by its centre of mass in 28 x 28, light ink on black."
+        "Draw a digit, or upload a photo, scan or drawing of one. It is prepared as MNIST's digits were: grey "
+        "levels, cropped, scaled into a 20 x 20 box and centred by its centre of mass in 28 x 28, light ink on black."
     )
     pair = state.pair()
     if pair is None:
         st.warning("No models to show: train a pair on the **Train** page (or run `make models`).")
         return
-    upload = st.file_uploader(
-        f"A picture of a digit ({', '.join(ACCEPTED)}; up to {MAX_BYTES // 2**20} MB)", type=ACCEPTED, key="digit_upload"
-    )
-    if upload is None:
-        st.info("Dark ink on light paper or light ink on dark both work; transparent backgrounds count as paper.")
-        return
-    try:
-        digit = prepared(upload.getvalue())
-    except ImageRejected as reason:
-        st.error(f"{upload.name} cannot be used: {reason}.")
-        return
-    left, right = st.columns([1, 3])
-    left.image(upscale(to_uint8_image(digit), 6), output_format="PNG", caption="as MNIST would store it")
-    right.markdown(
-        "The cross marks where each model's encoder puts your digit among the 10,000 test digits; below each "
-        "plane, what its decoder draws from that code. A digit that lands inside its class's cloud and comes back "
-        "recognisable looks like MNIST to the model."
-    )
-    where_it_lands(pair, digit)
+    draw_tab, upload_tab = st.tabs(["Draw", "Upload"])
+    with draw_tab:
+        drawing = canvas.draw("digit_canvas")
+        if drawing is None:
+            st.info("Draw one digit with the mouse (or a finger): it lands in both planes when you lift it.")
+        else:
+            show(pair, drawing, "The drawing", "drawn")
+    with upload_tab:
+        upload = st.file_uploader(
+            f"A picture of a digit ({', '.join(ACCEPTED)}; up to {MAX_BYTES // 2**20} MB)", type=ACCEPTED,
+            key="digit_upload",
+        )  # fmt: skip
+        if upload is None:
+            st.info("Dark ink on light paper or light ink on dark both work; transparent backgrounds count as paper.")
+        else:
+            show(pair, upload.getvalue(), upload.name, "uploaded")
 
 
 with state.guard():
