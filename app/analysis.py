@@ -18,8 +18,8 @@ from app import cache
 from vae import export, metrics
 
 
-def _labels(subset: str, data_dir: str) -> np.ndarray:
-    _, labels = cache.dataset(subset, data_dir)
+def _labels(path: str, weights_sha256: str, subset: str, data_dir: str) -> np.ndarray:
+    _, labels = cache.model_data(path, weights_sha256, subset, data_dir)
     return labels.numpy()
 
 
@@ -32,7 +32,7 @@ def report(path: str, weights_sha256: str, subset: str, data_dir: str, method: s
     """
     codes = cache.embedding(path, weights_sha256, subset, data_dir)
     view = cache.view(path, weights_sha256, subset, data_dir, method)
-    return metrics.overlap_report(codes, _labels(subset, data_dir), view.embedding_, k=5)
+    return metrics.overlap_report(codes, _labels(path, weights_sha256, subset, data_dir), view.embedding_, k=5)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -40,7 +40,7 @@ def overlap(path: str, weights_sha256: str, subset: str, data_dir: str, k: int =
     """``[10, 10]`` :func:`vae.metrics.overlap_matrix` in the latent space: row c = where class c's
     k nearest neighbours fall. Independent of the 2-D view."""
     codes = cache.embedding(path, weights_sha256, subset, data_dir)
-    return metrics.overlap_matrix(codes, _labels(subset, data_dir), k=k, n_classes=10)
+    return metrics.overlap_matrix(codes, _labels(path, weights_sha256, subset, data_dir), k=k, n_classes=10)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -49,7 +49,7 @@ def density(path: str, weights_sha256: str, subset: str, data_dir: str) -> dict[
     the whole cloud: ``norm_median`` and ``norm_p99``, the median and 99th percentile of ``|z|`` over all
     points, and ``centre_norm``, the distance of the mean code from the origin (0-d arrays)."""
     codes = cache.embedding(path, weights_sha256, subset, data_dir)
-    out = metrics.class_density(codes, _labels(subset, data_dir), n_classes=10)
+    out = metrics.class_density(codes, _labels(path, weights_sha256, subset, data_dir), n_classes=10)
     norms = np.linalg.norm(np.asarray(codes, dtype=np.float64), axis=1)
     out["norm_median"] = np.asarray(np.median(norms))
     out["norm_p99"] = np.asarray(np.percentile(norms, 99))

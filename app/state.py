@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from app import cache
-from vae.data import MnistUnavailableError
+from vae.data import DATASETS, DatasetUnavailableError
 from vae.projections import available_views, view_label
 from vae.store import StoredModel, StoreError
 
@@ -25,38 +25,61 @@ class Pair:
     baseline: StoredModel | None
 
 
-def _default_names(available: list[str]) -> tuple[str, str]:
-    left = DEFAULT_PAIR[0] if DEFAULT_PAIR[0] in available else available[0]
-    right = DEFAULT_PAIR[1] if DEFAULT_PAIR[1] in available else available[min(1, len(available) - 1)]
-    return left, right
+def _default_names(models: list[StoredModel]) -> tuple[str, str]:
+    """An AE and a VAE of the same size, the 2-D ones first: the comparison the dashboard is for."""
+    names = [m.name for m in models]
+    if all(name in names for name in DEFAULT_PAIR):
+        return DEFAULT_PAIR
+    for dim in sorted({m.config.latent_dim for m in models}):
+        ae = next((m.name for m in models if m.config.kind == "ae" and m.config.latent_dim == dim), None)
+        vae = next((m.name for m in models if m.config.kind == "vae" and m.config.latent_dim == dim), None)
+        if ae and vae:
+            return ae, vae
+    return names[0], names[min(1, len(names) - 1)]
+
+
+def dataset() -> str:
+    """The dataset chosen in the sidebar (MNIST until the user picks another)."""
+    return st.session_state.get("dataset", "mnist")
+
+
+def _store() -> list[StoredModel]:
+    return cache.model_list(str(cache.models_dir()))
+
+
+def _comparable(models: list[StoredModel]) -> list[StoredModel]:
+    """The trained (non-PCA) models of the chosen dataset: what the pair picker offers."""
+    return [m for m in models if m.config.kind != "pca" and m.dataset_name == dataset()]
 
 
 def init() -> None:
     """Set the session's defaults; later runs keep what the user chose."""
-    models = [m for m in cache.model_list(str(cache.models_dir())) if m.config.kind != "pca"]
-    names = [m.name for m in models]
-    if not names:
+    everything = _store()
+    models = _comparable(everything)
+    if not models:
         return
-    defaults = dict(zip(("left_model", "right_model"), _default_names(names)))
+    names = [m.name for m in models]
+    defaults = dict(zip(("left_model", "right_model"), _default_names(models)))
     for key, default in defaults.items():
         chosen = st.session_state.get(key)
-        if chosen is not None and chosen not in names:
+        if chosen is not None and chosen not in {m.name for m in everything}:
             # Deleted or broken on disk since it was picked: say so once, then carry on with a default.
             st.session_state["store_notice"] = f"Model {chosen!r} is no longer in the store; showing {default!r}."
-        if chosen not in names:
+        if chosen not in names:  # also after a switch of dataset
             st.session_state[key] = default
 
 
 def pair() -> Pair | None:
     """The chosen pair, or None when the store holds no trained model (the page then says so)."""
     init()
-    stored = {m.name: m for m in cache.model_list(str(cache.models_dir()))}
+    stored = {m.name: m for m in _store() if m.dataset_name == dataset()}
     left, right = stored.get(st.session_state.get("left_model")), stored.get(st.session_state.get("right_model"))
     if left is None or right is None:
         return None
     dim = left.config.latent_dim
-    baseline = stored.get(f"pca-{dim}d") or next(
-        (m for m in stored.values() if m.config.kind == "pca" and m.config.latent_dim == dim), None
+    baseline = next(
+        (m for m in sorted(stored.values(), key=lambda m: m.name) if m.config.kind == "pca" and m.config.latent_dim == dim),
+        None,
     )
     return Pair(left, right, baseline)
 
@@ -76,6 +99,7 @@ def draw_frame() -> None:
     st.set_page_config(page_title=PAGE_TITLE, page_icon=":material/scatter_plot:", layout="wide")
     with st.sidebar:
         st.subheader("Models compared")
+        dataset_picker()
         pair_picker()
     st.session_state[FRAME_DRAWN] = True
 
@@ -95,13 +119,25 @@ def page_frame() -> None:
         st.rerun()
 
 
+def dataset_picker(container=st.sidebar) -> None:
+    """The dataset whose models are compared; offered when the store holds models of more than one."""
+    present = {m.dataset_name for m in _store()}
+    options = [name for name in DATASETS if name in present] or ["mnist"]
+    if dataset() not in options:
+        st.session_state["dataset"] = options[0]
+    container.selectbox(
+        "Dataset", options, format_func=lambda name: DATASETS[name].title, key="dataset", disabled=len(options) < 2,
+        help="Models remember the dataset they were trained on; the pickers below list that dataset's models.",
+    )  # fmt: skip
+
+
 def pair_picker(container=st.sidebar) -> None:
     """Two select boxes bound to the session's pair; shown in the sidebar of every page."""
     init()
     notice = st.session_state.pop("store_notice", None)
     if notice:
         container.warning(notice)
-    models = [m for m in cache.model_list(str(cache.models_dir())) if m.config.kind != "pca"]
+    models = _comparable(_store())
     if not models:
         container.warning("No trained models in the store yet: train one on the Train page.")
         return
@@ -114,8 +150,8 @@ def pair_picker(container=st.sidebar) -> None:
 def guard() -> Iterator[None]:
     """Turn what the world can do to a running app into a message instead of a traceback.
 
-    A model folder deleted or replaced between listing and loading (``StoreError``), or MNIST files that
-    vanished and cannot be fetched again (``MnistUnavailableError``): the page says what happened and the
+    A model folder deleted or replaced between listing and loading (``StoreError``), or dataset files that
+    vanished and cannot be fetched again (``DatasetUnavailableError``): the page says what happened and the
     next run starts from a fresh listing.
     """
     try:
@@ -126,8 +162,8 @@ def guard() -> Iterator[None]:
             f"A model could not be loaded: {error}. It may have been deleted or replaced on disk; the list of models "
             "has been refreshed, so pick a pair in the sidebar or rerun the page."
         )
-    except MnistUnavailableError as error:
-        st.error(f"MNIST is not available: {error}")
+    except DatasetUnavailableError as error:
+        st.error(f"The images are not available: {error}")
 
 
 SHARED_CHOICES = ("ex_view", "ex_subset")  # widgets of the same key on the explorer, overlap and export pages

@@ -131,7 +131,7 @@ def plane_fragment(side: str, stored: StoredModel, options: Options) -> None:
 
 def plane_body(side: str, stored: StoredModel, options: Options) -> None:
     plane = load_plane(side, stored, options)
-    images, _ = cache.dataset(options.subset, str(cache.data_dir()))
+    images, _ = cache.dataset(stored.dataset_name, options.subset, str(cache.data_dir()))
     st.plotly_chart(
         figure(plane, options, images), key=f"plane_{side}", on_select="rerun", selection_mode=("points", "box"),
         width="stretch", theme=None,
@@ -260,7 +260,7 @@ def render() -> None:
     for side in SIDES:  # a click that reran the whole page is taken here, before anything is drawn
         take_new_click(side)
     planes = {side: load_plane(side, stored[side], options) for side in SIDES}
-    images, _ = cache.dataset(options.subset, str(cache.data_dir()))
+    images, _ = cache.dataset(pair.left.dataset_name, options.subset, str(cache.data_dir()))
     # Fixed screen order; the interpolation runs first because the planes draw its path.
     plots, selection, details = st.container(), st.container(), st.container()
     with details.expander("Interpolate between two points", expanded=True):

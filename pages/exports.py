@@ -36,7 +36,7 @@ def load(stored: StoredModel, subset: str, method: str) -> tuple[object, np.ndar
 
 def embeddings(pair: state.Pair, subset: str, method: str) -> None:
     st.subheader("Embeddings (CSV)")
-    _, labels_t = cache.dataset(subset, str(cache.data_dir()))
+    _, labels_t = cache.dataset(pair.left.dataset_name, subset, str(cache.data_dir()))
     labels = labels_t.numpy()
     indices = np.arange(len(labels))
     columns = st.columns(2)

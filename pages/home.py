@@ -5,18 +5,26 @@ from __future__ import annotations
 import streamlit as st
 
 from app import cache, state
-from vae.data import MNIST_SHA256, resolve_data_dir
+from vae.data import DATASETS, resolve_data_dir
 from vae.store import scan_models
 
 
 def data_status() -> None:
-    raw = resolve_data_dir(cache.data_dir()) / "MNIST" / "raw"
-    present = [name for name in MNIST_SHA256 if (raw / name).is_file()]
-    if len(present) == len(MNIST_SHA256):
-        st.success(f"MNIST ready: 60,000 training and 10,000 test images in `{raw}` (SHA-256 checked on load).")
-    else:
-        missing = ", ".join(sorted(set(MNIST_SHA256) - set(present)))
-        st.error(f"MNIST files missing in `{raw}`: {missing}. Run `python -m vae.data fetch` (or `make app`).")
+    for name, dataset in DATASETS.items():
+        raw = resolve_data_dir(cache.data_dir()) / dataset.folder / "raw"
+        present = [file for file in dataset.sha256 if (raw / file).is_file()]
+        if len(present) == len(dataset.sha256):
+            st.success(
+                f"{dataset.title} ready: 60,000 training and 10,000 test images in `{raw}` (SHA-256 checked on load)."
+            )
+            continue
+        missing = ", ".join(sorted(set(dataset.sha256) - set(present)))
+        fetch = f"Run `python -m vae.data fetch --dataset {name}` (or `make app`)"
+        if name == "mnist":
+            st.error(f"{dataset.title} files missing in `{raw}`: {missing}. {fetch}.")
+        else:  # optional: only its own models need it
+            st.info(f"{dataset.title} is not installed (`{raw}` lacks {missing}). {fetch}; it reads Debian's "
+                    "`dataset-fashion-mnist` package.")  # fmt: skip
 
 
 def store_status() -> None:
@@ -82,7 +90,7 @@ a linear activation learns the same subspace; the non-linear ones should beat it
 def render() -> None:
     state.page_frame()
     st.title("What does an auto-encoder learn?")
-    st.caption("An AE and a VAE trained on MNIST, side by side. Pick the pair in the sidebar.")
+    st.caption("An AE and a VAE trained on MNIST (or Fashion-MNIST), side by side. Pick the dataset and the pair in the sidebar.")
     data_status()
     store_status()
     pair = state.pair()

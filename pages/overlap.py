@@ -23,6 +23,7 @@ import streamlit as st
 from plotly.colors import qualitative
 
 from app import analysis, cache, state
+from vae.data import class_names
 from vae.plots import CLASS_NAMES, MODEL_COLORS, delta_heatmap, metric_bars, overlap_heatmap
 from vae.projections import available_views, view_label
 from vae.store import StoredModel
@@ -119,12 +120,12 @@ def metrics_table(measured: list[Measured], left: Measured, right: Measured) -> 
     return table
 
 
-def confused_pairs(matrix: np.ndarray, top: int = 3) -> str:
+def confused_pairs(matrix: np.ndarray, top: int = 3, names: tuple[str, ...] = CLASS_NAMES) -> str:
     """The largest off-diagonal shares, e.g. "4→9 0.21, 9→4 0.18, 3→5 0.12"."""
     off = np.array(matrix, dtype=np.float64)
     np.fill_diagonal(off, np.nan)
     order = np.argsort(np.nan_to_num(off, nan=-1.0), axis=None)[::-1][:top]
-    return ", ".join(f"{r}→{c} {off[r, c]:.2f}" for r, c in zip(*np.unravel_index(order, off.shape)))
+    return ", ".join(f"{names[r]}→{names[c]} {off[r, c]:.2f}" for r, c in zip(*np.unravel_index(order, off.shape)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,7 +317,8 @@ def headline(measured: list[Measured], left: Measured, right: Measured, palette:
 
 
 def matrices(measured: list[Measured], left: Measured, right: Measured) -> None:
-    st.subheader("Which digits touch")
+    names = class_names(state.dataset())
+    st.subheader("Which classes touch")
     st.caption(
         "Row = a test image's digit, column = the digits of its five nearest neighbours in the latent space; "
         "each row sums to 1 and the diagonal is the purity. In the difference, blue means the left model's share "
@@ -325,11 +327,11 @@ def matrices(measured: list[Measured], left: Measured, right: Measured) -> None:
     columns = st.columns(3)
     for column, m in zip(columns, (left, right)):
         with column:
-            st.plotly_chart(overlap_heatmap(m.matrix, title=m.label), width="stretch")
-            st.caption(f"Most mixed ({m.label}): {confused_pairs(m.matrix)}")
+            st.plotly_chart(overlap_heatmap(m.matrix, names, title=m.label), width="stretch")
+            st.caption(f"Most mixed ({m.label}): {confused_pairs(m.matrix, names=names)}")
     with columns[2]:
         st.plotly_chart(
-            delta_heatmap(left.matrix, right.matrix, title=f"{left.label} − {right.label}",
+            delta_heatmap(left.matrix, right.matrix, names, title=f"{left.label} − {right.label}",
                           names=(left.label, right.label)),
             width="stretch",
         )  # fmt: skip
@@ -337,11 +339,11 @@ def matrices(measured: list[Measured], left: Measured, right: Measured) -> None:
     if baseline is not None:
         with st.expander(f"PCA baseline: {baseline.label}"):
             a, b, c = st.columns(3)
-            a.plotly_chart(overlap_heatmap(baseline.matrix, title=baseline.label), width="stretch")
-            a.caption(f"Most mixed: {confused_pairs(baseline.matrix)}")
+            a.plotly_chart(overlap_heatmap(baseline.matrix, names, title=baseline.label), width="stretch")
+            a.caption(f"Most mixed: {confused_pairs(baseline.matrix, names=names)}")
             for column, m in ((b, left), (c, right)):
                 column.plotly_chart(
-                    delta_heatmap(m.matrix, baseline.matrix, title=f"{m.label} − {baseline.label}",
+                    delta_heatmap(m.matrix, baseline.matrix, names, title=f"{m.label} − {baseline.label}",
                                   names=(m.label, baseline.label)),
                     width="stretch",
                 )  # fmt: skip
@@ -357,7 +359,7 @@ def densities(measured: list[Measured], palette: dict[str, str]) -> None:
     figure = go.Figure(
         [
             go.Bar(
-                x=list(CLASS_NAMES), y=m.density[quantity], name=m.label, marker_color=palette[m.label],
+                x=list(class_names(state.dataset())), y=m.density[quantity], name=m.label, marker_color=palette[m.label],
                 hovertemplate=f"{m.label}, digit %{{x}}: %{{y:.3f}}<extra></extra>",
             )
             for m in measured
@@ -371,7 +373,7 @@ def densities(measured: list[Measured], palette: dict[str, str]) -> None:
         legend={"orientation": "h", "x": 0.0, "y": 1.0, "yanchor": "bottom"},
     )  # fmt: skip
     st.plotly_chart(figure, width="stretch")
-    table = pd.DataFrame({m.label: m.density[quantity] for m in measured}, index=pd.Index(CLASS_NAMES, name="digit"))
+    table = pd.DataFrame({m.label: m.density[quantity] for m in measured}, index=pd.Index(class_names(state.dataset()), name="class"))
     with st.expander("As a table"):
         st.dataframe(
             table, column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in table.columns},

@@ -7,6 +7,7 @@ import dataclasses
 import streamlit as st
 
 from app import cache, state
+from vae.data import DATASETS
 from vae.jobs import JobSnapshot, TrainingJob
 from vae.models import ModelConfig
 from vae.plots import loss_curves
@@ -30,6 +31,11 @@ def config_form(kind: str) -> tuple[ModelConfig, TrainSettings] | None:
     else:
         sparsity = st.number_input("L1 sparsity on z", 0.0, 10.0, 0.0, step=0.01, key=f"{kind}_sparsity")
         tied = st.checkbox("Tied decoder weights (dense only)", key=f"{kind}_tied", disabled=arch != "dense")
+    class_weight = st.number_input(
+        "Class-aware weight (uses the labels)", 0.0, 1000.0, 0.0, step=10.0, key=f"{kind}_class",
+        help="Adds the soft nearest-neighbour loss of the codes (Frosst et al., 2019) times this weight: it pulls "
+        "each class together and away from the others. Supervised: it trains on the labels. See Experiments.",
+    )  # fmt: skip
     left, right = st.columns(2)
     epochs = left.number_input("Epochs", 1, 500, 10, key=f"{kind}_epochs")
     batch_size = right.number_input("Batch size", 8, 4096, 128, key=f"{kind}_batch")
@@ -40,6 +46,7 @@ def config_form(kind: str) -> tuple[ModelConfig, TrainSettings] | None:
         config = ModelConfig(
             kind=kind, arch=arch, latent_dim=int(latent_dim), hidden=hidden, recon_loss=recon_loss,
             beta=float(beta) if kind == "vae" else 1.0, sparsity=float(sparsity), tied=bool(tied and arch == "dense"),
+            class_weight=float(class_weight),
         )  # fmt: skip
         settings = TrainSettings(
             epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate), seed=int(seed)
@@ -88,7 +95,7 @@ def save_form(job: TrainingJob, kind: str) -> None:
     if path.exists() and not overwrite:
         st.error(f"A model named {name!r} exists; tick 'Replace' to overwrite it.")
         return
-    train_images, train_labels, test_images, test_labels = cache.training_data(str(cache.data_dir()))
+    train_images, train_labels, test_images, test_labels = cache.training_data(job.dataset, str(cache.data_dir()))
     with st.spinner("Measuring test loss and kNN accuracy…"):
         metrics = evaluate_for_metadata(job.result.model, train_images, train_labels, test_images, test_labels)
     metrics["train_seconds"] = sum(h["seconds"] for h in job.snapshot().history)
@@ -96,7 +103,7 @@ def save_form(job: TrainingJob, kind: str) -> None:
         save_model(
             job.result.model, path,
             history=job.snapshot().history, metrics=metrics,
-            dataset={"name": "mnist", "train_images": len(train_images)},
+            dataset={"name": job.dataset, "train_images": len(train_images)},
             extra={"settings": dataclasses.asdict(job.settings), "status": job.result.status, "source": "dashboard"},
         )  # fmt: skip
     except (OSError, StoreError) as error:
@@ -123,8 +130,9 @@ def render() -> None:
     state.page_frame()
     st.title("Train an AE and a VAE")
     st.caption(
-        "Both models train on the 60,000 training images and are scored on the 10,000 test images after every "
-        "epoch. Jobs from every open session take turns on the CPU, so exploring stays responsive."
+        f"Both models train on the 60,000 {DATASETS[state.dataset()].title} training images (the dataset chosen in "
+        "the sidebar) and are scored on the 10,000 test images after every epoch. Jobs from every open session take "
+        "turns on the CPU, so exploring stays responsive."
     )
     columns = st.columns(2)
     forms = {}
@@ -133,10 +141,13 @@ def render() -> None:
             forms[kind] = config_form(kind)
     start, stop = st.columns(2)
     if start.button("Train both", type="primary", disabled=any(f is None for f in forms.values())):
-        train_images, _, test_images, _ = cache.training_data(str(cache.data_dir()))
+        train_images, train_labels, test_images, test_labels = cache.training_data(state.dataset(), str(cache.data_dir()))
         for kind, (config, settings) in forms.items():
             try:
-                st.session_state[f"{kind}_job"] = cache.training_queue().submit(config, settings, train_images, test_images)
+                st.session_state[f"{kind}_job"] = cache.training_queue().submit(
+                    config, settings, train_images, test_images, train_labels=train_labels, test_labels=test_labels,
+                    dataset=state.dataset(),
+                )  # fmt: skip
             except ValueError as error:
                 st.error(str(error))
     if stop.button("Stop"):

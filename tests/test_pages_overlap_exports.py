@@ -90,7 +90,7 @@ def test_overlap_page_shows_the_pair_and_follows_the_sidebar(app) -> None:
     at = app.switch_page("pages/overlap.py").run()
     assert not at.exception
     assert at.title[0].value == "Class overlap"
-    assert [s.key for s in at.sidebar.selectbox] == ["left_model", "right_model"]
+    assert [s.key for s in at.sidebar.selectbox] == ["dataset", "left_model", "right_model"]
 
     table = _metrics(at)
     assert list(table.columns) == ["ae-2d", "vae-2d", "pca-2d", "Δ ae-2d − vae-2d"]

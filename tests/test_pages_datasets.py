@@ -1,0 +1,81 @@
+"""Switching dataset in the sidebar: every page follows the models of that dataset (AppTest, tiny models)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import REPO, chart_titles, open_dashboard, run_pages_like_a_server
+from vae.data import DATASETS, load_dataset
+
+
+@pytest.fixture(scope="module")
+def two_dataset_store(tmp_path_factory) -> Path:
+    """ae/vae/pca 2-D on MNIST and on Fashion-MNIST, trained for one epoch on 1,000 images each."""
+    for name, dataset in DATASETS.items():
+        if not (REPO / "data" / dataset.folder / "raw" / "t10k-images-idx3-ubyte").is_file():
+            pytest.skip(f"{dataset.title} not fetched: run `python -m vae.data fetch`")
+    from vae.models import ModelConfig, fit_pca
+    from vae.store import save_model
+    from vae.train import TrainSettings, train
+
+    root = tmp_path_factory.mktemp("models")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for name, suffix in (("mnist", ""), ("fashion-mnist", "-fashion")):
+            images, _ = load_dataset(name, "train", REPO / "data")
+            images = images[:1000]
+            for kind in ("ae", "vae"):
+                result = train(ModelConfig(kind=kind, hidden=(32,)), images, None, TrainSettings(epochs=1, batch_size=50),
+                               device="cpu")  # fmt: skip
+                save_model(result.model, root / f"{kind}-2d{suffix}", dataset={"name": name})
+            save_model(fit_pca(images, 2), root / f"pca-2d{suffix}", dataset={"name": name})
+    finally:
+        torch.set_num_threads(threads)
+    return root
+
+
+@pytest.fixture
+def app(two_dataset_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("VAE_MODELS_DIR", str(two_dataset_store))
+    monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
+    run_pages_like_a_server(monkeypatch)
+    return open_dashboard(timeout=120)
+
+
+def test_the_sidebar_offers_each_dataset_and_its_own_models(app) -> None:
+    at = app
+    picker = at.sidebar.selectbox(key="dataset")
+    assert picker.options == ["MNIST", "Fashion-MNIST"] and picker.value == "mnist" and not picker.disabled
+    assert at.sidebar.selectbox(key="left_model").options[0].startswith("ae-2d ")
+    assert not any("fashion" in option for option in at.sidebar.selectbox(key="right_model").options)
+    picker.set_value("fashion-mnist").run()
+    assert not at.exception
+    left, right = at.sidebar.selectbox(key="left_model"), at.sidebar.selectbox(key="right_model")
+    assert (left.value, right.value) == ("ae-2d-fashion", "vae-2d-fashion")
+    assert all("fashion" in option for option in left.options)
+    assert not any("no longer in the store" in w.value for w in at.sidebar.warning)  # a switch, not a deletion
+
+
+def test_the_explorer_and_overlap_pages_show_the_chosen_dataset(app) -> None:
+    at = app
+    at.sidebar.selectbox(key="dataset").set_value("fashion-mnist").run()
+    at.switch_page("pages/explorer.py").run()
+    assert not at.exception
+    assert [t.split(" ")[0] for t in chart_titles(at)] == ["ae-2d-fashion", "vae-2d-fashion"]
+    legend = [trace["name"] for trace in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert "Ankle boot" in legend and "T-shirt/top" in legend and "7" not in legend
+    at.switch_page("pages/overlap.py").run()
+    assert not at.exception
+    assert "pca-2d-fashion" in [d.value for d in at.dataframe if d.value.index.name == "metric"][0].columns
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    heatmap = next(spec for spec in specs if spec["data"][0]["type"] == "heatmap")
+    assert "Sneaker" in heatmap["data"][0]["x"]
+    at.switch_page("pages/train.py").run()
+    assert any("Fashion-MNIST training images" in c.value for c in at.caption)
+    at.switch_page("pages/home.py").run()
+    assert at.sidebar.selectbox(key="dataset").value == "fashion-mnist"  # the choice survives page switches
