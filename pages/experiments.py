@@ -9,15 +9,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import cache, state
+from vae import experiments
 from vae.data import DATASETS, class_names
 from vae.experiment_plots import maps_grid, metric_curves
-from vae import experiments
-from vae.experiments import (
-    ExperimentFileError,
-    StudyResult,
-    summarise,
-    summarise_tied,
-)
+from vae.experiments import ExperimentFileError, StudyResult, summarise, summarise_tied
 from vae.jobs import StudyJob
 from vae.plots import strip, tile_grid, upscale
 
@@ -60,10 +55,11 @@ def load(study: str) -> StudyResult | None:
         return None
     s = result.settings
     images = f"first {s.train_limit:,}" if s.train_limit else "all"
+    took = f"{result.seconds / 60:.0f} min" if result.seconds >= 60 else f"{result.seconds:.0f} s"
     st.caption(
-        f"{source.capitalize()} result: {s.dataset}, {images} training images, {s.epochs} epochs per model, "
-        f"batch {s.batch_size}, seed {s.seed}; measured on the 10,000 test images; computed {result.created} "
-        f"in {result.seconds / 60:.0f} min."
+        f"{source.capitalize()} result: {DATASETS[s.dataset].title}, {images} training images, {s.epochs} epochs per "
+        f"model, batch {s.batch_size}, seed {s.seed}; measured on the 10,000 test images; computed {result.created} "
+        f"in {took}."
     )
     return result
 
@@ -81,7 +77,7 @@ def answer(lines: list[str]) -> None:
 def table(rows: list[dict]) -> None:
     frame = pd.DataFrame(rows)
     columns = [c for c in TABLE_COLUMNS if c in frame]
-    st.dataframe(frame[columns].rename(columns=TABLE_COLUMNS), hide_index=True, width="stretch")
+    st.dataframe(frame[columns].round(4).rename(columns=TABLE_COLUMNS), hide_index=True, width="stretch")
 
 
 def reconstructions(result: StudyResult, keys: list[str], titles: dict[str, str]) -> None:

@@ -188,3 +188,24 @@ def test_command_line_runs_a_quick_study_and_refuses_bad_options(tmp_path, monke
     assert experiments.main(["run", "--epochs", "0", "--out", str(tmp_path)]) == 2
     with pytest.raises(SystemExit):
         experiments.main(["run", "--study", "gan"])
+
+
+def test_the_answers_follow_the_numbers_not_the_expectation(pca_study) -> None:
+    """The sentence about the linear AE must say "learns PCA's subspace" only when the numbers show it."""
+    import copy
+
+    from vae.experiments import summarise
+
+    result = copy.deepcopy(pca_study)
+    for d in TINY.dims:
+        result.row(f"linear-{d}")["test_mse_per_pixel"] = result.row(f"pca-{d}")["test_mse_per_pixel"] * 1.001
+        result.extras["angles"][str(d)]["decoder"] = [0.5] * d
+    assert summarise(result)[1].startswith("The linear AE learns PCA's subspace: its MSE is within 0.1%")
+    result.row("linear-4")["test_mse_per_pixel"] *= 1.5
+    assert summarise(result)[1].startswith("In this run the linear AE has not reached PCA's subspace yet")
+    result.row("linear-4")["test_mse_per_pixel"] = result.row("pca-4")["test_mse_per_pixel"]
+    result.extras["angles"]["2"]["decoder"] = [45.0, 1.0]
+    assert "has not reached" in summarise(result)[1] and "45.0° (D=2)" in summarise(result)[1]
+    # Every number quoted for the dense AE is the row's own.
+    first = summarise(result)[0]
+    assert f"{result.row('dense-2')['test_mse_per_pixel']:.4f} vs {result.row('pca-2')['test_mse_per_pixel']:.4f}" in first

@@ -43,7 +43,7 @@ def test_every_question_is_answered_with_its_numbers_and_charts(results_dir, tin
     assert len(at.get("plotly_chart")) == 11
     assert any("uses the labels" in w.value for w in at.warning)
     captions = [c.value for c in at.caption]
-    assert any("Shipped result: mnist, all training images, 1 epochs" in c for c in captions)
+    assert any("Shipped result: MNIST, all training images, 1 epochs" in c for c in captions)
 
 
 def test_choosing_a_beta_shows_its_map_and_its_decoded_grid(results_dir, tiny_results) -> None:
@@ -89,5 +89,5 @@ def test_a_recompute_runs_in_the_background_and_its_result_can_be_chosen(results
     source = at.radio(key="beta_source")
     assert source.options == ["shipped with the project", "your recompute"]
     source.set_value("recomputed").run()
-    assert any("Recomputed result: mnist, first 512 training images" in c.value for c in at.caption)
+    assert any("Recomputed result: MNIST, first 512 training images" in c.value for c in at.caption)
     assert any("From beta 0 to 4" in block.value for block in at.success)

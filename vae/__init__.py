@@ -1,4 +1,4 @@
-"""Auto-encoders and variational auto-encoders on MNIST, and what their latent spaces look like.
+"""Auto-encoders and variational auto-encoders on MNIST and Fashion-MNIST, and what their latent spaces look like.
 
 The public names are imported lazily (PEP 562), so ``import vae`` costs nothing until one is used and
 ``python -m vae.data`` does not import torch before it needs to.
@@ -11,8 +11,12 @@ from typing import Any
 
 _EXPORTS = {
     "load_mnist": "vae.data",
+    "load_dataset": "vae.data",
     "ensure_mnist": "vae.data",
+    "ensure_dataset": "vae.data",
     "MnistUnavailableError": "vae.data",
+    "DatasetUnavailableError": "vae.data",
+    "run_study": "vae.experiments",
     "ModelConfig": "vae.models",
     "LatentModel": "vae.models",
     "build_model": "vae.models",

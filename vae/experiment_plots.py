@@ -17,8 +17,10 @@ from plotly.subplots import make_subplots
 from vae.plots import CLASS_NAMES, DIGIT_COLORS
 
 # One colour per model family, the same in every curve of the page.
+# PCA is drawn wide and pale under the others: the linear AE's line lies exactly on it, and both must show.
+FAMILY_LINES: dict[str, dict[str, Any]] = {"PCA": {"width": 7}, "linear AE": {"dash": "dot", "width": 2.5}}
 FAMILY_COLORS: dict[str, str] = {
-    "PCA": "#7F7F7F", "linear AE": "#BCBD22", "dense AE": "#4C78A8", "tied AE": "#72B7B2", "VAE": "#E45756",
+    "PCA": "#7F7F7F", "linear AE": "#9467BD", "dense AE": "#4C78A8", "tied AE": "#72B7B2", "VAE": "#E45756",
     "AE": "#4C78A8", "dense": "#4C78A8", "conv": "#F58518",
 }  # fmt: skip
 
@@ -51,7 +53,7 @@ def maps_grid(
     titles = titles or {}
     fig = make_subplots(
         rows=rows, cols=columns, subplot_titles=[titles.get(k, k) for k in keys],
-        horizontal_spacing=0.06, vertical_spacing=0.12 / rows,
+        horizontal_spacing=0.06, vertical_spacing=0.2 / rows,
     )  # fmt: skip
     for n, key in enumerate(keys):
         row, col = divmod(n, columns)
@@ -59,7 +61,9 @@ def maps_grid(
         for c, name in enumerate(names):
             mask = labels == c
             fig.add_trace(
-                go.Scattergl(
+                # SVG, not WebGL: plotly.js clips WebGL traces of lower subplot rows whose axes have an equal
+                # aspect (seen in Chromium); a few thousand points per panel draw fast enough either way.
+                go.Scatter(
                     x=points[mask, 0], y=points[mask, 1], mode="markers", name=name, legendgroup=name,
                     showlegend=n == 0, marker=dict(size=3, opacity=0.6, color=DIGIT_COLORS[c % len(DIGIT_COLORS)]),
                     hovertemplate=f"{name}<br>(%{{x:.2f}}, %{{y:.2f}})<extra>{titles.get(key, key)}</extra>",
@@ -71,8 +75,9 @@ def maps_grid(
     fig.update_xaxes(showticklabels=True, zeroline=False)
     fig.update_yaxes(zeroline=False)
     fig.update_layout(
-        template="plotly_white", height=height_per_row * rows + 60, margin=dict(l=30, r=10, t=60, b=20),
-        legend=dict(orientation="h", x=0.0, y=1.0, yanchor="bottom", itemsizing="constant"),
+        # The legend on the right, clear of the panels' titles along the top.
+        template="plotly_white", height=height_per_row * rows + 40, margin=dict(l=30, r=10, t=40, b=20),
+        legend=dict(itemsizing="constant", title="class"),
     )  # fmt: skip
     return fig
 
@@ -106,7 +111,8 @@ def metric_curves(
             fig.add_trace(
                 go.Scatter(
                     x=[row[x] for row in members], y=ys, mode="lines+markers", name=g, legendgroup=g,
-                    showlegend=col == 1, line=dict(color=colors[g]),
+                    showlegend=col == 1, line=dict(color=colors[g], **FAMILY_LINES.get(g, {})),
+                    opacity=0.45 if g == "PCA" else 1.0,
                     hovertemplate=f"{g}<br>{x} %{{x}}<br>{metrics[metric]} %{{y:.4g}}<extra></extra>",
                 ),
                 row=1, col=col,
