@@ -120,14 +120,13 @@ def page_frame() -> None:
 
 
 def dataset_picker(container=st.sidebar) -> None:
-    """The dataset whose models are compared; offered when the store holds models of more than one."""
-    present = {m.dataset_name for m in _store()}
-    options = [name for name in DATASETS if name in present] or ["mnist"]
-    if dataset() not in options:
-        st.session_state["dataset"] = options[0]
+    """The dataset whose models are compared, and which the Train page trains on."""
+    if dataset() not in DATASETS:
+        st.session_state["dataset"] = "mnist"
     container.selectbox(
-        "Dataset", options, format_func=lambda name: DATASETS[name].title, key="dataset", disabled=len(options) < 2,
-        help="Models remember the dataset they were trained on; the pickers below list that dataset's models.",
+        "Dataset", list(DATASETS), format_func=lambda name: DATASETS[name].title, key="dataset",
+        help="Models remember the dataset they were trained on; the pickers below list that dataset's models, "
+        "and the Train page trains on it.",
     )  # fmt: skip
 
 
@@ -139,7 +138,7 @@ def pair_picker(container=st.sidebar) -> None:
         container.warning(notice)
     models = _comparable(_store())
     if not models:
-        container.warning("No trained models in the store yet: train one on the Train page.")
+        container.warning(f"No trained {DATASETS[dataset()].title} models in the store yet: train a pair on the Train page.")
         return
     labels = {m.name: f"{m.name}  ·  {m.config.describe()}" for m in models}
     container.selectbox("Left model", list(labels), format_func=labels.get, key="left_model")

@@ -79,3 +79,22 @@ def test_the_explorer_and_overlap_pages_show_the_chosen_dataset(app) -> None:
     assert any("Fashion-MNIST training images" in c.value for c in at.caption)
     at.switch_page("pages/home.py").run()
     assert at.sidebar.selectbox(key="dataset").value == "fashion-mnist"  # the choice survives page switches
+
+
+def test_a_dataset_without_models_can_be_chosen_to_train_on(two_dataset_store, tmp_path, monkeypatch) -> None:
+    import shutil
+
+    only_mnist = tmp_path / "models"
+    for name in ("ae-2d", "vae-2d", "pca-2d"):
+        shutil.copytree(two_dataset_store / name, only_mnist / name)
+    monkeypatch.setenv("VAE_MODELS_DIR", str(only_mnist))
+    monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
+    run_pages_like_a_server(monkeypatch)
+    at = open_dashboard(timeout=120)
+    at.sidebar.selectbox(key="dataset").set_value("fashion-mnist").run()
+    assert not at.exception
+    assert any("No trained Fashion-MNIST models" in w.value for w in at.sidebar.warning)
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    assert any("Fashion-MNIST training images" in c.value for c in at.caption)
+    assert at.button[0].label == "Train both" and not at.button[0].disabled
