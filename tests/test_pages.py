@@ -149,9 +149,12 @@ def test_train_page_refuses_bad_settings(app: AppTest) -> None:
 
 def test_train_page_trains_and_saves_a_pair(app: AppTest, tmp_path: Path) -> None:
     at = train_page(app)
+    at.number_input(key="ae_class").set_value(10.0)  # the AE also gets the class-aware term, trained on labels
     jobs = train_both(at, hidden="32", batch=1024)
     assert all(job.wait(180) for job in jobs)
     assert [job.snapshot().status for job in jobs] == ["completed", "completed"]
+    assert jobs[0].config.class_weight == 10.0 and jobs[1].config.class_weight == 0.0
+    assert "class" in jobs[0].snapshot().history[-1]["test"] and "class" not in jobs[1].snapshot().history[-1]["test"]
     at.run()
     assert not at.exception
     assert sum("completed" in s.value for s in at.success) == 2
@@ -165,7 +168,7 @@ def test_train_page_trains_and_saves_a_pair(app: AppTest, tmp_path: Path) -> Non
     from vae.store import load_model
 
     model, stored = load_model(tmp_path / "models" / "trained-in-test")
-    assert stored.config.kind == "vae" and stored.config.hidden == (32,)
+    assert stored.config.kind == "vae" and stored.config.hidden == (32,) and stored.dataset_name == "mnist"
     assert {"test_loss", "knn5_accuracy"} <= set(stored.metrics) and len(stored.history) == 1
 
 
