@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import cache, state
+from vae.data import class_names
 from vae.explore import decode_at, interpolate, manifold_grid, posterior_2d, reconstruct, step_changes
 from vae.models import LatentModel
 from vae.plots import ClickGrid, overlay_traces, parse_box, parse_selection, strip, tile_grid, to_uint8_image, upscale, with_overlays
@@ -173,7 +174,7 @@ def selected_image(planes: dict[str, Plane], images) -> None:
 
 
 def endpoint_options() -> dict[str, tuple[str, int]]:
-    options = {f"centroid of {c}": ("centroid", c) for c in range(10)}
+    options = {f"centroid of {name}": ("centroid", c) for c, name in enumerate(class_names(state.dataset()))}
     for i, index in enumerate(reversed(st.session_state["ex_history"])):
         options[f"clicked image #{index}" + (" (latest)" if i == 0 else "")] = ("image", index)
     return options
@@ -184,8 +185,8 @@ def interpolation(planes: dict[str, Plane], subset: str) -> None:
     options = endpoint_options()
     names = list(options)
     a, b, c = st.columns([2, 2, 1])
-    start = a.selectbox("From", names, index=names.index("centroid of 0"), key="ex_from")
-    end = b.selectbox("To", names, index=names.index("centroid of 1"), key="ex_to")
+    start = a.selectbox("From", names, index=0, key="ex_from")  # the first two classes' centroids
+    end = b.selectbox("To", names, index=1, key="ex_to")
     steps = int(c.number_input("Steps", 3, 20, 10, key="ex_steps"))
     ratios = {}
     for side, plane in planes.items():

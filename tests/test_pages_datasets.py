@@ -63,9 +63,12 @@ def test_the_sidebar_offers_each_dataset_and_its_own_models(app) -> None:
 
 def test_the_explorer_and_overlap_pages_show_the_chosen_dataset(app) -> None:
     at = app
-    at.sidebar.selectbox(key="dataset").set_value("fashion-mnist").run()
     at.switch_page("pages/explorer.py").run()
+    assert at.selectbox(key="ex_from").value == "centroid of 0"
+    at.sidebar.selectbox(key="dataset").set_value("fashion-mnist").run()  # switched while on the explorer
     assert not at.exception
+    assert (at.selectbox(key="ex_from").value, at.selectbox(key="ex_to").value) == (
+        "centroid of T-shirt/top", "centroid of Trouser")
     assert [t.split(" ")[0] for t in chart_titles(at)] == ["ae-2d-fashion", "vae-2d-fashion"]
     legend = [trace["name"] for trace in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
     assert "Ankle boot" in legend and "T-shirt/top" in legend and "7" not in legend
