@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vae.metrics import embed_images, overlap_report
 from vae.models import LatentModel, ModelConfig, count_parameters, fit_pca, to_float_images
 from vae.store import write_atomically
 from vae.train import TrainSettings, evaluate_for_metadata, train
@@ -243,8 +244,6 @@ def _fit(
 
 
 def _measure(model: LatentModel, data: tuple[torch.Tensor, ...], seed: int) -> dict[str, float]:
-    from vae.metrics import embed_images, overlap_report
-
     train_images, train_labels, test_images, test_labels = data
     metrics = evaluate_for_metadata(model, train_images, train_labels, test_images, test_labels, seed=seed)
     overlap = overlap_report(embed_images(model, test_images), test_labels, seed=seed)
@@ -305,8 +304,6 @@ def run_study(
         with torch.no_grad():
             result.images[f"recon/{variant.key}"] = _to_uint8(model.reconstruct(strip.to(model.device)))
             if variant.config.latent_dim == 2:
-                from vae.metrics import embed_images
-
                 points = embed_images(model, test_images[map_index]).numpy().astype(np.float32)
                 result.maps[variant.key] = points
                 result.images[f"grid/{variant.key}"], row["grid_box"] = manifold_grid(model, points)
