@@ -139,7 +139,7 @@ def plane_body(side: str, stored: StoredModel, options: Options) -> None:
     )  # fmt: skip
     decoded = st.session_state["ex_decoded"].get(side)
     if decoded is None:
-        st.caption("Click anywhere in this plane, on a point or on empty space, to decode a digit there.")
+        st.caption("Click anywhere in this plane, on a point or on empty space, to decode an image there.")
         return
     x, y = decoded
     code, image = decode_at(plane.model, plane.view, x, y)
