@@ -99,11 +99,13 @@ def studies():
     return {study: load_result(REPO / "experiments", study) for study in STUDIES}
 
 
-def test_shipped_studies_are_complete_full_runs(studies) -> None:
-    from vae.experiments import StudySettings, variants
+@pytest.mark.parametrize(("dataset", "folder"), [("mnist", "experiments"), ("fashion-mnist", "experiments/fashion-mnist")])
+def test_shipped_studies_are_complete_full_runs(dataset: str, folder: str) -> None:
+    from vae.experiments import STUDIES, StudySettings, load_result, variants
 
-    for study, result in studies.items():
-        assert result.settings == StudySettings(), f"{study} was not made with the default (full) settings"
+    for study in STUDIES:
+        result = load_result(REPO / folder, study)
+        assert result.settings == StudySettings(dataset=dataset), f"{folder}/{study} is not a full run on {dataset}"
         assert [row["key"] for row in result.rows] == [v.key for v in variants(study, result.settings)]
         assert all(m.shape == (2000, 2) for m in result.maps.values())
 

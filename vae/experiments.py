@@ -361,7 +361,7 @@ def summarise(result: StudyResult) -> list[str]:
         vae_worse = sum(mse(f"vae-{d}") > mse(f"dense-{d}") for d in dims)
         off = max(abs(mse(f"linear-{d}") / mse(f"pca-{d}") - 1) for d in dims)
         # "Learned" needs both: reconstructions as good as PCA's and a decoder spanning nearly its subspace.
-        learned = off < 0.05 and (not decoder or max(decoder.values()) < 20)
+        learned = off < 0.05 and max(decoder.values(), default=0.0) < 20
         return [
             f"Dense AE vs PCA, MSE per pixel: {mse(f'dense-{lo}'):.4f} vs {mse(f'pca-{lo}'):.4f} at D={lo}, "
             f"{mse(f'dense-{hi}'):.4f} vs {mse(f'pca-{hi}'):.4f} at D={hi}; the non-linear AE is better than PCA "
@@ -369,6 +369,10 @@ def summarise(result: StudyResult) -> list[str]:
             (
                 f"The linear AE learns PCA's subspace: its MSE is within {off:.1%} of PCA's at every size, and "
                 if learned else
+                f"The linear AE reconstructs as well as PCA (MSE within {off:.1%} at every size) and spans nearly "
+                "its subspace, except along directions of almost equal variance, which gradient descent finds "
+                "slowly: "
+                if off < 0.05 else
                 f"In this run the linear AE has not reached PCA's subspace yet (its MSE is up to {off:.0%} off "
                 "PCA's; it needs more training steps), and "
             )
