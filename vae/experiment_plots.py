@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from vae.plots import CLASS_NAMES, DIGIT_COLORS
+from vae.plots import CLASS_NAMES, DIGIT_COLORS, finite_or_none
 
 # One colour per model family, the same in every curve of the page.
 # PCA is drawn wide and pale under the others: the linear AE's line lies exactly on it, and both must show.
@@ -105,7 +105,7 @@ def metric_curves(
     for col, metric in enumerate(metrics, start=1):
         for g in groups:
             members = sorted((row for row in rows if row[group] == g), key=lambda row: row[x])
-            ys = [_finite(row.get(metric)) for row in members]
+            ys = [finite_or_none(row.get(metric)) for row in members]
             if all(y is None for y in ys):
                 continue
             fig.add_trace(
@@ -128,10 +128,3 @@ def metric_curves(
     )  # fmt: skip
     return fig
 
-
-def _finite(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None

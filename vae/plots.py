@@ -690,7 +690,7 @@ def loss_curves(history: Sequence[Mapping[str, Any]], *, title: str = "", log_y:
     for t, term in enumerate(terms):
         color = _TERM_COLORS[t % len(_TERM_COLORS)]
         for split, dash in (("train", "solid"), ("test", "dash")):
-            ys = [_finite_or_none((item.get(split) or {}).get(term)) for item in history]
+            ys = [finite_or_none((item.get(split) or {}).get(term)) for item in history]
             if all(v is None for v in ys):
                 continue
             fig.add_trace(
@@ -803,7 +803,7 @@ def metric_bars(
     colors = {m: MODEL_COLORS.get(m.upper()) or next(fallback, "#888888") for m in models}
     for col, metric in enumerate(labels, start=1):
         for model in models:
-            v = _finite_or_none(values[model].get(metric))
+            v = finite_or_none(values[model].get(metric))
             fig.add_trace(
                 go.Bar(
                     x=[model],
@@ -864,7 +864,8 @@ def _heatmap_layout(fig: go.Figure, title: str) -> None:
     )
 
 
-def _finite_or_none(value: Any) -> float | None:
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a float, or None when it is missing or not finite: a gap in a plotted line, never a 0."""
     try:
         number = float(value)
     except (TypeError, ValueError):
