@@ -57,8 +57,51 @@ class JobSnapshot:
         return self.status in FINISHED
 
 
+class _Lifecycle:
+    """What every queued job shares: a stop request, a done event, and a status that only moves forward.
+
+    Subclasses provide ``_lock``, ``_stop``, ``_done``, ``_status``, ``_message``, ``_started``, ``_finished``.
+    """
+
+    _lock: threading.Lock
+    _stop: threading.Event
+    _done: threading.Event
+    _status: JobStatus
+    _message: str
+    _started: float | None
+    _finished: float | None
+
+    def stop(self) -> None:
+        """Ask the job to stop at its next check (or never to start, if still queued)."""
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job has finished; True if it did within ``timeout``."""
+        return self._done.wait(timeout)
+
+    def _begin(self) -> bool:
+        """Mark the job running; False, with the job finished as "stopped", if it was stopped while queued."""
+        if self._stop.is_set():
+            self._finish("stopped", "stopped before it started")
+            return False
+        with self._lock:
+            self._status, self._started = "running", time.perf_counter()
+        return True
+
+    def _finish(self, status: JobStatus, message: str) -> None:
+        with self._lock:
+            self._status, self._message, self._finished = status, message, time.perf_counter()
+        self._done.set()
+
+    def _elapsed(self) -> float:
+        """Seconds since the job started (until it finished); call with ``_lock`` held."""
+        if not self._started:
+            return 0.0
+        return (self._finished or time.perf_counter()) - self._started
+
+
 @dataclass
-class TrainingJob:
+class TrainingJob(_Lifecycle):
     """One model to train; created by :meth:`TrainingQueue.submit`."""
 
     config: ModelConfig
@@ -81,18 +124,9 @@ class TrainingJob:
     _stop: threading.Event = field(default_factory=threading.Event)
     _done: threading.Event = field(default_factory=threading.Event)
 
-    def stop(self) -> None:
-        """Ask the job to stop after the current batch (or never to start, if still queued)."""
-        self._stop.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the job has finished; True if it did within ``timeout``."""
-        return self._done.wait(timeout)
-
     def snapshot(self) -> JobSnapshot:
         with self._lock:
             progress = self._progress
-            end = self._finished or time.perf_counter()
             return JobSnapshot(
                 job_id=self.job_id,
                 label=self.label,
@@ -104,7 +138,7 @@ class TrainingJob:
                 batches_per_epoch=progress.batches_per_epoch if progress else 0,
                 batch_terms=dict(progress.terms) if progress else {},
                 history=list(self._history),
-                elapsed=end - self._started if self._started else 0.0,
+                elapsed=self._elapsed(),
             )
 
     def _on_batch(self, progress: BatchProgress) -> None:
@@ -115,19 +149,10 @@ class TrainingJob:
         with self._lock:
             self._history.append(record.to_dict())
 
-    def _finish(self, status: JobStatus, message: str) -> None:
-        with self._lock:
-            self._status, self._message = status, message
-            self._finished = time.perf_counter()
-        self._done.set()
-
     def run(self) -> None:
         """Train now, in the calling thread; never raises (a failure becomes status "failed")."""
-        if self._stop.is_set():
-            self._finish("stopped", "stopped before it started")
+        if not self._begin():
             return
-        with self._lock:
-            self._status, self._started = "running", time.perf_counter()
         try:
             self.result = train(
                 self.config,
@@ -160,7 +185,7 @@ class StudySnapshot:
         return self.status in FINISHED
 
 
-class StudyJob:
+class StudyJob(_Lifecycle):
     """Recompute one experiment (``vae.experiments``) and save it to ``out_dir``; run by the same queue as
     the training jobs, so a recompute and a training take turns on the CPU instead of halving each other."""
 
@@ -175,36 +200,24 @@ class StudyJob:
         self._started: float | None = None
         self._finished: float | None = None
 
-    def stop(self) -> None:
-        self._stop.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._done.wait(timeout)
-
     def snapshot(self) -> StudySnapshot:
         with self._lock:
-            end = self._finished or time.perf_counter()
-            elapsed = end - self._started if self._started else 0.0
-            return StudySnapshot(self.study, self._status, self._fraction, self._message, elapsed)
+            return StudySnapshot(self.study, self._status, self._fraction, self._message, self._elapsed())
 
     def _progress(self, fraction: float, message: str) -> None:
         with self._lock:
             self._fraction, self._message = fraction, message
 
     def _finish(self, status: JobStatus, message: str) -> None:
-        with self._lock:
-            self._status, self._message, self._finished = status, message, time.perf_counter()
-            if status == "completed":
+        if status == "completed":
+            with self._lock:
                 self._fraction = 1.0
-        self._done.set()
+        super()._finish(status, message)
 
     def run(self) -> None:
         """Run now, in the calling thread; never raises (a failure becomes status "failed")."""
-        if self._stop.is_set():
-            self._finish("stopped", "stopped before it started")
+        if not self._begin():
             return
-        with self._lock:
-            self._status, self._started = "running", time.perf_counter()
         try:
             result = run_study(self.study, self.settings, self.data_dir, progress=self._progress,
                                should_stop=self._stop.is_set)  # fmt: skip
