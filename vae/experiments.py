@@ -243,10 +243,13 @@ def _fit(
     return result.model, {"train_seconds": time.perf_counter() - started, "status": result.status}
 
 
-def _measure(model: LatentModel, data: tuple[torch.Tensor, ...], seed: int) -> dict[str, float]:
+def _measure(
+    model: LatentModel, data: tuple[torch.Tensor, ...], test_codes: torch.Tensor, seed: int
+) -> dict[str, float]:
+    """The row's numbers; ``test_codes`` ``[N, D]`` is the model's embedding of the test images."""
     train_images, train_labels, test_images, test_labels = data
     metrics = evaluate_for_metadata(model, train_images, train_labels, test_images, test_labels, seed=seed)
-    overlap = overlap_report(embed_images(model, test_images), test_labels, seed=seed)
+    overlap = overlap_report(test_codes, test_labels, seed=seed)
     metrics["silhouette"] = overlap["silhouette"]
     # Share of each test point's 5 nearest neighbours from another class, averaged over the classes.
     metrics["overlap"] = 1.0 - overlap["mean_purity"]
@@ -298,13 +301,14 @@ def run_study(
             progress(i / len(todo), f"{i + 1}/{len(todo)}: {variant.config.describe()}")
         model, timing = _fit(variant, settings, data, should_stop)
         model.eval()
+        test_codes = embed_images(model, test_images)  # [N, D], for the overlap numbers and the map
         row = {"key": variant.key, "family": variant.family, "label": variant.config.describe(),
-               **variant.config.to_dict(), **timing, **_measure(model, data, settings.seed)}  # fmt: skip
+               **variant.config.to_dict(), **timing, **_measure(model, data, test_codes, settings.seed)}  # fmt: skip
         result.rows.append(row)
         with torch.no_grad():
             result.images[f"recon/{variant.key}"] = _to_uint8(model.reconstruct(strip.to(model.device)))
             if variant.config.latent_dim == 2:
-                points = embed_images(model, test_images[map_index]).numpy().astype(np.float32)
+                points = test_codes[map_index].numpy().astype(np.float32)
                 result.maps[variant.key] = points
                 result.images[f"grid/{variant.key}"], row["grid_box"] = manifold_grid(model, points)
         if on_model is not None:
