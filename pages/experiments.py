@@ -70,6 +70,10 @@ def maps(result: StudyResult, keys: list[str], titles: dict[str, str], **options
                      class_names=class_names(result.settings.dataset), **options)  # fmt: skip
 
 
+def chart(figure: go.Figure, key: str) -> None:
+    st.plotly_chart(figure, key=key, theme=None, width="stretch")
+
+
 def answer(lines: list[str]) -> None:
     st.success("\n".join(f"- {line}" for line in lines))
 
@@ -99,7 +103,12 @@ def follow(job: StudyJob) -> None:
 
 
 def recompute(study: str) -> None:
-    """Start or follow a recompute; it runs on the server's training queue, shared by every session."""
+    """An expander to start or follow a recompute; it runs on the server's one training queue."""
+    with st.expander("Recompute this study"):
+        recompute_controls(study)
+
+
+def recompute_controls(study: str) -> None:
     jobs = cache.study_jobs()
     job = jobs.get((study, state.dataset()))
     if job is not None and not job.snapshot().finished:
@@ -126,12 +135,9 @@ def pca_section() -> None:
     result = load("pca_vs_ae")
     if result is not None:
         answer(summarise(result))
-        st.plotly_chart(
-            metric_curves(result.rows, "latent_dim", {"test_mse_per_pixel": "reconstruction MSE per pixel (test)",
-                                                      "knn5_accuracy": "kNN-5 accuracy in the latent space"},
-                          log_x=True, x_title="latent dimension D"),
-            key="pca_curves", theme=None, width="stretch",
-        )  # fmt: skip
+        metrics = {"test_mse_per_pixel": "reconstruction MSE per pixel (test)",
+                   "knn5_accuracy": "kNN-5 accuracy in the latent space"}  # fmt: skip
+        chart(metric_curves(result.rows, "latent_dim", metrics, log_x=True, x_title="latent dimension D"), "pca_curves")
         angles = [
             {"family": f"linear AE {part}", "latent_dim": int(d), "largest": max(a), "mean": sum(a) / len(a)}
             for d, per_part in result.extras.get("angles", {}).items()
@@ -142,23 +148,18 @@ def pca_section() -> None:
                 "**Principal angles** between PCA's top-D subspace and the linear AE's (its decoder's columns, its "
                 "encoder's rows). 0° means the same subspace: the linear AE finds PCA's subspace, not its axes."
             )
-            st.plotly_chart(
-                metric_curves(angles, "latent_dim", {"largest": "largest angle (°)", "mean": "mean angle (°)"},
-                              log_x=True, x_title="latent dimension D"),
-                key="pca_angles", theme=None, width="stretch",
-            )  # fmt: skip
+            metrics = {"largest": "largest angle (°)", "mean": "mean angle (°)"}
+            chart(metric_curves(angles, "latent_dim", metrics, log_x=True, x_title="latent dimension D"), "pca_angles")
         keys = [k for k in ("pca-2", "linear-2", "dense-2", "vae-2") if k in result.maps]
         titles = {k: result.row(k)["family"] + " (2-D)" for k in keys}
         st.markdown("**The 2-D maps side by side.** " + MAPS_HELP)
-        st.plotly_chart(maps(result, keys, titles, columns=4),
-                        key="pca_maps", theme=None, width="stretch")  # fmt: skip
+        chart(maps(result, keys, titles, columns=4), "pca_maps")
         d = st.select_slider("Reconstructions at latent dimension", result.settings.dims, key="pca_recon_dim")
         family_keys = [f"{f}-{d}" for f in ("pca", "linear", "dense", "tied", "vae")]
         reconstructions(result, family_keys, {k: result.row(k)["label"] for k in family_keys})
         with st.expander("All numbers"):
             table(result.rows)
-    with st.expander("Recompute this study"):
-        recompute("pca_vs_ae")
+    recompute("pca_vs_ae")
 
 
 def conv_section() -> None:
@@ -166,14 +167,12 @@ def conv_section() -> None:
     if result is not None:
         answer(summarise(result))
         titles = {row["key"]: row["label"] for row in result.rows}
-        st.plotly_chart(maps(result, list(result.maps), titles, columns=4), key="conv_maps", theme=None,
-                        width="stretch")  # fmt: skip
+        chart(maps(result, list(result.maps), titles, columns=4), "conv_maps")
         st.caption(MAPS_HELP + " The conv pair is also shipped as models (ae-2d-conv, vae-2d-conv): pick them in "
                    "the sidebar to explore them in the Latent explorer.")  # fmt: skip
         table(result.rows)
         reconstructions(result, list(titles), titles)
-    with st.expander("Recompute this study"):
-        recompute("conv")
+    recompute("conv")
 
 
 def beta_section() -> None:
@@ -189,28 +188,20 @@ def beta_section() -> None:
         key = f"beta-{beta:g}"
         left, right = st.columns([3, 2])
         with left:
-            st.plotly_chart(maps(result, [key], {key: f"β = {beta:g}"}, columns=1,
-                                      height_per_row=420), key="beta_map", theme=None, width="stretch")  # fmt: skip
+            chart(maps(result, [key], {key: f"β = {beta:g}"}, columns=1, height_per_row=420), "beta_map")
         with right:
             x0, x1, y0, y1 = result.row(key)["grid_box"]
             st.image(upscale(tile_grid(result.images[f"grid/{key}"], 10), 1), output_format="PNG",
                      caption=f"decoded on a 10 x 10 grid over z₁ {x0:.1f}..{x1:.1f}, z₂ {y0:.1f}..{y1:.1f}")  # fmt: skip
         st.markdown("**Every β** (small multiples). " + MAPS_HELP)
-        st.plotly_chart(
-            maps(result, list(result.maps), {k: f"β = {result.row(k)['beta']:g}" for k in result.maps},
-                      columns=len(result.maps), height_per_row=240),
-            key="beta_maps", theme=None, width="stretch",
-        )  # fmt: skip
-        st.plotly_chart(
-            metric_curves(result.rows, "beta", {"test_recon": "reconstruction (nats)", "test_kl": "KL (nats)",
-                                                "knn5_accuracy": "kNN-5 accuracy", "silhouette": "silhouette"},
-                          x_title="β"),
-            key="beta_curves", theme=None, width="stretch",
-        )  # fmt: skip
+        titles = {k: f"β = {result.row(k)['beta']:g}" for k in result.maps}
+        chart(maps(result, list(result.maps), titles, columns=len(result.maps), height_per_row=240), "beta_maps")
+        metrics = {"test_recon": "reconstruction (nats)", "test_kl": "KL (nats)", "knn5_accuracy": "kNN-5 accuracy",
+                   "silhouette": "silhouette"}  # fmt: skip
+        chart(metric_curves(result.rows, "beta", metrics, x_title="β"), "beta_curves")
         with st.expander("All numbers"):
             table(result.rows)
-    with st.expander("Recompute this study"):
-        recompute("beta")
+    recompute("beta")
 
 
 def class_section() -> None:
@@ -232,18 +223,12 @@ def class_section() -> None:
         weights = sorted({row["class_weight"] for row in result.rows})
         keys = [f"{kind}-class-{w:g}" for kind in ("ae", "vae") for w in weights]
         titles = {k: f"{result.row(k)['family']}, weight {result.row(k)['class_weight']:g}" for k in keys}
-        st.plotly_chart(maps(result, keys, titles, columns=len(weights)),
-                        key="class_maps", theme=None, width="stretch")  # fmt: skip
-        st.plotly_chart(
-            metric_curves(result.rows, "class_weight", {"overlap": "overlap (5-NN from other classes)",
-                                                        "silhouette": "silhouette",
-                                                        "test_mse_per_pixel": "MSE per pixel (cost)"},
-                          x_title="class weight"),
-            key="class_curves", theme=None, width="stretch",
-        )  # fmt: skip
+        chart(maps(result, keys, titles, columns=len(weights)), "class_maps")
+        metrics = {"overlap": "overlap (5-NN from other classes)", "silhouette": "silhouette",
+                   "test_mse_per_pixel": "MSE per pixel (cost)"}  # fmt: skip
+        chart(metric_curves(result.rows, "class_weight", metrics, x_title="class weight"), "class_curves")
         table(result.rows)
-    with st.expander("Recompute this study"):
-        recompute("class_aware")
+    recompute("class_aware")
 
 
 def tied_section() -> None:
@@ -257,14 +242,10 @@ def tied_section() -> None:
         return
     rows = [row for row in result.rows if row["family"] in ("dense AE", "tied AE")]
     answer(summarise_tied(result))
-    st.plotly_chart(
-        metric_curves(rows, "latent_dim", {"test_mse_per_pixel": "MSE per pixel", "knn5_accuracy": "kNN-5 accuracy",
-                                           "parameters": "parameters"}, log_x=True, x_title="latent dimension D"),
-        key="tied_curves", theme=None, width="stretch",
-    )  # fmt: skip
+    metrics = {"test_mse_per_pixel": "MSE per pixel", "knn5_accuracy": "kNN-5 accuracy", "parameters": "parameters"}
+    chart(metric_curves(rows, "latent_dim", metrics, log_x=True, x_title="latent dimension D"), "tied_curves")
     keys = [k for k in ("dense-2", "tied-2") if k in result.maps]
-    st.plotly_chart(maps(result, keys, {k: result.row(k)["label"] for k in keys}, columns=2),
-                    key="tied_maps", theme=None, width="stretch")  # fmt: skip
+    chart(maps(result, keys, {k: result.row(k)["label"] for k in keys}, columns=2), "tied_maps")
 
 
 SECTIONS = {
