@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install everything the project needs, idempotently: a virtual environment in .venv with
-# requirements.txt, and verified MNIST (and, from Debian's package, Fashion-MNIST) files in ./data. With --browser, also Chromium for the browser
-# tests (Debian's package; Playwright's own browser download cannot work offline).
+# Install everything the project needs, idempotently: a virtual environment in .venv with requirements.txt,
+# the page's vendored front-end files in static/vendor (from the npm registry, checked by SHA-256), and
+# verified MNIST (and, from Debian's package, Fashion-MNIST) files in ./data. With --browser, also Chromium
+# for the browser tests (Debian's package; Playwright's own browser download cannot work offline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +35,9 @@ if [ ! -d /usr/share/datasets/fashion-mnist ]; then
         echo "note: Fashion-MNIST needs Debian's dataset-fashion-mnist (sudo apt-get install dataset-fashion-mnist)" >&2
     fi
 fi
+
+echo "==> front-end files (onnxruntime-web from the npm registry, checked by SHA-256)"
+.venv/bin/python -m app.vendor fetch
 
 echo "==> MNIST and Fashion-MNIST"
 .venv/bin/python -m vae.data fetch
