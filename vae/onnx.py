@@ -1,0 +1,338 @@
+"""Every model as a pair of ONNX graphs, so its decoder and encoder can run outside PyTorch (in a browser).
+
+- ``decoder.onnx``: ``z`` float ``[B, D]`` -> ``image`` float ``[B, 1, 28, 28]`` in [0, 1].
+- ``encoder.onnx``: ``x`` float ``[B, 1, 28, 28]`` in [0, 1] -> ``embedding`` ``[B, D]`` (the AE's code, the
+  VAE's posterior mean, PCA's projection: what :meth:`LatentModel.embed` gives) and, for a VAE only,
+  ``logvar`` ``[B, D]``.
+
+The batch axis ``B`` is dynamic. Graphs come from ``torch.onnx.export`` (its ``torch.export``-based exporter,
+opset 20), each in one file (no external data). An export is checked before it is kept: the graph passes
+``onnx.checker`` and, run by onnxruntime on the CPU, gives the torch model's outputs to within
+:data:`TOLERANCE` (max abs difference) on real codes and images; a failed check raises :class:`ExportError`
+and leaves nothing behind.
+
+:class:`ExportCache` keeps exports by the weights' SHA-256, so each model is exported once per weights: a
+retrained model has new weights, hence a new hash and a new export.
+
+CLI: ``python -m vae.onnx export MODEL_DIR --out DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import logging
+import os
+import secrets
+import shutil
+import sys
+import threading
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vae.models import IMAGE_SHAPE, LatentModel, evaluating
+
+DECODER_FILE = "decoder.onnx"
+ENCODER_FILE = "encoder.onnx"
+MANIFEST_FILE = "onnx.json"
+OPSET = 20
+# Max abs difference allowed between onnxruntime and torch on the check batch: for the decoder's pixels in
+# [0, 1] as it is; for the encoder's codes, whose size depends on the model (an AE's reach 30), times the
+# largest code magnitude when that exceeds 1, since float32 rounding in another summation order scales with it.
+TOLERANCE = 1e-5
+# Images (and their codes) in the parity check: enough to cover every class and the corners of the plane.
+CHECK_BATCH = 256
+MANIFEST_FORMAT = 1
+
+
+class ExportError(RuntimeError):
+    """A model could not be exported, or its export does not compute what the model computes."""
+
+
+@dataclass(frozen=True)
+class OnnxPair:
+    """An exported decoder and encoder, and what they were checked against."""
+
+    directory: Path
+    kind: str
+    latent_dim: int
+    weights_sha256: str
+    # Max abs difference from the torch model on the check batch, per graph.
+    max_abs_error: dict[str, float]
+    opset: int = OPSET
+
+    @property
+    def decoder(self) -> Path:
+        return self.directory / DECODER_FILE
+
+    @property
+    def encoder(self) -> Path:
+        return self.directory / ENCODER_FILE
+
+    @property
+    def encoder_outputs(self) -> tuple[str, ...]:
+        return ("embedding", "logvar") if self.kind == "vae" else ("embedding",)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": MANIFEST_FORMAT, "kind": self.kind, "latent_dim": self.latent_dim,
+            "weights_sha256": self.weights_sha256, "max_abs_error": self.max_abs_error, "opset": self.opset,
+            "decoder": {"file": DECODER_FILE, "inputs": {"z": ["B", self.latent_dim]},
+                        "outputs": {"image": ["B", *IMAGE_SHAPE]}},
+            "encoder": {"file": ENCODER_FILE, "inputs": {"x": ["B", *IMAGE_SHAPE]},
+                        "outputs": {name: ["B", self.latent_dim] for name in self.encoder_outputs}},
+        }  # fmt: skip
+
+
+class _Decoder(nn.Module):
+    def __init__(self, model: LatentModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # [B, D] -> [B, 1, 28, 28]
+        return self.model.decode(z)
+
+
+class _Encoder(nn.Module):
+    def __init__(self, model: LatentModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:  # [B, 1, 28, 28] -> ([B, D], [B, D]?)
+        mean, logvar = self.model.encode(x)
+        return (mean,) if logvar is None else (mean, logvar)
+
+
+def _plain_copy(model: LatentModel) -> LatentModel:
+    """A CPU copy in eval mode with every parametrization (e.g. orthogonal weights) baked into a plain tensor.
+
+    The exporter then sees constants, not the parametrization's matrix functions, which ONNX may lack.
+    """
+    plain = copy.deepcopy(model).cpu().eval()
+    for module in plain.modules():
+        parametrized = getattr(module, "parametrizations", None)
+        for name in list(parametrized or {}):
+            torch.nn.utils.parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    return plain
+
+
+def check_inputs(model: LatentModel, images: torch.Tensor | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The parity check's batch: images ``[M, 1, 28, 28]`` and codes ``[M + 64, D]``.
+
+    The codes are the model's own embeddings of the images (where real points lie) and 64 draws of
+    N(0, s^2 I), with s the embeddings' spread, so empty space between and around the classes is covered
+    too. Without ``images``, seeded uniform noise stands in (the encoder must still agree on it).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    if images is None:
+        images = torch.rand(CHECK_BATCH, *IMAGE_SHAPE, generator=generator)
+    images = images.float().reshape(-1, *IMAGE_SHAPE)
+    with torch.no_grad(), evaluating(model):
+        embedded = model.embed(images.to(model.device)).cpu()
+    spread = embedded.std().clamp_min(1.0)
+    extra = torch.randn(64, embedded.shape[1], generator=generator) * spread
+    return images, torch.cat([embedded, extra])
+
+
+def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_names: list[str]) -> None:
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    with warnings.catch_warnings(), _quiet_exporter():
+        warnings.simplefilter("ignore")  # the exporter's notes about its own internals, not about our model
+        program = torch.onnx.export(
+            module, (example,), dynamo=True, input_names=[input_name], output_names=output_names,
+            dynamic_shapes=({0: batch},), opset_version=OPSET, external_data=False, verbose=False,
+        )  # fmt: skip
+        if program is None:
+            raise ExportError("torch.onnx.export returned no program")
+        program.save(str(path), external_data=False)
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The exporter logs each of its stages at INFO; a page or a test wants none of that."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "torch.export", "torch._dynamo")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def run_onnx(path: Path | bytes, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Run a graph with onnxruntime on the CPU (one thread: a check, not a benchmark) -> its outputs."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    source = path if isinstance(path, bytes) else str(path)
+    session = onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    return session.run(None, inputs)
+
+
+def _max_error(ours: Sequence[np.ndarray], reference: Sequence[torch.Tensor]) -> float:
+    """Max abs difference over every output pair."""
+    if len(ours) != len(reference):
+        raise ExportError(f"the graph gives {len(ours)} outputs, the model {len(reference)}")
+    worst = 0.0
+    for a, b in zip(ours, reference):
+        b = b.detach().cpu().numpy()
+        if a.shape != b.shape:
+            raise ExportError(f"the graph gives shape {list(a.shape)}, the model {list(b.shape)}")
+        worst = max(worst, float(np.abs(a - b).max(initial=0.0)))
+    return worst
+
+
+_EXPORT_LOCK = threading.Lock()  # torch.export is not re-entrant: one export at a time per process
+
+
+def export_pair(model: LatentModel, out_dir: str | os.PathLike, weights_sha256: str = "",
+                images: torch.Tensor | None = None, tolerance: float = TOLERANCE) -> OnnxPair:
+    """Export ``model``'s decoder and encoder into ``out_dir`` (created), check both, write the manifest.
+
+    ``images`` (float ``[M, 1, 28, 28]`` in [0, 1]) are the check batch's images; see :func:`check_inputs`.
+    Raises :class:`ExportError` when the export fails or a graph's outputs differ from the model's by more
+    than ``tolerance``; ``out_dir`` is then removed if this call created it.
+    """
+    import onnx
+
+    out = Path(out_dir)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        plain = _plain_copy(model)
+        check_images, check_codes = check_inputs(plain, images)
+        encoder_outputs = ["embedding", "logvar"] if plain.config.kind == "vae" else ["embedding"]
+        with _EXPORT_LOCK:
+            try:
+                _export(_Decoder(plain), check_codes[:2].clone(), out / DECODER_FILE, "z", ["image"])
+                _export(_Encoder(plain), check_images[:2].clone(), out / ENCODER_FILE, "x", encoder_outputs)
+            except ExportError:
+                raise
+            except Exception as error:  # the exporter raises many types; the caller needs one
+                raise ExportError(f"torch.onnx.export failed for {plain.config.describe()}: {error}") from error
+        for path in (out / DECODER_FILE, out / ENCODER_FILE):
+            onnx.checker.check_model(str(path), full_check=True)
+        with torch.no_grad():
+            decoded = [plain.decode(check_codes)]
+            mean, logvar = plain.encode(check_images)
+            encoded = [mean] if logvar is None else [mean, logvar]
+        errors = {
+            "decoder": _max_error(run_onnx(out / DECODER_FILE, {"z": check_codes.numpy()}), decoded),
+            "encoder": _max_error(run_onnx(out / ENCODER_FILE, {"x": check_images.numpy()}), encoded),
+        }
+        allowed = {"decoder": tolerance, "encoder": tolerance * max(1.0, float(mean.abs().max()))}
+        for part, error in errors.items():
+            if not error <= allowed[part]:  # also catches NaN
+                raise ExportError(
+                    f"the exported {part} differs from the model by {error:.3g} (allowed {allowed[part]:.3g})"
+                )
+        pair = OnnxPair(out, plain.config.kind, plain.config.latent_dim, weights_sha256, errors)
+        (out / MANIFEST_FILE).write_text(json.dumps(pair.to_dict(), indent=1) + "\n")
+        return pair
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def read_pair(directory: str | os.PathLike) -> OnnxPair:
+    """The pair in ``directory``, from its manifest; :class:`ExportError` if the folder is not a complete one."""
+    directory = Path(directory)
+    try:
+        manifest = json.loads((directory / MANIFEST_FILE).read_text())
+        pair = OnnxPair(directory, str(manifest["kind"]), int(manifest["latent_dim"]), str(manifest["weights_sha256"]),
+                        {k: float(v) for k, v in manifest["max_abs_error"].items()}, int(manifest["opset"]))  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ExportError(f"{directory} holds no complete ONNX export: {error}") from None
+    if manifest.get("format") != MANIFEST_FORMAT or not (pair.decoder.is_file() and pair.encoder.is_file()):
+        raise ExportError(f"{directory} holds no complete ONNX export (format or files missing)")
+    return pair
+
+
+class ExportCache:
+    """Exports kept under ``<root>/<weights sha256>/``, made once per weights.
+
+    The folder appears complete or not at all: an export is written into a private temporary folder and
+    renamed into place, so a reader never sees half a pair and two processes exporting the same model at
+    once both end with the same, complete folder.
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def get(self, model: LatentModel, weights_sha256: str, images: torch.Tensor | None = None) -> OnnxPair:
+        if not weights_sha256 or not all(c in "0123456789abcdef" for c in weights_sha256):
+            raise ValueError(f"weights_sha256 must be a hex digest, got {weights_sha256!r}")
+        target = self.root / weights_sha256
+        with contextlib.suppress(ExportError):
+            cached = read_pair(target)
+            if cached.weights_sha256 == weights_sha256:
+                return cached
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".{weights_sha256}.{secrets.token_hex(6)}.part"
+        try:
+            export_pair(model, staging, weights_sha256, images)
+            try:
+                os.replace(staging, target)
+            except OSError:  # another process put a complete export there first (or a damaged one)
+                with contextlib.suppress(ExportError):
+                    return read_pair(target)
+                shutil.rmtree(target, ignore_errors=True)
+                os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return read_pair(target)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m vae.onnx", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    export = commands.add_parser("export", help="write MODEL_DIR's decoder.onnx and encoder.onnx into --out")
+    export.add_argument("model_dir", help="a model folder of the store (holds model.json)")
+    export.add_argument("--out", required=True, help="folder for decoder.onnx, encoder.onnx and onnx.json")
+    export.add_argument("--data-dir", default=None, help="where the datasets are (default ./data or $VAE_DATA_DIR)")
+    args = parser.parse_args(argv)
+
+    from vae.data import DatasetUnavailableError, load_dataset
+    from vae.models import to_float_images
+    from vae.store import StoreError, load_model
+
+    try:
+        model, stored = load_model(args.model_dir)
+    except StoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:  # real digits make the parity check mean more; without the data, noise still checks the graphs
+        test_images, _ = load_dataset(stored.dataset_name, "test", args.data_dir)
+        images = to_float_images(test_images[:CHECK_BATCH])
+    except DatasetUnavailableError:
+        images = None
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST_FILE).is_file():
+        print(f"error: {out} exists and is not an earlier export; choose an empty folder", file=sys.stderr)
+        raise SystemExit(2)
+    try:
+        pair = export_pair(model, out, stored.weights_sha256, images)
+    except ExportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.2f} MB" for p in (pair.decoder, pair.encoder))
+    errors = ", ".join(f"{k} {v:.1e}" for k, v in pair.max_abs_error.items())
+    print(f"{stored.name}: {sizes} in {out} (max abs difference from torch: {errors})")
+
+
+if __name__ == "__main__":
+    main()
