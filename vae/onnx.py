@@ -297,6 +297,16 @@ class ExportCache:
         return read_pair(target)
 
 
+def pair_for(model: LatentModel, weights_sha256: str, cache: ExportCache,
+             images: torch.Tensor | None = None) -> OnnxPair:
+    """The standard pair (names and shapes as in this module's docstring) of a stored model -> its files.
+
+    What the page runs for any model of the store: the project's own models are exported once per weights
+    and kept in ``cache``.
+    """
+    return cache.get(model, weights_sha256, images)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m vae.onnx", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
