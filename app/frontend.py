@@ -5,8 +5,8 @@ Layout of ``static/`` (served at ``<base>/app/static/``, ``server.enableStaticSe
 
 - ``components/<name>/``: one Streamlit custom component (components v2) each: ``index.js`` (the module
   Streamlit runs), optional ``style.css`` and ``index.html``. Registered by :func:`component`.
-- ``lib/``: ES modules the components import at run time by URL (:func:`module_url`), so they can be split
-  by job and tested with ``node --test``.
+- ``lib/``: ES modules shared by the components, split by job and tested with ``node --test``; a
+  component's ``index.js`` imports its real module by URL (:func:`module_url`), which imports the rest.
 - ``vendor/``: third-party files fetched and checked by ``python -m app.vendor fetch`` (not committed).
 - ``cache/``: what the running app publishes for the page (:func:`publish`): ONNX models and data packs,
   gzip-compressed and named by the SHA-256 of their content, so a URL never changes meaning and the browser
@@ -60,8 +60,24 @@ def code_version() -> str:
 
 
 def module_url(relative: str) -> str:
-    """URL of an ES module under ``static/`` (e.g. ``"lib/scatter.js"``), versioned by :func:`code_version`."""
-    return f"{static_url(relative)}?v={code_version()}"
+    """URL of an ES module under ``static/`` (e.g. ``"components/latent_planes/explorer.js"``) for this release.
+
+    The URL goes through ``cache/code-<code_version>/``, a link to ``static/`` itself, so the module's own
+    relative imports (``../../lib/views.js``) resolve inside the same versioned folder: a browser never mixes
+    a module of this release with a cached one of the last. Where links cannot be made, a ``?v=`` query
+    versions the entry module alone.
+    """
+    version = code_version()
+    link = PUBLISHED_DIR / f"code-{version}"
+    if not link.is_dir():
+        try:
+            PUBLISHED_DIR.mkdir(parents=True, exist_ok=True)
+            os.symlink("..", link, target_is_directory=True)  # inside static/: the server follows it
+        except FileExistsError:
+            pass
+        except OSError:
+            return f"{static_url(relative)}?v={version}"
+    return static_url(f"cache/code-{version}/{relative.lstrip('/')}")
 
 
 def _read_optional(path: Path) -> str | None:

@@ -786,7 +786,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     initial_load = check_load("measuring")
     tmp = Path(tempfile.mkdtemp(prefix="click-latency-"))
     cache = tmp / "cache"
-    dash_env = {"VAE_MODELS_DIR": "models", "VAE_CACHE_DIR": str(cache)}
+    dash_env = {"VAE_MODELS_DIR": "models", "VAE_CACHE_DIR": str(cache), "VAE_PLANES": "server"}
     results: dict[str, Any] = {
         "load_at_start": list(os.getloadavg()),
         "clicks_per_page": args.clicks,

@@ -518,7 +518,8 @@ def run_load(cfg: LoadConfig, log_dir: Path, free_port=None) -> dict[str, Any]:
     """Start the server, drive the load, stop the server; returns the raw results (also used by the test)."""
     if free_port is None:
         free_port = _browser_helpers()[2]
-    env = {"VAE_MODELS_DIR": "models", "VAE_CACHE_DIR": str(log_dir / "cache"), "OMP_WAIT_POLICY": "PASSIVE"}
+    env = {"VAE_MODELS_DIR": "models", "VAE_CACHE_DIR": str(log_dir / "cache"), "OMP_WAIT_POLICY": "PASSIVE",
+           "VAE_PLANES": "server"}
     server = Server(REPO_ROOT / "dashboard.py", env, log_dir / "streamlit.log", free_port)
     server.start(timeout=60)
     pid = server.proc.pid

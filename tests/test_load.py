@@ -25,7 +25,8 @@ def server(tmp_path_factory):
     if not (REPO / "data" / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
         pytest.skip("MNIST not fetched")
     tmp = tmp_path_factory.mktemp("load")
-    env = {"VAE_MODELS_DIR": str(REPO / "models"), "VAE_CACHE_DIR": str(tmp / "cache"), "OMP_WAIT_POLICY": "PASSIVE"}
+    env = {"VAE_MODELS_DIR": str(REPO / "models"), "VAE_CACHE_DIR": str(tmp / "cache"), "OMP_WAIT_POLICY": "PASSIVE",
+           "VAE_PLANES": "server"}  # the server path, where every click is a rerun
     with streamlit_server(REPO / "dashboard.py", env=env, log=tmp / "streamlit.log") as url:
         yield url
 

@@ -99,12 +99,15 @@ def to_mnist(grey: np.ndarray, threshold: float = 0.1) -> np.ndarray:
     boxed /= 255.0
     # Centre of mass to the field's centre (MNIST: "translating the image so as to position this point at
     # the center of the 28x28 field").
-    total = boxed.sum()
+    # In float64 and to a millionth of a pixel before rounding: a symmetric stroke puts its centre exactly
+    # between two pixels, and the page (static/lib/image.js), summing in another order, must tip the same way.
+    mass = boxed.astype(np.float64)
+    total = mass.sum()
     ys, xs = np.indices(boxed.shape)
-    com_y, com_x = (ys * boxed).sum() / total, (xs * boxed).sum() / total
+    com_y, com_x = (ys * mass).sum() / total, (xs * mass).sum() / total
     # MNIST's centre is pixel index 14 (its digits' mean centre of mass is (14.2, 14.2)), not 13.5.
-    top = int(round(FIELD / 2 - com_y))
-    left = int(round(FIELD / 2 - com_x))
+    top = int(round(round(FIELD / 2 - com_y, 6)))
+    left = int(round(round(FIELD / 2 - com_x, 6)))
     # Keep the whole digit in the field when its mass is far off-centre (e.g. a "7" with a long bar).
     top = min(max(top, 0), FIELD - boxed.shape[0])
     left = min(max(left, 0), FIELD - boxed.shape[1])

@@ -1,0 +1,200 @@
+"""The explorer's planes in the browser: each model's decoder runs in the page, so hovering decodes there.
+
+Python hands the page small JSON and a few URLs (``app.frontend.publish``: content-addressed files), once
+per model, view and subset:
+
+- the decoder as ONNX (``vae.onnx.pair_for``: exported once per weights and checked against torch);
+- the points: the view's embedding float32 ``[N, 2]``, the codes float32 ``[N, D]`` (for the view's inverse
+  and the reconstructions of data points), the labels uint8 ``[N]``, in one file;
+- the images uint8 ``[N, 784]`` of the subset, once per dataset, for the originals of hovered points.
+
+The page sends Python one thing: a click (a trigger, one rerun), which pins a point.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from app import cache, frontend, vendor
+from app.explorer import SIDES, Interpolation, Options, Plane, record_click, smoothness_caption
+from vae.data import class_names
+from vae.explore import posterior_2d
+from vae.models import to_float_images
+from vae.onnx import CHECK_BATCH, ExportCache, pair_for
+from vae.plots import DIGIT_COLORS, ClickGrid
+from vae.projections import LatentView
+
+COMPONENT = "latent_planes"
+KEY = "planes"
+SUPPORT_KEY = "web_planes_support"  # what the page reported when it could not run the planes
+# VAE_PLANES=server starts every session on the server's planes (the toggle still switches): for the
+# benchmarks and tests of that path.
+PLANES_ENV = "VAE_PLANES"
+
+
+def _vendor_ready() -> bool:
+    return all(vendor.is_current(item) for item in vendor.FILES)
+
+
+@functools.cache
+def _vendor_checked() -> bool:
+    """Checked once per process: hashing 14 MB on every rerun would cost more than the decode it enables."""
+    return _vendor_ready()
+
+
+def enabled(container=st.sidebar) -> bool:
+    """Whether this run draws the planes in the browser; says why not where it cannot."""
+    support = st.session_state.get(SUPPORT_KEY)
+    if support is not None and not support.get("ok", True):
+        missing = " and ".join(support.get("missing") or ["what the planes need"])
+        container.warning(f"This browser lacks {missing}, so the server draws the planes and decodes each click.")
+        return False
+    if not _vendor_checked():
+        container.warning(
+            "The in-page decoders' runtime (onnxruntime-web) is missing from static/vendor: run `make setup`. "
+            "Until then the server draws the planes and decodes each click."
+        )
+        return False
+    return container.toggle(
+        "Decode in the browser", value=os.environ.get(PLANES_ENV, "browser") != "server", key="ex_browser",
+        help="On: each model's decoder runs in this page, so hovering decodes at once and sends nothing to the "
+        "server. Off: the server draws the planes (Plotly) and decodes each click.",
+    )  # fmt: skip
+
+
+def view_spec(view: LatentView) -> dict[str, Any]:
+    """How the page maps the plane back to codes (static/lib/views.js), as the view does here."""
+    if view.name == "identity":
+        return {"kind": "identity", "mean": view.mean_.astype(float).tolist()}
+    if view.name == "pca":
+        return {"kind": "pca", "mean": view.mean_.tolist(), "components": view.components_.tolist()}
+    return {"kind": "neighbours"}
+
+
+@st.cache_resource(max_entries=16, show_spinner="Preparing the decoder for the page (once per model)…")
+def plane_assets(path: str, weights_sha256: str, subset: str, directory: str, method: str) -> dict[str, Any]:
+    """The files and numbers the page needs for one plane; the export happens once per weights."""
+    model, stored = cache.model(path, weights_sha256)
+    test_images, _ = cache.dataset(stored.dataset_name, "test", directory)
+    pair = pair_for(model, weights_sha256, ExportCache(cache.cache_dir() / "onnx"),
+                    images=to_float_images(test_images[:CHECK_BATCH]))  # fmt: skip
+    decoder_url, decoder_file = frontend.publish(pair.decoder.read_bytes(), "onnx")
+    encoder_url, encoder_file = frontend.publish(pair.encoder.read_bytes(), "onnx")
+    view = cache.view(path, weights_sha256, subset, directory, method)
+    codes = cache.embedding(path, weights_sha256, subset, directory)
+    _, labels = cache.model_data(path, weights_sha256, subset, directory)
+    blob = b"".join(
+        np.ascontiguousarray(array, dtype=dtype).tobytes()
+        for array, dtype in ((view.embedding_, np.float32), (codes, np.float32), (labels.numpy(), np.uint8))
+    )
+    points_url, points_file = frontend.publish(blob, "points")
+    extent = ClickGrid.square(view.embedding_, n=2)
+    return {
+        "decoder": decoder_url, "encoder": encoder_url, "points": points_url,
+        "count": int(codes.shape[0]), "dim": int(codes.shape[1]), "view": view_spec(view),
+        "extent": [*extent.x_range, *extent.y_range], "axis_labels": list(view.axis_labels()),
+        "files": [str(decoder_file), str(encoder_file), str(points_file)],
+    }  # fmt: skip
+
+
+@st.cache_resource(max_entries=4, show_spinner="Packing the images for the page…")
+def images_asset(dataset: str, subset: str, directory: str) -> dict[str, Any]:
+    images, _ = cache.dataset(dataset, subset, directory)
+    url, file = frontend.publish(images.numpy().astype(np.uint8).tobytes(), "images")
+    return {"url": url, "count": int(len(images)), "files": [str(file)]}
+
+
+def _fresh(assets: dict[str, Any], clear) -> bool:
+    """False (and the cache entry dropped) when a published file has gone, e.g. ``static/cache`` was cleaned."""
+    if all(Path(f).is_file() for f in assets["files"]):
+        return True
+    clear()
+    return False
+
+
+def runtime_urls() -> dict[str, str]:
+    module, wasm = (frontend.static_url(f"vendor/{item.dest}") for item in vendor.FILES)
+    return {"module": module, "wasm": wasm}
+
+
+def plane_payload(plane: Plane, options: Options, images, path: Interpolation | None) -> dict[str, Any]:
+    args = (str(plane.stored.path), plane.stored.weights_sha256, options.subset, str(cache.data_dir()), plane.view.name)
+    assets = plane_assets(*args)
+    if not _fresh(assets, lambda: plane_assets.clear(*args)):
+        assets = plane_assets(*args)
+    is_2d_vae = plane.stored.config.kind == "vae" and plane.exact
+    history = st.session_state["ex_history"]
+    ellipses = []
+    if options.ellipses and is_2d_vae and history:
+        means, sigmas = posterior_2d(plane.model, images[history])
+        ellipses = np.concatenate([means, sigmas], axis=1).astype(float).tolist()
+    pin = st.session_state["ex_pins"].get(plane.side)
+    decor = {
+        "prior": bool(options.prior and is_2d_vae),
+        "ellipses": ellipses,
+        "path": path.path.astype(float).tolist() if path is not None else None,
+        "pin": pin["point"] if pin and pin["kind"] == "spot" else None,
+    }
+    return {
+        "side": plane.side, "name": plane.stored.name, "title": plane.title, "kind": plane.stored.config.kind,
+        "exact": plane.exact, "approximate": plane.approximate_note,
+        **{k: v for k, v in assets.items() if k != "files"},
+        "decor": decor,
+        "interpolation": {"codes": path.codes.astype(float).tolist()} if path is not None else None,
+    }  # fmt: skip
+
+
+def _on_click() -> None:
+    event = (st.session_state.get(KEY) or {}).get("click")
+    if not isinstance(event, dict) or event.get("side") not in SIDES:
+        return
+    try:
+        x, y = float(event["x"]), float(event["y"])
+        index = event.get("index")
+        index = None if index is None else int(index)
+    except (KeyError, TypeError, ValueError):
+        return  # not what the page sends: ignore rather than fail the run
+    if not (np.isfinite(x) and np.isfinite(y)) or (index is not None and index < 0):
+        return
+    record_click(event["side"], x, y, index)
+
+
+def _on_support() -> None:
+    support = (st.session_state.get(KEY) or {}).get("support")
+    if isinstance(support, dict):
+        st.session_state[SUPPORT_KEY] = support
+
+
+def explorer(planes: dict[str, Plane], options: Options, paths: dict[str, Interpolation], images) -> None:
+    """Both planes in the page, the decoded digits beside them, the interpolation strips below."""
+    dataset = next(iter(planes.values())).stored.dataset_name
+    image_assets = images_asset(dataset, options.subset, str(cache.data_dir()))
+    if not _fresh(image_assets, lambda: images_asset.clear(dataset, options.subset, str(cache.data_dir()))):
+        image_assets = images_asset(dataset, options.subset, str(cache.data_dir()))
+    selected = st.session_state["ex_selected"]
+    pins = st.session_state["ex_pins"]
+    first = next(iter(paths.values()), None)
+    data = {
+        "modules": {"explorer": frontend.module_url("components/latent_planes/explorer.js")},
+        "runtime": runtime_urls(),
+        "palette": list(DIGIT_COLORS), "classes": list(class_names(dataset)),
+        "images": {"url": image_assets["url"], "count": image_assets["count"]},
+        "planes": [plane_payload(plane, options, images, paths.get(side)) for side, plane in planes.items()],
+        "selected": selected,
+        "pins": {side: pins.get(side) for side in planes},
+        "grid": {"n": options.grid_n} if options.grid else None,
+        "interpolation": {"from": first.start, "to": first.end} if first else None,
+        "hint": "Hover anywhere: each plane's decoder runs in this page. Hover a point for its image and both "
+        "reconstructions; click to pin it (it becomes an interpolation end point).",
+    }  # fmt: skip
+    frontend.component(COMPONENT)(
+        key=KEY, data=data, default={"support": None}, on_click_change=_on_click, on_support_change=_on_support,
+    )  # fmt: skip
+    if paths:
+        st.caption(smoothness_caption(planes, paths))

@@ -1,0 +1,479 @@
+// The latent explorer in the page: two planes side by side, each model's decoder running here, so hovering
+// anywhere decodes on the next frame and sends nothing to the server. A click is the only message to Python
+// (a trigger, one rerun): it pins a point for what needs the server (interpolation ends, posterior ellipses,
+// exports).
+//
+// Data from Python (app/web_planes.py) holds URLs and small JSON only: palette, class names, per plane its
+// decoder, its points (embedding, codes, labels), its view and overlays.
+
+import { fetchBytes } from "../../lib/assets.js";
+import { greyToRgba, PIXELS } from "../../lib/image.js";
+import { LatestDecoder, loadGraph, wasmAvailable } from "../../lib/runtime.js";
+import { LatentPlane, webglAvailable } from "../../lib/scatter.js";
+import { createView } from "../../lib/views.js";
+
+const SIDES = ["left", "right"];
+const explorers = new WeakMap();
+// Hover -> drawn timings (ms) of this page, newest last: what benchmarks/hover_latency.py reads.
+const timings = [];
+globalThis.latentExplorer = { timings, ready: false };
+
+function record(milliseconds) {
+  timings.push(milliseconds);
+  if (timings.length > 2000) timings.splice(0, timings.length - 2000);
+}
+
+export function render(component) {
+  const host = component.parentElement;
+  let explorer = explorers.get(host);
+  if (!explorer) {
+    explorer = new Explorer(component);
+    explorers.set(host, explorer);
+  }
+  explorer.update(component);
+  return () => {
+    explorer.dispose();
+    explorers.delete(host);
+  };
+}
+
+function element(tag, className, parent, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  parent?.appendChild(e);
+  return e;
+}
+
+// A 28 x 28 canvas shown large with square pixels, and the ImageData it is drawn from (reused).
+class DigitView {
+  constructor(parent, className, testId) {
+    this.canvas = element("canvas", `digit ${className}`, parent);
+    this.canvas.width = this.canvas.height = 28;
+    this.canvas.dataset.testid = testId;
+    this.ctx = this.canvas.getContext("2d");
+    this.image = this.ctx.createImageData(28, 28);
+    this.blank();
+  }
+
+  draw(values, offset = 0, bytes = false) {
+    greyToRgba(values, offset, this.image.data, bytes);
+    this.ctx.putImageData(this.image, 0, 0);
+    this.canvas.dataset.drawn = String(Number(this.canvas.dataset.drawn || 0) + 1);
+  }
+
+  blank() {
+    this.ctx.fillStyle = "#000";
+    this.ctx.fillRect(0, 0, 28, 28);
+  }
+}
+
+class Side {
+  constructor(explorer, name, parent) {
+    this.explorer = explorer;
+    this.name = name;
+    this.root = element("div", "side", parent);
+    this.title = element("div", "plane-title", this.root);
+    const body = element("div", "side-body", this.root);
+    this.host = element("div", "plane-host", body);
+    this.host.dataset.testid = `plane-${name}`;
+    const readout = element("div", "readout", body);
+    this.decoded = new DigitView(readout, "decoded", `decoded-${name}`);
+    this.caption = element("div", "caption", readout);
+    this.originalBox = element("div", "original-box", readout);
+    this.original = new DigitView(this.originalBox, "original", `original-${name}`);
+    this.originalCaption = element("div", "caption", this.originalBox);
+    this.note = element("div", "note", readout);
+    this.axes = element("div", "axes", this.root);
+    this.plane = new LatentPlane(this.host, {
+      onHover: (x, y, index, event) => explorer.hover(this, x, y, index, event),
+      onLeave: () => explorer.leave(this),
+      onClick: (x, y, index) => explorer.click(this, x, y, index),
+      onView: () => explorer.viewChanged(this),
+    });
+    this.spec = null;
+    this.decoder = null;
+    this.code = null;
+    this.point = new Float64Array(2);
+  }
+
+  // Load what changed: points, decoder. Resolves when this side can decode.
+  async load(spec, palette) {
+    const previous = this.spec;
+    this.spec = spec;
+    this.title.textContent = spec.title;
+    this.axes.textContent = `x: ${spec.axis_labels[0]} · y: ${spec.axis_labels[1]}`;
+    this.plane.setPalette(palette);
+    const newPoints = !previous || previous.points !== spec.points;
+    const newDecoder = !previous || previous.decoder !== spec.decoder;
+    // Points and decoder travel at once; the points are drawn as soon as they arrive.
+    const graph = newDecoder ? loadGraph(this.explorer.runtime, spec.decoder) : null;
+    if (newPoints) {
+      const bytes = await fetchBytes(spec.points);
+      const n = spec.count, d = spec.dim;
+      // Layout written by app/web_planes.py: embedding float32 [N, 2], codes float32 [N, D], labels uint8 [N].
+      this.embedding = new Float32Array(bytes, 0, 2 * n);
+      this.codes = new Float32Array(bytes, 8 * n, n * d);
+      this.labels = new Uint8Array(bytes, 8 * n + 4 * n * d, n);
+      this.plane.setPoints(this.embedding, this.labels, n, spec.extent);
+      this.view = createView(spec.view, this.embedding, this.codes, n, d, this.plane.index);
+      this.code = new Float32Array(d);
+    }
+    if (graph) {
+      this.graph = await graph;
+      this.decoder = new LatestDecoder(this.graph, spec.dim);
+    }
+    this.plane.setDecor(this.decor());
+  }
+
+  decor() {
+    const d = this.spec.decor || {};
+    const rings = [];
+    const selected = this.explorer.data.selected;
+    if (selected !== null && selected !== undefined && selected < this.spec.count) {
+      rings.push({ point: [this.embedding[2 * selected], this.embedding[2 * selected + 1]], label: `#${selected}` });
+    }
+    return { ...d, rings, pins: d.pin ? [{ point: d.pin, label: "pinned" }] : [] };
+  }
+
+  // Decode `code` (Float32Array [D]) and show it with `caption`; `started` is when the pointer moved.
+  show(code, caption, started) {
+    if (!this.decoder) return;
+    this.decoder.request(code, (pixels) => {
+      this.decoded.draw(pixels);
+      this.caption.textContent = caption;
+      // Timed to the start of the frame that shows the new pixels, not merely to their being written.
+      if (started !== undefined) requestAnimationFrame(() => record(performance.now() - started));
+    });
+  }
+
+  codeOfPoint(index) {
+    return this.codes.subarray(index * this.spec.dim, (index + 1) * this.spec.dim);
+  }
+
+  describeCode(code) {
+    if (this.spec.dim <= 2) return "";
+    return "z = [" + Array.from(code, (v) => v.toFixed(2)).join(", ") + "]";
+  }
+}
+
+class Explorer {
+  constructor(component) {
+    this.component = component;
+    this.root = element("div", "explorer", component.parentElement);
+    this.status = element("div", "status", this.root, "Loading the decoders…");
+    if (!webglAvailable() || !wasmAvailable()) {
+      const missing = [!webglAvailable() && "WebGL 2", !wasmAvailable() && "WebAssembly (with SIMD)"].filter(Boolean);
+      this.unsupported = missing.join(" and ");
+      this.status.textContent = `This browser lacks ${this.unsupported}: using the server's planes instead.`;
+      component.setStateValue("support", { ok: false, missing });
+      return;
+    }
+    this.legend = element("div", "legend", this.root);
+    this.legend.dataset.testid = "legend";
+    const sides = element("div", "sides", this.root);
+    this.sides = Object.fromEntries(SIDES.map((name) => [name, new Side(this, name, sides)]));
+    this.strips = element("div", "strips", this.root);
+    this.grids = element("div", "grids", this.root);
+    this.visible = new Array(10).fill(true);
+    this.hovered = null;
+    this.resizeObserver = new ResizeObserver(() => this.layout());
+    this.resizeObserver.observe(this.root);
+    this.onWindowResize = () => this.layout();
+    window.addEventListener("resize", this.onWindowResize);
+  }
+
+  async update(component) {
+    if (this.unsupported) return;
+    this.component = component;
+    const data = (this.data = component.data);
+    this.runtime = data.runtime;
+    this.buildLegend(data);
+    this.layout();
+    try {
+      const loads = data.planes.map((spec) => this.sides[spec.side].load(spec, data.palette));
+      this.imagesReady = data.images ? fetchBytes(data.images.url).then((b) => (this.images = new Uint8Array(b))) : null;
+      await Promise.all(loads);
+    } catch (error) {
+      this.status.textContent = `The planes could not be loaded: ${error.message}. Reload the page to try again.`;
+      this.status.classList.add("error");
+      console.error(error);
+      return;
+    }
+    this.status.textContent = data.hint || "";
+    this.showPinned();
+    this.buildStrips(data);
+    this.refreshGrids();
+    globalThis.latentExplorer.ready = true;
+    this.root.dataset.ready = "1";
+  }
+
+  buildLegend(data) {
+    const key = JSON.stringify([data.classes, data.palette]);
+    if (this.legendKey === key) return;
+    this.legendKey = key;
+    this.legend.replaceChildren();
+    data.classes.forEach((name, k) => {
+      const item = element("button", "legend-item", this.legend);
+      item.type = "button";
+      item.dataset.class = String(k);
+      element("span", "swatch", item).style.background = data.palette[k];
+      element("span", "", item, name);
+      item.title = "Click: show or hide this class. Double-click: show only this class (again: all).";
+      item.addEventListener("click", () => this.toggle(k));
+      item.addEventListener("dblclick", () => this.isolate(k));
+    });
+    const reset = element("button", "legend-reset", this.legend, "Reset zoom");
+    reset.type = "button";
+    reset.addEventListener("click", () => Object.values(this.sides).forEach((s) => s.plane.resetView()));
+    element("span", "legend-hint", this.legend, "Scroll to zoom, drag to pan, double-click to reset.");
+  }
+
+  toggle(k) {
+    this.visible[k] = !this.visible[k];
+    this.applyVisible();
+  }
+
+  isolate(k) {
+    const only = this.visible.every((on, j) => on === (j === k));
+    this.visible = this.visible.map((_, j) => only || j === k);
+    this.applyVisible();
+  }
+
+  applyVisible() {
+    for (const item of this.legend.querySelectorAll(".legend-item")) {
+      item.classList.toggle("off", !this.visible[Number(item.dataset.class)]);
+    }
+    Object.values(this.sides).forEach((s) => s.plane.setVisible(this.visible));
+  }
+
+  // The planes as large as the window allows: both sides and their digits side by side, and the whole
+  // plane visible without scrolling from where the component starts.
+  layout() {
+    if (!this.sides) return;
+    const width = this.root.clientWidth || 1000;
+    const readout = Math.max(110, Math.min(170, width * 0.12));
+    const perSide = (width - 24) / 2 - readout - 16;
+    const top = this.root.getBoundingClientRect().top + window.scrollY;
+    const room = window.innerHeight - Math.max(0, top - window.scrollY) - 110;
+    const size = Math.max(260, Math.min(perSide, Math.max(room, 300), 900));
+    for (const side of Object.values(this.sides)) {
+      side.plane.resize(size);
+      side.root.style.setProperty("--readout", `${readout}px`);
+    }
+  }
+
+  hover(side, x, y, index, event) {
+    const started = event?.timeStamp ?? performance.now();
+    if (index >= 0) {
+      this.hoverPoint(side, index, started);
+      return;
+    }
+    this.hovered = null;
+    side.view.toCode(x, y, side.code);
+    const approx = side.spec.exact ? "" : " (approximate)";
+    side.show(side.code, `${side.spec.name} decodes (${x.toFixed(2)}, ${y.toFixed(2)})${approx}`, started);
+    side.note.textContent = side.spec.exact ? "" : `${side.describeCode(side.code)} · ${side.spec.approximate}`;
+    side.originalBox.hidden = true;
+    for (const s of Object.values(this.sides)) if (s.plane.markers.length) s.plane.drawHover([]);
+  }
+
+  // A data point: its original beside both models' reconstructions (the decoders of its codes), and the
+  // same image ringed in the other plane.
+  hoverPoint(side, index, started) {
+    if (this.hovered === index) return;
+    this.hovered = index;
+    const label = this.data.classes[side.labels[index]];
+    for (const s of Object.values(this.sides)) {
+      if (!s.codes || index >= s.spec.count) continue;
+      const at = [s.embedding[2 * index], s.embedding[2 * index + 1]];
+      s.plane.drawHover([{ point: at, kind: "ring", label: s === side ? "" : `#${index}`, colour: "#000" }]);
+      s.show(s.codeOfPoint(index), `${s.spec.name} reconstructs #${index}`, s === side ? started : undefined);
+      s.note.textContent = s.describeCode(s.codeOfPoint(index));
+      this.showOriginal(s, index, label);
+    }
+  }
+
+  async showOriginal(side, index, label) {
+    side.originalBox.hidden = false;
+    side.originalCaption.textContent = `image #${index} (${label})`;
+    side.originalIndex = index;
+    if (!this.images && this.imagesReady) await this.imagesReady;
+    // Drawn unless the pointer moved on to another image while the images were arriving.
+    if (this.images && index < this.data.images.count && side.originalIndex === index) {
+      side.original.draw(this.images, index * PIXELS, true);
+    }
+  }
+
+  leave(side) {
+    this.hovered = null;
+    for (const s of Object.values(this.sides)) s.plane.drawHover([]);
+    this.showPinned();
+  }
+
+  click(side, x, y, index) {
+    // The one message to the server: what was pinned, and where.
+    this.component.setTriggerValue("click", { side: side.name, x, y, index: index >= 0 ? index : null });
+  }
+
+  // With the pointer elsewhere: each side shows what is pinned (a clicked image's reconstruction, or the
+  // digit at a clicked spot), or nothing yet.
+  showPinned() {
+    for (const s of Object.values(this.sides)) {
+      if (!s.spec || !s.decoder) continue;
+      const pin = this.data?.pins?.[s.name];
+      if (pin?.kind === "image" && pin.index < s.spec.count) {
+        s.show(s.codeOfPoint(pin.index), `${s.spec.name} reconstructs #${pin.index} (pinned)`);
+        s.note.textContent = s.describeCode(s.codeOfPoint(pin.index));
+        this.showOriginal(s, pin.index, this.data.classes[s.labels[pin.index]]);
+      } else if (pin?.kind === "spot") {
+        const [x, y] = pin.point;
+        s.view.toCode(x, y, s.code);
+        s.show(s.code, `${s.spec.name} decodes (${x.toFixed(2)}, ${y.toFixed(2)}) (pinned)`);
+        s.note.textContent = s.spec.exact ? "" : `${s.describeCode(s.code)} · ${s.spec.approximate}`;
+        s.originalBox.hidden = true;
+      } else {
+        s.caption.textContent = "Hover anywhere in the plane to decode there.";
+        s.originalBox.hidden = true;
+      }
+    }
+  }
+
+  // --- interpolation: decoded in the page, scrubbed with a slider -----------------------------------
+
+  buildStrips(data) {
+    const key = JSON.stringify(data.planes.map((p) => p.interpolation?.codes ?? null));
+    if (this.stripKey === key) return;
+    this.stripKey = key;
+    this.strips.replaceChildren();
+    const planes = data.planes.filter((p) => p.interpolation);
+    if (!planes.length) return;
+    const header = element("div", "strip-header", this.strips);
+    element("span", "strip-title", header, `Interpolation: ${data.interpolation?.from ?? "start"} → ${data.interpolation?.to ?? "end"}`);
+    const slider = element("input", "scrub", header);
+    Object.assign(slider, { type: "range", min: "0", max: "1000", value: "0" });
+    slider.dataset.testid = "scrub";
+    slider.setAttribute("aria-label", "position along the interpolation path");
+    const value = element("span", "scrub-value", header, "t = 0.00");
+    for (const spec of planes) {
+      const side = this.sides[spec.side];
+      const row = element("div", "strip-row", this.strips);
+      element("div", "strip-name", row, spec.name);
+      const canvas = element("canvas", "strip", row);
+      canvas.dataset.testid = `strip-${spec.side}`;
+      const steps = spec.interpolation.codes.length;
+      canvas.width = 28 * steps;
+      canvas.height = 28;
+      const flat = Float32Array.from(spec.interpolation.codes.flat());
+      side.graph.run(flat, steps, [spec.dim]).then((out) => {
+        const pixels = out.image ?? Object.values(out)[0];
+        const ctx = canvas.getContext("2d");
+        const image = ctx.createImageData(28, 28);
+        for (let i = 0; i < steps; i++) {
+          greyToRgba(pixels, i * PIXELS, image.data);
+          ctx.putImageData(image, 28 * i, 0);
+        }
+      });
+      canvas.addEventListener("click", (event) => {
+        const box = canvas.getBoundingClientRect();
+        const i = Math.min(steps - 1, Math.floor(((event.clientX - box.left) / box.width) * steps));
+        slider.value = String(Math.round((i / (steps - 1)) * 1000));
+        slider.dispatchEvent(new Event("input"));
+      });
+    }
+    slider.addEventListener("input", () => {
+      const t = Number(slider.value) / 1000;
+      value.textContent = `t = ${t.toFixed(2)}`;
+      for (const spec of planes) this.scrub(this.sides[spec.side], spec, t);
+    });
+  }
+
+  scrub(side, spec, t) {
+    const codes = spec.interpolation.codes, path = spec.decor?.path;
+    const a = codes[0], b = codes[codes.length - 1];
+    for (let d = 0; d < spec.dim; d++) side.code[d] = (1 - t) * a[d] + t * b[d];
+    side.show(side.code, `${spec.name} at t = ${t.toFixed(2)} on the path`);
+    side.originalBox.hidden = true;
+    if (path && path.length > 1) {
+      // The straight line in the latent space is drawn through the view as a polyline; place the marker on it.
+      const u = t * (path.length - 1), i = Math.min(path.length - 2, Math.floor(u)), f = u - i;
+      const point = [path[i][0] + f * (path[i + 1][0] - path[i][0]), path[i][1] + f * (path[i + 1][1] - path[i][1])];
+      side.plane.drawHover([{ point, kind: "dot", colour: "#d62728" }]);
+    }
+  }
+
+  // --- manifold grid: the decoders over the visible region, redone as the view moves ------------------
+
+  viewChanged(side) {
+    if (this.data?.grid) this.refreshGrid(side);
+  }
+
+  refreshGrids() {
+    const n = this.data.grid?.n;
+    if (!n) {
+      this.grids.replaceChildren();
+      this.gridCanvases = null;
+      return;
+    }
+    if (!this.gridCanvases || this.gridN !== n) {
+      this.grids.replaceChildren();
+      this.gridN = n;
+      this.gridCanvases = {};
+      for (const spec of this.data.planes) {
+        const box = element("div", "grid-box", this.grids);
+        element("div", "grid-title", box, `${spec.name}: decoded over the visible region (zoom and pan the plane)`);
+        const canvas = element("canvas", "grid", box);
+        canvas.dataset.testid = `grid-${spec.side}`;
+        canvas.width = canvas.height = 28 * n;
+        this.gridCanvases[spec.side] = canvas;
+      }
+    }
+    for (const side of Object.values(this.sides)) this.refreshGrid(side);
+  }
+
+  // One grid decode at a time per side; a view change during one asks for one more when it ends.
+  async refreshGrid(side) {
+    const canvas = this.gridCanvases?.[side.name];
+    if (!canvas || !side.decoder) return;
+    if (side.gridBusy) {
+      side.gridAgain = true;
+      return;
+    }
+    side.gridBusy = true;
+    try {
+      do {
+        side.gridAgain = false;
+        const n = this.gridN, dim = side.spec.dim;
+        const [x0, x1, y0, y1] = side.plane.extent;
+        const codes = new Float32Array(n * n * dim);
+        const code = new Float32Array(dim);
+        for (let row = 0; row < n; row++) {
+          // The top row of tiles is the top of the plane: highest y first.
+          const y = y1 - ((row + 0.5) / n) * (y1 - y0);
+          for (let col = 0; col < n; col++) {
+            side.view.toCode(x0 + ((col + 0.5) / n) * (x1 - x0), y, code);
+            codes.set(code, (row * n + col) * dim);
+          }
+        }
+        const out = await side.graph.run(codes, n * n, [dim]);
+        const pixels = out.image ?? Object.values(out)[0];
+        const ctx = canvas.getContext("2d");
+        const image = ctx.createImageData(28, 28);
+        for (let i = 0; i < n * n; i++) {
+          greyToRgba(pixels, i * PIXELS, image.data);
+          ctx.putImageData(image, 28 * (i % n), 28 * Math.floor(i / n));
+        }
+        canvas.dataset.drawn = String(Number(canvas.dataset.drawn || 0) + 1);
+      } while (side.gridAgain);
+    } finally {
+      side.gridBusy = false;
+    }
+  }
+
+  dispose() {
+    this.resizeObserver?.disconnect();
+    window.removeEventListener("resize", this.onWindowResize);
+    for (const side of Object.values(this.sides || {})) side.plane.dispose();
+    this.root.remove();
+  }
+}

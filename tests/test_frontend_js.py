@@ -1,0 +1,133 @@
+"""The page's JavaScript against the Python it mirrors: `node --test static/tests/` on fixtures made here.
+
+The views' inverses and transforms (static/lib/views.js vs vae/projections.py), the byte conversion
+(vs vae.plots.to_uint8_image), Pillow's LANCZOS resize and MNIST's recipe (static/lib/image.js vs
+vae/digits.py): each fixture is computed by the Python code the page must agree with.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from tests.conftest import REPO, SEED
+from vae.digits import read_image, to_mnist
+from vae.plots import to_uint8_image
+from vae.projections import NeighbourInverse, _NeighbourInterpolator, make_view
+
+
+def b64(array: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(array, dtype=np.uint8).tobytes()).decode()
+
+
+def view_fixture(view, codes: np.ndarray, points: np.ndarray, queries: np.ndarray, spec: dict, inverse, transform) -> dict:
+    return {
+        "spec": spec, "dim": int(codes.shape[1]), "embedding": view.embedding_.tolist(), "codes": codes.tolist(),
+        "points": points.tolist(), "inverse": inverse(points).tolist(),
+        "queries": queries.tolist(), "transform": transform(queries).tolist(),
+    }  # fmt: skip
+
+
+def views() -> dict:
+    rng = np.random.default_rng(SEED)
+    codes = (rng.normal(size=(400, 6)) * [3, 2, 1, 1, 0.5, 0.2]).astype(np.float32)
+    pca, identity = make_view("pca").fit(codes), make_view("identity").fit(codes)
+    # Spots inside and far outside the points, and two exactly on points (the inverse is then exact).
+    far = np.array([[40.0, -35.0], [0.0, 0.0], [1e-3, -2e-3]], dtype=np.float32)
+    out = {}
+    for name, view, spec in (
+        ("pca", pca, {"kind": "pca", "mean": pca.mean_.tolist(), "components": pca.components_.tolist()}),
+        ("identity", identity, {"kind": "identity", "mean": identity.mean_.astype(float).tolist()}),
+    ):
+        points = np.concatenate([rng.normal(size=(20, 2)) * 3, far, view.embedding_[[3, 77]]]).astype(np.float32)
+        out[name] = view_fixture(view, codes, points, codes[:15] + 0.1, spec, view.inverse_transform, view.transform)
+    # A non-linear layout (as UMAP's): the page has only its points, and maps both ways through neighbours.
+    embedding = np.stack([np.sin(codes[:, 0]) * 5 + codes[:, 1], codes[:, 2] ** 2 - codes[:, 3]], axis=1).astype(np.float32)
+
+    class Layout:
+        embedding_ = embedding
+
+    inverse, forward = NeighbourInverse(embedding, codes), _NeighbourInterpolator(codes, embedding)
+    points = np.concatenate([rng.normal(size=(20, 2)) * 4, far, embedding[[5, 250]]]).astype(np.float32)
+    queries = np.concatenate([codes[:10] + rng.normal(size=(10, 6)).astype(np.float32) * 0.3, codes[[42]]])
+    out["neighbours"] = view_fixture(Layout, codes, points, queries, {"kind": "neighbours"}, inverse, forward)
+    return out
+
+
+def byte_cases() -> dict:
+    values = [0.0, 1.0, 0.5, -0.2, 1.7, 0.5 / 255, 1.5 / 255, 2.5 / 255, 0.25, 0.999, 1e-9]
+    expected = to_uint8_image(np.array(values + [np.nan] + [0.0] * (784 - len(values) - 1)).reshape(28, 28))
+    return {"values": values + [None], "expected": expected.ravel()[: len(values) + 1].tolist()}
+
+
+def lanczos_cases() -> list[dict]:
+    rng = np.random.default_rng(SEED + 1)
+    cases = []
+    for (w, h), (ow, oh) in [((37, 53), (14, 20)), ((200, 90), (20, 9)), ((5, 3), (20, 12)), ((64, 64), (20, 20)),
+                              ((20, 33), (12, 20)), ((1, 40), (1, 20)), ((33, 203), (3, 20)), ((90, 200), (9, 20)),
+                              ((21, 100), (4, 20)), ((40, 1), (20, 1))]:  # fmt: skip
+        pixels = (rng.random((h, w)) ** 3 * 255).astype(np.uint8)
+        resized = np.asarray(Image.fromarray(pixels).resize((ow, oh), Image.LANCZOS))
+        cases.append({"width": w, "height": h, "out_width": ow, "out_height": oh, "input": b64(pixels),
+                      "output": b64(resized)})  # fmt: skip
+    return cases
+
+
+def drawing(strokes, width=280, height=280, ink=255, paper=0, line=18) -> Image.Image:
+    image = Image.new("RGBA", (width, height), (paper, paper, paper, 255))
+    pen = ImageDraw.Draw(image)
+    for stroke in strokes:
+        pen.line(stroke, fill=(ink, ink, ink, 255), width=line, joint="curve")
+    return image
+
+
+def mnist_cases() -> list[dict]:
+    images = {
+        "seven": drawing([[(70, 56), (210, 56), (126, 238)]]),
+        "one": drawing([[(150, 40), (135, 240)]]),
+        "wide dash": drawing([[(20, 140), (260, 150)]], line=10),
+        "corner dot": drawing([[(250, 250), (262, 262)]]),
+        "two": drawing([[(80, 90), (140, 50), (200, 90), (80, 230), (210, 230)]], line=22),
+        "dark ink on paper": drawing([[(100, 60), (180, 60), (140, 220)]], ink=20, paper=235),
+        "grey strokes": drawing([[(60, 60), (220, 220)], [(220, 60), (60, 220)]], ink=140),
+        "blank": drawing([]),
+    }
+    cases = []
+    for name, image in images.items():
+        png = io.BytesIO()
+        image.save(png, format="PNG")
+        grey = read_image(png.getvalue())
+        try:
+            expected = b64(np.rint(to_mnist(grey) * 255))
+        except ValueError:
+            expected = None
+        rgba = np.asarray(image.convert("RGBA"))
+        cases.append({"name": name, "width": image.width, "height": image.height, "rgba": b64(rgba), "expected": expected})
+    return cases
+
+
+def test_the_page_modules_compute_what_the_server_computes(tmp_path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail("REQUIRE_BROWSER=1 but node is missing: the page's modules cannot be tested")
+        pytest.skip("no node on PATH")
+    fixtures = tmp_path / "fixtures.json"
+    fixtures.write_text(json.dumps({"views": views(), "bytes": byte_cases(), "lanczos": lanczos_cases(),
+                                    "mnist": mnist_cases()}))  # fmt: skip
+    tests = sorted(str(p) for p in (REPO / "static" / "tests").glob("*.test.mjs"))
+    assert len(tests) >= 2
+    proc = subprocess.run(
+        [node, "--test", *tests], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "FRONTEND_FIXTURES": str(fixtures)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert "# fail 0" in proc.stdout
