@@ -103,6 +103,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("VAE_CACHE_DIR") or REPO / ".cache")
 
 
+def onnx_dir() -> Path:
+    """Where models exported to ONNX are kept, by weights SHA-256 (``VAE_ONNX_DIR``, else in the cache)."""
+    return Path(os.environ.get("VAE_ONNX_DIR") or cache_dir() / "onnx")
+
+
 @st.cache_resource(max_entries=12, show_spinner=False)
 def view(path: str, weights_sha256: str, subset: str, directory: str, method: str) -> LatentView:
     """The fitted 2-D view of a model's embedding; UMAP and PCA views are also kept on disk, so after a

@@ -165,7 +165,7 @@ def guard() -> Iterator[None]:
         st.error(f"The images are not available: {error}")
 
 
-SHARED_CHOICES = ("ex_view", "ex_subset")  # widgets of the same key on the explorer, overlap and export pages
+SHARED_CHOICES = ("ex_view", "ex_subset", "ex_browser")  # widgets of the same key on several pages
 
 
 def keep_shared_choices() -> None:

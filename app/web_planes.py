@@ -82,7 +82,7 @@ def plane_assets(path: str, weights_sha256: str, subset: str, directory: str, me
     """The files and numbers the page needs for one plane; the export happens once per weights."""
     model, stored = cache.model(path, weights_sha256)
     test_images, _ = cache.dataset(stored.dataset_name, "test", directory)
-    pair = pair_for(model, weights_sha256, ExportCache(cache.cache_dir() / "onnx"),
+    pair = pair_for(model, weights_sha256, ExportCache(cache.onnx_dir()),
                     images=to_float_images(test_images[:CHECK_BATCH]))  # fmt: skip
     decoder_url, decoder_file = frontend.publish(pair.decoder.read_bytes(), "onnx")
     encoder_url, encoder_file = frontend.publish(pair.encoder.read_bytes(), "onnx")

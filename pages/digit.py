@@ -7,8 +7,9 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import cache, canvas, state
+from app import cache, canvas, state, web_planes, your_digit
 from vae.digits import MAX_BYTES, ImageRejected, digit_from_upload
+from vae.export import digit_png
 from vae.plots import overlay_traces, to_uint8_image, upscale, with_overlays
 from vae.projections import available_views
 
@@ -64,6 +65,22 @@ def show(pair: state.Pair, data: bytes, name: str, source: str) -> None:
     where_it_lands(pair, digit, source)
 
 
+def live(pair: state.Pair) -> None:
+    """The pad in the page: both markers and redraws follow the pen; the server keeps the finished drawing."""
+    drawing = your_digit.draw(pair)
+    if drawing is None:
+        return
+    try:
+        digit = prepared(drawing)
+    except ImageRejected as reason:
+        st.error(f"The drawing cannot be used: {reason}.")
+        return
+    st.download_button(
+        "Download it as MNIST would store it (28 x 28 PNG)", digit_png(digit, scale=1), "my-digit.png",
+        mime="image/png", key="digit_download",
+    )  # fmt: skip
+
+
 def render() -> None:
     state.page_frame()
     st.title("Your digit")
@@ -75,13 +92,17 @@ def render() -> None:
     if pair is None:
         st.warning("No models to show: train a pair on the **Train** page (or run `make models`).")
         return
+    in_browser = web_planes.enabled()
     draw_tab, upload_tab = st.tabs(["Draw", "Upload"])
     with draw_tab:
-        drawing = canvas.draw("digit_canvas")
-        if drawing is None:
-            st.info("Draw one digit with the mouse (or a finger): it lands in both planes when you lift it.")
+        if in_browser:
+            live(pair)
         else:
-            show(pair, drawing, "The drawing", "drawn")
+            drawing = canvas.draw("digit_canvas")
+            if drawing is None:
+                st.info("Draw one digit with the mouse (or a finger): it lands in both planes when you lift it.")
+            else:
+                show(pair, drawing, "The drawing", "drawn")
     with upload_tab:
         upload = st.file_uploader(
             f"A picture of a digit ({', '.join(ACCEPTED)}; up to {MAX_BYTES // 2**20} MB)", type=ACCEPTED,

@@ -12,6 +12,16 @@ REPO = Path(__file__).resolve().parents[1]
 REAL_RAW = REPO / "data" / "MNIST" / "raw"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_onnx_exports(tmp_path_factory) -> None:
+    """One ONNX export cache for the whole run (servers started by tests inherit it): exports are keyed by
+    the weights' SHA-256, so sharing them cannot serve one model's graphs for another, and each test that
+    opens the explorer need not export the same shipped models again."""
+    import os
+
+    os.environ.setdefault("VAE_ONNX_DIR", str(tmp_path_factory.mktemp("onnx")))
+
+
 @pytest.fixture
 def images() -> torch.Tensor:
     """Eight random images, float ``[8, 1, 28, 28]`` in [0, 1], with an all-black and an all-white one
@@ -80,6 +90,22 @@ def chart_titles(at) -> list[str]:
     import json
 
     return [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
+
+
+def planes_data(at) -> dict | None:
+    """The data the explorer's in-page planes (the latent_planes component) were given, or None."""
+    import json
+
+    for element in at.main:
+        if getattr(element, "type", None) == "bidi_component" and element.proto.component_name == "latent_planes":
+            return json.loads(element.proto.json)
+    return None
+
+
+def plane_titles(at) -> list[str]:
+    """The explorer's plane titles, whether the page draws the planes (the component) or the server (Plotly)."""
+    data = planes_data(at)
+    return [plane["title"] for plane in data["planes"]] if data else chart_titles(at)
 
 
 def image_captions(at) -> list[str]:

@@ -1,4 +1,6 @@
-"""The dashboard in a real browser: open the explorer, click empty space and a data point in each plane."""
+"""The explorer's server path in a real browser (Plotly planes, a click per decode, for browsers without
+WebGL or WebAssembly): click empty space and a data point in each plane. The in-page planes are tested by
+tests/test_browser_planes.py."""
 
 from __future__ import annotations
 
@@ -62,7 +64,7 @@ def server(tmp_path_factory):
     if not (REPO / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
         pytest.skip("MNIST not fetched")
     tmp = tmp_path_factory.mktemp("browser")
-    env = {"VAE_MODELS_DIR": str(REPO / "models"), "VAE_CACHE_DIR": str(tmp / "cache")}
+    env = {"VAE_MODELS_DIR": str(REPO / "models"), "VAE_CACHE_DIR": str(tmp / "cache"), "VAE_PLANES": "server"}
     with streamlit_server(REPO / "dashboard.py", env=env, log=tmp / "streamlit.log") as url:
         yield url
 
@@ -104,7 +106,7 @@ def test_click_anywhere_decodes_and_a_point_links_both_planes(server) -> None:
                 arg=f"#{plane['index']}", timeout=30_000,
             )
             page.wait_for_timeout(500)
-            page.screenshot(path=str(OUTPUT / "explorer.png"), full_page=True)
+            page.screenshot(path=str(OUTPUT / "explorer-server.png"), full_page=True)
         finally:
             browser.close()
-    assert (OUTPUT / "explorer.png").stat().st_size > 10_000
+    assert (OUTPUT / "explorer-server.png").stat().st_size > 10_000

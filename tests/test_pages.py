@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO, chart_titles, image_captions, open_dashboard, run_pages_like_a_server
+from tests.conftest import REPO, chart_titles, image_captions, open_dashboard, plane_titles, run_pages_like_a_server
 
 SHIPPED = REPO / "models"
 
@@ -53,8 +53,11 @@ def test_choosing_another_pair_changes_home(app: AppTest) -> None:
 
 
 def explorer(app: AppTest) -> AppTest:
+    """The explorer on the server's planes (Plotly, a click per decode); tests/test_web_planes.py has the page's."""
     app.switch_page("pages/explorer.py")
     app.run()
+    assert not app.exception
+    app.sidebar.toggle(key="ex_browser").set_value(False).run()
     assert not app.exception
     return app
 
@@ -180,8 +183,8 @@ def test_a_deep_link_served_before_the_navigation_exists_gets_the_full_app(tmp_p
     at.switch_page("pages/explorer.py")
     at.run()
     assert not at.exception
-    assert [s.key for s in at.sidebar.selectbox] == ["dataset", "left_model", "right_model"]
-    assert chart_titles(at) == ["ae-2d (AE)", "vae-2d (VAE)"]
+    assert [s.key for s in at.sidebar.selectbox][:3] == ["dataset", "left_model", "right_model"]
+    assert plane_titles(at) == ["ae-2d (AE)", "vae-2d (VAE)"]
 
 
 def test_a_save_that_the_disk_refuses_is_a_message(app: AppTest, monkeypatch) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, chart_titles, open_dashboard, run_pages_like_a_server
+from tests.conftest import REPO, open_dashboard, plane_titles, planes_data, run_pages_like_a_server
 from vae.data import DATASETS, load_dataset
 
 
@@ -69,8 +69,8 @@ def test_the_explorer_and_overlap_pages_show_the_chosen_dataset(app) -> None:
     assert not at.exception
     assert (at.selectbox(key="ex_from").value, at.selectbox(key="ex_to").value) == (
         "centroid of T-shirt/top", "centroid of Trouser")
-    assert [t.split(" ")[0] for t in chart_titles(at)] == ["ae-2d-fashion", "vae-2d-fashion"]
-    legend = [trace["name"] for trace in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert [t.split(" ")[0] for t in plane_titles(at)] == ["ae-2d-fashion", "vae-2d-fashion"]
+    legend = planes_data(at)["classes"]
     assert "Ankle boot" in legend and "T-shirt/top" in legend and "7" not in legend
     at.switch_page("pages/overlap.py").run()
     assert not at.exception

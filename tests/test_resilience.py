@@ -10,7 +10,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO, chart_titles, image_captions, open_dashboard, run_pages_like_a_server
+from tests.conftest import REPO, image_captions, open_dashboard, plane_titles, run_pages_like_a_server
 
 
 @pytest.fixture
@@ -32,13 +32,13 @@ def explorer() -> AppTest:
 
 def test_a_model_deleted_while_shown_is_replaced_with_a_notice(store: Path) -> None:
     at = explorer()
-    assert chart_titles(at) == ["ae-2d (AE)", "vae-2d (VAE)"]
+    assert plane_titles(at) == ["ae-2d (AE)", "vae-2d (VAE)"]
     shutil.rmtree(store / "vae-2d")
     st.cache_data.clear()  # the listing's 3-second TTL has passed
     at.run()
     assert not at.exception
     assert any("'vae-2d' is no longer in the store" in w.value for w in at.sidebar.warning)
-    assert "vae-2d (VAE)" not in chart_titles(at) and len(chart_titles(at)) == 2
+    assert "vae-2d (VAE)" not in plane_titles(at) and len(plane_titles(at)) == 2
 
 
 def test_a_model_corrupted_after_listing_gives_a_message_not_a_traceback(store: Path) -> None:

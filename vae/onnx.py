@@ -159,7 +159,8 @@ def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: st
 @contextlib.contextmanager
 def _quiet_exporter():
     """The exporter logs each of its stages at INFO; a page or a test wants none of that."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "torch.export", "torch._dynamo")]
+    names = ("torch.onnx", "onnxscript", "torch.export", "torch._dynamo", "torch.__trace", "torch.fx.experimental")
+    loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)

@@ -14,13 +14,45 @@ import { createView } from "../../lib/views.js";
 
 const SIDES = ["left", "right"];
 const explorers = new WeakMap();
-// Hover -> drawn timings (ms) of this page, newest last: what benchmarks/hover_latency.py reads.
+// Hover -> drawn timings (ms) of this page, newest last: what benchmarks/hover_latency.py reads, with a few
+// read-only questions the browser tests ask (where is a point on screen, where is empty space).
 const timings = [];
-globalThis.latentExplorer = { timings, ready: false };
+const drawnTimings = [];
+globalThis.latentExplorer = { timings, drawnTimings, ready: false, probe: null };
 
-function record(milliseconds) {
-  timings.push(milliseconds);
-  if (timings.length > 2000) timings.splice(0, timings.length - 2000);
+function record(list, milliseconds) {
+  list.push(milliseconds);
+  if (list.length > 2000) list.splice(0, list.length - 2000);
+}
+
+// Where things are, for tests and benchmarks: data -> page coordinates, a data point's place, and a spot of
+// empty space (no point within `clear` pixels) near a fraction (fx, fy) of the visible plane.
+function probe(explorer) {
+  const side = (name) => explorer.sides[name];
+  return {
+    client(name, x, y) {
+      const s = side(name), box = s.plane.hover.getBoundingClientRect();
+      const [px, py] = s.plane.toPixel(x, y);
+      return [box.left + px, box.top + py];
+    },
+    point(name, index) {
+      const s = side(name);
+      return [s.embedding[2 * index], s.embedding[2 * index + 1]];
+    },
+    label(name, index) { return side(name).labels[index]; },
+    empty(name, fx, fy, clear = 14) {
+      const s = side(name), size = s.plane.size;
+      for (let r = 0; r < size / 2; r += 3) {
+        for (let a = 0; a < 24; a++) {
+          const px = fx * size + r * Math.cos((a * Math.PI) / 12), py = fy * size + r * Math.sin((a * Math.PI) / 12);
+          if (px < 4 || py < 4 || px > size - 4 || py > size - 4) continue;
+          const [x, y] = s.plane.toData(px, py);
+          if (s.plane.pick(x, y, clear) < 0) return [x, y];
+        }
+      }
+      return null;
+    },
+  };
 }
 
 export function render(component) {
@@ -142,8 +174,11 @@ class Side {
     this.decoder.request(code, (pixels) => {
       this.decoded.draw(pixels);
       this.caption.textContent = caption;
-      // Timed to the start of the frame that shows the new pixels, not merely to their being written.
-      if (started !== undefined) requestAnimationFrame(() => record(performance.now() - started));
+      // Timed twice: to the pixels written, and to the start of the next frame, which shows them.
+      if (started !== undefined) {
+        record(drawnTimings, performance.now() - started);
+        requestAnimationFrame(() => record(timings, performance.now() - started));
+      }
     });
   }
 
@@ -204,6 +239,7 @@ class Explorer {
     this.showPinned();
     this.buildStrips(data);
     this.refreshGrids();
+    globalThis.latentExplorer.probe = probe(this);
     globalThis.latentExplorer.ready = true;
     this.root.dataset.ready = "1";
   }

@@ -1,0 +1,58 @@
+"""The Your digit page's drawing pad in the browser: both encoders and decoders run in the page, so while a
+person draws, both markers move and both redraws follow each stroke.
+
+The page sends Python the drawing at the end of each stroke (a PNG, as the server-side canvas does), for
+what needs the server: the MNIST-style file to download.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from app import cache, canvas, frontend, state, web_planes
+from vae.data import class_names
+from vae.plots import DIGIT_COLORS
+from vae.projections import available_views
+
+COMPONENT = "your_digit"
+KEY = "your_digit"
+
+
+def _on_support() -> None:
+    support = (st.session_state.get(KEY) or {}).get("support")
+    if isinstance(support, dict):
+        st.session_state[web_planes.SUPPORT_KEY] = support
+
+
+def plane(side: str, stored, method: str) -> dict[str, Any]:
+    """What the pad needs of one model: its encoder, decoder, the test points and the view."""
+    path, sha, data = str(stored.path), stored.weights_sha256, str(cache.data_dir())
+    view_name = method if method in available_views(stored.config.latent_dim) else "identity"
+    args = (path, sha, "test", data, view_name)
+    assets = web_planes.plane_assets(*args)
+    if not web_planes._fresh(assets, lambda: web_planes.plane_assets.clear(*args)):
+        assets = web_planes.plane_assets(*args)
+    dim = stored.config.latent_dim
+    view_label = "" if dim == 2 else f" · {cache.view(*args).label} view of {dim}-D"
+    return {
+        "side": side, "name": stored.name, "title": f"{stored.name} ({stored.config.kind.upper()}){view_label}",
+        **{k: v for k, v in assets.items() if k != "files"},
+    }
+
+
+def draw(pair: state.Pair, brush: int = 18) -> bytes | None:
+    """The live pad for ``pair``; returns the last finished drawing as PNG bytes, or None before the first."""
+    method = st.session_state.get("ex_view", "pca")
+    data = {
+        "modules": {"digit": frontend.module_url("components/your_digit/digit.js")},
+        "runtime": web_planes.runtime_urls(),
+        "palette": list(DIGIT_COLORS), "classes": list(class_names(pair.left.dataset_name)), "brush": brush,
+        "planes": [plane(side, stored, method) for side, stored in (("left", pair.left), ("right", pair.right))],
+    }  # fmt: skip
+    result = frontend.component(COMPONENT)(
+        key=KEY, data=data, default={"drawing": None, "support": None}, on_drawing_change=lambda: None,
+        on_support_change=_on_support,
+    )  # fmt: skip
+    return canvas.png_from_data_url(getattr(result, "drawing", None))

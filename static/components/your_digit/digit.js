@@ -1,0 +1,258 @@
+// Your digit, live: draw on the pad and, at every frame the pen moves, the drawing is prepared as MNIST's
+// digits were, encoded by both models in the page, marked where each encoder puts it, and redrawn by each
+// decoder. At the end of a stroke the drawing also goes to Python (a state value), for what needs the server.
+
+import { fetchBytes } from "../../lib/assets.js";
+import { greyToRgba, rgbaToGrey, toMnist } from "../../lib/image.js";
+import { LatestDecoder, loadGraph, wasmAvailable } from "../../lib/runtime.js";
+import { LatentPlane, webglAvailable } from "../../lib/scatter.js";
+import { createView } from "../../lib/views.js";
+
+const pads = new WeakMap();
+// Pen move -> both markers and both redraws on screen (ms), newest last; and how many updates ran.
+globalThis.yourDigit = { timings: [], updates: 0, ready: false, marks: {} };
+
+export function render(component) {
+  const host = component.parentElement;
+  let pad = pads.get(host);
+  if (!pad) {
+    pad = new DigitPad(component);
+    pads.set(host, pad);
+  }
+  pad.update(component);
+  return () => {
+    pad.dispose();
+    pads.delete(host);
+  };
+}
+
+function element(tag, className, parent, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  parent?.appendChild(e);
+  return e;
+}
+
+function digitCanvas(parent, testId) {
+  const canvas = element("canvas", "digit", parent);
+  canvas.width = canvas.height = 28;
+  canvas.dataset.testid = testId;
+  const ctx = canvas.getContext("2d");
+  const image = ctx.createImageData(28, 28);
+  const clear = () => { ctx.fillStyle = "#000"; ctx.fillRect(0, 0, 28, 28); };
+  clear();
+  return {
+    canvas,
+    draw(values) { greyToRgba(values, 0, image.data); ctx.putImageData(image, 0, 0); },
+    clear,
+  };
+}
+
+class DigitPad {
+  constructor(component) {
+    this.component = component;
+    this.root = element("div", "your-digit", component.parentElement);
+    this.status = element("div", "status", this.root, "Loading the encoders and decoders…");
+    if (!webglAvailable() || !wasmAvailable()) {
+      const missing = [!webglAvailable() && "WebGL 2", !wasmAvailable() && "WebAssembly (with SIMD)"].filter(Boolean);
+      this.unsupported = true;
+      this.status.textContent = `This browser lacks ${missing.join(" and ")}: the server prepares and places the drawing instead.`;
+      component.setStateValue("support", { ok: false, missing });
+      return;
+    }
+    const row = element("div", "pad-row", this.root);
+    const pad = element("div", "pad", row);
+    this.canvas = element("canvas", "", pad);
+    this.canvas.width = this.canvas.height = 280;
+    this.canvas.setAttribute("aria-label", "drawing canvas: draw one digit");
+    this.ctx = this.canvas.getContext("2d", { willReadFrequently: true });
+    const clear = element("button", "", pad, "Clear");
+    clear.type = "button";
+    clear.addEventListener("click", () => this.clear());
+    const prepared = element("div", "prepared", pad);
+    this.prepared = digitCanvas(prepared, "prepared");
+    element("div", "caption", prepared, "as MNIST would store it (prepared in the page)");
+    this.sidesRoot = element("div", "sides", row);
+    this.sides = {};
+    this.#listen();
+    this.clear(false);
+  }
+
+  #listen() {
+    const ctx = this.ctx;
+    let last = null;
+    const at = (event) => {
+      const box = this.canvas.getBoundingClientRect();
+      return [(event.clientX - box.left) * 280 / box.width, (event.clientY - box.top) * 280 / box.height];
+    };
+    this.canvas.addEventListener("pointerdown", (event) => {
+      this.canvas.setPointerCapture(event.pointerId);
+      last = at(event);
+      ctx.beginPath();
+      ctx.arc(last[0], last[1], ctx.lineWidth / 2, 0, 2 * Math.PI);
+      ctx.fill();
+      this.schedule(event.timeStamp);
+    });
+    this.canvas.addEventListener("pointermove", (event) => {
+      if (!last) return;
+      const next = at(event);
+      ctx.beginPath();
+      ctx.moveTo(last[0], last[1]);
+      ctx.lineTo(next[0], next[1]);
+      ctx.stroke();
+      last = next;
+      this.schedule(event.timeStamp);
+    });
+    const finish = () => {
+      if (!last) return;
+      last = null;
+      this.component.setStateValue("drawing", this.canvas.toDataURL("image/png"));
+    };
+    this.canvas.addEventListener("pointerup", finish);
+    this.canvas.addEventListener("pointercancel", finish);
+  }
+
+  clear(notify = true) {
+    const ctx = this.ctx;
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, 280, 280);
+    ctx.fillStyle = "#fff";
+    ctx.strokeStyle = "#fff";
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    ctx.lineWidth = this.component.data?.brush || 18;
+    this.prepared.clear();
+    for (const side of Object.values(this.sides)) {
+      side.plane.drawHover([]);
+      side.redrawn.clear();
+      side.caption.textContent = `${side.spec.name}: draw a digit to see where it lands`;
+    }
+    if (notify) this.component.setStateValue("drawing", null);
+  }
+
+  async update(component) {
+    if (this.unsupported) return;
+    this.component = component;
+    const data = component.data;
+    this.runtime = data.runtime;
+    try {
+      await Promise.all(data.planes.map((spec) => this.#side(spec, data)));
+    } catch (error) {
+      this.status.textContent = `The models could not be loaded: ${error.message}. Reload the page to try again.`;
+      this.status.classList.add("error");
+      console.error(error);
+      return;
+    }
+    this.status.textContent =
+      "Draw one digit with the mouse (or a finger). Each cross marks where that model's encoder puts it among the " +
+      "test images; below each plane, what its decoder draws from that code. Both follow the pen, in this page.";
+    this.#layout();
+    // For tests: the classes of the k test images nearest to where a side's marker is.
+    globalThis.yourDigit.nearestLabels = (name, k) => {
+      const side = this.sides[name], mark = globalThis.yourDigit.marks[name];
+      const index = new Int32Array(k), distance = new Float64Array(k);
+      const found = side.plane.index.nearest(mark[0], mark[1], k, index, distance);
+      return Array.from(index.subarray(0, found), (i) => side.labels[i]);
+    };
+    globalThis.yourDigit.ready = true;
+    this.root.dataset.ready = "1";
+  }
+
+  async #side(spec, data) {
+    let side = this.sides[spec.side];
+    if (side && side.spec.points === spec.points && side.spec.encoder === spec.encoder) return;
+    if (!side) {
+      const root = element("div", "side", this.sidesRoot);
+      const title = element("div", "plane-title", root);
+      const body = element("div", "side-body", root);
+      const host = element("div", "plane-host", body);
+      host.dataset.testid = `digit-plane-${spec.side}`;
+      const readout = element("div", "readout", body);
+      side = { root, title, host, plane: new LatentPlane(host, {}) };
+      side.redrawn = digitCanvas(readout, `redrawn-${spec.side}`);
+      const captions = element("div", "captions", readout);
+      side.caption = element("div", "caption", captions);
+      side.where = element("div", "caption", captions);
+      this.sides[spec.side] = side;
+    }
+    side.spec = spec;
+    side.title.textContent = spec.title;
+    side.plane.setPalette(data.palette);
+    const [bytes, encoder, decoder] = await Promise.all([
+      fetchBytes(spec.points), loadGraph(this.runtime, spec.encoder), loadGraph(this.runtime, spec.decoder),
+    ]);
+    const n = spec.count, d = spec.dim;
+    side.embedding = new Float32Array(bytes, 0, 2 * n);
+    side.codes = new Float32Array(bytes, 8 * n, n * d);
+    side.labels = new Uint8Array(bytes, 8 * n + 4 * n * d, n);
+    side.plane.setPoints(side.embedding, side.labels, n, spec.extent);
+    side.view = createView(spec.view, side.embedding, side.codes, n, d, side.plane.index);
+    side.encoder = encoder;
+    side.decoder = new LatestDecoder(decoder, d);
+    side.point = new Float64Array(2);
+    side.caption.textContent = `${spec.name}: draw a digit to see where it lands`;
+  }
+
+  #layout() {
+    const width = this.sidesRoot.clientWidth || 800;
+    const top = this.sidesRoot.getBoundingClientRect().top;
+    const room = window.innerHeight - Math.max(0, top) - 170;
+    const size = Math.max(240, Math.min(520, (width - 24) / 2, Math.max(room, 280)));
+    for (const side of Object.values(this.sides)) side.plane.resize(size);
+  }
+
+  // One update per animation frame, for the latest state of the pad.
+  schedule(started) {
+    this.started ??= started;
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      const began = this.started;
+      this.started = undefined;
+      this.#encode(began).catch((error) => console.error(error));
+    });
+  }
+
+  async #encode(started) {
+    if (this.busy) {
+      // A pen faster than the encoders: pick up the latest pad when this update ends.
+      this.again = started;
+      return;
+    }
+    this.busy = true;
+    try {
+      const pixels = this.ctx.getImageData(0, 0, 280, 280).data;
+      const digit = toMnist(rgbaToGrey(pixels, 280, 280), 280, 280);
+      if (!digit) return;
+      this.prepared.draw(digit);
+      const sides = Object.values(this.sides).filter((s) => s.encoder);
+      await Promise.all(sides.map(async (side) => {
+        const out = await side.encoder.run(digit, 1, [1, 28, 28]);
+        const code = out.embedding ?? Object.values(out)[0];
+        side.view.toPlane(code, side.point);
+        const point = [side.point[0], side.point[1]];
+        side.plane.drawHover([{ point, kind: "cross", label: "your digit" }]);
+        globalThis.yourDigit.marks[side.spec.side] = point;
+        side.where.textContent = side.spec.dim > 2 ? `code: [${Array.from(code, (v) => v.toFixed(2)).join(", ")}]` : `code (${point[0].toFixed(2)}, ${point[1].toFixed(2)})`;
+        await new Promise((done) => side.decoder.request(code, (image) => { side.redrawn.draw(image); done(); }));
+        side.caption.textContent = `${side.spec.name} redraws it`;
+      }));
+      globalThis.yourDigit.updates++;
+      if (started !== undefined) globalThis.yourDigit.timings.push(performance.now() - started);
+    } finally {
+      this.busy = false;
+      if (this.again !== undefined) {
+        const next = this.again;
+        this.again = undefined;
+        this.#encode(next);
+      }
+    }
+  }
+
+  dispose() {
+    if (this.frame) cancelAnimationFrame(this.frame);
+    for (const side of Object.values(this.sides)) side.plane.dispose();
+    this.root.remove();
+  }
+}

@@ -1,0 +1,258 @@
+"""The explorer's in-page planes, from Python's side (AppTest): what the page is handed, and what comes back.
+
+The page itself (hover, decode, click) is driven in Chromium by tests/test_browser_planes.py.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+from app import web_planes
+from tests.conftest import REPO, open_dashboard, plane_titles, planes_data, run_pages_like_a_server
+from vae.data import load_mnist
+from vae.metrics import embed_images
+from vae.onnx import run_onnx
+from vae.plots import DIGIT_COLORS
+from vae.projections import make_view
+from vae.store import load_model
+
+SHIPPED = REPO / "models"
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    if not (REPO / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
+        pytest.skip("MNIST not fetched: run `python -m vae.data fetch`")
+    monkeypatch.setenv("VAE_MODELS_DIR", str(SHIPPED))
+    monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
+    run_pages_like_a_server(monkeypatch)
+    return open_dashboard()
+
+
+def explorer(at: AppTest) -> AppTest:
+    at.switch_page("pages/explorer.py").run()
+    assert not at.exception
+    return at
+
+
+def published(url: str) -> bytes:
+    """The bytes behind a URL the page was given (served from static/), inflated."""
+    relative = url.split("/app/static/", 1)[1]
+    path = REPO / "static" / relative
+    assert path.is_file(), f"{url} is not a file under static/"
+    return gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+
+
+def points(plane: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    blob = published(plane["points"])
+    n, d = plane["count"], plane["dim"]
+    assert len(blob) == n * (8 + 4 * d + 1)
+    embedding = np.frombuffer(blob, np.float32, 2 * n).reshape(n, 2)
+    codes = np.frombuffer(blob, np.float32, n * d, offset=8 * n).reshape(n, d)
+    labels = np.frombuffer(blob, np.uint8, n, offset=8 * n + 4 * n * d)
+    return embedding, codes, labels
+
+
+def test_the_page_gets_each_models_decoder_points_and_view(app: AppTest) -> None:
+    at = explorer(app)
+    data = planes_data(at)
+    assert data is not None and not at.get("plotly_chart")  # the page draws the planes, not the server
+    assert plane_titles(at) == ["ae-2d (AE)", "vae-2d (VAE)"]
+    assert data["palette"] == list(DIGIT_COLORS) and data["classes"] == [str(d) for d in range(10)]
+    images, labels = load_mnist("test", REPO / "data")
+    assert data["images"]["count"] == 10_000
+    assert published(data["images"]["url"]) == images.numpy().tobytes()
+    for url in data["runtime"].values():
+        assert published(url)  # the vendored runtime is served by the app itself
+    assert published(data["modules"]["explorer"]).startswith(b"//")
+    codes_for_decoder = np.random.default_rng(0).normal(size=(16, 2)).astype(np.float32) * 3
+    for plane, name in zip(data["planes"], ("ae-2d", "vae-2d")):
+        model, _ = load_model(SHIPPED / name)
+        embedding, codes, point_labels = points(plane)
+        expected = embed_images(model, images).numpy()
+        np.testing.assert_allclose(codes, expected, atol=1e-5)
+        np.testing.assert_array_equal(embedding, codes)  # a 2-D latent is plotted as it is
+        np.testing.assert_array_equal(point_labels, labels.numpy())
+        assert plane["view"]["kind"] == "identity" and plane["exact"] is True
+        x0, x1, y0, y1 = plane["extent"]
+        assert x1 - x0 == pytest.approx(y1 - y0)  # square, so the page keeps one scale on both axes
+        assert x0 < embedding[:, 0].min() and embedding[:, 0].max() < x1
+        (decoded,) = run_onnx(published(plane["decoder"]), {"z": codes_for_decoder})
+        with torch.no_grad():
+            reference = model.decode(torch.from_numpy(codes_for_decoder)).numpy()
+        assert np.abs(decoded - reference).max() <= 1e-5
+        assert len(plane["interpolation"]["codes"]) == 10 and len(plane["decor"]["path"]) == 10
+    assert [p["decor"]["prior"] for p in data["planes"]] == [False, True]  # N(0, I) only for the 2-D VAE
+
+
+def test_pins_and_clicked_images_reach_the_page(app: AppTest) -> None:
+    at = explorer(app)
+    at.session_state["ex_pins"] = {"left": {"kind": "spot", "point": [1.5, -2.0]}, "right": {"kind": "image", "index": 7}}
+    at.session_state["ex_selected"] = 7
+    at.session_state["ex_history"] = [3, 7]
+    at.run()
+    assert not at.exception
+    data = planes_data(at)
+    assert data["selected"] == 7 and data["pins"]["right"] == {"kind": "image", "index": 7}
+    left, right = data["planes"]
+    assert left["decor"]["pin"] == [1.5, -2.0] and right["decor"]["pin"] is None
+    assert left["decor"]["ellipses"] == []  # an AE has no posterior
+    ellipses = np.array(right["decor"]["ellipses"])
+    assert ellipses.shape == (2, 4) and (ellipses[:, 2:] > 0).all()
+    _, codes, _ = points(right)
+    np.testing.assert_allclose(ellipses[1, :2], codes[7], atol=1e-5)  # centred on the image's mean code
+    assert "clicked image #7 (latest)" in at.selectbox(key="ex_from").options
+
+
+def test_clicks_from_the_page_pin_what_was_clicked(monkeypatch) -> None:
+    state: dict = {}
+    monkeypatch.setattr(st, "session_state", state)
+    state[web_planes.KEY] = {"click": {"side": "left", "x": 1.0, "y": 2.0, "index": 42}}
+    web_planes._on_click()
+    assert state["ex_selected"] == 42 and state["ex_history"] == [42]
+    assert state["ex_pins"] == {"left": {"kind": "image", "index": 42}, "right": {"kind": "image", "index": 42}}
+    assert state["ex_click"] == {"side": "left", "x": 1.0, "y": 2.0, "index": 42}  # what Exports decodes
+    state[web_planes.KEY] = {"click": {"side": "right", "x": -0.5, "y": 0.25, "index": None}}
+    web_planes._on_click()
+    assert state["ex_pins"]["right"] == {"kind": "spot", "point": [-0.5, 0.25]}
+    assert state["ex_pins"]["left"] == {"kind": "image", "index": 42} and state["ex_selected"] == 42
+    before = {k: (dict(v) if isinstance(v, dict) else v) for k, v in state.items() if k != web_planes.KEY}
+    for bad in ({"side": "middle", "x": 0, "y": 0}, {"side": "left", "x": "nan", "y": 0},
+                {"side": "left", "x": 0, "y": 0, "index": -3}, {"side": "left", "y": 0}, "click", None,
+                {"side": "left", "x": float("inf"), "y": 0}, {"side": "left", "x": 0, "y": 0, "index": "seven"}):  # fmt: skip
+        state[web_planes.KEY] = {"click": bad}
+        web_planes._on_click()
+        assert {k: v for k, v in state.items() if k != web_planes.KEY} == before, bad
+
+
+def test_a_16d_pair_sends_the_views_own_maps(app: AppTest) -> None:
+    app.session_state["left_model"], app.session_state["right_model"] = "ae-16d", "vae-16d"
+    at = explorer(app)
+    data = planes_data(at)
+    assert plane_titles(at) == ["ae-16d (AE) · PCA view of 16-D", "vae-16d (VAE) · PCA view of 16-D"]
+    for plane in data["planes"]:
+        embedding, codes, _ = points(plane)
+        reference = make_view("pca").fit(codes)
+        assert plane["view"]["kind"] == "pca" and plane["exact"] is False and "Approximate" in plane["approximate"]
+        np.testing.assert_allclose(plane["view"]["mean"], reference.mean_, atol=1e-6)
+        np.testing.assert_allclose(np.abs(plane["view"]["components"]), np.abs(reference.components_), atol=1e-5)
+        np.testing.assert_allclose(embedding, reference.embedding_, atol=1e-4)
+    at.selectbox(key="ex_view").set_value("identity").run()
+    first = planes_data(at)["planes"][0]
+    assert first["view"]["kind"] == "identity" and len(first["view"]["mean"]) == 16
+
+
+def test_the_grid_option_reaches_the_page(app: AppTest) -> None:
+    at = explorer(app)
+    assert planes_data(at)["grid"] is None
+    at.sidebar.checkbox(key="ex_grid").check().run()
+    at.sidebar.slider(key="ex_grid_n").set_value(9).run()
+    assert planes_data(at)["grid"] == {"n": 9}
+
+
+def test_a_published_file_that_vanished_is_published_again(app: AppTest) -> None:
+    at = explorer(app)
+    url = planes_data(at)["planes"][0]["points"]
+    path = REPO / "static" / url.split("/app/static/", 1)[1]
+    path.unlink()
+    at.run()
+    assert not at.exception
+    assert path.is_file() and planes_data(at)["planes"][0]["points"] == url  # same content, same name
+
+
+def test_a_browser_that_cannot_run_the_planes_gets_the_servers(app: AppTest) -> None:
+    at = explorer(app)
+    at.session_state[web_planes.SUPPORT_KEY] = {"ok": False, "missing": ["WebGL 2"]}
+    at.run()
+    assert not at.exception
+    assert planes_data(at) is None and len(at.get("plotly_chart")) == 2
+    assert any("lacks WebGL 2" in w.value for w in at.sidebar.warning)
+
+
+def test_without_the_vendored_runtime_the_server_draws_the_planes(app: AppTest, monkeypatch) -> None:
+    monkeypatch.setattr(web_planes, "_vendor_checked", lambda: False)
+    at = explorer(app)
+    assert planes_data(at) is None and len(at.get("plotly_chart")) == 2
+    assert any("make setup" in w.value for w in at.sidebar.warning)
+
+
+def test_vendor_files_are_checked_by_hash(tmp_path) -> None:
+    from app import vendor
+
+    root = tmp_path / "vendor"
+    for item in vendor.FILES:
+        assert not vendor.is_current(item, root)  # missing
+    item = next(i for i in vendor.FILES if i.compress)
+    source = REPO / "static" / "vendor" / item.dest
+    if not source.is_file():
+        pytest.skip("static/vendor not fetched (make setup)")
+    (root / item.dest).parent.mkdir(parents=True)
+    shutil.copy(source, root / item.dest)
+    assert vendor.is_current(item, root)
+    data = bytearray(gzip.decompress(source.read_bytes()))
+    data[1000] ^= 0xFF
+    (root / item.dest).write_bytes(gzip.compress(bytes(data)))
+    assert not vendor.is_current(item, root)  # one flipped byte
+    (root / item.dest).write_bytes(b"not gzip at all")
+    assert not vendor.is_current(item, root)
+
+
+def fake_npm(tmp_path: Path, members: dict[str, bytes]) -> tuple[list[str], str]:
+    """An `npm` that "packs" a tarball of ``members``: the command, and the tarball's SHA-256."""
+    import hashlib
+    import io
+    import sys
+    import tarfile
+
+    tarball = tmp_path / "fake-1.0.0.tgz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    script = tmp_path / "npm.py"
+    script.write_text(
+        "import shutil, sys\n"
+        "dest = sys.argv[sys.argv.index('--pack-destination') + 1]\n"
+        f"shutil.copy({str(tarball)!r}, dest)\n"
+    )
+    return [sys.executable, str(script)], hashlib.sha256(tarball.read_bytes()).hexdigest()
+
+
+def test_vendoring_writes_what_is_pinned_and_refuses_anything_else(tmp_path) -> None:
+    import hashlib
+
+    from app import vendor
+
+    module, wasm = b"export const x = 1;\n", bytes(range(256)) * 64
+    command, tar_sha = fake_npm(tmp_path, {"package/dist/a.mjs": module, "package/dist/b.wasm": wasm})
+    package = vendor.NpmPackage("fake", "1.0.0", tar_sha, "MIT")
+    files = (
+        vendor.VendoredFile(package, "package/dist/a.mjs", hashlib.sha256(module).hexdigest(), "fake/a.mjs"),
+        vendor.VendoredFile(package, "package/dist/b.wasm", hashlib.sha256(wasm).hexdigest(), "fake/b.wasm.gz", compress=True),
+    )
+    root = tmp_path / "vendor"
+    assert sorted(vendor.fetch(files, root, command, log=lambda _: None)) == ["fake/a.mjs", "fake/b.wasm.gz"]
+    assert (root / "fake/a.mjs").read_bytes() == module
+    assert gzip.decompress((root / "fake/b.wasm.gz").read_bytes()) == wasm
+    assert vendor.fetch(files, root, command, log=lambda _: None) == []  # present and right: nothing to do
+
+    wrong_tarball = (vendor.VendoredFile(vendor.NpmPackage("fake", "1.0.0", "0" * 64, "MIT"), files[0].member,
+                                         files[0].sha256, "other/a.mjs"),)  # fmt: skip
+    with pytest.raises(vendor.VendorError, match="not the pinned"):
+        vendor.fetch(wrong_tarball, root, command, log=lambda _: None)
+    wrong_file = (vendor.VendoredFile(package, files[0].member, "1" * 64, "other/a.mjs"),)
+    with pytest.raises(vendor.VendorError, match="not the pinned"):
+        vendor.fetch(wrong_file, root, command, log=lambda _: None)
+    missing = (vendor.VendoredFile(package, "package/dist/none.js", "2" * 64, "other/none.js"),)
+    with pytest.raises(vendor.VendorError, match="lacks"):
+        vendor.fetch(missing, root, command, log=lambda _: None)
+    assert not (root / "other").exists()  # nothing that failed its check was written
