@@ -40,6 +40,11 @@ function probe(explorer) {
       return [s.embedding[2 * index], s.embedding[2 * index + 1]];
     },
     label(name, index) { return side(name).labels[index]; },
+    titles() { return Object.values(explorer.sides).map((s) => s.spec?.name ?? null); },
+    box(name) {
+      const r = side(name).plane.hover.getBoundingClientRect();
+      return { x: r.left, y: r.top, width: r.width, height: r.height };
+    },
     empty(name, fx, fy, clear = 14) {
       const s = side(name), size = s.plane.size;
       for (let r = 0; r < size / 2; r += 3) {
@@ -223,6 +228,9 @@ class Explorer {
     this.component = component;
     const data = (this.data = component.data);
     this.runtime = data.runtime;
+    // Not ready while this data is being loaded (tests and benchmarks wait for it).
+    globalThis.latentExplorer.ready = false;
+    this.root.dataset.ready = "0";
     this.buildLegend(data);
     this.layout();
     try {

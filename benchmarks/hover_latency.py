@@ -1,0 +1,391 @@
+"""How fast do the explorer's in-page planes answer the pointer, against the server's click path?
+
+Run from the repository root (about ten minutes; it needs the shipped models and Chromium)::
+
+    python benchmarks/hover_latency.py                 # prints the tables, exit 0
+    python benchmarks/hover_latency.py --moves 400 --json results.json --strict
+
+It drives Debian's Chromium (headless, the flags of ``tests/browser.py``) through Playwright against real
+``streamlit run`` servers on free ports of 127.0.0.1, and measures, in one run:
+
+1. **Cold start** (target <= 10 s): from launching ``streamlit run dashboard.py`` to both planes drawn on
+   ``/explorer`` in a fresh page, twice: the first start of a fresh clone (empty cache: both models are
+   exported to ONNX) and a restart (exports on disk).
+2. **Bytes** the default page (``/``) and ``/explorer`` download on a first load (goal <= 20 MB for the
+   explorer), and again when the browser has them cached; from the browser's own network log (CDP
+   ``encodedDataLength``), WebSocket frames counted apart.
+3. **Hover -> decoded pixels**, timed in the page with ``performance.now()`` from the ``pointermove``
+   event's time stamp to the decoded digit written to its canvas ("drawn") and to the start of the next
+   animation frame ("frame", the frame that shows it): p50 and p95 over ``--moves`` pointer moves spread
+   over both planes (random spots, empty space and points alike), for the dense 2-D pair (ae-2d, vae-2d),
+   the conv pair (ae-2d-conv, vae-2d-conv) and the 16-D pair (ae-16d, vae-16d, PCA view). Targets: p95 <= 16
+   ms for the dense pair, <= 33 ms for conv and 16-D. The WebSocket frames sent while hovering are counted
+   (target 0).
+4. **Beside the server's click path**: the same dashboard with ``VAE_PLANES=server`` (Plotly planes, a
+   rerun per click) and a bare two-plot Streamlit page, clicked on empty space (``benchmarks/
+   click_latency.py``'s own measurement, interleaved): click -> decoded image. Target: hover p95 at
+   least 5x faster than the bare page's median click.
+5. **Eight sessions hovering at once** (eight browser contexts, each moving over both planes), against one
+   session measured just before in the same way: p95 within 2x of one session's; the server's CPU over the
+   window (from ``/proc``, target near idle: < 10 % of one core).
+
+The load average is printed before each part: the two cores are shared, and a busy machine inflates every
+absolute time; ratios measured in the same run hold up better. ``--strict`` exits 1 on any FAIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as a plain script from a checkout
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.click_latency import (  # noqa: E402 - after the path fix above
+    BASELINE_PAGE, PAIR_2D, ClickTarget, Server, _browser_helpers, check_load, click_stats, close_page, new_page,
+    percentile, run_clicks, wait_plots,
+)  # fmt: skip
+
+VIEWPORT = {"width": 1600, "height": 1000}
+PAIRS = {"dense 2-D": ("ae-2d", "vae-2d"), "conv 2-D": ("ae-2d-conv", "vae-2d-conv"), "16-D (PCA view)": ("ae-16d", "vae-16d")}
+TARGETS = {"cold_start_s": 10.0, "bytes_mb": 20.0, "dense 2-D": 16.0, "conv 2-D": 33.0, "16-D (PCA view)": 33.0,
+           "speedup": 5.0, "sessions_ratio": 2.0, "server_cpu": 0.10}  # fmt: skip
+READY = "globalThis.latentExplorer && globalThis.latentExplorer.ready"
+
+
+def stats(values: Sequence[float]) -> dict[str, float] | None:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return None
+    return {"n": len(values), "p50": percentile(values, 50), "p95": percentile(values, 95), "max": max(values)}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its threads so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------------------------------------
+# In the page
+
+
+def choose_pair(page, left: str, right: str, timeout_s: float = 300) -> None:
+    """Pick the pair in the sidebar, then wait until the page's planes show it and can decode."""
+    from benchmarks.click_latency import choose
+
+    for label, name in (("Left model", left), ("Right model", right)):
+        choose(page, label, name)
+        page.wait_for_timeout(300)
+    page.wait_for_function(
+        """([l, r]) => { const e = globalThis.latentExplorer; if (!e || !e.ready || !e.probe) return false;
+                        const names = e.probe.titles(); return names[0] === l && names[1] === r; }""",
+        arg=[left, right], polling=100, timeout=timeout_s * 1000,
+    )  # fmt: skip
+    page.wait_for_timeout(1500)  # let both sessions and points settle
+
+
+# The planes live in the component's shadow root: the page's own probe says where they are.
+BOXES = "() => Object.fromEntries(['left', 'right'].map((s) => [s, globalThis.latentExplorer.probe.box(s)]))"
+
+
+def plan_moves(boxes: dict[str, dict[str, float]], moves: int, seed: int) -> list[tuple[str, float, float]]:
+    """``moves`` page positions alternating between the planes, uniformly over each plane's visible square."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(moves):
+        side = ("left", "right")[i % 2]
+        box = boxes[side]
+        out.append((side, box["x"] + 4 + rng.random() * (box["width"] - 8), box["y"] + 4 + rng.random() * (box["height"] - 8)))
+    return out
+
+
+RESET = "globalThis.latentExplorer.timings.length = 0; globalThis.latentExplorer.drawnTimings.length = 0"
+READ = "[globalThis.latentExplorer.drawnTimings.slice(), globalThis.latentExplorer.timings.slice()]"
+
+
+def measure_hover(page, moves: int, seed: int = 0, pause_ms: int = 25) -> dict[str, Any]:
+    """Move over both planes; the page's own timings of each decode (ms)."""
+    page.evaluate(RESET)
+    for _, x, y in plan_moves(page.evaluate(BOXES), moves, seed):
+        page.mouse.move(x, y)
+        page.wait_for_timeout(pause_ms)
+    page.wait_for_timeout(200)
+    page.mouse.move(2, VIEWPORT["height"] - 2)  # off the planes
+    drawn, frame = page.evaluate(READ)
+    return {"drawn_ms": stats(drawn), "frame_ms": stats(frame), "moves": moves}
+
+
+async def hover_session(context, url: str, moves: int, seed: int, ready_timeout_s: float) -> dict[str, Any]:
+    page = await context.new_page()
+    await page.goto(f"{url}/explorer", timeout=ready_timeout_s * 1000)
+    await page.wait_for_function(READY, polling=100, timeout=ready_timeout_s * 1000)
+    await page.wait_for_timeout(1000)
+    return {"page": page, "moves": plan_moves(await page.evaluate(BOXES), moves, seed)}
+
+
+async def run_sessions(url: str, sessions: int, moves: int, chromium, args, ready_timeout_s: float, pid: int,
+                       pause_ms: int = 25) -> dict[str, Any]:
+    """``sessions`` contexts open the explorer, then all hover at once; their timings and the server's CPU."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(chromium), args=args)
+        try:
+            contexts = [await browser.new_context(viewport=VIEWPORT) for _ in range(sessions)]
+            opened = await asyncio.gather(*(hover_session(c, url, moves, 100 + i, ready_timeout_s) for i, c in enumerate(contexts)))
+            for s in opened:
+                await s["page"].evaluate(RESET)
+            cpu0, wall0 = cpu_seconds(pid), time.monotonic()
+
+            async def hover(s):
+                for _, x, y in s["moves"]:
+                    await s["page"].mouse.move(x, y)
+                    await asyncio.sleep(pause_ms / 1000)
+
+            await asyncio.gather(*(hover(s) for s in opened))
+            wall = time.monotonic() - wall0
+            cpu = cpu_seconds(pid) - cpu0
+            await asyncio.sleep(0.3)
+            drawn, frame = [], []
+            for s in opened:
+                d, f = await s["page"].evaluate(READ)
+                drawn += d
+                frame += f
+            return {"sessions": sessions, "drawn_ms": stats(drawn), "frame_ms": stats(frame), "server_cpu_s": cpu,
+                    "wall_s": wall, "server_cpu_share": cpu / wall if wall > 0 else None}  # fmt: skip
+        finally:
+            await browser.close()
+
+
+def measure_bytes(browser, url: str, path: str, ready: str | None) -> dict[str, Any]:
+    """Bytes over the network for a first load of ``path`` in a fresh context, then for a reload."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    totals = {"http": 0, "ws": 0, "requests": 0}
+    cdp.on("Network.loadingFinished", lambda e: totals.__setitem__("http", totals["http"] + e.get("encodedDataLength", 0)))
+    cdp.on("Network.requestWillBeSent", lambda e: totals.__setitem__("requests", totals["requests"] + 1))
+    cdp.on("Network.webSocketFrameReceived", lambda e: totals.__setitem__("ws", totals["ws"] + len(e["response"]["payloadData"])))
+    out = {}
+    try:
+        for visit in ("first", "cached"):
+            for key in totals:
+                totals[key] = 0
+            page.goto(f"{url}{path}", timeout=300_000)
+            if ready:
+                page.wait_for_function(ready, polling=100, timeout=300_000)
+            else:
+                page.wait_for_load_state("networkidle")
+            page.wait_for_timeout(2500)
+            out[visit] = {"http_mb": totals["http"] / 1e6, "websocket_mb": totals["ws"] / 1e6, "requests": totals["requests"]}
+            if visit == "first":
+                page.evaluate("globalThis.latentExplorer && (globalThis.latentExplorer.ready = false)")
+    finally:
+        context.close()
+    return out
+
+
+def measure_cold_start(browser, server: Server, timeout_s: float) -> float:
+    """Seconds from ``streamlit run`` to both planes drawn in a fresh page on /explorer."""
+    page = new_page(browser)
+    try:
+        server.start(timeout=timeout_s)
+        page.goto(f"{server.url}/explorer", timeout=timeout_s * 1000)
+        page.wait_for_function(READY, polling=20, timeout=timeout_s * 1000)
+        page.evaluate("new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+        return time.monotonic() - server.launched
+    finally:
+        close_page(page)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--moves", type=int, default=200, help="pointer moves per pair (default 200)")
+    parser.add_argument("--clicks", type=int, default=20, help="timed clicks per server page (default 20)")
+    parser.add_argument("--sessions", type=int, default=8, help="sessions hovering at once (default 8)")
+    parser.add_argument("--session-moves", type=int, default=100, help="moves per session when several hover")
+    parser.add_argument("--skip-clicks", action="store_true", help="skip the server click path")
+    parser.add_argument("--skip-sessions", action="store_true", help="skip the many-sessions part")
+    parser.add_argument("--pairs", nargs="*", default=list(PAIRS), help=f"pairs to hover (default: {', '.join(PAIRS)})")
+    parser.add_argument("--json", type=Path, help="save every number here")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    chromium, chromium_args, free_port = _browser_helpers()
+    if not Path(chromium).exists():
+        raise SystemExit(f"{chromium} is missing (scripts/setup.sh --browser installs it)")
+    from playwright.sync_api import sync_playwright
+
+    print(f"Hover latency: {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"{args.moves} moves per pair")  # fmt: skip
+    tmp = Path(tempfile.mkdtemp(prefix="hover-latency-"))
+    env = {"VAE_MODELS_DIR": "models", "VAE_CACHE_DIR": str(tmp / "cache"), "VAE_ONNX_DIR": str(tmp / "onnx")}
+    dash = Server(REPO_ROOT / "dashboard.py", env, tmp / "dashboard.log", free_port)
+    results: dict[str, Any] = {"load_at_start": list(os.getloadavg()), "errors": {}}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(chromium), args=chromium_args)
+            try:
+                print("\n1. Cold start: streamlit run -> both planes drawn on /explorer", flush=True)
+                check_load("cold start")
+                results["cold_start_fresh_s"] = measure_cold_start(browser, dash, 300)
+                dash.stop()
+                results["cold_start_restart_s"] = measure_cold_start(browser, dash, 300)
+                print(f"  fresh clone (exports made): {results['cold_start_fresh_s']:.1f} s; "
+                      f"restart (exports on disk): {results['cold_start_restart_s']:.1f} s", flush=True)  # fmt: skip
+
+                print("\n2. Bytes downloaded", flush=True)
+                results["bytes"] = {"home": measure_bytes(browser, dash.url, "/", None),
+                                    "explorer": measure_bytes(browser, dash.url, "/explorer", READY)}  # fmt: skip
+                for page_name, visits in results["bytes"].items():
+                    print(f"  {page_name}: " + "; ".join(
+                        f"{v}: {d['http_mb']:.2f} MB over HTTP ({d['requests']} requests) + {d['websocket_mb']:.2f} MB WebSocket"
+                        for v, d in visits.items()), flush=True)  # fmt: skip
+
+                print("\n3. Hover -> decoded pixels, in the page", flush=True)
+                page = browser.new_context(viewport=VIEWPORT).new_page()
+                sent = []
+                page.on("websocket", lambda ws: ws.on("framesent", lambda _: sent.append(1)))
+                page.goto(f"{dash.url}/explorer", timeout=300_000)
+                page.wait_for_function(READY, polling=100, timeout=300_000)
+                results["hover"] = {}
+                for name in args.pairs:
+                    left, right = PAIRS[name]
+                    check_load(f"hovering the {name} pair")
+                    choose_pair(page, left, right)
+                    before = len(sent)
+                    out = measure_hover(page, args.moves)
+                    out["frames_sent"] = len(sent) - before
+                    results["hover"][name] = out
+                    d, f = out["drawn_ms"], out["frame_ms"]
+                    print(f"  {name:16s} drawn p50 {d['p50']:5.1f} / p95 {d['p95']:5.1f} ms; frame p50 {f['p50']:5.1f} "
+                          f"/ p95 {f['p95']:5.1f} ms ({d['n']} decodes); frames sent while hovering: {out['frames_sent']}",
+                          flush=True)  # fmt: skip
+                close_page(page)
+
+                if not args.skip_clicks:
+                    print("\n4. The server's click path: dashboard (VAE_PLANES=server) vs a bare two-plot page", flush=True)
+                    check_load("clicks")
+                    server_env = {**env, "VAE_PLANES": "server"}
+                    plotly_dash = Server(REPO_ROOT / "dashboard.py", server_env, tmp / "server-path.log", free_port)
+                    base_dir = tmp / "baseline"
+                    base_dir.mkdir()
+                    (base_dir / "bare_two_plots.py").write_text(BASELINE_PAGE.format(
+                        repo=str(REPO_ROOT), data=str(REPO_ROOT / "data"),
+                        models=[(m, str(REPO_ROOT / "models" / m)) for m in PAIR_2D]))  # fmt: skip
+                    base = Server(base_dir / "bare_two_plots.py", {}, tmp / "baseline.log", free_port, cwd=base_dir)
+                    try:
+                        plotly_dash.start(60)
+                        base.start(60)
+                        pages = []
+                        for server in (plotly_dash, base):
+                            pg = new_page(browser)
+                            pg.goto(f"{server.url}/explorer" if server is plotly_dash else server.url, timeout=300_000)
+                            wait_plots(pg, 2, 300)
+                            pages.append(pg)
+                        spots = math.ceil(args.clicks / 2)
+                        targets = [ClickTarget("dashboard", pages[0], PAIR_2D, spots), ClickTarget("baseline", pages[1], PAIR_2D, spots)]
+                        run_clicks(targets, args.clicks, timeout_s=60)
+                        results["clicks"] = {t.name: click_stats(t)["latency_ms"] for t in targets}
+                        for pg in pages:
+                            close_page(pg)
+                    except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+                        results["errors"]["clicks"] = repr(exc)
+                        print(f"  ERROR: {exc!r}", flush=True)
+                    finally:
+                        plotly_dash.stop()
+                        base.stop()
+            finally:
+                browser.close()
+
+        if not args.skip_sessions:
+            print(f"\n5. One session, then {args.sessions} sessions hovering at once (dense 2-D pair)", flush=True)
+            check_load("sessions")
+            pid = dash.proc.pid
+            results["one_session"] = asyncio.run(run_sessions(dash.url, 1, args.session_moves, chromium, chromium_args, 300, pid))
+            results["many_sessions"] = asyncio.run(
+                run_sessions(dash.url, args.sessions, args.session_moves, chromium, chromium_args, 600, pid))
+            for key in ("one_session", "many_sessions"):
+                r = results[key]
+                print(f"  {r['sessions']} session(s): frame p50 {r['frame_ms']['p50']:.1f} / p95 {r['frame_ms']['p95']:.1f} ms, "
+                      f"drawn p95 {r['drawn_ms']['p95']:.1f} ms; server CPU {r['server_cpu_s']:.2f} s over {r['wall_s']:.1f} s "
+                      f"({100 * r['server_cpu_share']:.1f} % of a core)", flush=True)  # fmt: skip
+    finally:
+        dash.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    # ------------------------------------------------------------------------------ report
+    rows = [("measure", "value", "target", "result")]
+    fails = 0
+
+    def add(measure, value, target, ok):
+        nonlocal fails
+        fails += ok is False
+        rows.append((measure, value, target, "n/a" if ok is None else ("PASS" if ok else "FAIL")))
+
+    cold = results.get("cold_start_fresh_s")
+    add("cold start, fresh clone (exports made)", f"{cold:.1f} s", "<= 10 s", cold <= TARGETS["cold_start_s"])
+    restart = results.get("cold_start_restart_s")
+    add("cold start, restart (exports on disk)", f"{restart:.1f} s", "<= 10 s", restart <= TARGETS["cold_start_s"])
+    explorer_mb = results["bytes"]["explorer"]["first"]["http_mb"] + results["bytes"]["explorer"]["first"]["websocket_mb"]
+    add("/explorer first load, bytes", f"{explorer_mb:.1f} MB", "<= 20 MB", explorer_mb <= TARGETS["bytes_mb"])
+    home_mb = results["bytes"]["home"]["first"]["http_mb"] + results["bytes"]["home"]["first"]["websocket_mb"]
+    add("/ (Home) first load, bytes", f"{home_mb:.1f} MB", "<= 20 MB", home_mb <= TARGETS["bytes_mb"])
+    for name, out in results.get("hover", {}).items():
+        p95 = out["drawn_ms"]["p95"]
+        add(f"hover {name}: drawn p50 / p95", f"{out['drawn_ms']['p50']:.1f} / {p95:.1f} ms", f"p95 <= {TARGETS[name]:g} ms",
+            p95 <= TARGETS[name])  # fmt: skip
+        add(f"hover {name}: frame p50 / p95", f"{out['frame_ms']['p50']:.1f} / {out['frame_ms']['p95']:.1f} ms", "(reported)", None)
+        add(f"hover {name}: frames sent", str(out["frames_sent"]), "0", out["frames_sent"] == 0)
+    clicks = results.get("clicks")
+    if clicks and clicks.get("baseline") and results.get("hover", {}).get("dense 2-D"):
+        bare = clicks["baseline"]["median"]
+        dash_click = clicks["dashboard"]["median"] if clicks.get("dashboard") else math.nan
+        hover_p95 = results["hover"]["dense 2-D"]["frame_ms"]["p95"]
+        add("server path click, dashboard median / p95", f"{dash_click:.0f} / {clicks['dashboard']['p95']:.0f} ms", "(reported)", None)
+        add("server path click, bare page median / p95", f"{bare:.0f} / {clicks['baseline']['p95']:.0f} ms", "(reported)", None)
+        add("bare click median / hover frame p95 (dense)", f"{bare / hover_p95:.1f}x", ">= 5x", bare / hover_p95 >= TARGETS["speedup"])
+    if "many_sessions" in results:
+        one, many = results["one_session"]["frame_ms"]["p95"], results["many_sessions"]["frame_ms"]["p95"]
+        add(f"{args.sessions} sessions vs 1: frame p95", f"{many:.1f} vs {one:.1f} ms ({many / one:.2f}x)", "<= 2x",
+            many / one <= TARGETS["sessions_ratio"])  # fmt: skip
+        share = results["many_sessions"]["server_cpu_share"]
+        add(f"server CPU while {args.sessions} sessions hover", f"{100 * share:.1f} % of a core", "< 10 %",
+            share < TARGETS["server_cpu"])  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    print()
+    for i, row in enumerate(rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    print(f"\nload average at the end: {' / '.join(f'{v:.2f}' for v in os.getloadavg())} (1/5/15 min)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+    return 1 if (args.strict and fails) else 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        raise SystemExit(main())
