@@ -21,6 +21,7 @@ from vae.explore import class_centroids
 from vae.jobs import StudyJob, TrainingQueue
 from vae.metrics import embed_images
 from vae.models import LatentModel
+from vae.onnx import ExportCache
 from vae.plots import ClickGrid, latent_scatter
 from vae.projections import LatentView, ViewCache, make_view, view_cache_key
 from vae.store import StoredModel, list_models, load_model
@@ -101,6 +102,11 @@ def training_data(name: str, directory: str) -> tuple[torch.Tensor, torch.Tensor
 
 def cache_dir() -> Path:
     return Path(os.environ.get("VAE_CACHE_DIR") or REPO / ".cache")
+
+
+def onnx_exports() -> ExportCache:
+    """ONNX pairs of the store's models, exported once per weights under ``.cache/onnx/<sha256>/``."""
+    return ExportCache(cache_dir() / "onnx")
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)
