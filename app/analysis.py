@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
+import torch
 
 from app import cache
 from vae import export, metrics
+from vae.models import LatentModel, to_float_images
+from vae.onnx import CHECK_BATCH
 
 
 def _labels(path: str, weights_sha256: str, subset: str, data_dir: str) -> np.ndarray:
@@ -84,3 +87,13 @@ def coverage(path: str, weights_sha256: str, subset: str, data_dir: str, method:
 def model_zip(path: str, weights_sha256: str) -> bytes:
     """:func:`vae.export.model_zip` of the folder; the SHA-256 keys it, so a re-save makes a new zip."""
     return export.model_zip(path)
+
+
+def onnx_zip(model: LatentModel, name: str, weights_sha256: str, test_images: torch.Tensor) -> bytes:
+    """The model's ONNX pair as a zip (``decoder.onnx``, ``encoder.onnx``, ``onnx.json``), exported once per
+    weights into ``cache.onnx_exports()`` and checked against the model on real test images (uint8 ``[N, 28, 28]``).
+
+    Plain (no Streamlit call): the Exports page hands it to a download button, which runs it on click.
+    """
+    pair = cache.onnx_exports().get(model, weights_sha256, to_float_images(test_images[:CHECK_BATCH]))
+    return export.pair_zip(pair.directory, name)

@@ -21,6 +21,7 @@ from vae.explore import class_centroids
 from vae.jobs import StudyJob, TrainingQueue
 from vae.metrics import embed_images
 from vae.models import LatentModel
+from vae.onnx import ExportCache
 from vae.plots import ClickGrid, latent_scatter
 from vae.projections import LatentView, ViewCache, make_view, view_cache_key
 from vae.store import StoredModel, list_models, load_model
@@ -106,6 +107,11 @@ def cache_dir() -> Path:
 def onnx_dir() -> Path:
     """Where models exported to ONNX are kept, by weights SHA-256 (``VAE_ONNX_DIR``, else in the cache)."""
     return Path(os.environ.get("VAE_ONNX_DIR") or cache_dir() / "onnx")
+
+
+def onnx_exports() -> ExportCache:
+    """ONNX pairs of the store's models, exported once per weights (see :func:`onnx_dir`)."""
+    return ExportCache(onnx_dir())
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)

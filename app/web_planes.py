@@ -26,7 +26,7 @@ from app.explorer import SIDES, Interpolation, Options, Plane, record_click, smo
 from vae.data import class_names
 from vae.explore import posterior_2d
 from vae.models import to_float_images
-from vae.onnx import CHECK_BATCH, ExportCache, pair_for
+from vae.onnx import CHECK_BATCH, pair_for
 from vae.plots import DIGIT_COLORS, ClickGrid
 from vae.projections import LatentView
 
@@ -82,7 +82,7 @@ def plane_assets(path: str, weights_sha256: str, subset: str, directory: str, me
     """The files and numbers the page needs for one plane; the export happens once per weights."""
     model, stored = cache.model(path, weights_sha256)
     test_images, _ = cache.dataset(stored.dataset_name, "test", directory)
-    pair = pair_for(model, weights_sha256, ExportCache(cache.onnx_dir()),
+    pair = pair_for(model, weights_sha256, cache.onnx_exports(),
                     images=to_float_images(test_images[:CHECK_BATCH]))  # fmt: skip
     decoder_url, decoder_file = frontend.publish(pair.decoder.read_bytes(), "onnx")
     encoder_url, encoder_file = frontend.publish(pair.encoder.read_bytes(), "onnx")

@@ -106,7 +106,7 @@ def render() -> None:
     with upload_tab:
         upload = st.file_uploader(
             f"A picture of a digit ({', '.join(ACCEPTED)}; up to {MAX_BYTES // 2**20} MB)", type=ACCEPTED,
-            key="digit_upload",
+            key="digit_upload", max_upload_size=MAX_BYTES // 2**20,
         )  # fmt: skip
         if upload is None:
             st.info("Dark ink on light paper or light ink on dark both work; transparent backgrounds count as paper.")

@@ -1,8 +1,10 @@
-"""Exports: the pair's embeddings as CSV, a decoded digit and a manifold grid as PNG, the models as zip.
+"""Exports: the pair's embeddings as CSV, a decoded digit and a manifold grid as PNG, the models as zip, and
+each model's ONNX encoder and decoder.
 
 The files are built by plain functions in ``vae/export.py``. The CSVs (up to 70,000 rows) are generated
-only when their button is clicked (a callable ``data``); the PNGs are small and the zips cached per
-(folder, weights SHA-256), so the page itself stays quick.
+only when their button is clicked (a callable ``data``), as are the ONNX pairs (exported once per weights into
+``.cache/onnx/``); the PNGs are small and the zips cached per (folder, weights SHA-256), so the page itself
+stays quick.
 """
 
 from __future__ import annotations
@@ -131,17 +133,22 @@ def images(pair: state.Pair, subset: str, method: str) -> None:
         )  # fmt: skip
 
 
-def model_files(pair: state.Pair) -> None:
-    st.subheader("Model files (zip)")
-    st.caption(
-        "Each zip holds the model's folder: `model.json` (config, training history, metrics, the weights' "
-        "SHA-256) and the weights as `.safetensors`. Unzip it into a models folder and load it with "
-        "`vae.store.load_model(folder)`: loading it back never unpickles anything (safetensors holds raw "
-        "tensors only, the rest is JSON), and the weights are checked against the recorded SHA-256."
-    )
+def shown_models(pair: state.Pair) -> dict:
     models = {pair.left.path: ("left", pair.left), pair.right.path: ("right", pair.right)}
     if pair.baseline is not None:
         models[pair.baseline.path] = ("baseline", pair.baseline)
+    return models
+
+
+def model_files(pair: state.Pair) -> None:
+    st.subheader("Model files (zip)")
+    st.caption(
+        "Each zip holds the model's folder: `model.json` (config, training history, metrics, the SHA-256 of every "
+        "file) and the weights as `.safetensors` (an imported model: its ONNX graphs). Unzip it into a models folder "
+        "and load it with `vae.store.load_model(folder)`: loading it back never unpickles anything (safetensors holds "
+        "raw tensors only, the rest is JSON), and every file is checked against its recorded SHA-256."
+    )
+    models = shown_models(pair)
     for column, (role, stored) in zip(st.columns(len(models)), models.values()):
         with column:
             try:
@@ -154,6 +161,27 @@ def model_files(pair: state.Pair) -> None:
                 mime="application/zip", on_click="ignore", key=f"exp_zip_{role}", icon=":material/folder_zip:",
             )  # fmt: skip
             st.caption(f"{stored.config.describe()} · {len(data) / 1024:,.0f} KB")
+
+
+def onnx_pairs(pair: state.Pair) -> None:
+    st.subheader("ONNX encoder and decoder (zip)")
+    st.caption(
+        "`decoder.onnx` (`z` [B, D] → `image` [B, 1, 28, 28] in [0, 1]), `encoder.onnx` (`x` [B, 1, 28, 28] → "
+        "`embedding` [B, D], and `logvar` for a VAE) and `onnx.json`, checked against the model with onnxruntime "
+        "before they are offered. Run them anywhere onnxruntime runs, or import them back with `python -m vae.onnx "
+        "import NAME-onnx/encoder.onnx NAME-onnx/decoder.onnx --out models/NAME`. The first download of a model "
+        "exports it (a few seconds); later ones are file reads."
+    )
+    images, _ = cache.dataset(pair.left.dataset_name, "test", str(cache.data_dir()))
+    models = shown_models(pair)
+    for column, (role, stored) in zip(st.columns(len(models)), models.values()):
+        model, _ = cache.model(str(stored.path), stored.weights_sha256)
+        column.download_button(
+            f"Download {stored.name} ONNX pair (zip)", file_name=f"{stored.name}-onnx.zip", mime="application/zip",
+            # Exported on click, on a separate thread: plain calls on objects captured now.
+            data=lambda m=model, s=stored: analysis.onnx_zip(m, s.name, s.weights_sha256, images),
+            on_click="ignore", key=f"exp_onnx_{role}", icon=":material/deployed_code:",
+        )  # fmt: skip
 
 
 def render() -> None:
@@ -174,6 +202,7 @@ def render() -> None:
     embeddings(pair, subset, method)
     images(pair, subset, method)
     model_files(pair)
+    onnx_pairs(pair)
 
 
 with state.guard():

@@ -1,4 +1,5 @@
-"""Train: configure an AE and a VAE side by side, watch them train, save them to the model store."""
+"""Train: configure an AE and a VAE side by side, watch them train, save them to the model store; or import an
+encoder and decoder of your own, exported to ONNX."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import streamlit as st
 from app import cache, state
 from vae.data import DATASETS
 from vae.jobs import JobSnapshot, TrainingJob
-from vae.models import ModelConfig
+from vae.models import PIXEL_LAYOUTS, ModelConfig
+from vae.onnx_import import MAX_BYTES, ImportRefused, import_onnx, summary
 from vae.plots import loss_curves
 from vae.store import StoreError, check_name, model_path, save_model
 from vae.train import TrainSettings, evaluate_for_metadata
@@ -126,6 +128,55 @@ def live_progress() -> None:
                 show_job(job, kind)
 
 
+def import_form() -> None:
+    """Two uploads, a name and the options of ``python -m vae.onnx import``; the checks are the import's own."""
+    st.subheader("Or import your own encoder and decoder (ONNX)")
+    st.caption(
+        f"Any pair exported to ONNX (see the README: `torch.onnx.export`, Keras via `tf2onnx`), one file each, up to "
+        f"{MAX_BYTES // 2**20} MB. The encoder takes images in [0, 1] ([B, 1, 28, 28], [B, 28, 28, 1] or [B, 784]) and "
+        "gives [B, D] (an AE) or a mean and a log-variance (a VAE); the decoder takes [B, D] and gives the image. The "
+        f"pair is checked, measured on the {DATASETS[state.dataset()].title} test set and saved to the store."
+    )
+    with st.form("onnx_import"):
+        left, right = st.columns(2)
+        uploads = [
+            column.file_uploader(f"{what.capitalize()} (.onnx)", type=["onnx"], key=f"import_{what}",
+                                 max_upload_size=MAX_BYTES // 2**20)  # fmt: skip
+            for column, what in zip((left, right), ("encoder", "decoder"))
+        ]
+        name = left.text_input("Save as", "my-onnx-model", key="import_name")
+        logits = right.checkbox("The decoder gives logits (append a sigmoid)", key="import_logits")
+        replace = right.checkbox("Replace a model of the same name", key="import_replace")
+        with st.expander("Names and layout, when the graphs leave them open"):
+            outputs = st.text_input("Encoder outputs: mean[, log-variance]", key="import_outputs",
+                                    help="e.g. z_mean,z_log_var for the Keras example (whose third output is a sample)")
+            output = st.text_input("Decoder output", key="import_output")
+            layout = st.selectbox("Encoder input layout", ["from the graph", *PIXEL_LAYOUTS], key="import_layout")
+        submitted = st.form_submit_button("Import")
+    if not submitted:
+        return
+    if any(upload is None for upload in uploads):
+        st.error("Choose both files: an encoder and a decoder.")
+        return
+    try:
+        path = model_path(cache.models_dir(), name)
+        with st.spinner("Checking both graphs and measuring the model on the test set…"):
+            _, stored = import_onnx(
+                uploads[0].getvalue(), uploads[1].getvalue(), path, dataset=state.dataset(), data_dir=cache.data_dir(),
+                logits=logits, encoder_outputs=[n.strip() for n in outputs.split(",")] if outputs.strip() else None,
+                decoder_output=output.strip() or None, input_layout=None if layout == "from the graph" else layout,
+                replace=replace, names=[u.name for u in uploads], origin="dashboard",
+            )  # fmt: skip
+    except (ImportRefused, StoreError) as refusal:
+        st.error(f"Not imported: {refusal}")
+        return
+    except OSError as error:
+        st.error(f"Could not save: {error}")
+        return
+    cache.model_list.clear()
+    st.success(f"{summary(stored)}. Pick it in the sidebar.")
+
+
 def render() -> None:
     state.page_frame()
     st.title("Train an AE and a VAE")
@@ -156,6 +207,7 @@ def render() -> None:
             if job is not None:
                 job.stop()
     live_progress()
+    import_form()
 
 
 with state.guard():

@@ -173,6 +173,9 @@ def test_exports_page_offers_every_download(app) -> None:
         "Download ae-2d model (zip)",
         "Download vae-2d model (zip)",
         "Download pca-2d model (zip)",
+        "Download ae-2d ONNX pair (zip)",
+        "Download vae-2d ONNX pair (zip)",
+        "Download pca-2d ONNX pair (zip)",
     ]
     text = _text(at)
     assert "`ae-2d-embedding-test.csv`: 10,000 rows" in text

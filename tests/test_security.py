@@ -61,7 +61,8 @@ def test_server_defaults_are_private() -> None:
     config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] == "localhost"
     assert config["server"]["enableXsrfProtection"] is True
-    assert config["server"]["maxUploadSize"] <= 10  # MB
+    # The server's one cap (MB) is the ONNX import's; every uploader sets its own, smaller one where it is less.
+    assert config["server"]["maxUploadSize"] == 200
     assert config["browser"]["gatherUsageStats"] is False
 
 
@@ -117,3 +118,34 @@ def test_a_read_only_store_refuses_the_save_and_keeps_the_previous_model(tmp_pat
     loaded, stored = store.load_model(folder)
     assert stored.metrics == {"run": 1}
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in first.state_dict().items())
+
+
+def test_every_file_uploader_sets_its_own_size_cap() -> None:
+    """The server accepts up to maxUploadSize for any uploader, so each one states the cap the browser enforces,
+    and the digit uploader keeps a digit image's 5 MB (the import's own tests check 200 MB on the page)."""
+    caps = {}
+    for path in REPO.glob("pages/*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "file_uploader":
+                keywords = {k.arg: k.value for k in node.keywords}
+                assert "max_upload_size" in keywords, f"{path.name}: a file_uploader without max_upload_size"
+                caps[(path.name, ast.unparse(keywords["key"]))] = ast.unparse(keywords["max_upload_size"])
+    assert caps[("digit.py", "'digit_upload'")] == "MAX_BYTES // 2 ** 20"
+    assert ("train.py", "f'import_{what}'") in caps
+    from vae.digits import MAX_BYTES
+
+    assert MAX_BYTES // 2**20 == 5
+
+
+def test_onnxruntime_runs_on_the_cpu_only_and_never_loads_an_operator_library() -> None:
+    """Every session the code opens names the CPU provider alone; no custom operator library is ever registered."""
+    sessions = 0
+    for path in APP_SOURCES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute):
+                assert node.attr != "register_custom_ops_library", f"{path.name} registers an operator library"
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "InferenceSession":
+                sessions += 1
+                providers = {k.arg: k.value for k in node.keywords}.get("providers")
+                assert providers is not None and ast.literal_eval(providers) == ["CPUExecutionProvider"], path.name
+    assert sessions >= 2  # vae/onnx.py's checks and vae/onnx_model.py's sessions

@@ -26,6 +26,7 @@ _EXPORTS = {
     "save_model": "vae.store",
     "load_model": "vae.store",
     "list_models": "vae.store",
+    "import_onnx": "vae.onnx_import",
     "StoreError": "vae.store",
 }
 

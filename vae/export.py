@@ -5,9 +5,11 @@ Plain functions returning ``bytes`` (what ``st.download_button`` takes); nothing
 - :func:`embedding_csv`: ``index,label,<columns...>``, one row per image, floats written so that they read
   back bit for bit as float32.
 - :func:`digit_png`, :func:`grid_png`: crisp (nearest-neighbour) enlargements of decoded images.
-- :func:`model_zip`: a model folder's ``model.json`` and weights file, and nothing else. Files are opened
-  with ``O_NOFOLLOW``: a symlink in the folder is never followed, so the zip cannot carry a file from
-  elsewhere on the server. The weights' SHA-256 is checked against ``model.json`` before zipping.
+- :func:`model_zip`: a model folder's ``model.json`` and the data files it names (the weights, or an
+  imported model's four ONNX graphs), and nothing else. Files are opened with ``O_NOFOLLOW``: a symlink in
+  the folder is never followed, so the zip cannot carry a file from elsewhere on the server. Each file's
+  SHA-256 is checked against ``model.json`` before zipping.
+- :func:`pair_zip`: an ONNX pair (``decoder.onnx``, ``encoder.onnx``, ``onnx.json``), read the same way.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from vae.plots import tile_grid, to_png_bytes, to_uint8_image, upscale
-from vae.store import MAX_META_BYTES, MAX_WEIGHTS_BYTES, META_FILE
+from vae.store import GRAPH_PATTERN, GRAPH_ROLES, MAX_GRAPH_BYTES, MAX_META_BYTES, MAX_WEIGHTS_BYTES, META_FILE
 
 # Zip entries get this fixed timestamp, so the same model always gives the same zip bytes.
 ZIP_DATE_TIME = (2020, 1, 1, 0, 0, 0)
@@ -112,11 +114,11 @@ def grid_png(images: Any, n: int, scale: int = 1, gap: int = 1) -> bytes:
 
 
 def model_zip(model_folder: str | os.PathLike) -> bytes:
-    """The folder's ``model.json`` and the weights file it names, zipped under ``<folder name>/``.
+    """The folder's ``model.json`` and the data files it names, zipped under ``<folder name>/``.
 
-    Only those two regular files are read, each opened without following symlinks (a symlink in their
-    place raises :class:`ExportError`); anything else in the folder (locks, temp files, stray links) is
-    left out. Unzipped, the folder loads with :func:`vae.store.load_model`, which never unpickles.
+    Only those regular files are read, each opened without following symlinks (a symlink in their place
+    raises :class:`ExportError`); anything else in the folder (locks, temp files, stray links) is left out.
+    Unzipped, the folder loads with :func:`vae.store.load_model`, which never unpickles.
     """
     folder = Path(model_folder)
     if not folder.is_dir():
@@ -126,31 +128,67 @@ def model_zip(model_folder: str | os.PathLike) -> bytes:
             meta_bytes = _read_regular(folder, META_FILE, MAX_META_BYTES)
         except FileNotFoundError:
             raise ExportError(f"{folder / META_FILE} is missing: not a saved model") from None
-        weights_name, digest = _weights_entry(folder, meta_bytes)
+        files = {f"{folder.name}/{META_FILE}": meta_bytes}
         try:
-            weights = _read_regular(folder, weights_name, MAX_WEIGHTS_BYTES)
-        except FileNotFoundError:
+            for name, digest, limit in _data_entries(folder, meta_bytes):
+                data = _read_regular(folder, name, limit)
+                if hashlib.sha256(data).hexdigest() != digest:
+                    raise ExportError(f"{folder / name} does not match the SHA-256 recorded in {META_FILE}")
+                files[f"{folder.name}/{name}"] = data
+        except FileNotFoundError as missing:
             if attempt + 1 < _ZIP_ATTEMPTS:
-                continue  # model.json was replaced and the weights it named deleted: read it again
-            raise ExportError(f"{folder / weights_name} is missing") from None
-        if hashlib.sha256(weights).hexdigest() != digest:
-            raise ExportError(f"{folder / weights_name} does not match the SHA-256 recorded in {META_FILE}")
-        return _zip({f"{folder.name}/{META_FILE}": meta_bytes, f"{folder.name}/{weights_name}": weights})
+                continue  # model.json was replaced and the files it named deleted: read it again
+            raise ExportError(f"{missing.filename} is missing") from None
+        return _zip(files)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _weights_entry(folder: Path, meta_bytes: bytes) -> tuple[str, str]:
+def _data_entries(folder: Path, meta_bytes: bytes) -> list[tuple[str, str, int]]:
+    """(file name, SHA-256, size limit) of each data file ``model.json`` names."""
     try:
         meta = json.loads(meta_bytes)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ExportError(f"{folder / META_FILE} is not valid JSON ({error})") from None
+    if isinstance(meta, dict) and "files" in meta:  # an imported model: its graphs
+        files = meta["files"]
+        if not isinstance(files, dict) or set(files) != set(GRAPH_ROLES):
+            raise ExportError(f"{folder / META_FILE} does not name the graphs {', '.join(GRAPH_ROLES)}")
+        entries = []
+        for role, entry in files.items():
+            name = entry.get("file") if isinstance(entry, dict) else None
+            digest = entry.get("sha256") if isinstance(entry, dict) else None
+            if not isinstance(name, str) or not GRAPH_PATTERN.fullmatch(name):
+                raise ExportError(f"{folder / META_FILE} names an invalid {role} file {name!r}")
+            if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise ExportError(f"{folder / META_FILE} lacks a valid sha256 for {name}")
+            entries.append((name, digest, MAX_GRAPH_BYTES))
+        return entries
     name = meta.get("weights_file") if isinstance(meta, dict) else None
     digest = meta.get("weights_sha256") if isinstance(meta, dict) else None
     if not isinstance(name, str) or not _WEIGHTS_NAME.fullmatch(name):
         raise ExportError(f"{folder / META_FILE} names an invalid weights file {name!r}")
     if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise ExportError(f"{folder / META_FILE} lacks a valid weights_sha256")
-    return name, digest
+    return [(name, digest, MAX_WEIGHTS_BYTES)]
+
+
+PAIR_FILES = ("decoder.onnx", "encoder.onnx", "onnx.json")
+
+
+def pair_zip(pair_folder: str | os.PathLike, name: str) -> bytes:
+    """An exported ONNX pair's three files (``vae.onnx.export_pair``), zipped under ``<name>-onnx/``.
+
+    Unzipped, ``python -m vae.onnx import <name>-onnx/encoder.onnx <name>-onnx/decoder.onnx --out models/NAME``
+    imports it back.
+    """
+    folder = Path(pair_folder)
+    files = {}
+    for file in PAIR_FILES:
+        try:
+            files[f"{name}-onnx/{file}"] = _read_regular(folder, file, MAX_GRAPH_BYTES)
+        except FileNotFoundError:
+            raise ExportError(f"{folder / file} is missing: not a complete ONNX export") from None
+    return _zip(files)
 
 
 def _read_regular(folder: Path, name: str, limit: int) -> bytes:

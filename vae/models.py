@@ -29,9 +29,76 @@ IMAGE_SHAPE = (1, 28, 28)
 N_PIXELS = 28 * 28
 
 KINDS = ("ae", "vae", "pca")
-ARCHS = ("dense", "conv")
+ARCHS = ("dense", "conv")  # the architectures build_model makes and vae.train trains
+IMPORTED_ARCH = "onnx"  # an encoder/decoder pair imported as ONNX graphs (vae.onnx_import), run by onnxruntime
 RECON_LOSSES = ("bce", "mse")
 MIN_LATENT_DIM, MAX_LATENT_DIM = 2, 128
+# How a graph may lay out one image's 784 pixels after the batch axis. All four hold the pixels in the same
+# (row-major) order, so one Reshape turns any of them into another.
+PIXEL_LAYOUTS = {"nchw": (1, 28, 28), "nhwc": (28, 28, 1), "hw": (28, 28), "flat": (784,)}
+MAX_GRAPH_NAME = 256  # characters in a tensor name recorded from a user's graph
+
+
+@dataclass(frozen=True)
+class OnnxInterface:
+    """How an imported pair of ONNX graphs is wired to the standard interface (recorded at import).
+
+    The names are the user's own graphs' tensor names; the layouts are keys of :data:`PIXEL_LAYOUTS`.
+    """
+
+    # The encoder's image input and its layout: PyTorch models take "nchw" or "flat", Keras ones "nhwc".
+    encoder_input: str
+    input_layout: str
+    # The encoder's mean output, then the log-variance output for a VAE (one name for an AE).
+    encoder_outputs: tuple[str, ...]
+    decoder_input: str
+    decoder_output: str
+    output_layout: str
+    # The decoder ends without a sigmoid: the standard decoder appends one.
+    logits: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.encoder_outputs, list):  # from JSON; a tuple keeps the config hashable
+            object.__setattr__(self, "encoder_outputs", tuple(self.encoder_outputs))
+        for name in ("encoder_input", "decoder_input", "decoder_output"):
+            _check_tensor_name(name, getattr(self, name))
+        if not isinstance(self.encoder_outputs, tuple) or not 1 <= len(self.encoder_outputs) <= 2:
+            raise ValueError(
+                f"encoder_outputs must list 1 (AE) or 2 (VAE: mean, log-variance) names, got {self.encoder_outputs!r}"
+            )
+        for output in self.encoder_outputs:
+            _check_tensor_name("encoder_outputs", output)
+        if len(set(self.encoder_outputs)) != len(self.encoder_outputs):
+            raise ValueError(f"encoder_outputs must name different tensors, got {self.encoder_outputs!r}")
+        for name in ("input_layout", "output_layout"):
+            if getattr(self, name) not in PIXEL_LAYOUTS:
+                raise ValueError(f"{name} must be one of {tuple(PIXEL_LAYOUTS)}, got {getattr(self, name)!r}")
+        if not isinstance(self.logits, bool):
+            raise ValueError(f"logits must be true or false, got {self.logits!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["encoder_outputs"] = list(self.encoder_outputs)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> OnnxInterface:
+        if not isinstance(data, dict):
+            raise ValueError(f"onnx must be a JSON object, got {type(data).__name__}")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown onnx field(s): {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as error:  # a missing field
+            raise ValueError(f"onnx: {error}") from None
+
+
+def _check_tensor_name(field_name: str, value: Any) -> None:
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_GRAPH_NAME or not value.isprintable():
+        raise ValueError(
+            f"{field_name} must be a tensor name of 1 to {MAX_GRAPH_NAME} printable characters, got {value!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -41,7 +108,8 @@ class ModelConfig:
     kind: Literal["ae", "vae", "pca"] = "vae"
     # "dense" is the brief's MLP; "conv" shares weights across positions, so it needs fewer parameters
     # for a better reconstruction.
-    arch: Literal["dense", "conv"] = "dense"
+    # "onnx": imported graphs (see ``onnx``), which nothing here builds or trains.
+    arch: Literal["dense", "conv", "onnx"] = "dense"
     # 2 is the only size that can be looked at directly; larger codes go through a 2-D projection.
     latent_dim: int = 2
     # One 400-unit layer is Kingma & Welling's MNIST set-up; for "conv" these follow the conv stack.
@@ -60,14 +128,19 @@ class ModelConfig:
     # Weight of the class-aware term (uses labels): the soft nearest-neighbour loss of the codes in a batch
     # (Frosst et al., 2019), which is high where classes overlap and falls as they pull apart.
     class_weight: float = 0.0
+    # arch "onnx" only: how the imported graphs are wired (names, layouts, logits). None for every other model,
+    # and then left out of the JSON, so model.json files from before imports existed read as they were.
+    onnx: OnnxInterface | None = None
 
     def __post_init__(self) -> None:
         # JSON gives lists; a tuple keeps the config hashable (st.cache_* keys on it) and comparable.
         object.__setattr__(self, "hidden", tuple(self.hidden))
+        if isinstance(self.onnx, dict):
+            object.__setattr__(self, "onnx", OnnxInterface.from_dict(self.onnx))
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.arch not in (*ARCHS, IMPORTED_ARCH):
+            raise ValueError(f"arch must be one of {(*ARCHS, IMPORTED_ARCH)}, got {self.arch!r}")
         if (
             isinstance(self.latent_dim, bool)
             or not isinstance(self.latent_dim, int)
@@ -80,16 +153,19 @@ class ModelConfig:
             raise ValueError(f"hidden must hold integers from 1 to 4096, got {self.hidden!r}")
         if len(self.hidden) > 4:
             raise ValueError(f"hidden may list at most 4 layers, got {len(self.hidden)}")
-        if self.kind != "pca" and not self.linear and not self.hidden:
-            raise ValueError("hidden must list at least one layer for an AE or a VAE (or set linear)")
-        if self.linear and (self.kind != "ae" or self.arch != "dense" or self.hidden or self.recon_loss != "mse"):
-            raise ValueError("linear applies to a dense AE with hidden=() and recon_loss='mse' only")
         if self.recon_loss not in RECON_LOSSES:
             raise ValueError(f"recon_loss must be one of {RECON_LOSSES}, got {self.recon_loss!r}")
         for name in ("beta", "sparsity", "class_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1000:
                 raise ValueError(f"{name} must be a number from 0 to 1000, got {value!r}")
+        if self.arch == IMPORTED_ARCH or self.onnx is not None:
+            self._check_imported()
+            return
+        if self.kind != "pca" and not self.linear and not self.hidden:
+            raise ValueError("hidden must list at least one layer for an AE or a VAE (or set linear)")
+        if self.linear and (self.kind != "ae" or self.arch != "dense" or self.hidden or self.recon_loss != "mse"):
+            raise ValueError("linear applies to a dense AE with hidden=() and recon_loss='mse' only")
         if self.beta != 1.0 and self.kind != "vae":
             raise ValueError(f"beta applies to a VAE only (kind={self.kind!r})")
         if self.sparsity and self.kind != "ae":
@@ -101,9 +177,31 @@ class ModelConfig:
         if self.kind == "pca" and self.arch != "dense":
             raise ValueError("arch must be 'dense' for PCA")
 
+    def _check_imported(self) -> None:
+        """An imported model is an AE or a VAE whose layers are its graphs: no torch-side options apply."""
+        if self.arch != IMPORTED_ARCH:
+            raise ValueError(f"onnx applies to arch={IMPORTED_ARCH!r} only (arch={self.arch!r})")
+        if not isinstance(self.onnx, OnnxInterface):
+            raise ValueError(f"onnx must describe the imported graphs for arch={IMPORTED_ARCH!r}, got {self.onnx!r}")
+        if self.kind not in ("ae", "vae"):
+            raise ValueError(f"kind must be 'ae' or 'vae' for an imported model, got {self.kind!r}")
+        if len(self.onnx.encoder_outputs) != (2 if self.kind == "vae" else 1):
+            wanted = "mean and log-variance" if self.kind == "vae" else "one code"
+            raise ValueError(f"encoder_outputs must name {wanted} for kind={self.kind!r}, "
+                             f"got {self.onnx.encoder_outputs!r}")  # fmt: skip
+        for name, default in (("hidden", ()), ("beta", 1.0), ("sparsity", 0.0), ("tied", False), ("linear", False),
+                              ("class_weight", 0.0)):  # fmt: skip
+            if getattr(self, name) != default:
+                raise ValueError(f"{name} does not apply to an imported model (arch={IMPORTED_ARCH!r}): "
+                                 f"leave it at {default!r}")  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["hidden"] = list(self.hidden)
+        if self.onnx is None:
+            del out["onnx"]
+        else:
+            out["onnx"] = self.onnx.to_dict()
         return out
 
     @classmethod
@@ -121,6 +219,8 @@ class ModelConfig:
         """Short human label, e.g. ``"VAE dense 784-400-2"``."""
         if self.kind == "pca":
             return f"PCA {self.latent_dim}-D"
+        if self.arch == IMPORTED_ARCH:
+            return f"{self.kind.upper()} onnx {self.latent_dim}-D (imported)"
         layers = "".join(f"{h}-" for h in self.hidden)
         body = f"784-{layers}{self.latent_dim}" if self.arch == "dense" else f"conv-{layers}{self.latent_dim}"
         extras = []
@@ -459,6 +559,8 @@ def evaluating(model: nn.Module) -> Iterator[None]:
 
 def build_model(config: ModelConfig) -> LatentModel:
     """Config in, untrained model out (PCA comes from :func:`fit_pca` instead)."""
+    if config.arch == IMPORTED_ARCH:
+        raise ValueError("an imported ONNX model has no layers to build or train: load it with vae.load_model(folder)")
     if config.kind == "ae":
         return AutoEncoder(config)
     if config.kind == "vae":

@@ -6,7 +6,9 @@
   ``logvar`` ``[B, D]``.
 
 The batch axis ``B`` is dynamic. Graphs come from ``torch.onnx.export`` (its ``torch.export``-based exporter,
-opset 20), each in one file (no external data). An export is checked before it is kept: the graph passes
+opset 20), each in one file (no external data); an imported model (``vae/onnx_import.py``) already holds
+its standard pair, written at import, and :func:`pair_for` serves those files as they are. An export is
+checked before it is kept: the graph passes
 ``onnx.checker`` and, run by onnxruntime on the CPU, gives the torch model's outputs to within
 :data:`TOLERANCE` (max abs difference) on real codes and images; a failed check raises :class:`ExportError`
 and leaves nothing behind.
@@ -14,7 +16,9 @@ and leaves nothing behind.
 :class:`ExportCache` keeps exports by the weights' SHA-256, so each model is exported once per weights: a
 retrained model has new weights, hence a new hash and a new export.
 
-CLI: ``python -m vae.onnx export MODEL_DIR --out DIR``.
+CLI: ``python -m vae.onnx export MODEL_DIR --out DIR`` and ``python -m vae.onnx import ENCODER DECODER --out
+models/NAME`` (see ``vae/onnx_import.py``); the exported pair of any model imports back as a model whose
+``embed`` and ``decode`` match the original's.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vae.models import IMAGE_SHAPE, LatentModel, evaluating
+from vae.models import IMAGE_SHAPE, IMPORTED_ARCH, LatentModel, evaluating
 
 DECODER_FILE = "decoder.onnx"
 ENCODER_FILE = "encoder.onnx"
@@ -66,17 +70,21 @@ class OnnxPair:
     kind: str
     latent_dim: int
     weights_sha256: str
-    # Max abs difference from the torch model on the check batch, per graph.
+    # Max abs difference from the torch model on the check batch, per graph (for an imported model: of the
+    # standard graphs from the user's own, measured at import).
     max_abs_error: dict[str, float]
     opset: int = OPSET
+    # The files in ``directory``: an export's fixed names, or an imported model's content-addressed ones.
+    decoder_file: str = DECODER_FILE
+    encoder_file: str = ENCODER_FILE
 
     @property
     def decoder(self) -> Path:
-        return self.directory / DECODER_FILE
+        return self.directory / self.decoder_file
 
     @property
     def encoder(self) -> Path:
-        return self.directory / ENCODER_FILE
+        return self.directory / self.encoder_file
 
     @property
     def encoder_outputs(self) -> tuple[str, ...]:
@@ -86,9 +94,9 @@ class OnnxPair:
         return {
             "format": MANIFEST_FORMAT, "kind": self.kind, "latent_dim": self.latent_dim,
             "weights_sha256": self.weights_sha256, "max_abs_error": self.max_abs_error, "opset": self.opset,
-            "decoder": {"file": DECODER_FILE, "inputs": {"z": ["B", self.latent_dim]},
+            "decoder": {"file": self.decoder_file, "inputs": {"z": ["B", self.latent_dim]},
                         "outputs": {"image": ["B", *IMAGE_SHAPE]}},
-            "encoder": {"file": ENCODER_FILE, "inputs": {"x": ["B", *IMAGE_SHAPE]},
+            "encoder": {"file": self.encoder_file, "inputs": {"x": ["B", *IMAGE_SHAPE]},
                         "outputs": {name: ["B", self.latent_dim] for name in self.encoder_outputs}},
         }  # fmt: skip
 
@@ -213,17 +221,17 @@ def export_pair(model: LatentModel, out_dir: str | os.PathLike, weights_sha256: 
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        plain = _plain_copy(model)
-        check_images, check_codes = check_inputs(plain, images)
-        encoder_outputs = ["embedding", "logvar"] if plain.config.kind == "vae" else ["embedding"]
-        with _EXPORT_LOCK:
-            try:
-                _export(_Decoder(plain), check_codes[:2].clone(), out / DECODER_FILE, "z", ["image"])
-                _export(_Encoder(plain), check_images[:2].clone(), out / ENCODER_FILE, "x", encoder_outputs)
-            except ExportError:
-                raise
-            except Exception as error:  # the exporter raises many types; the caller needs one
-                raise ExportError(f"torch.onnx.export failed for {plain.config.describe()}: {error}") from error
+        opset = OPSET
+        if model.config.arch == IMPORTED_ARCH:  # its standard graphs exist already: copied, then checked alike
+            plain = model
+            check_images, check_codes = check_inputs(plain, images)
+            (out / DECODER_FILE).write_bytes(model.standard_decoder)
+            (out / ENCODER_FILE).write_bytes(model.standard_encoder)
+            opset = default_opset(onnx.load_model_from_string(model.standard_decoder))
+        else:
+            plain = _plain_copy(model)
+            check_images, check_codes = check_inputs(plain, images)
+            _export_torch(plain, check_images, check_codes, out)
         for path in (out / DECODER_FILE, out / ENCODER_FILE):
             onnx.checker.check_model(str(path), full_check=True)
         with torch.no_grad():
@@ -240,13 +248,30 @@ def export_pair(model: LatentModel, out_dir: str | os.PathLike, weights_sha256: 
                 raise ExportError(
                     f"the exported {part} differs from the model by {error:.3g} (allowed {allowed[part]:.3g})"
                 )
-        pair = OnnxPair(out, plain.config.kind, plain.config.latent_dim, weights_sha256, errors)
+        pair = OnnxPair(out, plain.config.kind, plain.config.latent_dim, weights_sha256, errors, opset)
         (out / MANIFEST_FILE).write_text(json.dumps(pair.to_dict(), indent=1) + "\n")
         return pair
     except BaseException:
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
+
+
+def default_opset(model: Any) -> int:
+    """The version of the default (ai.onnx) operator set an ONNX model proto imports; 0 if none."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _export_torch(plain: LatentModel, check_images: torch.Tensor, check_codes: torch.Tensor, out: Path) -> None:
+    encoder_outputs = ["embedding", "logvar"] if plain.config.kind == "vae" else ["embedding"]
+    with _EXPORT_LOCK:
+        try:
+            _export(_Decoder(plain), check_codes[:2].clone(), out / DECODER_FILE, "z", ["image"])
+            _export(_Encoder(plain), check_images[:2].clone(), out / ENCODER_FILE, "x", encoder_outputs)
+        except ExportError:
+            raise
+        except Exception as error:  # the exporter raises many types; the caller needs one
+            raise ExportError(f"torch.onnx.export failed for {plain.config.describe()}: {error}") from error
 
 
 def read_pair(directory: str | os.PathLike) -> OnnxPair:
@@ -303,9 +328,29 @@ def pair_for(model: LatentModel, weights_sha256: str, cache: ExportCache,
     """The standard pair (names and shapes as in this module's docstring) of a stored model -> its files.
 
     What the page runs for any model of the store: the project's own models are exported once per weights
-    and kept in ``cache``.
+    and kept in ``cache``; an imported model's standard graphs, written and checked at import, are served
+    from its own folder (no export, nothing cached).
     """
+    if model.config.arch == IMPORTED_ARCH:
+        return _imported_pair(model, weights_sha256)
     return cache.get(model, weights_sha256, images)
+
+
+def _imported_pair(model: LatentModel, weights_sha256: str) -> OnnxPair:
+    stored = getattr(model, "stored", None)
+    if stored is None:
+        raise ExportError("this imported model was not loaded from the store, so it has no stored pair to serve")
+    if stored.weights_sha256 != weights_sha256:
+        raise ValueError(f"weights_sha256 {weights_sha256!r} is not that of the model loaded from {stored.path}")
+    onnx_extra = stored.extra.get("onnx") if isinstance(stored.extra.get("onnx"), dict) else {}
+    recorded = onnx_extra.get("max_abs_error") if isinstance(onnx_extra.get("max_abs_error"), dict) else {}
+    errors = {k: float(v) for k, v in recorded.items() if k in ("decoder", "encoder") and isinstance(v, (int, float))}
+    opsets = onnx_extra.get("opset") if isinstance(onnx_extra.get("opset"), dict) else {}
+    opset = opsets.get("decoder") if isinstance(opsets.get("decoder"), int) else 0  # the user's graph's own
+    return OnnxPair(
+        stored.path, stored.config.kind, stored.config.latent_dim, weights_sha256, errors, opset,
+        decoder_file=stored.files["standard_decoder"]["file"], encoder_file=stored.files["standard_encoder"]["file"],
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -315,7 +360,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     export.add_argument("model_dir", help="a model folder of the store (holds model.json)")
     export.add_argument("--out", required=True, help="folder for decoder.onnx, encoder.onnx and onnx.json")
     export.add_argument("--data-dir", default=None, help="where the datasets are (default ./data or $VAE_DATA_DIR)")
+    from vae import onnx_import
+
+    onnx_import.add_arguments(commands.add_parser(
+        "import", help="import ENCODER.onnx and DECODER.onnx as a model of the store (--out models/NAME)",
+        description="Import an encoder and a decoder exported to ONNX as a model of the store: both graphs are "
+        "checked, normalised to the standard interface and measured on the test set; the model then loads with "
+        "vae.load_model like any other. A refusal says why and exits with status 2.",
+    ))  # fmt: skip
     args = parser.parse_args(argv)
+    if args.command == "import":
+        code = onnx_import.run(args)
+        if code:
+            raise SystemExit(code)
+        return
 
     from vae.data import DatasetUnavailableError, load_dataset
     from vae.models import to_float_images
@@ -342,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(1) from None
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.2f} MB" for p in (pair.decoder, pair.encoder))
     errors = ", ".join(f"{k} {v:.1e}" for k, v in pair.max_abs_error.items())
-    print(f"{stored.name}: {sizes} in {out} (max abs difference from torch: {errors})")
+    print(f"{stored.name}: {sizes} in {out} (max abs difference from the model: {errors})")
 
 
 if __name__ == "__main__":

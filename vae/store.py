@@ -5,8 +5,17 @@ Layout of a model folder ``<dir>/<name>/``::
     model.json                      config, training history, metrics, dataset hash, weights file + hash
     weights-<sha256[:16]>.safetensors
 
-``model.json`` is the commit point. A save writes the new weights under a new, content-addressed name,
-then atomically replaces ``model.json``, then deletes the old weights. Killed at any moment, the folder
+An imported ONNX model (``config.arch == "onnx"``, written by :func:`save_imported_model`) holds four
+graphs instead of the weights, each named in ``model.json``'s ``files`` with its SHA-256: the user's
+encoder and decoder as imported, and the normalised copies the model runs and the pages serve::
+
+    encoder-<sha256[:16]>.onnx  decoder-<sha256[:16]>.onnx  standard-encoder-<...>.onnx  standard-decoder-<...>.onnx
+
+Its ``weights_sha256`` is :func:`bundle_sha256` of the four hashes, so every cache keyed by it follows
+any change of any graph.
+
+``model.json`` is the commit point. A save writes the new files under new, content-addressed names,
+then atomically replaces ``model.json``, then deletes the old files. Killed at any moment, the folder
 still holds a complete model: the old one or the new one, never a mix.
 
 Loading never unpickles: safetensors holds raw tensors only, and the JSON is parsed with ``json``. Every
@@ -33,7 +42,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
-from vae.models import LatentModel, ModelConfig, build_model
+from vae.models import IMPORTED_ARCH, LatentModel, ModelConfig, build_model
 
 META_FILE = "model.json"
 LOCK_FILE = ".lock"
@@ -42,8 +51,16 @@ FORMAT_VERSION = 1
 # not ours and is refused before it is read into memory.
 MAX_WEIGHTS_BYTES = 512 * 1024 * 1024
 MAX_META_BYTES = 16 * 1024 * 1024
+# Each graph of an imported model: the import's 200 MB per graph, plus room for the few nodes a standard graph
+# adds around the user's; a bigger file is not one the import wrote.
+MAX_GRAPH_BYTES = 201 * 1024 * 1024
 # Letters, digits, dot, dash, underscore; no leading dot, so names can never be "..", hidden or a path.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+WEIGHTS_PATTERN = re.compile(r"weights-[0-9a-f]{16}\.safetensors")
+# An imported model's graphs: the user's two as imported, and the standard-interface copies.
+GRAPH_ROLES = ("encoder", "decoder", "standard_encoder", "standard_decoder")
+GRAPH_PATTERN = re.compile(r"(encoder|decoder|standard-encoder|standard-decoder)-[0-9a-f]{16}\.onnx")
+SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 
 
 class StoreError(Exception):
@@ -79,6 +96,9 @@ class StoredModel:
     dataset: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     saved_at: str = ""
+    # Every data file of the model: role -> {"file": name in the folder, "sha256": hex digest}. One
+    # "weights" entry for a trained model, the four GRAPH_ROLES for an imported one (whose weights_file is "").
+    files: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -154,6 +174,8 @@ def save_model(
     """
     path = Path(path)
     check_name(path.name)
+    if model.config.arch == IMPORTED_ARCH:
+        raise ValueError("an imported ONNX model is stored by vae.import_onnx: its graphs are its weights")
     # contiguous() because safetensors refuses views; cpu() so a GPU-trained model loads anywhere.
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     weights = save_safetensors_bytes(tensors)
@@ -164,24 +186,78 @@ def save_model(
         "config": model.config.to_dict(),
         "weights_file": weights_name,
         "weights_sha256": digest,
+        **_described(history, metrics, dataset, extra),
+    }
+    return _commit(path, {weights_name: weights}, meta)
+
+
+def bundle_sha256(hashes: dict[str, str]) -> str:
+    """One digest for a model made of several files (role -> SHA-256): changes whenever any file does."""
+    return _sha256("".join(f"{role}:{hashes[role]}\n" for role in sorted(hashes)).encode())
+
+
+def graph_file_name(role: str, digest: str) -> str:
+    """``standard_decoder`` + its SHA-256 -> ``standard-decoder-<sha256[:16]>.onnx``."""
+    return f"{role.replace('_', '-')}-{digest[:16]}.onnx"
+
+
+def save_imported_model(
+    path: str | os.PathLike,
+    config: ModelConfig,
+    graphs: dict[str, bytes],
+    *,
+    metrics: dict[str, Any] | None = None,
+    dataset: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Save an imported model: ``graphs`` maps each of :data:`GRAPH_ROLES` to its ONNX bytes, already checked
+    by ``vae.onnx_import`` (this only stores them, atomically, as :func:`save_model` stores weights)."""
+    path = Path(path)
+    check_name(path.name)
+    if config.arch != IMPORTED_ARCH:
+        raise ValueError(f"save_imported_model stores arch={IMPORTED_ARCH!r} models, got arch={config.arch!r}")
+    if set(graphs) != set(GRAPH_ROLES):
+        raise ValueError(f"graphs must hold exactly {GRAPH_ROLES}, got {sorted(graphs)}")
+    hashes = {role: _sha256(data) for role, data in graphs.items()}
+    files = {role: {"file": graph_file_name(role, hashes[role]), "sha256": hashes[role]} for role in GRAPH_ROLES}
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "files": files,
+        "weights_sha256": bundle_sha256(hashes),
+        **_described(None, metrics, dataset, extra),
+    }
+    return _commit(path, {files[role]["file"]: graphs[role] for role in GRAPH_ROLES}, meta)
+
+
+def _described(history: list[dict[str, Any]] | None, metrics: dict[str, Any] | None,
+               dataset: dict[str, Any] | None, extra: dict[str, Any] | None) -> dict[str, Any]:
+    """The descriptive part of ``model.json``, the same for a trained and an imported model."""
+    return {
         "history": history or [],
         "metrics": metrics or {},
         "dataset": dataset or {},
         "extra": extra or {},
         "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _commit(path: Path, blobs: dict[str, bytes], meta: dict[str, Any]) -> Path:
+    """Write ``blobs`` (file name -> bytes), then ``model.json`` (the commit point), then drop what is stale."""
     # Serialise before touching the disk, so a non-JSON value fails without leaving anything behind.
     meta_bytes = json.dumps(meta, indent=2, allow_nan=False).encode()
     created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     try:
         with _folder_lock(path):
-            write_atomically(path / weights_name, weights)
+            for name, data in blobs.items():
+                write_atomically(path / name, data)
             write_atomically(path / META_FILE, meta_bytes)  # the commit point
-            # Under the lock no other save is mid-write, so every other weights file and temp file is
+            # Under the lock no other save is mid-write, so every other data file and temp file is
             # garbage: the previous version, or the leftovers of a writer that was killed.
-            for stale in [*path.glob("weights-*.safetensors"), *path.glob(".*.tmp")]:
-                if stale.name != weights_name:
+            data_files = [p for p in path.iterdir() if WEIGHTS_PATTERN.fullmatch(p.name) or GRAPH_PATTERN.fullmatch(p.name)]  # fmt: skip
+            for stale in [*data_files, *path.glob(".*.tmp")]:
+                if stale.name not in blobs:
                     stale.unlink(missing_ok=True)
     except BaseException:
         if created:  # a first save that failed (full or read-only disk) leaves no half-made folder behind
@@ -241,11 +317,17 @@ def read_metadata(path: str | os.PathLike) -> StoredModel:
         config = ModelConfig.from_dict(meta.get("config"))
     except (TypeError, ValueError) as error:
         raise IncompatibleModel(f"{path / META_FILE} holds an invalid config: {error}") from None
-    weights_file = meta.get("weights_file")
-    if not isinstance(weights_file, str) or not re.fullmatch(r"weights-[0-9a-f]{16}\.safetensors", weights_file):
-        raise CorruptModel(f"{path / META_FILE} names an invalid weights file {weights_file!r}")
-    if not isinstance(meta.get("weights_sha256"), str):
-        raise CorruptModel(f"{path / META_FILE} lacks weights_sha256")
+    if config.arch == IMPORTED_ARCH:
+        weights_file, files = "", _graph_files(path, meta)
+        if meta.get("weights_sha256") != bundle_sha256({role: entry["sha256"] for role, entry in files.items()}):
+            raise CorruptModel(f"{path / META_FILE}: weights_sha256 does not match the hashes of its graphs")
+    else:
+        weights_file = meta.get("weights_file")
+        if not isinstance(weights_file, str) or not WEIGHTS_PATTERN.fullmatch(weights_file):
+            raise CorruptModel(f"{path / META_FILE} names an invalid weights file {weights_file!r}")
+        if not isinstance(meta.get("weights_sha256"), str):
+            raise CorruptModel(f"{path / META_FILE} lacks weights_sha256")
+        files = {"weights": {"file": weights_file, "sha256": meta["weights_sha256"]}}
     for key, kind in (("history", list), ("metrics", dict), ("dataset", dict), ("extra", dict)):
         if not isinstance(meta.get(key, kind()), kind):
             raise CorruptModel(f"{path / META_FILE}: {key} must be a JSON {kind.__name__}")
@@ -259,7 +341,24 @@ def read_metadata(path: str | os.PathLike) -> StoredModel:
         weights_file=weights_file,
         weights_sha256=meta["weights_sha256"],
         saved_at=str(meta.get("saved_at", "")),
+        files=files,
     )
+
+
+def _graph_files(path: Path, meta: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """An imported model's ``files``: exactly :data:`GRAPH_ROLES`, each a plain file name and a SHA-256."""
+    files = meta.get("files")
+    if not isinstance(files, dict) or set(files) != set(GRAPH_ROLES):
+        raise CorruptModel(f"{path / META_FILE}: files must name the graphs {', '.join(GRAPH_ROLES)}")
+    for role, entry in files.items():
+        name = entry.get("file") if isinstance(entry, dict) else None
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        if not isinstance(digest, str) or not SHA256_PATTERN.fullmatch(digest):
+            raise CorruptModel(f"{path / META_FILE}: the {role} file's sha256 is not a hex digest")
+        # A plain, content-addressed name in the folder: never a path, never another role's file.
+        if not isinstance(name, str) or not GRAPH_PATTERN.fullmatch(name) or name != graph_file_name(role, digest):
+            raise CorruptModel(f"{path / META_FILE} names an invalid {role} file {name!r}")
+    return {role: {"file": files[role]["file"], "sha256": files[role]["sha256"]} for role in GRAPH_ROLES}
 
 
 def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[LatentModel, StoredModel]:
@@ -267,9 +366,13 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> t
 
     Checks, in order: metadata is valid JSON with a valid config; the weights file has the recorded
     SHA-256 (catches truncation and tampering); it parses as safetensors; its tensor names, shapes and
-    dtypes are exactly those of the model the config builds.
+    dtypes are exactly those of the model the config builds. An imported model (arch "onnx"): each of its
+    four graphs has its recorded SHA-256, and the standard pair opens in onnxruntime (CPU, no external data)
+    with the standard names; it is an :class:`~vae.onnx_model.OnnxModel`, on the CPU whatever ``device``.
     """
     stored = read_metadata(path)
+    if stored.config.arch == IMPORTED_ARCH:
+        return _load_imported(stored), stored
     weights_path = stored.path / stored.weights_file
     data = _read_limited(weights_path, MAX_WEIGHTS_BYTES, "weights file")
     if _sha256(data) != stored.weights_sha256:
@@ -292,6 +395,25 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> t
         raise IncompatibleModel(f"{weights_path} does not fit {stored.config.describe()}: {shown}")
     model.load_state_dict(tensors, strict=True)
     return model.to(device).eval(), stored
+
+
+def _load_imported(stored: StoredModel) -> LatentModel:
+    """Every graph's bytes checked against its SHA-256, then the standard pair opened by onnxruntime (CPU)."""
+    graphs = {}
+    for role, entry in stored.files.items():
+        graph_path = stored.path / entry["file"]
+        data = _read_limited(graph_path, MAX_GRAPH_BYTES, f"ONNX {role.replace('_', ' ')} graph")
+        if _sha256(data) != entry["sha256"]:
+            raise CorruptModel(
+                f"{graph_path} does not match the SHA-256 recorded in {META_FILE} (truncated or altered)"
+            )
+        graphs[role] = data
+    from vae.onnx_model import GraphRefused, OnnxModel  # onnxruntime is imported only for imported models
+
+    try:
+        return OnnxModel(stored.config, graphs["standard_encoder"], graphs["standard_decoder"], stored=stored)
+    except GraphRefused as error:
+        raise IncompatibleModel(f"{stored.path}: {error}") from None
 
 
 def list_models(models_dir: str | os.PathLike) -> list[StoredModel]:

@@ -1,0 +1,842 @@
+"""Bring your own model: an ONNX encoder and decoder become a model of the store.
+
+:func:`import_onnx` (and ``python -m vae.onnx import``) takes
+
+- an encoder: float images in [0, 1] as ``[B, 1, 28, 28]``, ``[B, 28, 28, 1]`` (Keras), ``[B, 28, 28]`` or
+  ``[B, 784]`` -> one output ``[B, D]`` (an AE) or two, mean and log-variance (a VAE);
+- a decoder: ``[B, D]`` -> ``[B, 784]``, ``[B, 1, 28, 28]``, ``[B, 28, 28, 1]`` or ``[B, 28, 28]`` in [0, 1]
+  (or logits, with ``logits=True``),
+
+checks them, writes normalised copies with the standard interface of ``vae/onnx.py`` (``x -> embedding
+[, logvar]``, ``z -> image [B, 1, 28, 28]``), measures the model on the test set and stores all four graphs
+(``vae.store.save_imported_model``). The model then loads through ``vae.load_model`` as an
+:class:`~vae.onnx_model.OnnxModel`, like any other.
+
+Every refusal raises :class:`ImportRefused` (exit 2 on the command line) before anything is written, so a
+refused import leaves no folder behind. Refused: files over :data:`MAX_BYTES`; bytes that are not ONNX; a
+graph that fails ``onnx.checker`` (full check); external data anywhere but in plain files beside the graph
+(see :func:`read_graph`); inputs or outputs of the wrong type, rank or size; a fixed batch size; D outside
+2..128; outputs that are NaN, infinite or (for the decoder) outside [0, 1]; operators onnxruntime cannot
+run (no custom operator library is ever loaded); an encoder or decoder slower than :data:`MAX_SECONDS`
+per :data:`TIMED_BATCH` images or codes.
+
+Names are found from the graphs. Each graph must have one input (the images, the codes): the standard
+graphs feed nothing else. The encoder's outputs: one is an AE's code; two are (mean, log-variance) in
+order, unless only the first one's name mentions "var"; of three or more, the one named like "mean" and
+the one like "log_var" / "logvar" are taken (Keras's ``z_mean, z_log_var, z``), else ``encoder_outputs``
+must name them. A decoder with several outputs needs ``decoder_output``. An encoder input whose layout the
+graph leaves open (``[B, ?, ?, ?]``) is tried as ``nchw``, then ``nhwc``, unless ``input_layout`` says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import stat
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from vae.models import (
+    IMPORTED_ARCH,
+    MAX_LATENT_DIM,
+    MIN_LATENT_DIM,
+    PIXEL_LAYOUTS,
+    RECON_LOSSES,
+    ModelConfig,
+    OnnxInterface,
+    to_float_images,
+)
+from vae.onnx import default_opset
+from vae.onnx_model import GraphRefused, OnnxModel, all_tensors, parse_graph, session, uses_external_data
+from vae.store import META_FILE, StoredModel, StoreError, check_name, load_model, save_imported_model
+
+MAX_BYTES = 200 * 1024 * 1024  # per graph, external data included (MB of 2**20 bytes, as Streamlit counts them)
+MAX_SECONDS = 1.0  # per TIMED_BATCH images or codes: the explorer decodes on every click, grids by the hundred
+TIMED_BATCH = 256
+TIMING_ATTEMPTS = 2  # the best of two, so a busy moment on a shared machine does not refuse a good model
+# Codes the decoder is checked on: the embeddings of real test images (where points lie) and draws around
+# them (the empty space a click may land on), as vae.onnx.check_inputs does for exports.
+RANDOM_CODES = 64
+# The standard graphs compute what the user's do, plus a reshape (and a sigmoid): they must agree to this
+# max abs difference, times the output's largest magnitude when that exceeds 1.
+TOLERANCE = 1e-5
+SEED = 0
+# The standard interface's names; the user's tensors that happen to carry one are renamed.
+STANDARD_NAMES = ("x", "embedding", "logvar", "z", "image")
+
+
+class ImportRefused(ValueError):
+    """An encoder/decoder pair that cannot be imported; the message says why and, where it can, what to do."""
+
+
+@dataclass(frozen=True)
+class UserGraph:
+    """One of the user's graphs, read and checked, with any external data folded in."""
+
+    what: str  # "encoder" or "decoder"
+    proto: onnx.ModelProto
+    data: bytes  # ``proto`` serialised: what is stored and run
+    source: dict[str, Any]  # file name, SHA-256 and size as given, the external data files folded in
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a graph: size, format, external data, onnx.checker
+
+
+def read_graph(source: str | os.PathLike | bytes, what: str, max_bytes: int = MAX_BYTES,
+               name: str | None = None) -> UserGraph:
+    """Read ``source`` (a file, or its bytes for an upload), fold in its external data, check it.
+
+    External data: a tensor may live in another file only if its ``location`` is a plain file name (no
+    ``/``, ``\\``, ``..``, drive or absolute path) of a regular file (not a symlink) in the graph's own
+    folder, within that file's size, and the graph plus all its data within ``max_bytes``. Those bytes are
+    read here, by offset and length, and copied into the graph, so what is stored is one self-contained
+    file and nothing else is ever opened for it. Bytes (an upload) have no folder, so they may not refer
+    to external data at all.
+    """
+    folder: Path | None = None
+    if isinstance(source, (bytes, bytearray)):
+        data, label = bytes(source), name or f"{what}.onnx"
+        if len(data) > max_bytes:
+            raise ImportRefused(f"the {what} is {_mb(len(data))}, over the {_mb(max_bytes)} limit")
+    else:
+        path = Path(source)
+        label = name or path.name
+        try:
+            info = path.stat()
+        except OSError as error:
+            raise ImportRefused(f"cannot read the {what} {path}: {error.strerror}") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise ImportRefused(f"the {what} {path} is not a regular file")
+        if info.st_size > max_bytes:
+            raise ImportRefused(f"the {what} {path} is {_mb(info.st_size)}, over the {_mb(max_bytes)} limit")
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise ImportRefused(f"the {what} {path} grew beyond {_mb(max_bytes)} while being read")
+        folder = Path(os.path.abspath(path)).parent  # beside the path given, as onnx itself resolves it
+    try:
+        proto = parse_graph(data, what)
+    except GraphRefused as error:
+        raise ImportRefused(str(error)) from None
+    external = _fold_in_external_data(proto, folder, what, max_bytes, len(data))
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as error:  # ValidationError, InferenceError, and the C++ checker's own types
+        raise ImportRefused(f"the {what} fails onnx.checker: {_first_line(error)}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    source_info = {"name": label, "sha256": digest, "bytes": len(data), "external_data": external}
+    return UserGraph(what, proto, proto.SerializeToString() if external else data, source_info)
+
+
+def _fold_in_external_data(proto: onnx.ModelProto, folder: Path | None, what: str, max_bytes: int,
+                           used: int) -> list[str]:
+    """Copy every external tensor's bytes into ``proto`` (see :func:`read_graph`) -> the files read.
+
+    ``used``: the graph file's own size, which counts towards ``max_bytes`` with its data.
+    """
+    tensors = [tensor for tensor in all_tensors(proto) if uses_external_data(tensor)]
+    if not tensors:
+        return []
+    if folder is None:
+        raise ImportRefused(
+            f"the {what} keeps {len(tensors)} tensor(s) in external data files, which an upload cannot carry: "
+            "export it as one file (torch.onnx.export(..., external_data=False)), or import it with "
+            "python -m vae.onnx import with the data file beside the graph"
+        )
+    handles: dict[str, int] = {}
+    try:
+        for tensor in tensors:
+            entries = {entry.key: entry.value for entry in tensor.external_data}
+            location = entries.get("location", "")
+            _check_location(location, what)
+            if location not in handles:
+                handles[location] = _open_beside(folder, location, what)
+            fd = handles[location]
+            size = os.fstat(fd).st_size
+            try:
+                offset = int(entries.get("offset") or 0)
+                length = int(entries["length"]) if entries.get("length") else size - offset
+            except ValueError:
+                raise ImportRefused(f"the {what}'s external data for {tensor.name!r} has a bad offset or "
+                                    "length") from None  # fmt: skip
+            if offset < 0 or length < 0 or offset + length > size:
+                raise ImportRefused(f"the {what}'s tensor {tensor.name!r} lies outside {location!r} "
+                                    f"(offset {offset}, length {length}, file {size} bytes)")  # fmt: skip
+            used += length
+            if used > max_bytes:  # checked before reading: a huge (or sparse) data file is never read
+                raise ImportRefused(f"the {what} and its external data are over the {_mb(max_bytes)} limit")
+            tensor.raw_data = os.pread(fd, length, offset)
+            del tensor.external_data[:]
+            tensor.data_location = TensorProto.DEFAULT
+    finally:
+        for fd in handles.values():
+            os.close(fd)
+    return sorted(handles)
+
+
+def _check_location(location: str, what: str) -> None:
+    plain = (
+        location
+        and "\x00" not in location
+        and "/" not in location
+        and "\\" not in location
+        and ".." not in location
+        and ":" not in location  # a Windows drive ("C:x") or stream ("x:y")
+        and not os.path.isabs(location)
+    )
+    if not plain:
+        raise ImportRefused(
+            f"the {what}'s external data location {location!r} is not a plain file name beside the graph: only files "
+            "in the graph's own folder are read, never ../ or absolute paths"
+        )
+
+
+def _open_beside(folder: Path, location: str, what: str) -> int:
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    path = folder / location
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise ImportRefused(f"the {what}'s external data file {location!r} is not beside it in {folder}") from None
+    except OSError:
+        kind = "a symlink" if path.is_symlink() else "unreadable"
+        raise ImportRefused(f"the {what}'s external data file {location!r} is {kind}; only regular files are "
+                            "read") from None  # fmt: skip
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ImportRefused(f"the {what}'s external data {location!r} is not a regular file")
+    return fd
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs and outputs
+
+
+def _dims(value_info: onnx.ValueInfoProto) -> list[int | str | None]:
+    """Each axis: its size, its symbolic name, or None where the graph says nothing."""
+    shape = value_info.type.tensor_type.shape
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in shape.dim]
+
+
+def _shape_text(dims: Sequence[int | str | None]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+def _real_inputs(proto: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """Graph inputs without the initializers older IR versions list among them."""
+    initialized = {t.name for t in proto.graph.initializer}
+    return [i for i in proto.graph.input if i.name not in initialized]
+
+
+def _check_float(value_info: onnx.ValueInfoProto, what: str) -> None:
+    elem_type = value_info.type.tensor_type.elem_type
+    if not value_info.type.HasField("tensor_type") or elem_type not in (TensorProto.FLOAT, TensorProto.UNDEFINED):
+        type_name = TensorProto.DataType.Name(elem_type) if value_info.type.HasField("tensor_type") else "not a tensor"
+        raise ImportRefused(f"the {what} {value_info.name!r} is {type_name}: it must be float32")
+
+
+def _single_input(proto: onnx.ModelProto, what: str, takes: str) -> onnx.ValueInfoProto:
+    """The graph's one input: the standard graphs feed it ``takes`` and nothing else."""
+    inputs = _real_inputs(proto)
+    if len(inputs) != 1:
+        names = [i.name for i in inputs]
+        raise ImportRefused(f"the {what} has {len(inputs)} inputs {names}: it must take the {takes} alone")
+    return inputs[0]
+
+
+def _check_input(value_info: onnx.ValueInfoProto, what: str, rank: tuple[int, ...]) -> list[int | str | None] | None:
+    """A float32 input with a dynamic first (batch) axis and one of the ranks allowed -> its axes (None: the
+    graph records no shape, so the probe runs decide)."""
+    _check_float(value_info, what)
+    dims = _dims(value_info)
+    if not value_info.type.tensor_type.HasField("shape"):
+        return None
+    if len(dims) not in rank:
+        raise ImportRefused(f"the {what} {value_info.name!r} has rank {len(dims)} {_shape_text(dims)}; "
+                            f"expected rank {' or '.join(map(str, rank))}")  # fmt: skip
+    if isinstance(dims[0], int) and dims[0] > 0:
+        raise ImportRefused(
+            f"the {what} {value_info.name!r} has a fixed batch size of {dims[0]} {_shape_text(dims)}: export it with a "
+            "dynamic first axis (torch: dynamic_shapes or dynamic_axes; tf2onnx: a None batch dimension)"
+        )
+    return dims
+
+
+def _fitting_layouts(dims: Sequence[int | str | None] | None) -> list[str]:
+    """The pixel layouts an input of axes ``dims`` (batch first; None: unknown) may take, in order of preference."""
+    if dims is None:
+        return list(PIXEL_LAYOUTS)
+    rest = dims[1:]
+    return [
+        name for name, shape in PIXEL_LAYOUTS.items()
+        if len(shape) == len(rest) and all(not isinstance(d, int) or d == s for d, s in zip(rest, shape))
+    ]  # fmt: skip
+
+
+def _encoder_output_names(proto: onnx.ModelProto, names: Sequence[str] | None) -> list[str]:
+    available = [o.name for o in proto.graph.output]
+    if names:
+        missing = [n for n in names if n not in available]
+        if missing or not 1 <= len(names) <= 2 or len(set(names)) != len(names):
+            raise ImportRefused(f"encoder outputs {list(names)} must be 1 or 2 different names among the encoder's "
+                                f"outputs {available}")  # fmt: skip
+        return list(names)
+    if len(available) == 1:
+        return available
+    if len(available) == 2:
+        first, second = (n.lower() for n in available)
+        # (mean, logvar) by order, unless only the first one's name speaks of a variance.
+        return available[::-1] if "var" in first and "var" not in second else available
+    means = [n for n in available if "mean" in n.lower() or n.lower() in ("mu", "z_mu")]
+    logvars = [n for n in available if "log_var" in n.lower() or "logvar" in n.lower()]
+    if len(means) == 1 and len(logvars) == 1:
+        return [means[0], logvars[0]]  # e.g. Keras's [z_mean, z_log_var, z]: the sample z is left out
+    raise ImportRefused(f"the encoder has {len(available)} outputs {available}: name the mean (and the log-variance) "
+                        "with --encoder-outputs MEAN,LOGVAR")  # fmt: skip
+
+
+def _one(items: list[onnx.ValueInfoProto], name: str | None, what: str, option: str) -> onnx.ValueInfoProto:
+    names = [i.name for i in items]
+    if name is not None:
+        if name not in names:
+            raise ImportRefused(f"the {what} has no {name!r} among {names}")
+        return items[names.index(name)]
+    if len(items) != 1:
+        raise ImportRefused(f"the {what} has {len(items)} of them, {names}: say which with {option}")
+    return items[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the user's graphs: shapes, values, speed
+
+
+def _bounded(runtime, outputs: list[str], feed: dict[str, np.ndarray], what: str,
+             limit: float) -> tuple[list[np.ndarray] | None, float]:
+    """One run, stopped once it passes ``limit`` seconds -> (outputs, or None if stopped; seconds).
+
+    onnxruntime checks ``RunOptions.terminate`` between nodes (and loop iterations), so a graph of any
+    slowness costs about ``limit`` here, not its own time.
+    """
+    import onnxruntime
+
+    options = onnxruntime.RunOptions()
+    options.log_severity_level = 4
+    timer = threading.Timer(limit, setattr, (options, "terminate", True))
+    timer.daemon = True
+    started = time.perf_counter()
+    timer.start()
+    try:
+        result = runtime.run(outputs, feed, options)
+    except Exception as error:  # onnxruntime's own exception types
+        if not options.terminate:
+            shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in feed.items())
+            raise ImportRefused(f"onnxruntime failed running the {what} on {shapes}: {_first_line(error)}") from None
+        result = None
+    finally:
+        timer.cancel()
+    return result, time.perf_counter() - started
+
+
+def _too_slow(what: str, unit: str, seconds: float | None, limit: float, batch: int = TIMED_BATCH) -> ImportRefused:
+    """``seconds`` None: every run was stopped at the limit."""
+    took = f"over {limit:g} s" if seconds is None else f"{seconds:.2f} s"
+    return ImportRefused(
+        f"the {what} takes {took} per {batch} {unit}, more than the {limit:g} s allowed per {TIMED_BATCH}: the pages "
+        "run it on every click and on whole grids"
+    )
+
+
+def _small_run(runtime, outputs: list[str], feed: dict[str, np.ndarray], what: str, unit: str,
+               limit: float) -> list[np.ndarray]:
+    """A first run on a few inputs (shapes, and a warm-up for the timing); one slower than ``limit`` is refused."""
+    result, seconds = _bounded(runtime, outputs, feed, what, limit)
+    if result is None or seconds > limit:
+        raise _too_slow(what, unit, None if result is None else seconds, limit, batch=len(next(iter(feed.values()))))
+    return result
+
+
+def _timed(runtime, outputs: list[str], feed: dict[str, np.ndarray], what: str, unit: str,
+           limit: float) -> tuple[list[np.ndarray], float]:
+    """The best of :data:`TIMING_ATTEMPTS` bounded runs -> (outputs, seconds); slower than ``limit``: refused."""
+    completed = []
+    for _ in range(TIMING_ATTEMPTS):
+        result, seconds = _bounded(runtime, outputs, feed, what, limit)
+        if result is not None and seconds <= limit:
+            return result, seconds
+        if result is not None:
+            completed.append(seconds)
+    raise _too_slow(what, unit, min(completed, default=None), limit)
+
+
+def _check_finite(arrays: Sequence[np.ndarray], names: Sequence[str], what: str, unit: str) -> None:
+    for array, name in zip(arrays, names):
+        bad = ~np.isfinite(array).reshape(len(array), -1).all(axis=1)
+        if bad.any():
+            raise ImportRefused(f"the {what}'s output {name!r} is NaN or infinite for {int(bad.sum())} of "
+                                f"{len(array)} {unit}")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What the probe runs found: the interface, the latent size, and the numbers to check against."""
+
+    interface: OnnxInterface
+    latent_dim: int
+    images: np.ndarray  # [M, 1, 28, 28]: the probe images
+    encoded: list[np.ndarray]  # the user's encoder's outputs on them (mean[, logvar]) [M, D]
+    codes: np.ndarray  # [M, D]: the probe codes
+    decoded: np.ndarray  # the user's decoder on them, as probabilities, [M, 1, 28, 28]
+    seconds: dict[str, float]  # per TIMED_BATCH, encoder and decoder
+
+
+def _probe_encoder(graph: UserGraph, runtime, images: np.ndarray, outputs: Sequence[str] | None,
+                   layout: str | None, limit: float) -> tuple[str, str, list[str], list[np.ndarray], float]:
+    """-> (input name, layout, output names, outputs on ``images``, seconds per TIMED_BATCH)."""
+    chosen = _single_input(graph.proto, "encoder", "images")
+    dims = _check_input(chosen, "encoder's input", rank=(2, 3, 4))
+    layouts = _fitting_layouts(dims)
+    if layout is not None:
+        if layout not in PIXEL_LAYOUTS:
+            raise ImportRefused(f"input layout must be one of {list(PIXEL_LAYOUTS)}, got {layout!r}")
+        if layout not in layouts:
+            raise ImportRefused(f"input layout {layout!r} {list(PIXEL_LAYOUTS[layout])} does not fit the encoder's "
+                                f"input {chosen.name!r} {_shape_text(dims)}")  # fmt: skip
+        layouts = [layout]
+    if not layouts:
+        raise ImportRefused(f"the encoder's input {chosen.name!r} is {_shape_text(dims)}: expected 784 pixels as "
+                            "[B, 1, 28, 28], [B, 28, 28, 1], [B, 28, 28] or [B, 784]")  # fmt: skip
+    names = _encoder_output_names(graph.proto, outputs)
+    for value_info in graph.proto.graph.output:  # shapes are checked on the run: declared ones can be stale
+        if value_info.name in names:
+            _check_float(value_info, "encoder's output")
+    failures = []
+    for candidate in layouts:  # a layout the graph leaves open is settled by which one runs
+        feed = {chosen.name: images[:8].reshape(-1, *PIXEL_LAYOUTS[candidate])}
+        try:
+            small = _small_run(runtime, names, feed, "encoder", "images", limit)
+            break
+        except ImportRefused as error:
+            failures.append(str(error))
+    else:
+        raise ImportRefused(failures[0] if len(failures) == 1 else " / ".join(failures))
+    for name, array in zip(names, small):
+        if array.ndim != 2 or len(array) != 8 or array.dtype != np.float32:
+            raise ImportRefused(f"the encoder's output {name!r} is {array.dtype} {list(array.shape)} for 8 images; "
+                                "expected float32 [8, D]")  # fmt: skip
+    latent_dim = small[0].shape[1]
+    if not MIN_LATENT_DIM <= latent_dim <= MAX_LATENT_DIM:
+        raise ImportRefused(f"the encoder gives codes of D = {latent_dim} numbers; D must be from "
+                            f"{MIN_LATENT_DIM} to {MAX_LATENT_DIM}")  # fmt: skip
+    if len(small) == 2 and small[1].shape != small[0].shape:
+        raise ImportRefused(f"the encoder's mean {list(small[0].shape)} and log-variance {list(small[1].shape)} "
+                            "differ in shape")  # fmt: skip
+    feed = {chosen.name: images.reshape(-1, *PIXEL_LAYOUTS[candidate])}
+    encoded, seconds = _timed(runtime, names, feed, "encoder", "images", limit)
+    _check_finite(encoded, names, "encoder", "test images")
+    return chosen.name, candidate, names, encoded, seconds
+
+
+def _probe_codes(embedded: np.ndarray) -> np.ndarray:
+    """TIMED_BATCH codes: the first embeddings, then RANDOM_CODES draws of N(0, s^2 I) with s their spread."""
+    generator = np.random.default_rng(SEED)
+    spread = max(1.0, float(embedded.std()))
+    extra = generator.normal(size=(RANDOM_CODES, embedded.shape[1])) * spread
+    return np.concatenate([embedded[: TIMED_BATCH - RANDOM_CODES], extra]).astype(np.float32)
+
+
+def _probe_decoder(graph: UserGraph, runtime, codes: np.ndarray, output: str | None, logits: bool,
+                   limit: float) -> tuple[str, str, str, np.ndarray, float]:
+    """-> (input name, output name, output layout, probabilities [M, 1, 28, 28], seconds per TIMED_BATCH)."""
+    latent_dim = codes.shape[1]
+    chosen = _single_input(graph.proto, "decoder", "codes")
+    dims = _check_input(chosen, "decoder's input", rank=(2,))
+    if dims is not None and isinstance(dims[1], int) and dims[1] != latent_dim:
+        raise ImportRefused(f"the decoder takes codes of {dims[1]} numbers {_shape_text(dims)}, the encoder gives "
+                            f"{latent_dim}")  # fmt: skip
+    out = _one(list(graph.proto.graph.output), output, "decoder's outputs", "--decoder-output")
+    _check_float(out, "decoder's output")
+    (small,) = _small_run(runtime, [out.name], {chosen.name: codes[:8]}, "decoder", "codes", limit)
+    layout = next((name for name, shape in PIXEL_LAYOUTS.items() if small.shape[1:] == shape), None)
+    if small.dtype != np.float32 or len(small) != 8 or layout is None:
+        raise ImportRefused(f"the decoder's output {out.name!r} is {small.dtype} {list(small.shape)} for 8 codes; "
+                            "expected float32 [8, 784], [8, 1, 28, 28], [8, 28, 28, 1] or [8, 28, 28]")  # fmt: skip
+    (decoded,), seconds = _timed(runtime, [out.name], {chosen.name: codes}, "decoder", "codes", limit)
+    _check_finite([decoded], [out.name], "decoder", "codes")
+    if logits:
+        decoded = 1.0 / (1.0 + np.exp(-decoded.astype(np.float64)))
+    low, high = float(decoded.min()), float(decoded.max())
+    if low < 0.0 or high > 1.0:
+        hint = "" if logits else " If it gives logits (no sigmoid at its end), say so with the logits option " \
+            "(--logits)."  # fmt: skip
+        raise ImportRefused(f"the decoder's outputs reach {low:.3g} to {high:.3g} on test codes, outside [0, 1].{hint}")
+    return chosen.name, out.name, layout, decoded.astype(np.float32).reshape(-1, 1, 28, 28), seconds
+
+
+def probe(encoder: UserGraph, decoder: UserGraph, images: np.ndarray, *, encoder_outputs: Sequence[str] | None = None,
+          decoder_output: str | None = None, input_layout: str | None = None, logits: bool = False,
+          max_seconds: float = MAX_SECONDS) -> Wiring:
+    """Run both graphs on the probe images ``[M, 1, 28, 28]`` (M = TIMED_BATCH) and codes -> their wiring."""
+    runtimes = {}
+    for graph in (encoder, decoder):
+        try:
+            runtimes[graph.what] = session(graph.data, graph.what)
+        except GraphRefused as error:
+            raise ImportRefused(str(error)) from None
+    enc_input, layout, enc_outputs, encoded, enc_seconds = _probe_encoder(
+        encoder, runtimes["encoder"], images, encoder_outputs, input_layout, max_seconds
+    )
+    codes = _probe_codes(encoded[0])
+    dec_input, dec_output, out_layout, decoded, dec_seconds = _probe_decoder(
+        decoder, runtimes["decoder"], codes, decoder_output, logits, max_seconds
+    )
+    interface = OnnxInterface(
+        encoder_input=enc_input, input_layout=layout, encoder_outputs=tuple(enc_outputs),
+        decoder_input=dec_input, decoder_output=dec_output, output_layout=out_layout, logits=logits,
+    )  # fmt: skip
+    return Wiring(interface, codes.shape[1], images, encoded, codes, decoded,
+                  {"encoder": enc_seconds, "decoder": dec_seconds})  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# The standard graphs, built around the user's with onnx.helper
+
+
+def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    """The bodies of a Loop, If or Scan node (none for other nodes)."""
+    return [g for attribute in node.attribute for g in ([attribute.g] if attribute.HasField("g") else attribute.graphs)]
+
+
+def _names_in(graph: onnx.GraphProto) -> set[str]:
+    names = {i.name for i in graph.input} | {o.name for o in graph.output} | {t.name for t in graph.initializer}
+    names |= {v.name for v in graph.value_info}
+    for node in graph.node:
+        names.update(node.input)
+        names.update(node.output)
+        for subgraph in _subgraphs(node):
+            names |= _names_in(subgraph)
+    return names
+
+
+def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:
+    """Rename tensor ``old`` everywhere in ``graph`` and in the subgraphs that see it.
+
+    Written out because ``onnx.compose.add_prefix`` (onnx 1.23) misses subgraph references to the outer
+    graph's initializers, which breaks any Loop or If whose body uses an outer weight.
+    """
+    for collection in (graph.input, graph.output, graph.value_info, graph.initializer):
+        for item in collection:
+            if item.name == old:
+                item.name = new
+    for node in graph.node:
+        for field in (node.input, node.output):
+            for i, name in enumerate(field):
+                if name == old:
+                    field[i] = new
+        for subgraph in _subgraphs(node):
+            if old not in {i.name for i in subgraph.input}:  # a body input of that name shadows it
+                _rename(subgraph, old, new)
+
+
+def _outer_references(node: onnx.NodeProto) -> set[str]:
+    """Every name a node's bodies read (a superset of what they take from the outer graph)."""
+    names: set[str] = set()
+    for subgraph in _subgraphs(node):
+        for inner in subgraph.node:
+            names.update(inner.input)
+            names |= _outer_references(inner)
+    return names
+
+
+def _prune(graph: onnx.GraphProto) -> None:
+    """Drop the nodes and initializers no graph output needs (e.g. Keras's sampled z, with its random op)."""
+    needed = {o.name for o in graph.output}
+    kept = []
+    for node in reversed(graph.node):
+        if any(name in needed for name in node.output):
+            kept.append(node)
+            needed.update(node.input)
+            needed |= _outer_references(node)
+    del graph.node[:]
+    graph.node.extend(reversed(kept))
+    initializers = [t for t in graph.initializer if t.name in needed]
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+
+
+def _wrapped(user: onnx.ModelProto, standard_input: onnx.ValueInfoProto, user_input: str, head: list[onnx.NodeProto],
+             outputs: dict[str, str], tails: list[onnx.NodeProto], standard_outputs: list[onnx.ValueInfoProto],
+             reserved: set[str]) -> onnx.ModelProto:
+    """``standard_input -> head -> (user's graph) -> tails -> standard_outputs`` as one model.
+
+    ``head`` ends in the tensor ``user_input``; ``outputs`` maps the user's outputs to the names ``tails``
+    read them by. Any user tensor that carries a name in ``reserved`` is renamed first.
+    """
+    model = onnx.ModelProto()
+    model.CopyFrom(user)
+    graph = model.graph
+    taken = _names_in(graph) | reserved
+    renames = {}
+    for name in sorted(_names_in(graph) & reserved):
+        fresh, n = f"user/{name}", 0
+        while fresh in taken:
+            n += 1
+            fresh = f"user/{name}.{n}"
+        taken.add(fresh)
+        _rename(graph, name, fresh)
+        renames[name] = fresh
+    user_input = renames.get(user_input, user_input)
+    inner = {renames.get(k, k): v for k, v in outputs.items()}
+    initialized = {t.name for t in graph.initializer}
+    kept_inputs = [i for i in graph.input if i.name in initialized]  # IR < 4 lists initializers as inputs
+    # The head writes the user's input tensor; the tails read the user's outputs under the names they expect.
+    head_nodes = [onnx.NodeProto() for _ in head]
+    for copy, node in zip(head_nodes, head):
+        copy.CopyFrom(node)
+    if head_nodes:
+        head_nodes[-1].output[0] = user_input
+    bridges = [helper.make_node("Identity", [name], [alias]) for name, alias in inner.items()]
+    nodes = [*head_nodes, *graph.node, *bridges, *tails]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.input[:]
+    graph.input.extend([standard_input, *kept_inputs])
+    del graph.output[:]
+    graph.output.extend(standard_outputs)
+    _prune(graph)
+    graph.name = f"standard_{graph.name or 'graph'}"
+    del model.metadata_props[:]  # our graph now; nothing of the original's configuration travels with it
+    return model
+
+
+def _reshape(source: str, target: str, shape: Sequence[int], tag: str) -> list[onnx.NodeProto]:
+    """``source`` reshaped to ``[-1, *shape]`` as ``target`` (the batch axis kept dynamic)."""
+    shape_name = f"std/{tag}_shape"
+    constant = numpy_helper.from_array(np.array([-1, *shape], dtype=np.int64), shape_name)
+    return [helper.make_node("Constant", [], [shape_name], value=constant),
+            helper.make_node("Reshape", [source, shape_name], [target])]  # fmt: skip
+
+
+def standard_graphs(encoder: UserGraph, decoder: UserGraph, wiring: Wiring) -> dict[str, bytes]:
+    """The standard encoder and decoder (``vae/onnx.py``'s interface), checked by onnx.checker -> their bytes.
+
+    Encoder: ``x [B, 1, 28, 28]`` -> Reshape to the user's layout -> the user's graph -> its mean (and
+    log-variance) as ``embedding`` (and ``logvar``); anything else it outputs is pruned. Decoder: ``z`` -> the
+    user's graph -> (Sigmoid for logits) -> Reshape -> ``image [B, 1, 28, 28]``.
+    """
+    interface, d = wiring.interface, wiring.latent_dim
+    ours = {"std/in_shape", "std/out_shape", "std/pixels", "std/code", "std/image_logits", "std/image_probs"}
+    reserved = set(STANDARD_NAMES) | ours
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 28, 28])
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", d])
+    names = ["embedding", "logvar"][: len(interface.encoder_outputs)]
+    std_encoder = _wrapped(
+        encoder.proto, x, interface.encoder_input, _reshape("x", "std/pixels", PIXEL_LAYOUTS[interface.input_layout],
+                                                            "in"),
+        dict(zip(interface.encoder_outputs, names)), [],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", d]) for name in names], reserved,
+    )  # fmt: skip
+    probs = "std/image_probs"
+    tails = [helper.make_node("Sigmoid", ["std/image_logits"], [probs])] if interface.logits else []
+    source = "std/image_logits" if interface.logits else probs
+    std_decoder = _wrapped(
+        decoder.proto, z, interface.decoder_input, [helper.make_node("Identity", ["z"], ["std/code"])],
+        {interface.decoder_output: source}, [*tails, *_reshape(probs, "image", (1, 28, 28), "out")],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 28, 28])], reserved,
+    )  # fmt: skip
+    out = {}
+    for role, model in (("standard_encoder", std_encoder), ("standard_decoder", std_decoder)):
+        try:
+            onnx.checker.check_model(model, full_check=True)
+        except Exception as error:
+            raise ImportRefused(f"the {role.replace('_', ' ')} built around yours fails onnx.checker: "
+                                f"{_first_line(error)}") from None  # fmt: skip
+        out[role] = model.SerializeToString()
+    return out
+
+
+def check_standard(model: OnnxModel, wiring: Wiring) -> dict[str, float]:
+    """Max abs difference of the standard graphs (run through ``model``) from the user's on the probe batch.
+
+    Raises :class:`ImportRefused` above :data:`TOLERANCE` (times the largest code magnitude for the encoder).
+    """
+    with torch.no_grad():
+        mean, logvar = model.encode(torch.from_numpy(wiring.images))
+        decoded = model.decode(torch.from_numpy(wiring.codes)).numpy()
+    ours = [mean.numpy()] + ([logvar.numpy()] if logvar is not None else [])
+    errors = {
+        "encoder": max(float(np.abs(a - b).max()) for a, b in zip(ours, wiring.encoded)),
+        "decoder": float(np.abs(decoded - wiring.decoded).max()),
+    }
+    scale = max(1.0, *(float(np.abs(b).max()) for b in wiring.encoded))
+    for part, allowed in (("encoder", TOLERANCE * scale), ("decoder", TOLERANCE)):
+        if not errors[part] <= allowed:  # also catches NaN
+            raise ImportRefused(f"the standard {part} built around yours differs from it by {errors[part]:.3g}")
+    return errors
+
+
+# ---------------------------------------------------------------------------------------------
+# The import
+
+
+def import_onnx(
+    encoder: str | os.PathLike | bytes,
+    decoder: str | os.PathLike | bytes,
+    out: str | os.PathLike,
+    *,
+    dataset: str = "mnist",
+    data_dir: str | os.PathLike | None = None,
+    logits: bool = False,
+    encoder_outputs: Sequence[str] | None = None,
+    decoder_output: str | None = None,
+    input_layout: str | None = None,
+    recon_loss: str = "bce",
+    replace: bool = False,
+    names: Sequence[str] | None = None,
+    origin: str = "python",
+    max_bytes: int = MAX_BYTES,
+    max_seconds: float = MAX_SECONDS,
+) -> tuple[OnnxModel, StoredModel]:
+    """Import an encoder and decoder (files, or bytes for an upload) as the store entry ``out``.
+
+    ``dataset`` is what the model was trained on ("mnist" or "fashion-mnist"): its test images check the
+    graphs and measure the model (test loss terms, MSE per pixel, kNN-5 fitted on the training images,
+    as for every model of the store). ``names``: the file names recorded for bytes. Returns what
+    ``vae.load_model(out)`` returns, read back from the folder. Raises :class:`ImportRefused`.
+    """
+    from vae.data import DATASETS, DatasetUnavailableError, dataset_sha256, load_dataset
+    from vae.train import evaluate_for_metadata
+
+    started = time.perf_counter()
+    out = Path(out)
+    try:
+        check_name(out.name)
+    except StoreError as error:
+        raise ImportRefused(str(error)) from None
+    if out.exists() and not replace:
+        raise ImportRefused(f"{out} exists: choose another name, or replace it")
+    if out.exists() and not (out / META_FILE).is_file() and (not out.is_dir() or any(out.iterdir())):
+        raise ImportRefused(f"{out} exists and is not a model folder: it is never replaced")
+    if dataset not in DATASETS:
+        raise ImportRefused(f"dataset must be one of {list(DATASETS)}, got {dataset!r}")
+    if recon_loss not in RECON_LOSSES:
+        raise ImportRefused(f"recon_loss must be one of {RECON_LOSSES}, got {recon_loss!r}")
+    labels = list(names or (None, None))
+    graphs = [read_graph(source, what, max_bytes, label) for source, what, label in
+              zip((encoder, decoder), ("encoder", "decoder"), labels)]  # fmt: skip
+    try:
+        test_images, test_labels = load_dataset(dataset, "test", data_dir)
+        train_images, train_labels = load_dataset(dataset, "train", data_dir)
+    except DatasetUnavailableError as error:
+        raise ImportRefused(f"the {DATASETS[dataset].title} images check and measure the model: {error}") from None
+    images = to_float_images(test_images[:TIMED_BATCH]).numpy()
+    wiring = probe(*graphs, images, encoder_outputs=encoder_outputs, decoder_output=decoder_output,
+                   input_layout=input_layout, logits=logits, max_seconds=max_seconds)  # fmt: skip
+    kind = "vae" if len(wiring.interface.encoder_outputs) == 2 else "ae"
+    config = ModelConfig(kind=kind, arch=IMPORTED_ARCH, latent_dim=wiring.latent_dim, hidden=(), recon_loss=recon_loss,
+                         onnx=wiring.interface)  # fmt: skip
+    standard = standard_graphs(*graphs, wiring)
+    try:
+        model = OnnxModel(config, standard["standard_encoder"], standard["standard_decoder"])
+    except GraphRefused as error:
+        raise ImportRefused(str(error)) from None
+    errors = check_standard(model, wiring)
+    metrics = evaluate_for_metadata(model, train_images, train_labels, test_images, test_labels)
+    for key, number in metrics.items():  # e.g. a log-variance so large that its exp, hence the KL, is infinite
+        if not np.isfinite(number):
+            raise ImportRefused(f"the model's {key} on the test set is {number}: its outputs are finite but not sane")
+    encoder_graph, decoder_graph = graphs
+    extra = {
+        "status": "imported",
+        "source": origin,
+        "onnx": {
+            "files": {g.what: g.source for g in graphs},
+            "opset": {g.what: default_opset(g.proto) for g in graphs},
+            "producer": {g.what: f"{g.proto.producer_name} {g.proto.producer_version}".strip() for g in graphs},
+            "max_abs_error": errors,
+            "seconds_per_256": wiring.seconds,
+            "import_seconds": time.perf_counter() - started,
+        },
+    }
+    save_imported_model(
+        out, config, {"encoder": encoder_graph.data, "decoder": decoder_graph.data, **standard}, metrics=metrics,
+        dataset={"name": dataset, "sha256": dataset_sha256(data_dir, dataset), "train_images": len(train_images)},
+        extra=extra,
+    )  # fmt: skip
+    return load_model(out)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.1f} MB"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:500] if text else type(error).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line: python -m vae.onnx import
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("encoder", help="ENCODER.onnx: images [B, 1, 28, 28], [B, 28, 28, 1] or [B, 784] -> "
+                        "[B, D] (AE) or mean and log-variance (VAE)")  # fmt: skip
+    parser.add_argument("decoder", help="DECODER.onnx: [B, D] -> [B, 784] or [B, 1, 28, 28] in [0, 1]")
+    parser.add_argument("--out", required=True, help="the new model's folder, e.g. models/my-vae")
+    parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"], help="what it was trained on")
+    parser.add_argument("--logits", action="store_true", help="the decoder gives logits: a sigmoid is appended")
+    parser.add_argument("--encoder-outputs", default=None, metavar="MEAN[,LOGVAR]",
+                        help="the encoder's outputs to use, by name (when it has several, e.g. Keras's "
+                        "z_mean,z_log_var,z)")  # fmt: skip
+    parser.add_argument("--decoder-output", default=None, metavar="NAME", help="the decoder's image output, by name")
+    parser.add_argument("--input-layout", default=None, choices=list(PIXEL_LAYOUTS),
+                        help="how the encoder takes the pixels, when its graph leaves it open")
+    parser.add_argument("--recon-loss", default="bce", choices=list(RECON_LOSSES),
+                        help="the reconstruction term measured")  # fmt: skip
+    parser.add_argument("--replace", action="store_true", help="replace a model of the same name")
+    parser.add_argument("--data-dir", default=None, help="where the datasets are (default ./data or $VAE_DATA_DIR)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """The import subcommand: 0 when imported, 2 when refused (with the reason on stderr), 1 when the disk fails."""
+    outputs = [n.strip() for n in args.encoder_outputs.split(",")] if args.encoder_outputs else None
+    try:
+        model, stored = import_onnx(
+            args.encoder, args.decoder, args.out, dataset=args.dataset, data_dir=args.data_dir, logits=args.logits,
+            encoder_outputs=outputs, decoder_output=args.decoder_output, input_layout=args.input_layout,
+            recon_loss=args.recon_loss, replace=args.replace, origin="python -m vae.onnx import",
+        )  # fmt: skip
+    except ImportRefused as error:
+        print(f"error: not imported: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: could not write {args.out}: {error}", file=sys.stderr)
+        return 1
+    print(summary(stored))
+    return 0
+
+
+def summary(stored: StoredModel) -> str:
+    """One paragraph on an imported model: what it is, how it was wired, what it measured."""
+    interface, metrics = stored.config.onnx, stored.metrics
+    outputs = " and ".join(repr(n) for n in interface.encoder_outputs)
+    numbers = f"test MSE/pixel {metrics['test_mse_per_pixel']:.4f}, kNN-5 {metrics['knn5_accuracy']:.3f}"
+    if "test_kl" in metrics:
+        numbers += f", KL {metrics['test_kl']:.1f} nats"
+    return (
+        f"imported {stored.name} ({stored.config.describe()}) into {stored.path}: encoder {interface.encoder_input!r} "
+        f"({interface.input_layout}) -> {outputs}; decoder {interface.decoder_input!r} -> {interface.decoder_output!r} "
+        f"({interface.output_layout}{', logits' if interface.logits else ''}); {numbers}"
+    )
