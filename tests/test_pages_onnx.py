@@ -18,8 +18,9 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import REAL_RAW, REPO, SEED, image_captions, open_dashboard, run_pages_like_a_server
+from tests.conftest import REAL_RAW, REPO, SEED, image_captions, open_dashboard, planes_data, run_pages_like_a_server
 from tests.onnx_graphs import mlp_decoder, mlp_encoder
+from vae.store import load_model
 
 DATA = REPO / "data"
 pytestmark = pytest.mark.skipif(
@@ -96,8 +97,24 @@ def test_home_lists_imported_models_with_their_test_numbers(app) -> None:
     assert {"onnx-ae  ·  AE onnx 2-D (imported)", "keras-vae  ·  VAE onnx 2-D (imported)"} <= set(options)
 
 
+def test_the_page_runs_the_imported_models_own_standard_graphs(app, onnx_store) -> None:
+    import gzip
+
+    store, _ = onnx_store
+    at = page(app, "pages/explorer.py")
+    data = planes_data(at)
+    assert [p["title"] for p in data["planes"]] == ["onnx-ae (AE)", "onnx-vae (VAE)"]
+    for plane, name in zip(data["planes"], ("onnx-ae", "onnx-vae")):
+        _, stored = load_model(store / name)
+        for part in ("decoder", "encoder"):
+            served = REPO / "static" / plane[part].split("/app/static/", 1)[1]
+            standard = stored.path / stored.files[f"standard_{part}"]["file"]
+            assert gzip.decompress(served.read_bytes()) == standard.read_bytes()  # no export: the import's graphs
+
+
 def test_the_explorer_draws_decodes_and_reconstructs_with_imported_models(app) -> None:
     at = page(app, "pages/explorer.py")
+    at.sidebar.toggle(key="ex_browser").set_value(False).run()  # the server's planes
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert titles == ["onnx-ae (AE)", "onnx-vae (VAE)"]
     at.session_state["ex_decoded"] = {"left": (0.5, -0.5), "right": (1.0, 1.0)}
