@@ -42,6 +42,10 @@ echo "==> front-end files (onnxruntime-web from the npm registry, checked by SHA
 echo "==> MNIST and Fashion-MNIST"
 .venv/bin/python -m vae.data fetch
 
+# What the page runs for each shipped model: exported once per weights, so no page waits for an export.
+echo "==> the models' decoders and encoders as ONNX (for the in-page planes)"
+OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m vae.onnx cache models --cache "${VAE_ONNX_DIR:-${VAE_CACHE_DIR:-.cache}/onnx}"
+
 if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "==> installing Chromium for the browser tests"

@@ -13,13 +13,15 @@ REAL_RAW = REPO / "data" / "MNIST" / "raw"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def shared_onnx_exports(tmp_path_factory) -> None:
-    """One ONNX export cache for the whole run (servers started by tests inherit it): exports are keyed by
-    the weights' SHA-256, so sharing them cannot serve one model's graphs for another, and each test that
-    opens the explorer need not export the same shipped models again."""
+def shared_onnx_exports() -> None:
+    """The repository's ONNX export cache for the whole run (servers started by tests inherit it), which
+    ``scripts/setup.sh`` fills for the shipped models: exports are keyed by the weights' SHA-256 and every
+    graph is checked against the SHA-256 in its manifest when read, so sharing them cannot serve one model's
+    graphs for another, and the tests that open the explorer need not export the same models again. Tests of
+    the cache itself use folders of their own."""
     import os
 
-    os.environ.setdefault("VAE_ONNX_DIR", str(tmp_path_factory.mktemp("onnx")))
+    os.environ.setdefault("VAE_ONNX_DIR", str(REPO / ".cache" / "onnx"))
 
 
 @pytest.fixture

@@ -259,6 +259,18 @@ def test_without_webassembly_the_server_draws_the_planes(browser, server) -> Non
         page.close()
 
 
+def test_all_70000_images_in_the_page(explorer) -> None:
+    train_images, _ = load_mnist("train", REPO / "data")
+    explorer.page.get_by_text("all 70,000 images").click()
+    explorer.page.wait_for_function(
+        "globalThis.latentExplorer.ready && globalThis.latentExplorer.probe.count('left') === 70000", timeout=300_000
+    )
+    index = 65_000  # a training image: 0-9,999 are the test set, then the training set in file order
+    explorer.hover("right", *explorer.probe("point", "right", index))
+    explorer.wait_caption("left", f"reconstructs #{index}")
+    np.testing.assert_array_equal(explorer.pixels("original-right"), train_images[index - 10_000].numpy())
+
+
 def test_embedded_points_match_python(explorer) -> None:
     """The page places test image #9 where the model's encoder puts it (the points file is the embedding)."""
     images, _ = load_mnist("test", REPO / "data")

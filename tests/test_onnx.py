@@ -171,6 +171,13 @@ def test_the_cache_replaces_a_damaged_entry_and_refuses_a_bad_key(tmp_path) -> N
     (tmp_path / sha / "decoder.onnx").write_bytes(b"half a file")
     pair = cache.get(model, sha)
     assert_matches_torch(model, pair, 3)
+    # A complete-looking entry whose graph was altered afterwards is refused on reading, and made again.
+    data = bytearray(pair.decoder.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    pair.decoder.write_bytes(bytes(data))
+    with pytest.raises(ExportError, match="SHA-256"):
+        read_pair(pair.directory)
+    assert_matches_torch(model, cache.get(model, sha), 3)
     for bad in ("", "../escape", "ABC!"):
         with pytest.raises(ValueError, match="hex digest"):
             cache.get(model, bad)
@@ -199,3 +206,20 @@ def test_the_command_line_refuses_a_missing_model_and_a_foreign_folder(tmp_path,
     assert foreign.value.code == 2
     assert "not an earlier export" in capsys.readouterr().err
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+
+
+def test_the_cache_command_exports_every_model_of_a_store_once(tmp_path, capsys) -> None:
+    for name in ("a", "b"):
+        save_model(seeded_model(VARIANTS["ae-dense"] if name == "a" else VARIANTS["vae-dense"]), tmp_path / "store" / name)
+    with pytest.raises(SystemExit) as first:
+        vae_onnx.main(["cache", str(tmp_path / "store"), "--cache", str(tmp_path / "onnx")])
+    assert first.value.code == 0
+    assert "exported now: a, b" in capsys.readouterr().out
+    for name in ("a", "b"):
+        model, stored = load_model(tmp_path / "store" / name)
+        assert_matches_torch(model, read_pair(tmp_path / "onnx" / stored.weights_sha256), 2)
+    with pytest.raises(SystemExit) as again:
+        vae_onnx.main(["cache", str(tmp_path / "store"), "--cache", str(tmp_path / "onnx")])
+    assert again.value.code == 0
+    out = capsys.readouterr().out
+    assert "2 models" in out and "exported now" not in out  # nothing to do the second time

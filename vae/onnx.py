@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import hashlib
 import json
 import logging
 import os
@@ -55,7 +56,8 @@ OPSET = 20
 TOLERANCE = 1e-5
 # Images (and their codes) in the parity check: enough to cover every class and the corners of the plane.
 CHECK_BATCH = 256
-MANIFEST_FORMAT = 1
+# 2: the manifest records each graph's SHA-256, checked whenever the pair is read back.
+MANIFEST_FORMAT = 2
 
 
 class ExportError(RuntimeError):
@@ -249,7 +251,10 @@ def export_pair(model: LatentModel, out_dir: str | os.PathLike, weights_sha256: 
                     f"the exported {part} differs from the model by {error:.3g} (allowed {allowed[part]:.3g})"
                 )
         pair = OnnxPair(out, plain.config.kind, plain.config.latent_dim, weights_sha256, errors, opset)
-        (out / MANIFEST_FILE).write_text(json.dumps(pair.to_dict(), indent=1) + "\n")
+        manifest = pair.to_dict()
+        for part, path in (("decoder", pair.decoder), ("encoder", pair.encoder)):
+            manifest[part]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n")
         return pair
     except BaseException:
         if created:
@@ -285,6 +290,10 @@ def read_pair(directory: str | os.PathLike) -> OnnxPair:
         raise ExportError(f"{directory} holds no complete ONNX export: {error}") from None
     if manifest.get("format") != MANIFEST_FORMAT or not (pair.decoder.is_file() and pair.encoder.is_file()):
         raise ExportError(f"{directory} holds no complete ONNX export (format or files missing)")
+    for part, path in (("decoder", pair.decoder), ("encoder", pair.encoder)):
+        # A cached graph is served to every page that shows the model: one altered byte must not survive.
+        if hashlib.sha256(path.read_bytes()).hexdigest() != manifest[part].get("sha256"):
+            raise ExportError(f"{path} does not match the SHA-256 in its manifest (truncated or altered)")
     return pair
 
 
@@ -353,6 +362,41 @@ def _imported_pair(model: LatentModel, weights_sha256: str) -> OnnxPair:
     )  # fmt: skip
 
 
+def _check_images(dataset: str, data_dir: str | os.PathLike | None) -> torch.Tensor | None:
+    """The first test images of ``dataset`` for the parity check, or None (noise then) without the data."""
+    from vae.data import DatasetUnavailableError, load_dataset
+    from vae.models import to_float_images
+
+    try:  # real digits make the parity check mean more; without the data, noise still checks the graphs
+        test_images, _ = load_dataset(dataset, "test", data_dir)
+        return to_float_images(test_images[:CHECK_BATCH])
+    except DatasetUnavailableError:
+        return None
+
+
+def cache_store(models_dir: str | os.PathLike, cache: ExportCache, data_dir: str | os.PathLike | None = None) -> int:
+    """Export every model of the store ``models_dir`` into ``cache`` -> 0, or 1 if any failed (each said)."""
+    from vae.store import StoreError, list_models, load_model
+
+    failed, ready, exported = 0, 0, []
+    for stored in list_models(models_dir):
+        if stored.config.arch == IMPORTED_ARCH:
+            continue  # its standard graphs live in its own folder
+        if (cache.root / stored.weights_sha256 / MANIFEST_FILE).is_file():
+            ready += 1  # read_pair in cache.get checks it when it is used
+            continue
+        try:
+            model, stored = load_model(stored.path)
+            cache.get(model, stored.weights_sha256, _check_images(stored.dataset_name, data_dir))
+            exported.append(stored.name)
+        except (StoreError, ExportError) as error:
+            failed = 1
+            print(f"onnx: {stored.name}: {error}", file=sys.stderr)
+    note = f", exported now: {', '.join(exported)}" if exported else ""
+    print(f"onnx: {ready + len(exported)} models' decoders and encoders ready in {cache.root}{note}")
+    return failed
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m vae.onnx", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -360,6 +404,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     export.add_argument("model_dir", help="a model folder of the store (holds model.json)")
     export.add_argument("--out", required=True, help="folder for decoder.onnx, encoder.onnx and onnx.json")
     export.add_argument("--data-dir", default=None, help="where the datasets are (default ./data or $VAE_DATA_DIR)")
+    warm = commands.add_parser(
+        "cache", help="export every model of MODELS_DIR into the export cache --cache (what the page runs)",
+        description="Export every model of a store folder into an export cache, skipping those already there: "
+        "what scripts/setup.sh does, so the first page that shows a model needs no export.",
+    )  # fmt: skip
+    warm.add_argument("models_dir", help="a store folder (holds model folders)")
+    warm.add_argument("--cache", required=True, help="the export cache (the app's is .cache/onnx)")
+    warm.add_argument("--data-dir", default=None, help="where the datasets are (default ./data or $VAE_DATA_DIR)")
     from vae import onnx_import
 
     onnx_import.add_arguments(commands.add_parser(
@@ -374,9 +426,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if code:
             raise SystemExit(code)
         return
+    if args.command == "cache":
+        raise SystemExit(cache_store(args.models_dir, ExportCache(args.cache), args.data_dir))
 
-    from vae.data import DatasetUnavailableError, load_dataset
-    from vae.models import to_float_images
     from vae.store import StoreError, load_model
 
     try:
@@ -384,11 +436,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except StoreError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    try:  # real digits make the parity check mean more; without the data, noise still checks the graphs
-        test_images, _ = load_dataset(stored.dataset_name, "test", args.data_dir)
-        images = to_float_images(test_images[:CHECK_BATCH])
-    except DatasetUnavailableError:
-        images = None
+    images = _check_images(stored.dataset_name, args.data_dir)
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST_FILE).is_file():
         print(f"error: {out} exists and is not an earlier export; choose an empty folder", file=sys.stderr)

@@ -41,6 +41,7 @@ function probe(explorer) {
     },
     label(name, index) { return side(name).labels[index]; },
     titles() { return Object.values(explorer.sides).map((s) => s.spec?.name ?? null); },
+    count(name) { return side(name).spec.count; },
     box(name) {
       const r = side(name).plane.hover.getBoundingClientRect();
       return { x: r.left, y: r.top, width: r.width, height: r.height };
