@@ -224,7 +224,13 @@ class Explorer {
     window.addEventListener("resize", this.onWindowResize);
   }
 
-  async update(component) {
+  // Reruns can send data faster than it loads: each update waits for the one before.
+  update(component) {
+    this.updating = (this.updating ?? Promise.resolve()).catch(() => {}).then(() => this.#apply(component));
+    return this.updating;
+  }
+
+  async #apply(component) {
     if (this.unsupported) return;
     this.component = component;
     const data = (this.data = component.data);
