@@ -112,6 +112,7 @@ class Frame:
     codes: np.ndarray  # float32 [N, D], read-only
     train: dict[str, float]  # loss terms per image on the fixed training images
     test: dict[str, float]  # and on the fixed test images
+    image_index: np.ndarray  # int64 [N]: the test images the codes are of (the same in every frame)
 
 
 @dataclass
