@@ -131,6 +131,7 @@ def side_data(entry: Side, position: str, union: np.ndarray, offset: int, pin: d
         note = f"decoders kept at batch {', '.join(f'{int(timeline.steps[f]):,}' for f in kept)} and the end"
     else:
         note = "no earlier decoder was kept for this model: every frame shows the final decoder's drawing"
+    order = list(term_colors(set(timeline.train_terms) | set(timeline.test_terms)))  # "loss" first, as emitted
     return {
         "side": position,
         "title": entry.title,
@@ -147,7 +148,7 @@ def side_data(entry: Side, position: str, union: np.ndarray, offset: int, pin: d
         "yRange": list(entry.y_range),
         "axisLabels": list(entry.view.axis_labels()) if not exact else ["z₁", "z₂"],
         "prior": stored.config.kind == "vae" and exact,
-        "losses": {split: {term: _series(values) for term, values in terms.items()}
+        "losses": {split: {term: _series(terms[term]) for term in order if term in terms}
                    for split, terms in (("train", timeline.train_terms), ("test", timeline.test_terms))},  # fmt: skip
         "lossImages": timeline.loss_images,
         "termColors": term_colors(set(timeline.train_terms) | set(timeline.test_terms)),
@@ -270,4 +271,38 @@ def same_images(entries: dict[str, Side]) -> bool:
     return all(np.array_equal(indices[0], other) for other in indices[1:])
 
 
-WHAT_TO_LOOK_FOR = """TODO"""
+WHAT_TO_LOOK_FOR = (
+    "An AE is trained on reconstruction alone, so nothing keeps its codes anywhere in particular: it pushes the "
+    "classes apart into arms with empty gaps between them, and goes on spreading them as it trains. A VAE's KL "
+    "term charges for every code far from N(0, I): its codes stay packed around the origin (the dashed circles are "
+    "1 and 2 σ of the prior) and its classes touch. Pin a point in a gap of the AE's plane to see its decoder draw "
+    "something that is no digit in particular there; the thumbnails show each decoder going from grey noise to a "
+    "blurred average digit to shapes within the first epoch."
+)
+
+
+def spread(codes: np.ndarray) -> float:
+    """How far the codes ``[N, D]`` reach: the 95th percentile of their distances to their centre."""
+    return float(np.percentile(np.linalg.norm(codes - codes.mean(axis=0), axis=1), 95))
+
+
+def reading(entries: dict[str, Side]) -> str:
+    """What these timelines show, in numbers measured on them (markdown, one line per model)."""
+    lines = []
+    for entry in entries.values():
+        timeline, metrics = entry.timeline, entry.metrics
+        spreads = np.array([spread(frame) for frame in timeline.codes])
+        peak = int(np.argmax(spreads))
+        line = f"**{entry.stored.name}**: from a spread of {spreads[0]:.2g} at frame 1 (every image in one spot) "
+        if peak < timeline.frames - 1 and spreads[peak] > 1.15 * spreads[-1]:
+            line += (f"to {spreads[peak]:.3g} at epoch {timeline.epochs[peak]:.2g}, then back to {spreads[-1]:.3g} "
+                     "by the end")  # fmt: skip
+        else:
+            line += f"to {spreads[-1]:.3g} at the end"
+        line += (f"; kNN-5 {metrics['knn'][0]:.2f} → {metrics['knn'][-1]:.2f}, class overlap "
+                 f"{metrics['overlap'][0]:.2f} → {metrics['overlap'][-1]:.2f}")  # fmt: skip
+        if "kl" in timeline.test_terms:
+            line += f", KL {timeline.test_terms['kl'][-1]:.1f} nats at the end"
+        lines.append(line + ".")
+    return ("Spread: the 95th percentile of the codes' distances to their centre, in latent units.\n\n"
+            + "\n\n".join(f"- {line}" for line in lines))  # fmt: skip

@@ -45,8 +45,9 @@ def render() -> None:
     if not timeline.same_images(sides):
         st.caption("The two timelines recorded different images (other datasets or sample sizes).")
     st.caption(" ".join(timeline.recording_note(entry) for entry in sides.values()))
-    with st.expander("What to look for"):
+    with st.expander("What to look for", expanded=True):
         st.markdown(timeline.WHAT_TO_LOOK_FOR)
+        st.markdown(timeline.reading(sides))
 
 
 with state.guard():

@@ -310,3 +310,50 @@ def test_ranges_steps_and_frames_of_a_shared_slider() -> None:
     union = common_steps([0, 1, 2, 4, 10], [0, 1, 2, 4, 8, 16])
     assert union.tolist() == [0, 1, 2, 4, 8, 10, 16]
     assert frame_at(np.array([0, 1, 2, 4, 10]), union).tolist() == [0, 1, 2, 3, 3, 4, 4]
+
+
+# ---------------------------------------------------------------------------------------------
+# Where timelines are asked for: the command line and background jobs
+
+
+def test_the_command_line_records_a_timeline_unless_told_not_to(tmp_path, mnist_subset) -> None:
+    from vae.store import NoTimeline, load_model, load_timeline
+
+    data = str(train_module.Path(__file__).resolve().parents[1] / "data")
+    common = ["--kind", "ae", "--hidden", "16", "--epochs", "1", "--batch-size", "100", "--limit", "500", "--data-dir", data]
+    assert train_module.main([*common, "--timeline-decoders", "0,2", "--out", str(tmp_path / "with")]) == 0
+    timeline = load_timeline(tmp_path / "with")
+    assert timeline.steps.tolist() == [0, 1, 2, 4, 5] and sorted(timeline.decoders) == [0, 2]  # 5 batches
+    assert timeline.points == 2000 and timeline.loss_images == 500  # --limit 500: as many training images as there are
+    assert train_module.main([*common, "--timeline-decoders", "none", "--out", str(tmp_path / "bare")]) == 0
+    assert load_timeline(tmp_path / "bare").decoders == {} and not list((tmp_path / "bare").glob("decoders-*"))
+    assert train_module.main([*common, "--no-timeline", "--out", str(tmp_path / "without")]) == 0
+    load_model(tmp_path / "without")
+    with pytest.raises(NoTimeline):
+        load_timeline(tmp_path / "without")
+
+
+def test_the_command_line_refuses_bad_decoder_steps(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        train_module.main(["--timeline-decoders", "0,abc", "--out", str(tmp_path / "x")])
+    assert "--timeline-decoders takes comma-separated batch counts" in capsys.readouterr().err
+    assert train_module.main(["--timeline-decoders", "4,4", "--out", str(tmp_path / "x")]) == 2
+    assert "distinct" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_a_job_reports_its_latest_frame_and_refuses_a_timeline_without_labels(small_data) -> None:
+    from vae.jobs import TrainingQueue
+
+    train_images, train_labels, test_images, test_labels = small_data
+    jobs = TrainingQueue()
+    with pytest.raises(ValueError, match="needs test_images, train_labels and test_labels"):
+        jobs.submit(TINY_AE, TrainSettings(epochs=1, batch_size=64), train_images, test_images, timeline=SMALL)
+    job = jobs.submit(TINY_AE, TrainSettings(epochs=2, batch_size=64, seed=SEED), train_images, test_images,
+                      train_labels=train_labels, test_labels=test_labels, timeline=SMALL)  # fmt: skip
+    assert job.wait(120) and job.snapshot().status == "completed"
+    snapshot = job.snapshot()
+    assert snapshot.frame.step == 20 and snapshot.frame.index == job.result.timeline.frames - 1
+    assert np.array_equal(snapshot.frame.codes, job.result.timeline.codes[-1])
+    assert np.array_equal(snapshot.frame_labels, test_labels.numpy()[job.result.timeline.image_index])
+    plain = jobs.submit(TINY_AE, TrainSettings(epochs=1, batch_size=64), train_images, test_images)
+    assert plain.wait(120) and plain.snapshot().frame is None and plain.result.timeline is None

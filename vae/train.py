@@ -209,7 +209,9 @@ class TimelineRecorder:
         test_pick = stratified_sample(test_labels, settings.loss_images)  # a subset of image_index
         train_pick = stratified_sample(train_labels, settings.loss_images)
         self.x_points = to_float_images(test_images[self.image_index]).to(device)  # [N, 1, 28, 28]
-        self.image_index.setflags(write=False)  # handed to every Frame: nobody may change it
+        # Every Frame gets this read-only view of it (the Timeline keeps the array itself).
+        self.frame_index = self.image_index.view()
+        self.frame_index.setflags(write=False)
         self.x_test = to_float_images(test_images[test_pick]).to(device)
         self.x_train = to_float_images(train_images[train_pick]).to(device)
         # Only a class-aware loss reads labels; passing them to another would change nothing but the cost.
@@ -250,7 +252,7 @@ class TimelineRecorder:
             if step in self.settings.decoder_steps:
                 self.decoders[index] = decoder_snapshot(model)
             if self.on_frame is not None:
-                self.on_frame(Frame(index, step, step / self.batches_per_epoch, codes, train, test, self.image_index))
+                self.on_frame(Frame(index, step, step / self.batches_per_epoch, codes, train, test, self.frame_index))
         self.seconds += time.perf_counter() - started
 
     def finish(self, model: LatentModel, step: int) -> Timeline:

@@ -135,7 +135,7 @@ class Player {
     if (this.position >= last) this.show(0);
     this.playing = true;
     this.el.dataset.playing = "1";
-    this.playButton.textContent = "⏸ Pause";
+    this.playButton.textContent = "‖ Pause";
     this.playButton.setAttribute("aria-label", "Pause");
     let previous = performance.now();
     const tick = (now) => {

@@ -1,13 +1,13 @@
 // Pure helpers of the timeline player: axes, ticks and frame lookups. No DOM, so `node --test` runs them
 // (tests/js/timeline_scales.test.mjs).
 
-// A round step (1, 2 or 5 times a power of ten) that cuts `span` into about `count` intervals.
+// The smallest round step (1, 2 or 5 times a power of ten) that cuts `span` into at most `count` intervals.
 export function niceStep(span, count = 5) {
   if (!(span > 0) || !Number.isFinite(span)) return 1;
   const raw = span / Math.max(count, 1);
   const power = 10 ** Math.floor(Math.log10(raw));
-  const scaled = raw / power;
-  return (scaled >= 5 ? 10 : scaled >= 2 ? 5 : scaled >= 1 ? 2 : 1) * power;
+  const scaled = raw / power; // in [1, 10)
+  return (scaled <= 1 ? 1 : scaled <= 2 ? 2 : scaled <= 5 ? 5 : 10) * power;
 }
 
 // Multiples of a nice step inside [lo, hi], rounded so that 0.30000000000000004 prints as 0.3.
@@ -15,7 +15,8 @@ export function niceTicks(lo, hi, count = 5) {
   const step = niceStep(hi - lo, count);
   const digits = Math.max(0, -Math.floor(Math.log10(step)));
   const ticks = [];
-  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Number(t.toFixed(digits)));
+  // "+ 0" turns -0 into 0, which would otherwise print as "-0".
+  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Number(t.toFixed(digits)) + 0);
   return ticks;
 }
 
