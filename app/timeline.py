@@ -89,23 +89,32 @@ def load_side(stored: StoredModel) -> Side:
 
 
 def default_pin(entry: Side) -> dict[str, Any]:
-    """Where the first recorded test image ends up: a point with a digit under it, on both planes alike."""
+    """Where the first recorded test image ends up: its final code itself (exact, whatever D), a point with a
+    digit under it, on both planes alike."""
     x, y = entry.points[-1, 0]
     index = int(entry.timeline.image_index[0])
     name = class_names(entry.stored.dataset_name)[int(entry.labels[0])]
-    return {"x": float(x), "y": float(y), "label": f"the final position of test image #{index} (a {name})"}
+    code = [float(v) for v in entry.timeline.codes[-1, 0]]
+    return {"x": float(x), "y": float(y), "code": code, "approximate": False,
+            "label": f"the final code of test image #{index} (a {name})"}  # fmt: skip
+
+
+def clicked_pin(entry: Side, x: float, y: float) -> dict[str, Any]:
+    """A point clicked on the plane: for D > 2 its code is the view's inverse, one of many codes that land there."""
+    code = entry.view.inverse_transform(np.array([[x, y]], dtype=np.float32))[0]  # [D]
+    return {"x": x, "y": y, "code": [float(v) for v in code], "approximate": entry.timeline.latent_dim > 2,
+            "label": f"the point you pinned, ({x:.2f}, {y:.2f})"}  # fmt: skip
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def drawings(path: str, weights_sha256: str, timeline_sha256: str, directory: str, x: float, y: float) -> list[dict]:
-    """What each kept decoder, and the final one, draws at view point (x, y): [{"frame", "step", "pixels"}],
+def drawings(path: str, weights_sha256: str, timeline_sha256: str, directory: str, code: tuple[float, ...]) -> list[dict]:
+    """What each kept decoder, and the final one, draws at ``code`` (D numbers): [{"frame", "step", "pixels"}],
     pixels as base64 of 784 grey levels (row by row), for the page to paint."""
     entry = side(path, weights_sha256, timeline_sha256, directory)
     model, _ = cache.model(path, weights_sha256)
-    code = entry.view.inverse_transform(np.array([[x, y]], dtype=np.float32))[0]  # [D]
     snapshots = snapshot_models(path, weights_sha256, timeline_sha256, directory)
     out = []
-    for frame, image in decode_with_snapshots(model, snapshots, code, final_frame=entry.timeline.frames - 1):
+    for frame, image in decode_with_snapshots(model, snapshots, np.array(code), final_frame=entry.timeline.frames - 1):
         pixels = base64.b64encode(to_uint8_image(image).tobytes()).decode("ascii")
         out.append({"frame": frame, "step": int(entry.timeline.steps[frame]), "pixels": pixels})
     return out
@@ -153,8 +162,8 @@ def side_data(entry: Side, position: str, union: np.ndarray, offset: int, pin: d
         "lossImages": timeline.loss_images,
         "termColors": term_colors(set(timeline.train_terms) | set(timeline.test_terms)),
         "metrics": {name: _series(values) for name, values in entry.metrics.items()},
-        "pin": {**pin, "approximate": not exact},
-        "drawings": drawings(path, sha, stored.timeline_sha256, data, pin["x"], pin["y"]),
+        "pin": {key: pin[key] for key in ("x", "y", "label", "approximate")},
+        "drawings": drawings(path, sha, stored.timeline_sha256, data, tuple(pin["code"])),
         "decodersNote": note,
     }
 
@@ -230,7 +239,7 @@ def remember_click(click: dict[str, Any] | None, entries: dict[str, Side]) -> bo
     position, x, y = parsed
     entry = entries[position]
     key = f"{position}|{entry.stored.path}|{entry.stored.timeline_sha256}"
-    st.session_state.setdefault("tl_pins", {})[key] = {"x": x, "y": y, "label": f"the point you pinned, ({x:.2f}, {y:.2f})"}
+    st.session_state.setdefault("tl_pins", {})[key] = clicked_pin(entry, x, y)
     return True
 
 
@@ -263,6 +272,20 @@ def live_map(snapshot: JobSnapshot, dataset: str, key: str) -> go.Figure | None:
     figure = latent_scatter(points, labels, title=title, class_names=class_names(dataset))
     st.session_state[key] = ((snapshot.job_id, frame.index), figure)
     return figure
+
+
+def intro(entries: dict[str, Side]) -> str:
+    """The page's opening line, with the numbers of these timelines."""
+    first = next(iter(entries.values()))
+    counts = np.bincount(first.labels)
+    counts = counts[counts > 0]
+    each = f"{counts[0]:,} of each class" if (counts == counts[0]).all() else "stratified by class"
+    return (
+        f"Where {first.timeline.points:,} test images ({each}, the same for every model of a dataset) sat after 0, 1, "
+        "2, 4, 8, … batches and at the end of every epoch, on the axes of the final frame. **Play** or drag the "
+        "slider: it runs in the page. **Click a plane** to pin a point and see what that model's decoder drew there "
+        "as it learned."
+    )
 
 
 def same_images(entries: dict[str, Side]) -> bool:

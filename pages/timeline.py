@@ -31,14 +31,10 @@ def render() -> None:
     if pair is None:
         st.warning("No models to show: train a pair on the **Train** page (or run `make models`).")
         return
-    st.caption(
-        "Where 2,000 test images (200 of each class, the same for every model) sat at 0, 1, 2, 4, 8, … batches and "
-        "at the end of every epoch, on the axes of the final frame. **Play** or drag the slider: it runs in the page. "
-        "**Click a plane** to pin a point and see what that model's decoder drew there as it learned."
-    )
     sides = load_sides(pair)
     if not sides:
         return
+    st.caption(timeline.intro(sides))
     click = timeline.show("timeline", timeline.player_data(sides, timeline.pins(sides)))
     if timeline.remember_click(click, sides):
         st.rerun()

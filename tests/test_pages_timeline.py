@@ -138,6 +138,10 @@ def test_the_default_pin_is_where_the_first_recorded_image_ends_up(models, shown
     first = int(timeline.image_index[0])
     assert (left["pin"]["x"], left["pin"]["y"]) == pytest.approx(tuple(timeline.codes[-1, 0].tolist()))
     assert f"test image #{first}" in left["pin"]["label"] and not left["pin"]["approximate"]
+    model, _ = load_model(models / "ae-2d")
+    with torch.no_grad():  # the final drawing there is that image's reconstruction by the final model
+        own = model.decode(torch.from_numpy(timeline.codes[-1, :1]))[0, 0].numpy()
+    assert np.array_equal(pixels(left["drawings"][-1]), to_uint8_image(own))
 
 
 def test_a_click_pins_a_point_and_every_kept_decoder_draws_there(models, shown) -> None:
@@ -177,11 +181,12 @@ def test_a_16d_pair_is_seen_through_the_final_frames_pca_view(models, shown) -> 
     at = open_dashboard()
     at.sidebar.selectbox(key="left_model").set_value("ae-16d")
     at.sidebar.selectbox(key="right_model").set_value("vae-16d")
-    open_timeline(at)
+    at = open_timeline(at)
     left, right = shown.calls[-1]["sides"]
     assert left["title"] == "ae-16d (AE) · PCA view of 16-D (the final frame's)"
     assert left["axisLabels"][0].startswith("PC1") and not right["prior"]
-    assert left["pin"]["approximate"] and "no earlier decoder was kept" in left["decodersNote"]
+    # The default pin is an image's own 16-D code; a click's is the PCA plane's inverse, one of many codes.
+    assert not left["pin"]["approximate"] and "no earlier decoder was kept" in left["decodersNote"]
     assert len(left["drawings"]) == 1  # the final decoder only: make models keeps none for the 16-D pair
     timeline = load_timeline(models / "ae-16d")
     view, points = view_of_frames(timeline.codes)
@@ -189,6 +194,17 @@ def test_a_16d_pair_is_seen_through_the_final_frames_pca_view(models, shown) -> 
     shown_points = pack[left["offset"] : left["offset"] + points.size].reshape(points.shape)
     np.testing.assert_allclose(shown_points[-1], view.embedding_, atol=1e-5)  # the final frame's own PCA...
     np.testing.assert_allclose(shown_points[0], view.transform(timeline.codes[0]), atol=1e-5)  # ...on frame 0 too
+    model, _ = load_model(models / "ae-16d")
+    with torch.no_grad():
+        own = model.decode(torch.from_numpy(timeline.codes[-1, :1]))[0, 0].numpy()  # test image's reconstruction
+    assert np.array_equal(pixels(left["drawings"][-1]), to_uint8_image(own))
+    shown.click = {"side": "left", "x": 1.0, "y": -2.0}
+    at.run()
+    left = shown.calls[-1]["sides"][0]
+    assert left["pin"]["approximate"]
+    with torch.no_grad():
+        plane = model.decode(torch.from_numpy(view.inverse_transform(np.array([[1.0, -2.0]], dtype=np.float32))))
+    assert np.array_equal(pixels(left["drawings"][-1]), to_uint8_image(plane[0, 0].numpy()))
 
 
 def test_models_without_a_timeline_say_so_and_how_to_get_one(models, shown) -> None:

@@ -9,7 +9,7 @@ import torch
 
 from tests.conftest import SEED
 from vae import train as train_module
-from vae.metrics import embed_images, knn_accuracy_within
+from vae.metrics import embed_images, knn_accuracy_within, overlap_matrix
 from vae.models import ModelConfig, build_model
 from vae.timeline import (
     DEFAULT_DECODER_STEPS,
@@ -289,7 +289,9 @@ def test_frame_metrics_tell_mixed_classes_from_separated_ones() -> None:
     metrics = frame_metrics(codes, labels)
     assert metrics["knn"][1] == 1.0 and metrics["overlap"][1] == 0.0
     assert metrics["knn"][0] < 0.5 and metrics["overlap"][0] > 0.5  # about 1/3 and 2/3 by chance
+    # The same numbers as the metrics module's own functions give for one frame.
     assert metrics["knn"][0] == knn_accuracy_within(mixed, labels, k=5)
+    assert metrics["overlap"][0] == pytest.approx(1 - np.mean(np.diag(overlap_matrix(mixed, labels, k=5, n_classes=3))))
 
 
 def test_the_final_frames_view_is_applied_to_every_frame() -> None:

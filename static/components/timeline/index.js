@@ -19,7 +19,7 @@ export default function (component) {
     player = new Player(parentElement);
     players.set(parentElement, player);
   }
-  player.update(data, component.setTriggerValue);
+  player.update(data, component.setTriggerValue).catch((error) => player.fail(error));
   return () => {
     player.destroy();
     players.delete(parentElement);
@@ -87,28 +87,30 @@ class Player {
     if (signature !== this.signature) {
       this.signature = signature;
       this.pause();
+      this.pack = null; // nothing is drawn until the new frames are here
+      this.position = -1;
       this.build(data);
-      let pack;
-      try {
-        pack = await loadPack(data.pack);
-      } catch (error) {
-        this.label.textContent = `could not load the frames: ${error.message}`;
-        this.label.classList.add("tl-error");
-        return;
-      }
+      const pack = await loadPack(data.pack);
       if (signature !== this.signature) return; // newer data arrived while this loaded
       this.pack = pack;
+      this.label.classList.remove("tl-error");
       this.slider.max = String(data.steps.length - 1);
       this.slider.disabled = this.playButton.disabled = false;
       this.el.dataset.ready = "1";
+      this.position = -1; // the old position may not exist in the new frames
       this.layout();
-      this.position = -1;
       this.show(data.steps.length - 1); // open on the finished map; Play starts from the beginning
     } else {
       // Same frames, new pins and drawings (a click came back from Python): keep the frame on screen.
       data.sides.forEach((sideData, i) => this.sides[i].setDrawings(sideData));
       this.redraw(true);
     }
+  }
+
+  fail(error) {
+    console.error("timeline player:", error);
+    this.label.textContent = `could not show the timeline: ${error.message}`;
+    this.label.classList.add("tl-error");
   }
 
   build(data) {
@@ -252,7 +254,7 @@ class Side {
         return thumb;
       }),
     );
-    this.drawnDrawing = -1;
+    this.drawnDrawing = null; // drawn again at the next frame
   }
 
   layout() {
@@ -437,23 +439,20 @@ class Side {
   drawDecoder(frame) {
     const { drawings } = this.data;
     const frames = drawings.map((d) => d.frame);
-    const active = this.player.scales.latestAtOrBefore(frames, frame);
+    // The latest decoder kept by this frame; before the first one (or with none kept), the final decoder.
+    const kept = this.player.scales.latestAtOrBefore(frames, frame);
+    const active = kept < 0 ? drawings.length - 1 : kept;
     if (active === this.drawnDrawing && !this.pending) return;
     this.drawnDrawing = active;
     this.strip.querySelectorAll(".tl-thumb").forEach((thumb, i) => thumb.classList.toggle("active", i === active));
-    const ctx = this.big.getContext("2d");
-    if (active < 0) {
-      ctx.clearRect(0, 0, 28, 28);
-      this.drawCaption.textContent = "no decoder was kept this early";
-      return;
-    }
-    ctx.putImageData(this.images[active], 0, 0);
+    this.big.getContext("2d").putImageData(this.images[active], 0, 0);
     if (this.pending) return; // the caption says a new drawing is on its way
     const { formatCount } = this.player.scales;
     const final = active === drawings.length - 1;
-    const when = final ? "the final decoder" : `the decoder after ${formatCount(drawings[active].step)} batches`;
+    let when = final ? "the final decoder" : `the decoder after ${formatCount(drawings[active].step)} batches`;
+    if (kept < 0) when += " (none was kept this early)";
     const pin = this.data.pin;
-    const approx = pin.approximate ? " (an approximate code: the view's inverse)" : "";
+    const approx = pin.approximate ? " (an approximate code: the PCA plane's inverse)" : "";
     this.drawCaption.textContent = `${when} draws this at ${pin.label}${approx}; ${this.data.decodersNote}.`;
   }
 }
