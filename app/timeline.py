@@ -27,7 +27,16 @@ from vae.models import LatentModel
 from vae.plots import DIGIT_COLORS, TERM_COLORS, latent_scatter, to_uint8_image
 from vae.projections import LatentView, make_view
 from vae.store import StoredModel, load_timeline
-from vae.timeline import Timeline, common_steps, decode_with_snapshots, frame_at, frame_metrics, plane_range, view_of_frames, with_decoder
+from vae.timeline import (
+    Timeline,
+    common_steps,
+    decode_with_snapshots,
+    frame_at,
+    frame_metrics,
+    plane_range,
+    view_of_frames,
+    with_decoder,
+)
 
 COMPONENT = "timeline"
 # Per-frame metrics are drawn in neutral tones: the colours of DIGIT_COLORS mean classes, TERM_COLORS loss terms.
@@ -107,7 +116,9 @@ def clicked_pin(entry: Side, x: float, y: float) -> dict[str, Any]:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def drawings(path: str, weights_sha256: str, timeline_sha256: str, directory: str, code: tuple[float, ...]) -> list[dict]:
+def drawings(
+    path: str, weights_sha256: str, timeline_sha256: str, directory: str, code: tuple[float, ...]
+) -> list[dict]:
     """What each kept decoder, and the final one, draws at ``code`` (D numbers): [{"frame", "step", "pixels"}],
     pixels as base64 of 784 grey levels (row by row), for the page to paint."""
     entry = side(path, weights_sha256, timeline_sha256, directory)
@@ -247,9 +258,11 @@ def recording_note(entry: Side) -> str:
     """How many frames, and what recording cost this model's training."""
     timeline, stored = entry.timeline, entry.stored
     trained = stored.metrics.get("train_seconds")
-    note = f"**{stored.name}**: {timeline.frames} frames over {timeline.epochs[-1]:g} epochs ({timeline.steps[-1]:,} batches)"
+    note = (f"**{stored.name}**: {timeline.frames} frames over {timeline.epochs[-1]:g} epochs "
+            f"({timeline.steps[-1]:,} batches)")  # fmt: skip
     if isinstance(trained, (int, float)) and trained > 0 and timeline.record_seconds > 0:
-        note += f", recorded in {timeline.record_seconds:.1f} s ({timeline.record_seconds / trained:.1%} of {trained:.0f} s of training)"
+        share = timeline.record_seconds / trained
+        note += f", recorded in {timeline.record_seconds:.1f} s ({share:.1%} of {trained:.0f} s of training)"
     return note + "."
 
 

@@ -463,7 +463,9 @@ def load_timeline(path: str | os.PathLike, *, decoders: bool = True) -> Timeline
     except ValueError as error:
         raise CorruptModel(f"{timeline_path}: {error}") from None
     if entry.get("frames") != timeline.frames:
-        raise IncompatibleModel(f"{meta} records {entry.get('frames')!r} frames, {timeline_path} holds {timeline.frames}")
+        raise IncompatibleModel(
+            f"{meta} records {entry.get('frames')!r} frames, {timeline_path} holds {timeline.frames}"
+        )
     if decoders and entry.get("decoders") is not None:
         timeline.decoders = _load_decoders(stored, entry["decoders"], timeline.frames)
     return timeline
@@ -473,17 +475,26 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_index(value: Any, length: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < length
+
+
+def _fits(tensor: torch.Tensor, dtype: torch.dtype, shape: tuple[int, ...]) -> bool:
+    return tensor.dtype == dtype and tuple(tensor.shape) == shape
+
+
 def _load_decoders(stored: StoredModel, entry: Any, frames: int) -> dict[int, dict[str, torch.Tensor]]:
     """The decoder snapshots a timeline entry names, checked against the model the config builds."""
     data = _checked_file(stored.path, entry, "decoder snapshots", r"decoders-[0-9a-f]{16}\.safetensors",
                          MAX_WEIGHTS_BYTES)  # fmt: skip
     blob_path = stored.path / entry["file"]
     kept = entry.get("frames")
-    if (not isinstance(kept, list) or not all(isinstance(f, int) and not isinstance(f, bool) and 0 <= f < frames for f in kept)
-            or len(set(kept)) != len(kept)):  # fmt: skip
+    if not isinstance(kept, list) or not all(_is_index(f, frames) for f in kept) or len(set(kept)) != len(kept):
         raise CorruptModel(f"{stored.path / META_FILE}: decoder frames must be distinct frame indices below {frames}")
     if entry.get("encoding") != DECODER_ENCODING:
-        raise IncompatibleModel(f"{blob_path} uses encoding {entry.get('encoding')!r}; this version reads {DECODER_ENCODING!r}")
+        raise IncompatibleModel(
+            f"{blob_path} uses encoding {entry.get('encoding')!r}; this version reads {DECODER_ENCODING!r}"
+        )
     try:
         tensors = load_safetensors_bytes(data)
     except (SafetensorError, ValueError, RuntimeError) as error:
@@ -504,7 +515,7 @@ def _load_decoders(stored: StoredModel, entry: Any, frames: int) -> dict[int, di
                 q, scale = tensors.get(q_name), tensors.get(s_name)
                 if q is None or scale is None:
                     problems.append(f"missing {q_name if q is None else s_name}")
-                elif q.dtype != torch.int8 or tuple(q.shape) != shape or scale.dtype != torch.float32 or tuple(scale.shape) != shape[:1]:
+                elif not _fits(q, torch.int8, shape) or not _fits(scale, torch.float32, shape[:1]):
                     problems.append(f"{key} of frame {frame}: {q.dtype} {tuple(q.shape)} where {shape} int8 is needed")
                 else:
                     snapshot[key] = dequantize_rows(q, scale)
@@ -514,7 +525,7 @@ def _load_decoders(stored: StoredModel, entry: Any, frames: int) -> dict[int, di
                 tensor = tensors.get(name)
                 if tensor is None:
                     problems.append(f"missing {name}")
-                elif tensor.dtype != torch.float32 or tuple(tensor.shape) != shape:
+                elif not _fits(tensor, torch.float32, shape):
                     problems.append(f"{name}: {tensor.dtype} {tuple(tensor.shape)} where {shape} float32 is needed")
                 else:
                     snapshot[key] = tensor

@@ -146,8 +146,9 @@ class Timeline:
     def check(self, latent_dim: int | None = None) -> None:
         """Raise ValueError (saying what) unless the arrays fit together; the store calls it both ways."""
         codes, steps, epochs, index = self.codes, self.steps, self.epochs, self.image_index
-        for name, array, dtype, ndim in (("codes", codes, np.float32, 3), ("steps", steps, np.int64, 1),
-                                         ("epochs", epochs, np.float64, 1), ("image_index", index, np.int64, 1)):  # fmt: skip
+        expected = (("codes", codes, np.float32, 3), ("steps", steps, np.int64, 1),
+                    ("epochs", epochs, np.float64, 1), ("image_index", index, np.int64, 1))  # fmt: skip
+        for name, array, dtype, ndim in expected:
             if not isinstance(array, np.ndarray) or array.dtype != dtype or array.ndim != ndim:
                 got = f"{array.dtype} with {array.ndim} dims" if isinstance(array, np.ndarray) else type(array).__name__
                 raise ValueError(f"{name} must be {np.dtype(dtype).name} with {ndim} dims, got {got}")
@@ -167,7 +168,8 @@ class Timeline:
             raise ValueError("codes and epochs must be finite")
         if np.any(index < 0) or len(np.unique(index)) != len(index):
             raise ValueError("image_index must hold distinct non-negative indices")
-        if isinstance(self.batches_per_epoch, bool) or not isinstance(self.batches_per_epoch, int) or self.batches_per_epoch < 1:
+        batches = self.batches_per_epoch
+        if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
             raise ValueError(f"batches_per_epoch must be a positive integer, got {self.batches_per_epoch!r}")
         for split, terms in (("train", self.train_terms), ("test", self.test_terms)):
             for term, values in terms.items():

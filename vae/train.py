@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import torch
-
 import numpy as np
+import torch
 
 from vae.data import DATASETS
 from vae.models import LatentModel, ModelConfig, build_model, evaluating, to_float_images
@@ -204,7 +203,8 @@ class TimelineRecorder:
             raise ValueError(
                 f"the timeline scores {settings.loss_images} training images, but there are {len(train_images)}"
             )
-        self.settings, self.batches_per_epoch, self.device, self.on_frame = settings, batches_per_epoch, device, on_frame
+        self.settings, self.batches_per_epoch = settings, batches_per_epoch
+        self.device, self.on_frame = device, on_frame
         self.image_index = stratified_sample(test_labels, settings.points)  # int64 [N]
         test_pick = stratified_sample(test_labels, settings.loss_images)  # a subset of image_index
         train_pick = stratified_sample(train_labels, settings.loss_images)
@@ -478,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     timeline.add_argument("--no-timeline", action="store_true",
                           help="do not record the codes of 2,000 test images while training")
     timeline.add_argument("--timeline-decoders", type=_parse_steps, default=TimelineSettings().decoder_steps,
-                          metavar="STEPS", help="batches seen at which to keep the decoder (default 0,32,256,2048; none)")
+                          metavar="STEPS", help="batches seen at which to keep the decoder (default 0,32,256,2048)")
     io = parser.add_argument_group("input and output")
     io.add_argument("--dataset", choices=list(DATASETS), default="mnist", help="what to train on (default: mnist)")
     io.add_argument("--data-dir", default=None, help="data location (default: $VAE_DATA_DIR or ./data)")
@@ -506,7 +506,8 @@ def main(argv: list[str] | None = None) -> int:
             epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, schedule=args.schedule,
             weight_decay=args.weight_decay, seed=args.seed, max_seconds=args.max_seconds,
         )  # fmt: skip
-        timeline = None if args.no_timeline or args.kind == "pca" else TimelineSettings(decoder_steps=args.timeline_decoders)
+        recorded = not args.no_timeline and args.kind != "pca"
+        timeline = TimelineSettings(decoder_steps=args.timeline_decoders) if recorded else None
         if args.limit is not None and args.limit < 1:
             raise ValueError(f"--limit must be a positive number of images, got {args.limit}")
         train_images, train_labels = load_dataset(args.dataset, "train", args.data_dir)
