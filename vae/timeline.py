@@ -23,19 +23,23 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from vae.models import LatentModel
 
+if TYPE_CHECKING:
+    from vae.projections import LatentView
+
 # The seed of the stratified choice of images: a constant, not a training setting, so every model of a
 # dataset records the same images and two timelines can be drawn in the same colours point for point.
 SELECTION_SEED = 0
 DEFAULT_POINTS = 2000
 DEFAULT_LOSS_IMAGES = 1000
-# Decoders kept: before training, early (a blur of the mean digit), within the first epoch (shapes
-# appear) and after a few epochs (near the end, at 128 per batch). The final decoder is the model itself.
+# Decoders kept: before training (grey noise), early (a blur of the mean digit), within the first epoch
+# (shapes appear) and after some four epochs of batch 128 (close to the end). The final one is the model.
 DEFAULT_DECODER_STEPS = (0, 32, 256, 2048)
 TERM_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -255,6 +259,7 @@ def frame_metrics(codes: np.ndarray, labels: np.ndarray, k: int = 5) -> dict[str
     ``vae.metrics.knn_accuracy_within`` and ``overlap_matrix``, from one neighbour search per frame (some
     40 ms for 2,000 points on a busy core, so a 45-frame timeline takes about 2 s, once per model).
     """
+    # The metrics module's own steps, so both numbers come from one neighbour search.
     from vae.metrics import _as_class_indices, _neighbour_indices, _overlap_from_neighbours, _vote_accuracy
 
     n_classes = int(np.max(labels)) + 1
@@ -269,7 +274,7 @@ def frame_metrics(codes: np.ndarray, labels: np.ndarray, k: int = 5) -> dict[str
     return {"knn": knn, "overlap": overlap}
 
 
-def view_of_frames(codes: np.ndarray):
+def view_of_frames(codes: np.ndarray) -> tuple[LatentView, np.ndarray]:
     """The final frame's 2-D view applied to every frame: (view, points float32 ``[F, N, 2]``).
 
     A 2-D latent is shown as it is; a larger one through the PCA plane of the final frame's codes, so the
