@@ -281,8 +281,11 @@ def live_map(snapshot: JobSnapshot, dataset: str, key: str) -> go.Figure | None:
     dim = frame.codes.shape[1]
     points = frame.codes if dim == 2 else make_view("pca").fit_transform(frame.codes)
     view = "" if dim == 2 else f" · PCA of {dim}-D"
-    title = f"{len(points):,} test images after {frame.step:,} batches (epoch {frame.epoch:.2f}){view}"
+    title = f"batch {frame.step:,} · epoch {frame.epoch:.2f}{view}"
     figure = latent_scatter(points, labels, title=title, class_names=class_names(dataset))
+    # Half a column is too narrow for ten legend entries: the colours are those of every other map (and hover
+    # names the class), so the page says so in a caption instead.
+    figure.update_layout(showlegend=False, margin=dict(t=40))
     st.session_state[key] = ((snapshot.job_id, frame.index), figure)
     return figure
 

@@ -84,6 +84,8 @@ def show_job(job: TrainingJob, kind: str) -> None:
         live.caption("The map of 2,000 test images appears here at the first recorded frame.")
     else:
         live.plotly_chart(figure, key=f"{kind}_map", theme=None)
+        live.caption(f"{len(snapshot.frame_labels):,} test images, coloured by class as on every page; redrawn at "
+                     "0, 1, 2, 4, … batches and at every epoch's end.")  # fmt: skip
     if snapshot.finished and job.result is not None and job.result.history:
         save_form(job, kind)
 

@@ -86,7 +86,7 @@ def pack_of(data: dict) -> np.ndarray:
 def map_titles(at) -> list[str]:
     """The titles of the live maps on the Train page (its loss-curve charts have none)."""
     titles = [json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "") for chart in at.get("plotly_chart")]
-    return [t for t in titles if "test images after" in t]
+    return [t for t in titles if t.startswith("batch ")]
 
 
 def pixels(drawing: dict) -> np.ndarray:
@@ -253,12 +253,13 @@ def test_the_train_page_map_follows_the_training_and_the_save_keeps_the_timeline
         time.sleep(0.05)
     at.run()
     first_titles = map_titles(at)
-    assert first_titles and first_titles[0].startswith("2,000 test images after ")
+    assert first_titles and first_titles[0].startswith("batch ")
+    assert any("2,000 test images, coloured by class" in c.value for c in at.caption)
     assert all(job.wait(300) for job in (ae_job, vae_job))
     at.run()
     assert not at.exception
     titles = map_titles(at)
-    assert titles == ["2,000 test images after 177 batches (epoch 3.00)"] * 2 and titles[0] != first_titles[0]
+    assert titles == ["batch 177 · epoch 3.00"] * 2 and titles[0] != first_titles[0]
     snapshot = vae_job.snapshot()
     assert snapshot.frame_labels.tolist() == vae_job.test_labels.numpy()[snapshot.frame.image_index].tolist()
     # Saved with its timeline; the last frame is the saved model's codes of those images.
