@@ -10,6 +10,7 @@ def pages() -> list[st.Page]:
     return [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("pages/explorer.py", title="Latent explorer", icon=":material/explore:", url_path="explorer"),
+        st.Page("pages/timeline.py", title="Training timeline", icon=":material/movie:", url_path="timeline"),
         st.Page("pages/overlap.py", title="Class overlap", icon=":material/join_inner:", url_path="overlap"),
         st.Page("pages/experiments.py", title="Experiments", icon=":material/science:", url_path="experiments"),
         st.Page("pages/digit.py", title="Your digit", icon=":material/draw:", url_path="digit"),

@@ -7,13 +7,14 @@ import dataclasses
 
 import streamlit as st
 
-from app import cache, state
+from app import cache, state, timeline
 from vae.data import DATASETS
 from vae.jobs import JobSnapshot, TrainingJob
 from vae.models import PIXEL_LAYOUTS, ModelConfig
 from vae.onnx_import import MAX_BYTES, ImportRefused, import_onnx, summary
 from vae.plots import loss_curves
 from vae.store import StoreError, check_name, model_path, save_model
+from vae.timeline import TimelineSettings
 from vae.train import TrainSettings, evaluate_for_metadata
 
 KINDS = {"ae": "Auto-encoder", "vae": "Variational auto-encoder"}
@@ -78,7 +79,15 @@ def show_job(job: TrainingJob, kind: str) -> None:
         st.error(f"Training failed: {snapshot.message}")
     elif snapshot.finished:
         st.success(f"{snapshot.status}: {snapshot.message or 'all epochs done'}")
-    st.plotly_chart(loss_curves(snapshot.history), key=f"{kind}_curves")
+    curves, live = st.columns(2)
+    curves.plotly_chart(loss_curves(snapshot.history), key=f"{kind}_curves")
+    figure = timeline.live_map(snapshot, job.dataset, f"{kind}_live_map")
+    if figure is None:
+        live.caption("The map of 2,000 test images appears here at the first recorded frame.")
+    else:
+        live.plotly_chart(figure, key=f"{kind}_map", theme=None)
+        live.caption(f"{len(snapshot.frame_labels):,} test images, coloured by class as on every page; redrawn at "
+                     "0, 1, 2, 4, … batches and at every epoch's end.")  # fmt: skip
     if snapshot.finished and job.result is not None and job.result.history:
         save_form(job, kind)
 
@@ -107,6 +116,7 @@ def save_form(job: TrainingJob, kind: str) -> None:
             history=job.snapshot().history, metrics=metrics,
             dataset={"name": job.dataset, "train_images": len(train_images)},
             extra={"settings": dataclasses.asdict(job.settings), "status": job.result.status, "source": "dashboard"},
+            timeline=job.result.timeline,
         )  # fmt: skip
     except (OSError, StoreError) as error:
         st.error(f"Could not save: {error}")
@@ -182,8 +192,9 @@ def render() -> None:
     st.title("Train an AE and a VAE")
     st.caption(
         f"Both models train on the 60,000 {DATASETS[state.dataset()].title} training images (the dataset chosen in "
-        "the sidebar) and are scored on the 10,000 test images after every epoch. Jobs from every open session take "
-        "turns on the CPU, so exploring stays responsive."
+        "the sidebar) and are scored on the 10,000 test images after every epoch. Each records its timeline (the "
+        "map beside its curves; watch it again on the **Training timeline** page once saved). Jobs from every open "
+        "session take turns on the CPU, so exploring stays responsive."
     )
     columns = st.columns(2)
     forms = {}
@@ -197,7 +208,7 @@ def render() -> None:
             try:
                 st.session_state[f"{kind}_job"] = cache.training_queue().submit(
                     config, settings, train_images, test_images, train_labels=train_labels, test_labels=test_labels,
-                    dataset=state.dataset(),
+                    dataset=state.dataset(), timeline=TimelineSettings(),
                 )  # fmt: skip
             except ValueError as error:
                 st.error(str(error))

@@ -3,13 +3,14 @@ quality targets (with a margin for the re-measurement on a subset)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from tests.conftest import REPO
 from vae.data import DATASETS, _manifest_sha256, load_dataset
 from vae.metrics import embed_images, knn_accuracy, reconstruction_mse
-from vae.store import list_models, load_model
+from vae.store import NoTimeline, list_models, load_model, load_timeline
 from vae.train import evaluate
 
 MODELS = REPO / "models"
@@ -33,7 +34,8 @@ def test_every_shipped_model_is_listed_and_small() -> None:
     listed = {stored.name: stored for stored in list_models(MODELS)}
     assert set(SHIPPED) <= set(listed)
     total = sum(f.stat().st_size for f in MODELS.rglob("*") if f.is_file())
-    assert total < 40 * 1024 * 1024, f"shipped models take {total / 2**20:.1f} MB"
+    # 38 MB of models and 21 MB of their training timelines (README, "Shipped models").
+    assert total < 60 * 1024 * 1024, f"shipped models take {total / 2**20:.1f} MB"
     for name in SHIPPED:
         stored = listed[name]
         assert stored.dataset_name == ("fashion-mnist" if name.endswith("-fashion") else "mnist")
@@ -86,6 +88,35 @@ def test_recorded_metrics_are_reproduced_on_a_subset(name: str, subsets) -> None
     torch.manual_seed(0)
     loss = evaluate(model, test_images.float().div(255).unsqueeze(1))["loss"]
     assert loss == pytest.approx(stored.metrics["test_loss"], rel=0.1)
+
+
+# Trained by `make models` with a timeline: the 60-second yardstick records none, and the conv pair comes from
+# `make experiments`, which records none.
+WITH_TIMELINES = {"ae-2d": 4, "vae-2d": 4, "ae-2d-fashion": 4, "vae-2d-fashion": 4, "ae-16d": 0, "vae-16d": 0}
+
+
+@pytest.mark.parametrize("name", sorted(WITH_TIMELINES))
+def test_shipped_timelines_end_on_their_model(name: str) -> None:
+    """Each timeline reads back, runs over the whole training, and its last frame is the shipped model's codes."""
+    from vae.timeline import recording_steps, stratified_sample
+
+    model, stored = load_model(MODELS / name)
+    timeline = load_timeline(MODELS / name)
+    if not (REPO / "data" / DATASETS[stored.dataset_name].folder / "raw" / "t10k-images-idx3-ubyte").is_file():
+        pytest.skip(f"{stored.dataset_name} not fetched")
+    test_images, test_labels = load_dataset(stored.dataset_name, "test", REPO / "data")
+    epochs = stored.extra["settings"]["epochs"]
+    assert timeline.steps.tolist() == recording_steps(timeline.batches_per_epoch, epochs).tolist()
+    assert len(stored.history) == epochs and timeline.frames >= 10 and len(timeline.decoders) == WITH_TIMELINES[name]
+    assert np.array_equal(timeline.image_index, stratified_sample(test_labels, 2000))
+    final = embed_images(model, test_images[torch.from_numpy(timeline.image_index)]).numpy()
+    np.testing.assert_allclose(timeline.codes[-1], final, rtol=0, atol=1e-5)
+
+
+def test_models_without_a_timeline_say_so() -> None:
+    for name in sorted(set(SHIPPED) - set(WITH_TIMELINES)):
+        with pytest.raises(NoTimeline):
+            load_timeline(MODELS / name)
 
 
 # ---------------------------------------------------------------------------------------------

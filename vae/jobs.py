@@ -16,10 +16,12 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import torch
 
 from vae.experiments import StudySettings, StudyStopped, run_study, save_result, variants
 from vae.models import ModelConfig
+from vae.timeline import Frame, TimelineSettings
 from vae.train import BatchProgress, EpochRecord, TrainResult, TrainSettings, train
 
 JobStatus = Literal["queued", "running", "completed", "stopped", "time_limit", "diverged", "failed"]
@@ -43,6 +45,8 @@ class JobSnapshot:
     batch_terms: dict[str, float]
     history: list[dict]  # EpochRecord.to_dict() per completed epoch
     elapsed: float
+    frame: Frame | None = None  # the latest timeline frame, when the job records one
+    frame_labels: np.ndarray | None = None  # int64 [N]: the class of each of the frame's images
 
     @property
     def fraction(self) -> float:
@@ -112,12 +116,15 @@ class TrainingJob(_Lifecycle):
     train_labels: torch.Tensor | None = None  # int64 [N]; only a class-aware loss uses them
     test_labels: torch.Tensor | None = None
     dataset: str = "mnist"  # where the images came from, recorded when the model is saved
+    timeline: TimelineSettings | None = None  # record one (needs train_labels and test_labels)
     job_id: int = field(default_factory=lambda: next(_job_ids))
     result: TrainResult | None = None
     _status: JobStatus = "queued"
     _message: str = ""
     _progress: BatchProgress | None = None
     _history: list[dict] = field(default_factory=list)
+    _frame: Frame | None = None
+    _frame_labels: np.ndarray | None = None
     _started: float | None = None
     _finished: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -139,6 +146,8 @@ class TrainingJob(_Lifecycle):
                 batch_terms=dict(progress.terms) if progress else {},
                 history=list(self._history),
                 elapsed=self._elapsed(),
+                frame=self._frame,
+                frame_labels=self._frame_labels,
             )
 
     def _on_batch(self, progress: BatchProgress) -> None:
@@ -148,6 +157,14 @@ class TrainingJob(_Lifecycle):
     def _on_epoch(self, record: EpochRecord) -> None:
         with self._lock:
             self._history.append(record.to_dict())
+
+    def _on_frame(self, frame: Frame) -> None:
+        labels = self._frame_labels
+        if labels is None:  # the same images in every frame: their classes are looked up once
+            labels = self.test_labels.numpy()[frame.image_index].astype(np.int64)
+            labels.setflags(write=False)
+        with self._lock:
+            self._frame, self._frame_labels = frame, labels
 
     def run(self) -> None:
         """Train now, in the calling thread; never raises (a failure becomes status "failed")."""
@@ -164,6 +181,8 @@ class TrainingJob(_Lifecycle):
                 should_stop=self._stop.is_set,
                 train_labels=self.train_labels,
                 test_labels=self.test_labels,
+                timeline=self.timeline,
+                on_frame=self._on_frame if self.timeline is not None else None,
             )
         except Exception as error:  # shown to the user; the worker thread must survive it
             traceback.print_exc()
@@ -251,10 +270,13 @@ class TrainingQueue:
         train_labels: torch.Tensor | None = None,
         test_labels: torch.Tensor | None = None,
         dataset: str = "mnist",
+        timeline: TimelineSettings | None = None,
     ) -> TrainingJob:
         """Queue a job; raises ValueError at once for settings that could never run."""
         if config.class_weight and train_labels is None:
             raise ValueError("class_weight > 0 trains on labels: pass train_labels")
+        if timeline is not None and (test_images is None or train_labels is None or test_labels is None):
+            raise ValueError("recording a timeline needs test_images, train_labels and test_labels")
         if config.kind == "pca":
             raise ValueError("PCA is fitted, not trained")
         if len(train_images) < settings.batch_size:
@@ -263,7 +285,7 @@ class TrainingQueue:
             )
         job = TrainingJob(
             config, settings, train_images, test_images, label=label or config.describe(),
-            train_labels=train_labels, test_labels=test_labels, dataset=dataset,
+            train_labels=train_labels, test_labels=test_labels, dataset=dataset, timeline=timeline,
         )  # fmt: skip
         return self.enqueue(job)
 

@@ -38,7 +38,7 @@ CLASS_NAMES: tuple[str, ...] = tuple(str(d) for d in range(10))
 
 # Model colours for bar charts, deliberately outside DIGIT_COLORS' meaning (these are models, not classes).
 MODEL_COLORS: dict[str, str] = {"AE": "#4C78A8", "VAE": "#E45756", "PCA": "#9D9D9D"}
-_TERM_COLORS: tuple[str, ...] = tuple(qualitative.Dark2)
+TERM_COLORS: tuple[str, ...] = tuple(qualitative.Dark2)
 
 # How the click grid is recognised in a selection. Streamlit strips each point's trace data but keeps
 # ``legendgroup`` and ``customdata``; the grid sets both, and is also the first trace (curve 0).
@@ -688,7 +688,7 @@ def loss_curves(history: Sequence[Mapping[str, Any]], *, title: str = "", log_y:
     terms.sort(key=lambda t: t != "loss")
     epochs = [item.get("epoch", i + 1) for i, item in enumerate(history)]
     for t, term in enumerate(terms):
-        color = _TERM_COLORS[t % len(_TERM_COLORS)]
+        color = TERM_COLORS[t % len(TERM_COLORS)]
         for split, dash in (("train", "solid"), ("test", "dash")):
             ys = [finite_or_none((item.get(split) or {}).get(term)) for item in history]
             if all(v is None for v in ys):

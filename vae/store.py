@@ -2,8 +2,10 @@
 
 Layout of a model folder ``<dir>/<name>/``::
 
-    model.json                      config, training history, metrics, dataset hash, weights file + hash
+    model.json                      config, training history, metrics, dataset hash, files + their hashes
     weights-<sha256[:16]>.safetensors
+    timeline-<sha256[:16]>.npz      optional: the training's timeline (vae.timeline), numpy arrays
+    decoders-<sha256[:16]>.safetensors   optional: the decoder at a few of its frames, int8 per row
 
 An imported ONNX model (``config.arch == "onnx"``, written by :func:`save_imported_model`) holds four
 graphs instead of the weights, each named in ``model.json``'s ``files`` with its SHA-256: the user's
@@ -18,31 +20,37 @@ any change of any graph.
 then atomically replaces ``model.json``, then deletes the old files. Killed at any moment, the folder
 still holds a complete model: the old one or the new one, never a mix.
 
-Loading never unpickles: safetensors holds raw tensors only, and the JSON is parsed with ``json``. Every
-way a file can be wrong raises a :class:`StoreError` subclass with a message that says which file and why.
+Loading never unpickles: safetensors holds raw tensors only, the timeline's arrays are read with
+``allow_pickle=False``, and the JSON is parsed with ``json``. Every way a file can be wrong raises a
+:class:`StoreError` subclass with a message that says which file and why. The timeline is read by
+:func:`load_timeline`, never by :func:`load_model`: a model whose timeline is missing or damaged still loads.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import re
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from vae.models import IMPORTED_ARCH, LatentModel, ModelConfig, build_model
+from vae.timeline import TERM_PATTERN, Timeline, decoder_state_keys, dequantize_rows, quantize_rows
 
 META_FILE = "model.json"
 LOCK_FILE = ".lock"
@@ -54,6 +62,10 @@ MAX_META_BYTES = 16 * 1024 * 1024
 # Each graph of an imported model: the import's 200 MB per graph, plus room for the few nodes a standard graph
 # adds around the user's; a bigger file is not one the import wrote.
 MAX_GRAPH_BYTES = 201 * 1024 * 1024
+# A timeline of 100 epochs of a 128-D model (some 110 frames x 2,000 points) is 110 MB; past this it is not ours.
+MAX_TIMELINE_BYTES = 256 * 1024 * 1024
+TIMELINE_ARRAYS = ("codes", "steps", "epochs", "image_index")  # besides train_<term> and test_<term>
+DECODER_ENCODING = "int8-rows"  # weights as int8 with a float32 scale per row (vae.timeline.quantize_rows)
 # Letters, digits, dot, dash, underscore; no leading dot, so names can never be "..", hidden or a path.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 WEIGHTS_PATTERN = re.compile(r"weights-[0-9a-f]{16}\.safetensors")
@@ -61,6 +73,7 @@ WEIGHTS_PATTERN = re.compile(r"weights-[0-9a-f]{16}\.safetensors")
 GRAPH_ROLES = ("encoder", "decoder", "standard_encoder", "standard_decoder")
 GRAPH_PATTERN = re.compile(r"(encoder|decoder|standard-encoder|standard-decoder)-[0-9a-f]{16}\.onnx")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+TIMELINE_FILES = re.compile(r"(timeline-[0-9a-f]{16}\.npz|decoders-[0-9a-f]{16}\.safetensors)")
 
 
 class StoreError(Exception):
@@ -83,6 +96,10 @@ class InvalidModelName(StoreError, ValueError):
     """A model name that could escape the store or is not portable."""
 
 
+class NoTimeline(StoreError):
+    """The model was saved without a timeline (fitted, or trained before timelines were recorded)."""
+
+
 @dataclass(frozen=True)
 class StoredModel:
     """What :func:`load_model` returns besides the model, and what :func:`list_models` lists."""
@@ -99,6 +116,19 @@ class StoredModel:
     # Every data file of the model: role -> {"file": name in the folder, "sha256": hex digest}. One
     # "weights" entry for a trained model, the four GRAPH_ROLES for an imported one (whose weights_file is "").
     files: dict[str, dict[str, str]] = field(default_factory=dict)
+    # model.json's "timeline" entry as written (checked by load_timeline, not here, so that a damaged
+    # entry never stops the model from loading); None when the model has no timeline.
+    timeline: Any = None
+
+    @property
+    def has_timeline(self) -> bool:
+        return self.timeline is not None
+
+    @property
+    def timeline_sha256(self) -> str:
+        """The timeline file's recorded SHA-256 ("" without one): a cache key that changes with the file."""
+        entry = self.timeline
+        return str(entry.get("sha256", "")) if isinstance(entry, dict) else ""
 
     @property
     def name(self) -> str:
@@ -166,11 +196,13 @@ def save_model(
     metrics: dict[str, Any] | None = None,
     dataset: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    timeline: Timeline | None = None,
 ) -> Path:
     """Save ``model`` into the folder ``path`` (created if needed), replacing any model there atomically.
 
     history: per-epoch records (``EpochRecord.to_dict()``); metrics: e.g. test loss, kNN accuracy;
-    dataset: e.g. ``{"name": "mnist", "sha256": ...}``; extra: anything JSON-serialisable (training settings).
+    dataset: e.g. ``{"name": "mnist", "sha256": ...}``; extra: anything JSON-serialisable (training settings);
+    timeline: the training's (``TrainResult.timeline``), saved in the same atomic save.
     """
     path = Path(path)
     check_name(path.name)
@@ -188,7 +220,53 @@ def save_model(
         "weights_sha256": digest,
         **_described(history, metrics, dataset, extra),
     }
-    return _commit(path, {weights_name: weights}, meta)
+    blobs = {weights_name: weights}
+    if timeline is not None:
+        meta["timeline"] = _timeline_files(model, timeline, blobs)
+    return _commit(path, blobs, meta)
+
+
+def _timeline_files(model: LatentModel, timeline: Timeline, files: dict[str, bytes]) -> dict[str, Any]:
+    """Serialise ``timeline`` into ``files`` (name -> bytes); returns its model.json entry."""
+    try:
+        timeline.check(model.config.latent_dim)
+    except ValueError as error:
+        raise ValueError(f"cannot save this timeline: {error}") from None
+    arrays = {"codes": timeline.codes, "steps": timeline.steps, "epochs": timeline.epochs,
+              "image_index": timeline.image_index}  # fmt: skip
+    for split, terms in (("train", timeline.train_terms), ("test", timeline.test_terms)):
+        arrays.update({f"{split}_{term}": values for term, values in terms.items()})
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # uncompressed: float codes barely compress, and sizes stay what they say
+    data = buffer.getvalue()
+    digest = _sha256(data)
+    name = f"timeline-{digest[:16]}.npz"
+    files[name] = data
+    entry: dict[str, Any] = {
+        "file": name, "sha256": digest, "frames": timeline.frames, "points": timeline.points,
+        "batches_per_epoch": timeline.batches_per_epoch, "loss_images": timeline.loss_images,
+        "record_seconds": round(float(timeline.record_seconds), 3), "decoders": None,
+    }  # fmt: skip
+    if timeline.decoders:
+        expected = decoder_state_keys(model)
+        tensors: dict[str, torch.Tensor] = {}
+        for frame, snapshot in sorted(timeline.decoders.items()):
+            if set(snapshot) != set(expected):
+                raise ValueError(f"the decoder snapshot of frame {frame} does not hold this model's decoder tensors")
+            for key in expected:
+                tensor = snapshot[key].detach().cpu().to(torch.float32).contiguous()
+                if tensor.ndim >= 2:  # weight matrices and kernels: int8 rows; biases stay float32
+                    q, scale = quantize_rows(tensor)
+                    tensors[f"{frame}/{key}#int8"], tensors[f"{frame}/{key}#scale"] = q.contiguous(), scale.contiguous()
+                else:
+                    tensors[f"{frame}/{key}"] = tensor
+        blob = save_safetensors_bytes(tensors)
+        blob_digest = _sha256(blob)
+        blob_name = f"decoders-{blob_digest[:16]}.safetensors"
+        files[blob_name] = blob
+        entry["decoders"] = {"file": blob_name, "sha256": blob_digest, "frames": sorted(timeline.decoders),
+                             "encoding": DECODER_ENCODING}  # fmt: skip
+    return entry
 
 
 def bundle_sha256(hashes: dict[str, str]) -> str:
@@ -255,7 +333,8 @@ def _commit(path: Path, blobs: dict[str, bytes], meta: dict[str, Any]) -> Path:
             write_atomically(path / META_FILE, meta_bytes)  # the commit point
             # Under the lock no other save is mid-write, so every other data file and temp file is
             # garbage: the previous version, or the leftovers of a writer that was killed.
-            data_files = [p for p in path.iterdir() if WEIGHTS_PATTERN.fullmatch(p.name) or GRAPH_PATTERN.fullmatch(p.name)]  # fmt: skip
+            data_files = [p for p in path.iterdir()
+                          if any(pattern.fullmatch(p.name) for pattern in (WEIGHTS_PATTERN, GRAPH_PATTERN, TIMELINE_FILES))]  # fmt: skip
             for stale in [*data_files, *path.glob(".*.tmp")]:
                 if stale.name not in blobs:
                     stale.unlink(missing_ok=True)
@@ -342,6 +421,7 @@ def read_metadata(path: str | os.PathLike) -> StoredModel:
         weights_sha256=meta["weights_sha256"],
         saved_at=str(meta.get("saved_at", "")),
         files=files,
+        timeline=meta.get("timeline"),
     )
 
 
@@ -414,6 +494,169 @@ def _load_imported(stored: StoredModel) -> LatentModel:
         return OnnxModel(stored.config, graphs["standard_encoder"], graphs["standard_decoder"], stored=stored)
     except GraphRefused as error:
         raise IncompatibleModel(f"{stored.path}: {error}") from None
+
+
+def _checked_file(path: Path, entry: Any, what: str, pattern: str, limit: int) -> bytes:
+    """The bytes of the file a model.json entry ``{"file", "sha256"}`` names, checked against its hash."""
+    meta = path / META_FILE
+    if not isinstance(entry, dict):
+        raise CorruptModel(f"{meta}: the {what} entry must be a JSON object, got {type(entry).__name__}")
+    name, digest = entry.get("file"), entry.get("sha256")
+    if not isinstance(name, str) or not re.fullmatch(pattern, name):
+        raise CorruptModel(f"{meta} names an invalid {what} file {name!r}")
+    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise CorruptModel(f"{meta} lacks a valid SHA-256 for the {what} file")
+    data = _read_limited(path / name, limit, f"{what} file")
+    if _sha256(data) != digest:
+        raise CorruptModel(f"{path / name} does not match the SHA-256 recorded in {META_FILE} (truncated or altered)")
+    return data
+
+
+def _read_npz(path: Path, data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` held in ``data``, without ever unpickling; sizes checked before reading."""
+    if data[:1] == b"\x80":
+        raise CorruptModel(f"{path} is a Python pickle, not an npz archive; it is never loaded")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise CorruptModel(f"{path} is not a valid npz archive ({error})") from None
+    # A zip member may inflate far beyond its compressed size: refuse before inflating anything.
+    unpacked = sum(member.file_size for member in members)
+    if unpacked > MAX_TIMELINE_BYTES:
+        raise CorruptModel(f"{path} would unpack to {unpacked:,} bytes, more than the {MAX_TIMELINE_BYTES:,} allowed")
+    arrays = {}
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            for key in npz.files:
+                arrays[key] = npz[key]
+    except ValueError as error:
+        if "pickle" in str(error).lower():
+            raise CorruptModel(f"{path} holds a pickled (object) array, which is never loaded") from None
+        raise CorruptModel(f"{path} is not a valid npz archive ({error})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        raise CorruptModel(f"{path} is not a valid npz archive ({error})") from None
+    return arrays
+
+
+def load_timeline(path: str | os.PathLike, *, decoders: bool = True) -> Timeline:
+    """The timeline saved with the model in folder ``path`` (``decoders``: with its decoder snapshots).
+
+    Raises :class:`NoTimeline` for a model saved without one, and the other :class:`StoreError` subclasses
+    for a timeline file (or decoder file) that is missing, truncated, altered, pickled, of another model or
+    of arrays that do not fit together. None of this affects :func:`load_model`.
+    """
+    stored = read_metadata(path)
+    meta = stored.path / META_FILE
+    entry = stored.timeline
+    if entry is None:
+        raise NoTimeline(f"{stored.path} has no timeline recorded (a model fitted, or trained before timelines)")
+    data = _checked_file(stored.path, entry, "timeline", r"timeline-[0-9a-f]{16}\.npz", MAX_TIMELINE_BYTES)
+    timeline_path = stored.path / entry["file"]
+    arrays = _read_npz(timeline_path, data)
+    missing = [name for name in TIMELINE_ARRAYS if name not in arrays]
+    terms: dict[str, dict[str, np.ndarray]] = {"train": {}, "test": {}}
+    unexpected = []
+    for key, value in arrays.items():
+        split, _, term = key.partition("_")
+        if key in TIMELINE_ARRAYS:
+            continue
+        if split in terms and TERM_PATTERN.fullmatch(term):
+            terms[split][term] = value
+        else:
+            unexpected.append(key)
+    if missing or unexpected:
+        raise CorruptModel(f"{timeline_path}: missing arrays {missing}, unexpected arrays {unexpected}")
+    codes = arrays["codes"]
+    if codes.ndim == 3 and codes.shape[2] != stored.config.latent_dim:
+        raise IncompatibleModel(
+            f"{timeline_path} holds {codes.shape[2]}-D codes, but the model is {stored.config.describe()}"
+        )
+    seconds, loss_images = entry.get("record_seconds"), entry.get("loss_images")
+    timeline = Timeline(
+        codes=codes, steps=arrays["steps"], epochs=arrays["epochs"], image_index=arrays["image_index"],
+        train_terms=terms["train"], test_terms=terms["test"],
+        batches_per_epoch=entry.get("batches_per_epoch"),  # checked below with the arrays
+        record_seconds=float(seconds) if _is_number(seconds) else 0.0,
+        loss_images=loss_images if _is_number(loss_images) else 0,
+    )  # fmt: skip
+    try:
+        timeline.check()
+    except ValueError as error:
+        raise CorruptModel(f"{timeline_path}: {error}") from None
+    if entry.get("frames") != timeline.frames:
+        raise IncompatibleModel(
+            f"{meta} records {entry.get('frames')!r} frames, {timeline_path} holds {timeline.frames}"
+        )
+    if decoders and entry.get("decoders") is not None:
+        timeline.decoders = _load_decoders(stored, entry["decoders"], timeline.frames)
+    return timeline
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_index(value: Any, length: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < length
+
+
+def _fits(tensor: torch.Tensor, dtype: torch.dtype, shape: tuple[int, ...]) -> bool:
+    return tensor.dtype == dtype and tuple(tensor.shape) == shape
+
+
+def _load_decoders(stored: StoredModel, entry: Any, frames: int) -> dict[int, dict[str, torch.Tensor]]:
+    """The decoder snapshots a timeline entry names, checked against the model the config builds."""
+    data = _checked_file(stored.path, entry, "decoder snapshots", r"decoders-[0-9a-f]{16}\.safetensors",
+                         MAX_WEIGHTS_BYTES)  # fmt: skip
+    blob_path = stored.path / entry["file"]
+    kept = entry.get("frames")
+    if not isinstance(kept, list) or not all(_is_index(f, frames) for f in kept) or len(set(kept)) != len(kept):
+        raise CorruptModel(f"{stored.path / META_FILE}: decoder frames must be distinct frame indices below {frames}")
+    if entry.get("encoding") != DECODER_ENCODING:
+        raise IncompatibleModel(
+            f"{blob_path} uses encoding {entry.get('encoding')!r}; this version reads {DECODER_ENCODING!r}"
+        )
+    try:
+        tensors = load_safetensors_bytes(data)
+    except (SafetensorError, ValueError, RuntimeError) as error:
+        raise CorruptModel(f"{blob_path} is not a valid safetensors file ({error})") from None
+    model = build_model(stored.config)
+    state = model.state_dict()
+    keys = decoder_state_keys(model)
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+    problems: list[str] = []
+    expected_names: set[str] = set()
+    for frame in kept:
+        snapshot = {}
+        for key in keys:
+            shape = tuple(state[key].shape)
+            if len(shape) >= 2:
+                q_name, s_name = f"{frame}/{key}#int8", f"{frame}/{key}#scale"
+                expected_names |= {q_name, s_name}
+                q, scale = tensors.get(q_name), tensors.get(s_name)
+                if q is None or scale is None:
+                    problems.append(f"missing {q_name if q is None else s_name}")
+                elif not _fits(q, torch.int8, shape) or not _fits(scale, torch.float32, shape[:1]):
+                    problems.append(f"{key} of frame {frame}: {q.dtype} {tuple(q.shape)} where {shape} int8 is needed")
+                else:
+                    snapshot[key] = dequantize_rows(q, scale)
+            else:
+                name = f"{frame}/{key}"
+                expected_names.add(name)
+                tensor = tensors.get(name)
+                if tensor is None:
+                    problems.append(f"missing {name}")
+                elif not _fits(tensor, torch.float32, shape):
+                    problems.append(f"{name}: {tensor.dtype} {tuple(tensor.shape)} where {shape} float32 is needed")
+                else:
+                    snapshot[key] = tensor
+        snapshots[frame] = snapshot
+    problems += [f"unexpected {name}" for name in sorted(set(tensors) - expected_names)]
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise IncompatibleModel(f"{blob_path} does not fit {stored.config.describe()}: {shown}")
+    return snapshots
 
 
 def list_models(models_dir: str | os.PathLike) -> list[StoredModel]:

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 
 from vae.data import DATASETS
 from vae.models import LatentModel, ModelConfig, build_model, evaluating, to_float_images
+from vae.timeline import Frame, Timeline, TimelineSettings, decoder_snapshot, is_recording_step, stratified_sample
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class TrainResult:
     history: list[EpochRecord] = field(default_factory=list)
     status: Status = "completed"
     message: str = ""
+    timeline: Timeline | None = None  # when recorded: its last frame is ``model``'s codes
 
 
 class TrainingDiverged(RuntimeError):
@@ -175,6 +178,111 @@ def evaluate(
     return {k: v / len(images) for k, v in sums.items()}
 
 
+class TimelineRecorder:
+    """Records a :class:`~vae.timeline.Timeline` while :func:`train` runs (what and when: ``vae.timeline``).
+
+    Recording must not change the training: it runs in eval mode under ``no_grad`` and on a forked RNG
+    (the VAE's loss samples noise), so a model trained with a recorder has the weights it has without.
+    """
+
+    def __init__(
+        self,
+        settings: TimelineSettings,
+        batches_per_epoch: int,
+        test_images: torch.Tensor,
+        test_labels: torch.Tensor,
+        train_images: torch.Tensor,
+        train_labels: torch.Tensor,
+        device: torch.device,
+        with_labels: bool,
+        on_frame: Callable[[Frame], None] | None = None,
+    ) -> None:
+        if settings.points > len(test_images):
+            raise ValueError(f"the timeline records {settings.points} test images, but there are {len(test_images)}")
+        if settings.loss_images > len(train_images):
+            raise ValueError(
+                f"the timeline scores {settings.loss_images} training images, but there are {len(train_images)}"
+            )
+        self.settings, self.batches_per_epoch = settings, batches_per_epoch
+        self.device, self.on_frame = device, on_frame
+        self.image_index = stratified_sample(test_labels, settings.points)  # int64 [N]
+        test_pick = stratified_sample(test_labels, settings.loss_images)  # a subset of image_index
+        train_pick = stratified_sample(train_labels, settings.loss_images)
+        self.x_points = to_float_images(test_images[self.image_index]).to(device)  # [N, 1, 28, 28]
+        # Every Frame gets this read-only view of it (the Timeline keeps the array itself).
+        self.frame_index = self.image_index.view()
+        self.frame_index.setflags(write=False)
+        self.x_test = to_float_images(test_images[test_pick]).to(device)
+        self.x_train = to_float_images(train_images[train_pick]).to(device)
+        # Only a class-aware loss reads labels; passing them to another would change nothing but the cost.
+        self.y_test = test_labels[test_pick].to(device) if with_labels else None
+        self.y_train = train_labels[train_pick].to(device) if with_labels else None
+        self.codes: list[np.ndarray] = []
+        self.steps: list[int] = []
+        self.train_terms: list[dict[str, float]] = []
+        self.test_terms: list[dict[str, float]] = []
+        self.decoders: dict[int, dict[str, torch.Tensor]] = {}
+        self.seconds = 0.0
+
+    def maybe_record(self, model: LatentModel, step: int) -> None:
+        """Record a frame if ``step`` (batches seen) is one of the timeline's steps."""
+        if is_recording_step(step, self.batches_per_epoch):
+            self.record(model, step)
+
+    @torch.no_grad()
+    def record(self, model: LatentModel, step: int) -> None:
+        """Record the frame of the model's weights now, after ``step`` batches."""
+        if self.steps and step <= self.steps[-1]:
+            return
+        started = time.perf_counter()
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda), evaluating(model):
+            torch.manual_seed(0)  # the VAE's test-loss noise: the same draw at every frame
+            codes = torch.cat([model.embed(x) for x in self.x_points.split(2000)]).cpu().numpy()  # [N, D]
+            test = evaluate(model, self.x_test, labels=self.y_test)
+            train = evaluate(model, self.x_train, labels=self.y_train)
+        # Weights that give non-finite codes are about to be refused as diverged; such a frame is not kept.
+        if np.isfinite(codes).all():
+            codes.setflags(write=False)
+            index = len(self.steps)
+            self.codes.append(codes)
+            self.steps.append(step)
+            self.train_terms.append(train)
+            self.test_terms.append(test)
+            if step in self.settings.decoder_steps:
+                self.decoders[index] = decoder_snapshot(model)
+            if self.on_frame is not None:
+                self.on_frame(Frame(index, step, step / self.batches_per_epoch, codes, train, test, self.frame_index))
+        self.seconds += time.perf_counter() - started
+
+    def finish(self, model: LatentModel, step: int) -> Timeline:
+        """The timeline of a training whose final weights (``model``) are those after ``step`` batches.
+
+        Frames past ``step`` (a diverged epoch, whose weights were dropped) are dropped too; a final frame is
+        recorded if the training ended between two recording steps, so the last frame is always the model's.
+        """
+        keep = sum(1 for s in self.steps if s <= step)
+        del self.codes[keep:], self.steps[keep:], self.train_terms[keep:], self.test_terms[keep:]
+        self.decoders = {f: d for f, d in self.decoders.items() if f < keep}
+        if not self.steps or self.steps[-1] != step:
+            self.record(model, step)
+        last = len(self.steps) - 1
+        self.decoders.pop(last, None)  # the final decoder is the model itself
+        terms = sorted({t for frame in self.train_terms + self.test_terms for t in frame})
+        return Timeline(
+            codes=np.stack(self.codes).astype(np.float32),
+            steps=np.array(self.steps, dtype=np.int64),
+            epochs=np.array(self.steps, dtype=np.float64) / self.batches_per_epoch,
+            image_index=self.image_index,
+            train_terms={t: np.array([f.get(t, np.nan) for f in self.train_terms]) for t in terms},
+            test_terms={t: np.array([f.get(t, np.nan) for f in self.test_terms]) for t in terms},
+            batches_per_epoch=self.batches_per_epoch,
+            decoders=self.decoders,
+            record_seconds=self.seconds,
+            loss_images=self.settings.loss_images,
+        )
+
+
 def train(
     config: ModelConfig,
     train_images: torch.Tensor,
@@ -187,13 +295,18 @@ def train(
     device: torch.device | str | None = None,
     train_labels: torch.Tensor | None = None,
     test_labels: torch.Tensor | None = None,
+    timeline: TimelineSettings | None = None,
+    on_frame: Callable[[Frame], None] | None = None,
 ) -> TrainResult:
     """Train a fresh model described by ``config``; seeded, so the same inputs give the same weights.
 
     train_images / test_images: uint8 ``[N, 28, 28]`` or float ``[N, 1, 28, 28]`` in [0, 1].
     on_batch / on_epoch: progress callbacks (every loss term, train and test, per image).
     should_stop: polled between batches; returning True ends training with status "stopped".
-    train_labels / test_labels: int64 ``[N]``, required when ``config.class_weight`` > 0 (the class term).
+    train_labels / test_labels: int64 ``[N]``, required when ``config.class_weight`` > 0 (the class term)
+    and when recording a timeline (its images are chosen per class).
+    timeline: record one (``vae.timeline``) into ``result.timeline``; ``on_frame`` sees each frame as it
+    is recorded. Recording changes no weight: the same seed trains the same model with or without it.
     Never raises on divergence: the result's status is "diverged", its message says what happened,
     and its model holds the weights of the last complete epoch.
     """
@@ -225,9 +338,22 @@ def train(
     y_train = train_labels.to(device) if config.class_weight else None
     y_test = test_labels.to(device) if config.class_weight and test_labels is not None else None
 
+    recorder = None
+    if timeline is not None:
+        if test_images is None or test_labels is None or train_labels is None:
+            raise ValueError("recording a timeline needs test_images, test_labels and train_labels "
+                             "(its images are chosen per class)")  # fmt: skip
+        recorder = TimelineRecorder(
+            timeline, n_batches, test_images, test_labels, train_images, train_labels, device,
+            with_labels=bool(config.class_weight), on_frame=on_frame,
+        )  # fmt: skip
+
     result = TrainResult(model=model, settings=settings)
     last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    steps_done = last_good_step = 0  # batches seen by the current weights and by last_good
     started = time.perf_counter()
+    if recorder is not None:
+        recorder.record(model, 0)  # the untrained model: where every map starts
 
     def stop_requested() -> bool:
         if should_stop is not None and should_stop():
@@ -238,16 +364,27 @@ def train(
             return True
         return False
 
+    def after_batch(b: int, n: int, terms: dict[str, float], epoch: int) -> None:
+        nonlocal steps_done
+        steps_done = (epoch - 1) * n_batches + b
+        if recorder is not None:
+            recorder.maybe_record(model, steps_done)
+        if on_batch is not None:
+            on_batch(BatchProgress(epoch, b, n, terms))
+
     for epoch in range(1, settings.epochs + 1):
         report = None
-        if on_batch is not None:
-            report = lambda b, n, terms, epoch=epoch: on_batch(BatchProgress(epoch, b, n, terms))  # noqa: E731
+        if on_batch is not None or recorder is not None:
+            report = lambda b, n, terms, epoch=epoch: after_batch(b, n, terms, epoch)  # noqa: E731
         epoch_start = time.perf_counter()
+        recorded_before = recorder.seconds if recorder is not None else 0.0
         try:
             train_terms, cut_short = train_epoch(
                 model, optimizer, x_train, settings.batch_size, generator, scheduler, report, stop_requested, y_train
             )
-            train_seconds = time.perf_counter() - epoch_start
+            # The epoch's training time, without the frames recorded in it (their cost is the timeline's).
+            recorded = (recorder.seconds if recorder is not None else 0.0) - recorded_before
+            train_seconds = time.perf_counter() - epoch_start - recorded
             test_terms = evaluate(model, x_test, labels=y_test) if x_test is not None else {}
             _check_finite({k: torch.tensor(v) for k, v in test_terms.items()}, "on the test set")
         except TrainingDiverged as error:
@@ -260,11 +397,15 @@ def train(
         record = EpochRecord(epoch, train_seconds, train_terms, test_terms)
         result.history.append(record)
         last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        last_good_step = steps_done
         if on_epoch is not None:
             on_epoch(record)
         if epoch < settings.epochs and stop_requested():
             break
     model.eval()
+    if recorder is not None:
+        # A diverged run went back to last_good; any other ended with the weights of its last batch.
+        result.timeline = recorder.finish(model, last_good_step if result.status == "diverged" else steps_done)
     return result
 
 
@@ -297,6 +438,17 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"--hidden takes comma-separated integers, e.g. 512,256; got {text!r}") from None
 
 
+def _parse_steps(text: str) -> tuple[int, ...]:
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--timeline-decoders takes comma-separated batch counts, e.g. 0,32,256,2048, or none; got {text!r}"
+        ) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults, settings = ModelConfig(), TrainSettings()
     parser = argparse.ArgumentParser(
@@ -322,6 +474,11 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--weight-decay", type=float, default=settings.weight_decay)
     opt.add_argument("--seed", type=int, default=settings.seed)
     opt.add_argument("--max-seconds", type=float, default=None, help="stop training after this long")
+    timeline = parser.add_argument_group("timeline (see vae.timeline)")
+    timeline.add_argument("--no-timeline", action="store_true",
+                          help="do not record the codes of 2,000 test images while training")
+    timeline.add_argument("--timeline-decoders", type=_parse_steps, default=TimelineSettings().decoder_steps,
+                          metavar="STEPS", help="batches seen at which to keep the decoder (default 0,32,256,2048)")
     io = parser.add_argument_group("input and output")
     io.add_argument("--dataset", choices=list(DATASETS), default="mnist", help="what to train on (default: mnist)")
     io.add_argument("--data-dir", default=None, help="data location (default: $VAE_DATA_DIR or ./data)")
@@ -349,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
             epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, schedule=args.schedule,
             weight_decay=args.weight_decay, seed=args.seed, max_seconds=args.max_seconds,
         )  # fmt: skip
+        recorded = not args.no_timeline and args.kind != "pca"
+        timeline = TimelineSettings(decoder_steps=args.timeline_decoders) if recorded else None
         if args.limit is not None and args.limit < 1:
             raise ValueError(f"--limit must be a positive number of images, got {args.limit}")
         train_images, train_labels = load_dataset(args.dataset, "train", args.data_dir)
@@ -358,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.limit is not None:
         train_images, train_labels = train_images[: args.limit], train_labels[: args.limit]
+        if timeline is not None and timeline.loss_images > len(train_images):  # a quick try on few images
+            timeline = dataclasses.replace(timeline, loss_images=max(10, len(train_images)))
 
     if config.kind == "pca":
         return _fit_and_save_pca(args, config, command, train_images, train_labels, test_images, test_labels)
@@ -377,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = train(
             config, train_images, test_images, settings, on_batch=on_batch, on_epoch=on_epoch,
-            train_labels=train_labels, test_labels=test_labels,
+            train_labels=train_labels, test_labels=test_labels, timeline=timeline,
         )  # fmt: skip
     except ValueError as error:
         bar.close()
@@ -393,6 +554,11 @@ def main(argv: list[str] | None = None) -> int:
     metrics = evaluate_for_metadata(result.model, train_images, train_labels, test_images, test_labels)
     metrics["train_seconds"] = sum(record.seconds for record in result.history)
     metrics["epochs_completed"] = len(result.history)
+    if result.timeline is not None:
+        share = result.timeline.record_seconds / max(metrics["train_seconds"], 1e-9)
+        print(f"timeline: {result.timeline.frames} frames of {result.timeline.points:,} test images, "
+              f"{len(result.timeline.decoders)} decoders kept; recording took "
+              f"{result.timeline.record_seconds:.1f} s ({share:.1%} of the training time)")  # fmt: skip
     path = save_model(
         result.model,
         args.out,
@@ -409,6 +575,7 @@ def main(argv: list[str] | None = None) -> int:
             "torch": torch.__version__,
             "command": command,
         },
+        timeline=result.timeline,
     )
     summary = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
     print(f"saved {path} ({result.status}): {summary}")
