@@ -38,14 +38,10 @@ SUPPORT_KEY = "web_planes_support"  # what the page reported when it could not r
 PLANES_ENV = "VAE_PLANES"
 
 
-def _vendor_ready() -> bool:
-    return all(vendor.is_current(item) for item in vendor.FILES)
-
-
 @functools.cache
 def _vendor_checked() -> bool:
     """Checked once per process: hashing 14 MB on every rerun would cost more than the decode it enables."""
-    return _vendor_ready()
+    return all(vendor.is_current(item) for item in vendor.FILES)
 
 
 def enabled(container=st.sidebar) -> bool:
@@ -110,12 +106,18 @@ def images_asset(dataset: str, subset: str, directory: str) -> dict[str, Any]:
     return {"url": url, "count": int(len(images)), "files": [str(file)]}
 
 
-def _fresh(assets: dict[str, Any], clear) -> bool:
-    """False (and the cache entry dropped) when a published file has gone, e.g. ``static/cache`` was cleaned."""
-    if all(Path(f).is_file() for f in assets["files"]):
-        return True
-    clear()
-    return False
+def _published(cached, *args) -> dict[str, Any]:
+    """``cached(*args)``, made again when one of its published files has gone (``static/cache`` cleaned)."""
+    assets = cached(*args)
+    if not all(Path(f).is_file() for f in assets["files"]):
+        cached.clear(*args)
+        assets = cached(*args)
+    return assets
+
+
+def plane_files(path: str, weights_sha256: str, subset: str, directory: str, method: str) -> dict[str, Any]:
+    """:func:`plane_assets`, with every file it names on disk."""
+    return _published(plane_assets, path, weights_sha256, subset, directory, method)
 
 
 def runtime_urls() -> dict[str, str]:
@@ -124,10 +126,8 @@ def runtime_urls() -> dict[str, str]:
 
 
 def plane_payload(plane: Plane, options: Options, images, path: Interpolation | None) -> dict[str, Any]:
-    args = (str(plane.stored.path), plane.stored.weights_sha256, options.subset, str(cache.data_dir()), plane.view.name)
-    assets = plane_assets(*args)
-    if not _fresh(assets, lambda: plane_assets.clear(*args)):
-        assets = plane_assets(*args)
+    assets = plane_files(str(plane.stored.path), plane.stored.weights_sha256, options.subset, str(cache.data_dir()),
+                          plane.view.name)  # fmt: skip
     is_2d_vae = plane.stored.config.kind == "vae" and plane.exact
     history = st.session_state["ex_history"]
     ellipses = []
@@ -174,9 +174,7 @@ def _on_support() -> None:
 def explorer(planes: dict[str, Plane], options: Options, paths: dict[str, Interpolation], images) -> None:
     """Both planes in the page, the decoded digits beside them, the interpolation strips below."""
     dataset = next(iter(planes.values())).stored.dataset_name
-    image_assets = images_asset(dataset, options.subset, str(cache.data_dir()))
-    if not _fresh(image_assets, lambda: images_asset.clear(dataset, options.subset, str(cache.data_dir()))):
-        image_assets = images_asset(dataset, options.subset, str(cache.data_dir()))
+    image_assets = _published(images_asset, dataset, options.subset, str(cache.data_dir()))
     selected = st.session_state["ex_selected"]
     pins = st.session_state["ex_pins"]
     first = next(iter(paths.values()), None)

@@ -30,12 +30,9 @@ def plane(side: str, stored, method: str) -> dict[str, Any]:
     """What the pad needs of one model: its encoder, decoder, the test points and the view."""
     path, sha, data = str(stored.path), stored.weights_sha256, str(cache.data_dir())
     view_name = method if method in available_views(stored.config.latent_dim) else "identity"
-    args = (path, sha, "test", data, view_name)
-    assets = web_planes.plane_assets(*args)
-    if not web_planes._fresh(assets, lambda: web_planes.plane_assets.clear(*args)):
-        assets = web_planes.plane_assets(*args)
+    assets = web_planes.plane_files(path, sha, "test", data, view_name)
     dim = stored.config.latent_dim
-    view_label = "" if dim == 2 else f" · {cache.view(*args).label} view of {dim}-D"
+    view_label = "" if dim == 2 else f" · {cache.view(path, sha, 'test', data, view_name).label} view of {dim}-D"
     return {
         "side": side, "name": stored.name, "title": f"{stored.name} ({stored.config.kind.upper()}){view_label}",
         **{k: v for k, v in assets.items() if k != "files"},

@@ -18,7 +18,7 @@ import torch
 
 from app import frontend
 from app import timeline as player
-from tests.conftest import REPO, chart_titles, open_dashboard, run_pages_like_a_server
+from tests.conftest import REPO, open_dashboard, plane_titles, run_pages_like_a_server
 from vae.data import load_mnist
 from vae.metrics import embed_images
 from vae.plots import DIGIT_COLORS, to_uint8_image
@@ -226,7 +226,7 @@ def test_a_damaged_timeline_is_reported_and_the_other_side_still_plays(models, s
     load_model(models / "vae-2d")  # the model itself still loads
     at.switch_page("pages/explorer.py")
     at.run()
-    assert not at.exception and chart_titles(at) == ["ae-2d (AE)", "vae-2d (VAE)"]
+    assert not at.exception and plane_titles(at) == ["ae-2d (AE)", "vae-2d (VAE)"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -97,7 +97,6 @@ class DigitView {
   draw(values, offset = 0, bytes = false) {
     greyToRgba(values, offset, this.image.data, bytes);
     this.ctx.putImageData(this.image, 0, 0);
-    this.canvas.dataset.drawn = String(Number(this.canvas.dataset.drawn || 0) + 1);
   }
 
   blank() {
