@@ -343,6 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--linear", action="store_true", help="linear AE: no hidden layers, MSE (overrides --hidden and --recon-loss)")
     model.add_argument("--class-weight", type=float, default=defaults.class_weight,
                        help="weight of the class-aware term (uses the labels)")
+    model.add_argument("--invertible", action="store_true",
+                       help="dense AE whose decoder is its encoder's exact inverse (orthonormal weights; needs --recon-loss mse)")
+    model.add_argument("--umap-weight", type=float, default=defaults.umap_weight,
+                       help="weight of the UMAP term on the training images' neighbour graph (AE; no labels)")
+    model.add_argument("--decoupled", action="store_true",
+                       help="the decoder learns from stop-gradient codes: only the UMAP term shapes the map")
     opt = parser.add_argument_group("training")
     opt.add_argument("--epochs", type=int, default=settings.epochs)
     opt.add_argument("--batch-size", type=int, default=settings.batch_size)
@@ -372,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         config = ModelConfig(
             kind=args.kind, arch=args.arch, latent_dim=args.latent_dim, hidden=() if args.kind == "pca" or args.linear else args.hidden,
             recon_loss="mse" if args.linear else args.recon_loss, beta=args.beta, sparsity=args.sparsity, tied=args.tied, linear=args.linear,
-            class_weight=args.class_weight,
+            class_weight=args.class_weight, invertible=args.invertible, umap_weight=args.umap_weight,
+            decoupled=args.decoupled,
         )  # fmt: skip
         settings = TrainSettings(
             epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, schedule=args.schedule,
