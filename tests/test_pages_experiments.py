@@ -12,7 +12,7 @@ from vae import experiments
 from vae.experiments import STUDIES, StudySettings, run_study, save_result, summarise, summarise_tied
 
 TINY = StudySettings(epochs=1, batch_size=64, dims=(2, 4), betas=(0.0, 2.0), class_weights=(0.0, 50.0),
-                     map_points=200, seed=SEED)  # fmt: skip
+                     map_points=200, seed=SEED, graph_hidden=(32,), graph_epochs=1, graph_batch_size=64)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +34,16 @@ def results_dir(tmp_path: Path, tiny_results, monkeypatch) -> Path:
 def test_every_question_is_answered_with_its_numbers_and_charts(results_dir, tiny_results) -> None:
     at = open_dashboard("pages/experiments.py")
     assert [tab.label for tab in at.tabs] == ["PCA vs AE", "Dense vs conv", "KL weight β", "Class-aware loss",
-                                              "Tied weights"]  # fmt: skip
+                                              "Tied weights", "Inverse weights", "Conv filters vs patch PCA",
+                                              "Encoder without decoder"]  # fmt: skip
     answers = [block.value for block in at.success]
     expected = [summarise(tiny_results[s]) for s in ("pca_vs_ae", "conv", "beta", "class_aware")]
     expected.append(summarise_tied(tiny_results["pca_vs_ae"]))
+    expected += [summarise(tiny_results[s]) for s in ("invertible", "conv_filters", "decoupled")]
     assert answers == ["\n".join(f"- {line}" for line in lines) for lines in expected]
-    # PCA: curves, angles, maps; conv: maps; beta: map, small multiples, curves; class: maps, curves; tied: 2.
-    assert len(at.get("plotly_chart")) == 11
+    # PCA: curves, angles, maps; conv: maps; beta: map, small multiples, curves; class: maps, curves; tied: 2;
+    # inverse: curves, errors, maps; filters: banks, energy, angles; decoupled: trade-off, maps.
+    assert len(at.get("plotly_chart")) == 19
     assert any("uses the labels" in w.value for w in at.warning)
     captions = [c.value for c in at.caption]
     assert any("Shipped result: MNIST, all training images, 1 epochs" in c for c in captions)
@@ -72,7 +75,7 @@ def test_missing_and_damaged_results_are_explained(results_dir) -> None:
     at = open_dashboard("pages/experiments.py")
     assert any("No result for this study on MNIST yet" in info.value for info in at.info)
     assert any("cannot be used" in error.value and "conv" in error.value for error in at.error)
-    assert len(at.success) == 3  # pca, class-aware, tied still answer
+    assert len(at.success) == 6  # pca, class-aware, tied and the three new studies still answer
 
 
 def test_a_recompute_runs_in_the_background_and_its_result_can_be_chosen(results_dir, monkeypatch) -> None:
