@@ -50,8 +50,9 @@ def load(study: str) -> StudyResult | None:
             found[source] = (directory, path.stat().st_mtime_ns)
     if not found:
         st.info(
-            f"No result for this study on {DATASETS[state.dataset()].title} yet: recompute it below, or run "
-            f"`python -m vae.experiments run --dataset {state.dataset()}`."
+            f"No result for this study on {DATASETS[state.dataset()].title} yet: none is shipped with the project and "
+            f"none has been recomputed here. Recompute it below, or run "
+            f"`python -m vae.experiments run --study {study} --dataset {state.dataset()}`."
         )
         return None
     source = next(iter(found))
@@ -337,8 +338,10 @@ def decoupled_section() -> None:
         answer(summarise(result))
         chart(tradeoff_scatter(result.rows, references=PAPER_DECOUPLED, targets=(TARGET_KNN, TARGET_MSE)),
               "decoupled_tradeoff")  # fmt: skip
-        st.caption("Filled: this study's models; open circles: the numbers Parametric UMAP reports; dotted: the "
-                   "targets. The UMAP + AE model is shipped as umap-ae-2d: pick it in the sidebar to explore it.")  # fmt: skip
+        shipped = {key: name for (study, key), name in experiments.STORE_NAMES.items() if study == "decoupled"}
+        st.caption("Filled: this study's models; open circles: the numbers Parametric UMAP reports; dotted: the targets. "
+                   + " ".join(f"The {result.row(key)['family']} model is shipped as {name}: pick it in the sidebar to "
+                              "explore it." for key, name in shipped.items()))  # fmt: skip
         titles = {row["key"]: row["family"] for row in result.rows}
         chart(maps(result, list(result.maps), titles, columns=3), "decoupled_maps")
         st.caption(MAPS_HELP)

@@ -26,7 +26,8 @@ from vae.metrics import reconstruction_mse
 from vae.models import fit_pca
 
 TINY = StudySettings(epochs=1, batch_size=64, dims=(2, 4), betas=(0.0, 2.0), class_weights=(0.0, 50.0),
-                     map_points=200, seed=SEED, graph_hidden=(32,), graph_epochs=1, graph_batch_size=64)  # fmt: skip
+                     map_points=200, seed=SEED, graph_hidden=(32,), graph_epochs=1, graph_batch_size=64, long_epochs=1,
+                     long_batch_size=64)  # fmt: skip
 
 
 @pytest.mark.parametrize(
