@@ -278,7 +278,8 @@ def invertible_section() -> None:
         metrics = {"test_mse_per_pixel": "MSE per pixel", "knn5_accuracy": "kNN-5 accuracy",
                    "parameters": "parameters"}  # fmt: skip
         chart(metric_curves(result.rows, "latent_dim", metrics, log_x=True, x_title="latent dimension D"), "inv_curves")
-        metrics = {"inverse_error": "|E(D(z)) - z|², test codes", "inverse_error_random": "|E(D(z)) - z|², random codes"}
+        metrics = {"inverse_error": "|E(D(z)) - z|², test codes",
+                   "inverse_error_random": "|E(D(z)) - z|², random codes"}  # fmt: skip
         chart(metric_curves(result.rows, "latent_dim", metrics, log_x=True, log_y=True, x_title="latent dimension D"),
               "inv_errors")  # fmt: skip
         keys = [k for k in ("pca-2", "dense-2", "tied-2", "invertible-2") if k in result.maps]
@@ -316,9 +317,9 @@ def filters_section() -> None:
         energy, angles = filter_rows(result)
         chart(metric_curves(energy, "component", {"share": "share of the squared weights along each patch component"},
                             log_y=True, x_title="patch component (by variance)"), "filter_energy")  # fmt: skip
-        chart(metric_curves(angles, "k", {"largest": "largest principal angle (°)", "mean": "mean principal angle (°)"},
-                            x_title="k: top-k patch components vs the k strongest filter directions"),
-              "filter_angles")  # fmt: skip
+        metrics = {"largest": "largest principal angle (°)", "mean": "mean principal angle (°)"}
+        k_title = "k: top-k patch components vs the k strongest filter directions"
+        chart(metric_curves(angles, "k", metrics, x_title=k_title), "filter_angles")
         table(result.rows)
     recompute("conv_filters")
 
@@ -340,7 +341,8 @@ def decoupled_section() -> None:
         chart(tradeoff_scatter(result.rows, references=PAPER_DECOUPLED, targets=(TARGET_KNN, TARGET_MSE)),
               "decoupled_tradeoff")  # fmt: skip
         shipped = {key: name for (study, key), name in experiments.STORE_NAMES.items() if study == "decoupled"}
-        st.caption("Filled: this study's models; open circles: the numbers Parametric UMAP reports; dotted: the targets. "
+        st.caption("Filled: this study's models; open circles: the numbers Parametric UMAP reports; dotted: the "
+                   "targets. "
                    + " ".join(f"The {result.row(key)['family']} model is shipped as {name}: pick it in the sidebar to "
                               "explore it." for key, name in shipped.items()))  # fmt: skip
         titles = {row["key"]: row["family"] for row in result.rows}

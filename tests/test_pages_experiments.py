@@ -106,7 +106,8 @@ def test_a_dataset_without_shipped_results_says_so_and_offers_the_recompute(resu
     at = open_dashboard("pages/experiments.py")
     at.sidebar.selectbox(key="dataset").set_value("fashion-mnist").run()
     assert not at.exception
-    missing = [info.value for info in at.info if "No result for this study on Fashion-MNIST yet: none is shipped" in info.value]
+    notice = "No result for this study on Fashion-MNIST yet: none is shipped"
+    missing = [info.value for info in at.info if notice in info.value]
     assert len(missing) == 8  # every tab (the tied-weights one reads the PCA study's result)
     assert any("--study decoupled --dataset fashion-mnist" in text for text in missing)
     for study in ("invertible", "conv_filters", "decoupled"):

@@ -257,7 +257,8 @@ def variants(study: str, settings: StudySettings) -> list[Variant]:
             Variant("pca", "PCA", ModelConfig(kind="pca", hidden=(), recon_loss="mse")),
             Variant("ae", "AE", ModelConfig(kind="ae", hidden=graph), longer),
             Variant("vae", "VAE", ModelConfig(kind="vae", hidden=graph), longer),
-            Variant("class-ae", "class-aware AE (labels)", ModelConfig(kind="ae", hidden=graph, class_weight=100.0), longer),
+            Variant("class-ae", "class-aware AE (labels)",
+                    ModelConfig(kind="ae", hidden=graph, class_weight=100.0), longer),
             Variant("umap-decoupled", "UMAP encoder, decoupled decoder",
                     ModelConfig(kind="ae", hidden=graph, umap_weight=1.0, decoupled=True), edges),
             Variant("umap-joint", "UMAP + AE, joint",
@@ -384,15 +385,18 @@ def run_study(
             progress(0.0, f"the neighbour graph of the {len(train_images):,} training images")
         graph_started = time.perf_counter()
         graph = fuzzy_graph(train_images, seed=settings.seed)
-        result.extras["graph"] = {"seconds": time.perf_counter() - graph_started, "points": len(train_images),
-                                  "edges": len(graph.heads), "same_class_share": _same_class_share(graph, train_labels)}  # fmt: skip
+        result.extras["graph"] = {
+            "seconds": time.perf_counter() - graph_started, "points": len(train_images), "edges": len(graph.heads),
+            "same_class_share": _same_class_share(graph, train_labels),
+        }  # fmt: skip
     models: dict[str, LatentModel] = {}
     for i, variant in enumerate(todo):
         if should_stop is not None and should_stop():
             raise StudyStopped("stopped on request")
         if progress is not None:
             progress(i / len(todo), f"{i + 1}/{len(todo)}: {variant.config.describe()}")
-        model, timing, history = _fit(variant, settings, data, should_stop, graph if variant.config.umap_weight else None)
+        model_graph = graph if variant.config.umap_weight else None
+        model, timing, history = _fit(variant, settings, data, should_stop, model_graph)
         model.eval()
         test_codes = embed_images(model, test_images)  # [N, D], for the overlap numbers and the map
         row = {"key": variant.key, "family": variant.family, "label": variant.config.describe(),
@@ -468,7 +472,8 @@ def right_inverse_errors(model: LatentModel, test_codes: torch.Tensor, seed: int
     factor = torch.linalg.cholesky(covariance + 1e-9 * torch.eye(len(mean), dtype=torch.float64))
     random = (mean + torch.randn(n, len(mean), generator=generator, dtype=torch.float64) @ factor.t()).float()
     on_data = on_data.float()
-    out = {"inverse_error": right_inverse_error(model, on_data), "inverse_error_random": right_inverse_error(model, random)}
+    out = {"inverse_error": right_inverse_error(model, on_data),
+           "inverse_error_random": right_inverse_error(model, random)}  # fmt: skip
     if isinstance(model, AutoEncoder) and model.draws_pixels:
         out["inverse_error_exact"] = max(right_inverse_error(model, z, through_pixels=True) for z in (on_data, random))
     return out
@@ -645,10 +650,10 @@ def _summarise_invertible(result: StudyResult) -> list[str]:
         + f"; on random codes, away from the data, up to {max(ordinary_random):.0%}.",
         f"The price of an exact inverse, MSE per pixel: {mse(f'invertible-{lo}'):.4f} vs {mse(f'dense-{lo}'):.4f} "
         f"(untied), {mse(f'tied-{lo}'):.4f} (tied) and {mse(f'pca-{lo}'):.4f} (PCA) at D={lo}; "
-        f"{mse(f'invertible-{hi}'):.4f} vs {mse(f'dense-{hi}'):.4f}, {mse(f'tied-{hi}'):.4f} and {mse(f'pca-{hi}'):.4f} "
-        f"at D={hi}. It reconstructs better than PCA at {beats_pca} of {len(dims)} sizes and worse than the untied "
-        f"AE at {behind_dense} of {len(dims)}; kNN-5 at D={lo} {inverse['knn5_accuracy']:.3f} vs "
-        f"{dense['knn5_accuracy']:.3f} (untied), {tied['knn5_accuracy']:.3f} (tied), "
+        f"{mse(f'invertible-{hi}'):.4f} vs {mse(f'dense-{hi}'):.4f}, {mse(f'tied-{hi}'):.4f} and "
+        f"{mse(f'pca-{hi}'):.4f} at D={hi}. It reconstructs better than PCA at {beats_pca} of {len(dims)} sizes "
+        f"and worse than the untied AE at {behind_dense} of {len(dims)}; kNN-5 at D={lo} "
+        f"{inverse['knn5_accuracy']:.3f} vs {dense['knn5_accuracy']:.3f} (untied), {tied['knn5_accuracy']:.3f} (tied), "
         f"{rows[f'pca-{lo}']['knn5_accuracy']:.3f} (PCA).",
         f"Parameters at D={lo}: {inverse['parameters']:,} (the encoder's orthonormal maps; its decoder has none of its "
         f"own) vs {dense['parameters']:,} untied and {tied['parameters']:,} tied.",
@@ -694,8 +699,8 @@ def _summarise_conv_filters(result: StudyResult) -> list[str]:
         f"{variance[:k].sum() / variance.sum():.0%} of their variance in their top {k} principal components. "
         + (
             f"These are derivative-like: the first is the patch's mean level (cosine {shape['flat']:.2f} with a flat "
-            f"patch), the next two span the horizontal and vertical gradients (largest angle {shape['gradients']:.0f}° "
-            f"to the span of two ramps)."
+            f"patch), the next two span the horizontal and vertical gradients (largest angle "
+            f"{shape['gradients']:.0f}° to the span of two ramps)."
             if shape["flat"] > 0.9 and shape["gradients"] < 20 else
             f"They are not simply a mean level and two gradients here: cosine {shape['flat']:.2f} between the first "
             f"and a flat patch, {shape['gradients']:.0f}° between the next two and the span of two ramps."
@@ -714,14 +719,14 @@ def _summarise_conv_filters(result: StudyResult) -> list[str]:
         family = row["family"][0].upper() + row["family"][1:]
         lines.append(
             f"{family}: the trained filters {verdict}: the principal angles between the span of their {k} strongest "
-            f"directions and the top-{k} patch components are {angle['trained']:.0f}° (largest) and {mean['trained']:.0f}° "
-            f"(mean) (the random filters they started from: {angle['initial']:.0f}° and {mean['initial']:.0f}°), and "
-            f"they put {top['trained']:.0%} of their energy in those components (the patches' variance: "
-            f"{variance[:k].sum() / variance.sum():.0%}; no preference: {k / size:.0%}). What training changed "
-            f"{change}: {top['change']:.0%} of the change's energy, angles {angle['change']:.0f}° (largest) and "
+            f"directions and the top-{k} patch components are {angle['trained']:.0f}° (largest) and "
+            f"{mean['trained']:.0f}° (mean) (the random filters they started from: {angle['initial']:.0f}° and "
+            f"{mean['initial']:.0f}°), and they put {top['trained']:.0%} of their energy in those components (the "
+            f"patches' variance: {variance[:k].sum() / variance.sum():.0%}; no preference: {k / size:.0%}). What "
+            f"training changed {change}: {top['change']:.0%} of the change's energy, angles {angle['change']:.0f}° (largest) and "
             f"{mean['change']:.0f}° (mean); the change is {f['change_norm_ratio']:.0%} of the starting "
-            f"filters' norm, so the random start {'still dominates' if f['change_norm_ratio'] < 1 else 'no longer dominates'} "
-            f"the filters."
+            f"filters' norm, so the random start "
+            f"{'still dominates' if f['change_norm_ratio'] < 1 else 'no longer dominates'} the filters."
         )
     return lines
 
@@ -755,8 +760,9 @@ def _summarise_decoupled(result: StudyResult) -> list[str]:
         f"Without labels the graph loss {verdict}: kNN-5 "
         f"{knn('umap-decoupled'):.3f} (UMAP encoder, decoupled decoder) and {knn('umap-joint'):.3f} (UMAP + AE, "
         f"joint) against {knn('ae'):.3f} (AE), {knn('vae'):.3f} (VAE) and {knn('pca'):.3f} (PCA); the class-aware AE, "
-        f"which is given the labels, reaches {knn('class-ae'):.3f}. The neighbour graph of the {graph.get('points', 0):,} training "
-        f"images puts {graph.get('same_class_share', float('nan')):.1%} of its edge weight between images of one class.",
+        f"which is given the labels, reaches {knn('class-ae'):.3f}. The neighbour graph of the "
+        f"{graph.get('points', 0):,} training images puts {graph.get('same_class_share', float('nan')):.1%} of its "
+        f"edge weight between images of one class.",
         f"Reconstruction, MSE per pixel: {mse('umap-decoupled'):.4f} (decoupled: the decoder draws whatever map "
         f"it is given), {mse('umap-joint'):.4f} (joint), {mse('ae'):.4f} (AE), {mse('vae'):.4f} (VAE), "
         f"{mse('class-ae'):.4f} (class-aware), {mse('pca'):.4f} (PCA). Best kNN-5 without the graph: "
@@ -945,7 +951,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  [{fraction:4.0%}] {message} (+{time.perf_counter() - last[0]:.0f} s)" if last[0] else f"  {message}")
             last[0] = time.perf_counter()
 
-        keep = _model_saver(args.save_models, study, settings, args.data_dir, " ".join(sys.argv[1:] if argv is None else argv))
+        arguments = " ".join(sys.argv[1:] if argv is None else argv)
+        keep = _model_saver(args.save_models, study, settings, args.data_dir, arguments)
         result = run_study(study, settings, args.data_dir, progress=report, on_model=keep)
         path = save_result(result, args.out)
         print(f"  saved {path} in {result.seconds:.0f} s")

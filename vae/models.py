@@ -124,7 +124,9 @@ class ModelConfig:
             sizes = [N_PIXELS, *self.hidden, self.latent_dim]
             if any(a < b for a, b in zip(sizes, sizes[1:])):
                 # W W^T = I needs no more rows than columns: each layer may only narrow.
-                raise ValueError(f"invertible needs layer sizes that never grow (784 >= hidden >= latent_dim), got {sizes}")
+                raise ValueError(
+                    f"invertible needs layer sizes that never grow (784 >= hidden >= latent_dim), got {sizes}"
+                )
         if self.umap_weight and self.kind != "ae":
             raise ValueError(f"umap_weight applies to an AE only (kind={self.kind!r})")
         if self.decoupled and not self.umap_weight:
@@ -490,7 +492,8 @@ class AutoEncoder(LatentModel):
             return
         if config.arch == "dense":
             self.encoder = DenseEncoder(config.hidden, config.latent_dim)
-            self.decoder = TiedDenseDecoder(self.encoder) if config.tied else DenseDecoder(config.hidden, config.latent_dim)
+            tied = config.tied
+            self.decoder = TiedDenseDecoder(self.encoder) if tied else DenseDecoder(config.hidden, config.latent_dim)
         else:
             self.encoder = ConvEncoder(config.hidden, config.latent_dim, linear=config.linear)
             self.decoder = ConvDecoder(config.hidden, config.latent_dim, linear=config.linear)

@@ -344,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--class-weight", type=float, default=defaults.class_weight,
                        help="weight of the class-aware term (uses the labels)")
     model.add_argument("--invertible", action="store_true",
-                       help="dense AE whose decoder is its encoder's exact inverse (orthonormal weights; needs --recon-loss mse)")
+                       help="dense AE whose decoder is its encoder's exact inverse (orthonormal weights; "
+                            "needs --recon-loss mse)")
     model.add_argument("--umap-weight", type=float, default=defaults.umap_weight,
                        help="weight of the UMAP term on the training images' neighbour graph (AE; no labels)")
     model.add_argument("--decoupled", action="store_true",
