@@ -717,16 +717,17 @@ def _summarise_conv_filters(result: StudyResult) -> list[str]:
             "lies mostly in those components" if top["change"] > 2 * k / size else "does not line up with them either"
         )
         family = row["family"][0].upper() + row["family"][1:]
+        ratio = f["change_norm_ratio"]
         lines.append(
-            f"{family}: the trained filters {verdict}: the principal angles between the span of their {k} strongest "
-            f"directions and the top-{k} patch components are {angle['trained']:.0f}° (largest) and "
+            f"{family}: the trained filters {verdict}: the principal angles between the span of their {k} "
+            f"strongest directions and the top-{k} patch components are {angle['trained']:.0f}° (largest) and "
             f"{mean['trained']:.0f}° (mean) (the random filters they started from: {angle['initial']:.0f}° and "
             f"{mean['initial']:.0f}°), and they put {top['trained']:.0%} of their energy in those components (the "
-            f"patches' variance: {variance[:k].sum() / variance.sum():.0%}; no preference: {k / size:.0%}). What "
-            f"training changed {change}: {top['change']:.0%} of the change's energy, angles {angle['change']:.0f}° (largest) and "
-            f"{mean['change']:.0f}° (mean); the change is {f['change_norm_ratio']:.0%} of the starting "
-            f"filters' norm, so the random start "
-            f"{'still dominates' if f['change_norm_ratio'] < 1 else 'no longer dominates'} the filters."
+            f"patches' variance: {variance[:k].sum() / variance.sum():.0%}; no preference: {k / size:.0%}). "
+            f"What training changed {change}: {top['change']:.0%} of the change's energy, angles "
+            f"{angle['change']:.0f}° (largest) and {mean['change']:.0f}° (mean); the change is {ratio:.0%} of the "
+            f"starting filters' norm, so the random start {'still dominates' if ratio < 1 else 'no longer dominates'} "
+            f"the filters."
         )
     return lines
 
