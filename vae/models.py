@@ -673,7 +673,8 @@ def materialised(model: LatentModel) -> LatentModel:
     """
     from torch.nn.utils import parametrize
 
-    # Rebuilt, not deep-copied: a deep copy of a parametrized layer loses the decoder's link to it.
+    # Rebuilt, not deep-copied: a deep-copied parametrized layer shares its (generated) class with the original,
+    # so removing the copy's parametrization would delete the original's weight property too.
     plain = build_model(model.config).to(model.device)
     plain.load_state_dict(model.state_dict())
     plain.eval()
