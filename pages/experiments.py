@@ -11,8 +11,17 @@ import streamlit as st
 from app import cache, state
 from vae import experiments
 from vae.data import DATASETS, class_names
-from vae.experiment_plots import maps_grid, metric_curves
-from vae.experiments import ExperimentFileError, StudyResult, summarise, summarise_tied
+from vae.experiment_plots import filter_banks, maps_grid, metric_curves, tradeoff_scatter
+from vae.experiments import (
+    PAPER_DECOUPLED,
+    TARGET_KNN,
+    TARGET_MSE,
+    ExperimentFileError,
+    StudyResult,
+    filter_rows,
+    summarise,
+    summarise_tied,
+)
 from vae.jobs import StudyJob
 from vae.plots import strip, tile_grid, upscale
 
@@ -25,6 +34,8 @@ TABLE_COLUMNS = {
     "silhouette": "silhouette",
     "overlap": "overlap",
     "parameters": "parameters",
+    "inverse_error": "|E(D(z)) - z|² (test codes)",
+    "inverse_error_random": "|E(D(z)) - z|² (random codes)",
     "train_seconds": "train s",
 }
 MAPS_HELP = "2,000 test images; each panel has its own scale. Click a class in the legend to hide it everywhere."
@@ -39,8 +50,9 @@ def load(study: str) -> StudyResult | None:
             found[source] = (directory, path.stat().st_mtime_ns)
     if not found:
         st.info(
-            f"No result for this study on {DATASETS[state.dataset()].title} yet: recompute it below, or run "
-            f"`python -m vae.experiments run --dataset {state.dataset()}`."
+            f"No result for this study on {DATASETS[state.dataset()].title} yet: none is shipped with the project and "
+            f"none has been recomputed here. Recompute it below, or run "
+            f"`python -m vae.experiments run --study {study} --dataset {state.dataset()}`."
         )
         return None
     source = next(iter(found))
@@ -120,7 +132,8 @@ def recompute_controls(study: str) -> None:
     size = st.radio(
         "Size", ["quick", "full"], horizontal=True, key=f"{study}_size",
         captions=["2 epochs on 10,000 images, fewer sizes: a few minutes",
-                  "the shipped settings: 10 epochs on 60,000 images, 5-40 minutes"],
+                  "the shipped settings: 10 epochs on 60,000 images (the encoder-without-decoder study: 50,000 "
+                  "images, 30 epochs and 120 passes over the graph's edges), 10-60 minutes"],
     )  # fmt: skip
     if st.button("Recompute", key=f"{study}_go", help="Runs in the background; other pages stay usable."):
         settings = experiments.QUICK if size == "quick" else experiments.StudySettings()
@@ -248,12 +261,107 @@ def tied_section() -> None:
     chart(maps(result, keys, {k: result.row(k)["label"] for k in keys}, columns=2), "tied_maps")
 
 
+def invertible_section() -> None:
+    st.markdown(
+        r"The invertible AE (InvAuto, Teng & Choromanska, 2019) makes the decoder the encoder's inverse layer by "
+        r"layer: each encoder map $h \mapsto \mathrm{lrelu}(W h + b)$ has orthonormal rows ($W W^T = I$, kept so "
+        r"during training) and the decoder undoes it with $h \mapsto W^T(\mathrm{lrelu}^{-1}(h) - b)$. So "
+        r"$E(D(z)) = z$ for *every* code, and the decoder has no weights of its own. It is measured beside the "
+        r"untied and the tied AE (same layers, same training) and PCA, whose decoder is also its encoder's "
+        r"transpose. $|E(D(z)) - z|^2$ is divided by the codes' own spread: 0 is an exact inverse, 1 is as far "
+        r"off as the codes are spread; *random codes* are drawn from a Gaussian with the test codes' mean and "
+        r"covariance, where no image was encoded."
+    )
+    result = load("invertible")
+    if result is not None:
+        answer(summarise(result))
+        metrics = {"test_mse_per_pixel": "MSE per pixel", "knn5_accuracy": "kNN-5 accuracy",
+                   "parameters": "parameters"}  # fmt: skip
+        chart(metric_curves(result.rows, "latent_dim", metrics, log_x=True, x_title="latent dimension D"), "inv_curves")
+        metrics = {"inverse_error": "|E(D(z)) - z|², test codes",
+                   "inverse_error_random": "|E(D(z)) - z|², random codes"}  # fmt: skip
+        chart(metric_curves(result.rows, "latent_dim", metrics, log_x=True, log_y=True, x_title="latent dimension D"),
+              "inv_errors")  # fmt: skip
+        keys = [k for k in ("pca-2", "dense-2", "tied-2", "invertible-2") if k in result.maps]
+        chart(maps(result, keys, {k: result.row(k)["label"] for k in keys}, columns=4), "inv_maps")
+        d = st.select_slider("Reconstructions at latent dimension", result.settings.dims, key="inv_recon_dim")
+        family_keys = [f"{f}-{d}" for f in ("pca", "dense", "tied", "invertible")]
+        reconstructions(result, family_keys, {k: result.row(k)["label"] for k in family_keys})
+        with st.expander("All numbers"):
+            table(result.rows)
+    recompute("invertible")
+
+
+def filters_section() -> None:
+    st.markdown(
+        "Each filter of the conv AE's first layer is a 4 x 4 weight pattern applied to every 4 x 4 patch "
+        "(stride 2). If the layer learned *local PCA*, its filters would span the top principal components of "
+        "those patches. Compared here: the conv AE's filters, a **linear** conv AE's (the same layers without "
+        "any non-linearity, trained on MSE), the random filters they started from, and what training changed "
+        "(trained minus initial). Principal angles compare spans, not bases: 0° means the k strongest "
+        "directions of the filters span the same space as the top-k patch components."
+    )
+    result = load("conv_filters")
+    if result is not None:
+        answer(summarise(result))
+        pca = result.extras["patch_pca"]
+        banks = {"principal components of the patches, largest variance first": pca["components"]}
+        for row in result.rows:
+            weights = result.extras["filters"][row["key"]]["weights"]
+            banks[f"{row['family']}: trained filters"] = weights["trained"]
+            banks[f"{row['family']}: change in training"] = weights["change"]
+        banks["random start (conv AE)"] = result.extras["filters"][result.rows[0]["key"]]["weights"]["initial"]
+        chart(filter_banks(banks), "filter_banks")
+        st.caption("Each 4 x 4 tile is one filter (or component), scaled by its largest |weight|: red positive, blue "
+                   "negative.")  # fmt: skip
+        energy, angles = filter_rows(result)
+        chart(metric_curves(energy, "component", {"share": "share of the squared weights along each patch component"},
+                            log_y=True, x_title="patch component (by variance)"), "filter_energy")  # fmt: skip
+        metrics = {"largest": "largest principal angle (°)", "mean": "mean principal angle (°)"}
+        k_title = "k: top-k patch components vs the k strongest filter directions"
+        chart(metric_curves(angles, "k", metrics, x_title=k_title), "filter_angles")
+        table(result.rows)
+    recompute("conv_filters")
+
+
+def decoupled_section() -> None:
+    st.markdown(
+        r"The encoder is trained on a graph, not on reconstruction: UMAP's fuzzy graph of the training images' 15 "
+        r"nearest neighbours in pixel space (umap-learn's `fuzzy_simplicial_set`; no labels) and Parametric UMAP's "
+        r"cross-entropy on each batch of edges, $-\log q_{ij}$ for an edge and $-\log(1 - q_{ik})$ for 5 negative "
+        r"samples per edge, with $q = 1 / (1 + a\,d^{2b})$ (Sainburg, McInnes & Gentner, 2021). Either the "
+        r"decoder learns from stop-gradient codes, so it never shapes the map (*decoupled*), or both are trained "
+        r"together, recon + weight x UMAP term (*joint*). Beside them: PCA, the AE, the VAE and the class-aware AE, "
+        r"which **uses the labels**. Parametric UMAP's protocol: 50,000 training images, kNN-5 fitted on their "
+        r"embeddings, everything measured on the 10,000 test images."
+    )
+    result = load("decoupled")
+    if result is not None:
+        answer(summarise(result))
+        chart(tradeoff_scatter(result.rows, references=PAPER_DECOUPLED, targets=(TARGET_KNN, TARGET_MSE)),
+              "decoupled_tradeoff")  # fmt: skip
+        shipped = {key: name for (study, key), name in experiments.STORE_NAMES.items() if study == "decoupled"}
+        st.caption("Filled: this study's models; open circles: the numbers Parametric UMAP reports; dotted: the "
+                   "targets. "
+                   + " ".join(f"The {result.row(key)['family']} model is shipped as {name}: pick it in the sidebar to "
+                              "explore it." for key, name in shipped.items()))  # fmt: skip
+        titles = {row["key"]: row["family"] for row in result.rows}
+        chart(maps(result, list(result.maps), titles, columns=3), "decoupled_maps")
+        st.caption(MAPS_HELP)
+        table(result.rows)
+        reconstructions(result, list(titles), titles)
+    recompute("decoupled")
+
+
 SECTIONS = {
     "PCA vs AE": pca_section,
     "Dense vs conv": conv_section,
     "KL weight β": beta_section,
     "Class-aware loss": class_section,
     "Tied weights": tied_section,
+    "Inverse weights": invertible_section,
+    "Conv filters vs patch PCA": filters_section,
+    "Encoder without decoder": decoupled_section,
 }
 
 

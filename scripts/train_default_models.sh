@@ -27,4 +27,5 @@ train --kind vae --latent-dim 20 --hidden 512,256 --epochs 12 --max-seconds 60 -
 train --kind ae  --latent-dim 2 --hidden 512,256 --epochs 30 --batch-size 128 --lr 1e-3 --seed 0 --dataset fashion-mnist --out models/ae-2d-fashion
 train --kind vae --latent-dim 2 --hidden 512,256 --epochs 30 --batch-size 128 --lr 1e-3 --seed 0 --dataset fashion-mnist --out models/vae-2d-fashion
 train --kind pca --latent-dim 2 --dataset fashion-mnist --out models/pca-2d-fashion
-# The conv pair of the Experiments page is saved by `make experiments` (python -m vae.experiments run --save-models models).
+# The conv pair and the UMAP encoder (umap-ae-2d) of the Experiments page are saved by `make experiments`
+# (python -m vae.experiments run --save-models models).

@@ -45,3 +45,38 @@ def test_metric_curves_draw_a_line_per_family_and_leave_gaps() -> None:
     assert fig.layout.xaxis.type == "log" and list(fig.layout.xaxis.tickvals) == [2, 4, 8]
     with pytest.raises(ValueError, match="empty"):
         metric_curves(rows, "latent_dim", {})
+
+
+def test_metric_curves_on_a_log_scale_leave_non_positive_values_out() -> None:
+    rows = [{"family": "AE", "d": d, "err": e} for d, e in ((2, 1e-12), (4, 0.0), (8, 0.5))]
+    fig = metric_curves(rows, "d", {"err": "error"}, log_y=True)
+    assert list(fig.data[0].y) == [1e-12, None, 0.5] and fig.layout.yaxis.type == "log"
+
+
+def test_filter_mosaic_tiles_each_filter_scaled_with_gaps() -> None:
+    from vae.experiment_plots import filter_banks, filter_mosaic
+
+    bank = np.arange(3 * 16, dtype=float).reshape(3, 16) - 20  # three 4 x 4 filters, flattened
+    mosaic = filter_mosaic(bank, columns=2)
+    assert mosaic.shape == (4 + 1 + 4, 4 + 1 + 4)
+    assert np.all(np.isnan(mosaic[4, :])) and np.all(np.isnan(mosaic[5:, 5:]))  # gap row, empty fourth slot
+    first = bank[0].reshape(4, 4)
+    assert np.allclose(mosaic[:4, :4], first / np.abs(first).max())
+    assert np.nanmax(np.abs(mosaic)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="not square"):
+        filter_mosaic(np.zeros((2, 15)))
+    fig = filter_banks({"PCs": bank, "more": bank[:1]})
+    assert [a.text for a in fig.layout.annotations] == ["PCs", "more"] and len(fig.data) == 2
+    with pytest.raises(ValueError, match="empty"):
+        filter_banks({})
+
+
+def test_tradeoff_scatter_places_models_papers_and_targets() -> None:
+    from vae.experiment_plots import tradeoff_scatter
+
+    rows = [{"family": "AE", "test_mse_per_pixel": 0.04, "knn5_accuracy": 0.8},
+            {"family": "broken", "test_mse_per_pixel": math.nan, "knn5_accuracy": 0.5}]  # fmt: skip
+    fig = tradeoff_scatter(rows, references={"joint": (0.95, 0.036)}, targets=(0.955, 0.036))
+    assert [t.name for t in fig.data] == ["AE", "paper: joint"]  # a non-finite model is left out
+    assert (fig.data[0].x[0], fig.data[0].y[0]) == (0.04, 0.8) and (fig.data[1].x[0], fig.data[1].y[0]) == (0.036, 0.95)
+    assert {shape.line.dash for shape in fig.layout.shapes} == {"dot"} and len(fig.layout.shapes) == 2

@@ -26,7 +26,8 @@ from vae.metrics import reconstruction_mse
 from vae.models import fit_pca
 
 TINY = StudySettings(epochs=1, batch_size=64, dims=(2, 4), betas=(0.0, 2.0), class_weights=(0.0, 50.0),
-                     map_points=200, seed=SEED)  # fmt: skip
+                     map_points=200, seed=SEED, graph_hidden=(32,), graph_epochs=1, graph_batch_size=64, long_epochs=1,
+                     long_batch_size=64)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -39,6 +40,11 @@ TINY = StudySettings(epochs=1, batch_size=64, dims=(2, 4), betas=(0.0, 2.0), cla
         {"betas": ()},
         {"epochs": 0},
         {"betas": (-1.0,)},
+        {"graph_epochs": 0},
+        {"graph_batch_size": 1.5},
+        {"graph_train_images": 10},
+        {"umap_weight": -1.0},  # checked by ModelConfig when the decoupled study's variants are built
+        {"graph_hidden": (0,)},
     ],
 )
 def test_invalid_study_settings_are_refused(fields: dict) -> None:
@@ -51,7 +57,8 @@ def test_invalid_study_settings_are_refused(fields: dict) -> None:
 def test_each_study_lists_its_variants_with_unique_keys() -> None:
     settings = StudySettings()
     counts = {study: len(variants(study, settings)) for study in STUDIES}
-    assert counts == {"pca_vs_ae": 5 * 5, "conv": 4, "beta": 6, "class_aware": 6}
+    assert counts == {"pca_vs_ae": 5 * 5, "conv": 4, "beta": 6, "class_aware": 6, "invertible": 4 * 5,
+                      "conv_filters": 2, "decoupled": 6}  # fmt: skip
     for study in STUDIES:
         keys = [v.key for v in variants(study, settings)]
         assert len(keys) == len(set(keys))
@@ -210,3 +217,120 @@ def test_the_answers_follow_the_numbers_not_the_expectation(pca_study) -> None:
     # Every number quoted for the dense AE is the row's own.
     first = summarise(result)[0]
     assert f"{result.row('dense-2')['test_mse_per_pixel']:.4f} vs {result.row('pca-2')['test_mse_per_pixel']:.4f}" in first
+
+
+# ---------------------------------------------------------------------------------------------
+# The three studies of the inverse, the conv filters and the decoupled encoder.
+
+
+@pytest.fixture(scope="module")
+def invertible_study(mnist_subset):
+    return run_study("invertible", TINY, data=mnist_subset)
+
+
+def test_invertible_study_measures_how_far_each_encoder_lands_from_its_decoders_code(invertible_study) -> None:
+    from vae.experiments import summarise
+
+    rows = {row["key"]: row for row in invertible_study.rows}
+    assert list(rows) == [v.key for v in variants("invertible", TINY)]
+    for d in TINY.dims:
+        inverse = rows[f"invertible-{d}"]
+        assert inverse["inverse_error_exact"] < 1e-8  # float rounding: the layers invert exactly
+        assert "inverse_error_exact" not in rows[f"dense-{d}"]
+        # An untrained-for decoder is no inverse: the ordinary AEs land much further from z.
+        assert rows[f"dense-{d}"]["inverse_error"] > 10 * inverse["inverse_error"]
+        assert rows[f"dense-{d}"]["inverse_error_random"] > 10 * inverse["inverse_error_random"]
+        assert inverse["parameters"] < 0.51 * rows[f"dense-{d}"]["parameters"]
+    assert sorted(invertible_study.maps) == sorted(f"{f}-2" for f in ("pca", "dense", "tied", "invertible"))
+    lines = summarise(invertible_study)
+    quoted = f"{rows['invertible-2']['test_mse_per_pixel']:.4f} vs {rows['dense-2']['test_mse_per_pixel']:.4f}"
+    assert quoted in lines[1]
+
+
+def test_right_inverse_error_is_zero_for_an_exact_inverse_and_scale_free() -> None:
+    from vae.experiments import right_inverse_error
+    from vae.models import ModelConfig, build_model
+
+    torch.manual_seed(SEED)
+    model = build_model(ModelConfig(kind="ae", latent_dim=2, hidden=(16,), invertible=True, recon_loss="mse"))
+    codes = torch.randn(50, 2, generator=torch.Generator().manual_seed(SEED))
+    assert right_inverse_error(model, codes, through_pixels=True) < 1e-10
+    dense = build_model(ModelConfig(kind="ae", latent_dim=2, hidden=(16,)))
+    error = right_inverse_error(dense, codes)
+    assert error > 0.01
+    # The encoder is fixed, so scaling the codes by 10 does not scale the (relative) error by 10 ** 2.
+    assert right_inverse_error(dense, 10 * codes) < 100 * error
+
+
+def test_conv_filters_study_compares_each_first_layer_with_the_patch_pca(mnist_subset) -> None:
+    from vae.experiments import derivative_likeness, filter_rows, initial_model, leading_components, summarise
+    from vae.patches import patch_pca
+
+    result = run_study("conv_filters", dataclasses.replace(TINY, conv_hidden=(16,)), data=mnist_subset)
+    assert [row["key"] for row in result.rows] == ["conv-ae", "linear-conv-ae"]
+    pca = result.extras["patch_pca"]
+    direct = patch_pca(mnist_subset[0], 4, stride=2, padding=1)
+    assert np.allclose(pca["explained_variance"], direct.explained_variance)
+    for key in ("conv-ae", "linear-conv-ae"):
+        f = result.extras["filters"][key]
+        trained, initial = np.asarray(f["weights"]["trained"]), np.asarray(f["weights"]["initial"])
+        assert trained.shape == initial.shape == (32, 16)
+        assert np.allclose(np.asarray(f["weights"]["change"]), trained - initial)
+        assert len(f["angles"]["trained"]) == 16 and sum(f["energy"]["change"]) == pytest.approx(1.0)
+        assert not np.allclose(trained, initial)  # training moved them
+    # The recorded start is the trainer's: a run stopped before its first step keeps exactly those weights.
+    config = variants("conv_filters", TINY)[0].config
+    from vae.train import TrainSettings, train
+
+    untouched = train(config, mnist_subset[0], None, TrainSettings(epochs=1, batch_size=64, seed=TINY.seed),
+                      should_stop=lambda: True, device="cpu").model  # fmt: skip
+    assert torch.equal(untouched.encoder.body[0].weight, initial_model(config, TINY.seed).encoder.body[0].weight)
+    # MNIST's 4 x 4 patches: a flat level and two gradients carry most of the variance.
+    k = leading_components(pca["explained_variance"])
+    assert 2 <= k <= 5
+    shape = derivative_likeness(np.asarray(pca["components"]), 4)
+    assert shape["flat"] > 0.9 and shape["gradients"] < 30
+    energy, angles = filter_rows(result)
+    assert {row["family"] for row in angles} >= {"conv AE: filters", "linear conv AE: change in training"}
+    assert summarise(result)[0].startswith("The 4 x 4 patches the first layer sees")
+
+
+def test_derivative_likeness_and_leading_components_on_known_cases() -> None:
+    from vae.experiments import derivative_likeness, leading_components
+
+    assert leading_components([5.0, 3.0, 1.0, 1.0]) == 2  # 80 % after two
+    assert leading_components([1.0, 1.0, 1.0, 1.0, 1.0]) == 4
+    ramp = np.arange(3) - 1.0
+    exact = np.stack([np.ones(9) / 3, np.tile(ramp, 3) / np.sqrt(6), np.repeat(ramp, 3) / np.sqrt(6)])
+    shape = derivative_likeness(exact, 3)
+    assert shape["flat"] == pytest.approx(1.0) and shape["gradients"] == pytest.approx(0.0, abs=1e-6)
+    swapped = derivative_likeness(exact[[1, 0, 2]], 3)
+    assert swapped["flat"] < 0.1 and swapped["gradients"] > 80
+
+
+def test_decoupled_study_trains_on_the_graph_without_labels_and_records_it(mnist_subset, monkeypatch) -> None:
+    from vae import graph as graph_module
+    from vae.experiments import meets_targets, summarise
+
+    built = []
+    real = graph_module.fuzzy_graph
+    def counting(images, **options):
+        built.append(len(images))
+        return real(images, **options)
+
+    monkeypatch.setattr(graph_module, "fuzzy_graph", counting)
+    settings = dataclasses.replace(TINY, graph_train_images=1500, graph_epochs=2)
+    result = run_study("decoupled", settings, data=mnist_subset)
+    assert built == [1500]  # one graph for both UMAP models, over the 1,500 training images used
+    rows = {row["key"]: row for row in result.rows}
+    assert list(rows) == ["pca", "ae", "vae", "class-ae", "umap-decoupled", "umap-joint"]
+    assert rows["umap-decoupled"]["decoupled"] and rows["umap-joint"]["umap_weight"] == settings.umap_weight
+    assert "test_umap" not in rows["umap-joint"]  # the test set is not in the graph: no UMAP term there
+    assert 0.5 < result.extras["graph"]["same_class_share"] <= 1
+    assert len(result.maps) == 6 and all(m.shape == (TINY.map_points, 2) for m in result.maps.values())
+    lines = summarise(result)
+    assert f"{rows['umap-joint']['knn5_accuracy']:.3f} (UMAP + AE, joint)" in lines[0]
+    met = any(meets_targets(rows[k]) for k in ("umap-decoupled", "umap-joint"))
+    assert ("not met by either" in lines[2]) == (not met)
+    rows["umap-joint"].update(knn5_accuracy=0.97, test_mse_per_pixel=0.03)  # the wording follows the numbers
+    assert "met by UMAP + AE, joint" in summarise(result)[2]

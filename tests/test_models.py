@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
 from tests.conftest import SEED
 from vae.models import (
+    INVERTIBLE_SLOPE,
     AutoEncoder,
     LatentModel,
     ModelConfig,
@@ -32,6 +35,10 @@ VARIANTS = [
     ModelConfig(kind="ae", arch="dense", latent_dim=3, hidden=(), linear=True, recon_loss="mse"),
     ModelConfig(kind="ae", arch="dense", latent_dim=2, hidden=(32,), class_weight=5.0),
     ModelConfig(kind="vae", arch="conv", latent_dim=2, hidden=(32,), class_weight=5.0),
+    ModelConfig(kind="ae", arch="dense", latent_dim=3, hidden=(32, 16), invertible=True, recon_loss="mse"),
+    ModelConfig(kind="ae", arch="conv", latent_dim=2, hidden=(32,), linear=True, recon_loss="mse"),
+    ModelConfig(kind="ae", arch="dense", latent_dim=2, hidden=(32,), umap_weight=50.0),
+    ModelConfig(kind="ae", arch="conv", latent_dim=2, hidden=(32,), umap_weight=1.0, decoupled=True),
 ]
 
 
@@ -52,11 +59,13 @@ def test_interface_shapes_and_ranges(config: ModelConfig, images: torch.Tensor) 
     assert decoded.shape == (3, 1, 28, 28)
     assert decoded.min() >= 0 and decoded.max() <= 1
     labels = torch.arange(len(images)) % 3
-    terms = model.loss(images, labels)
+    terms = model.loss(images, labels, neighbours=images.flip(0))
     expected = {"loss", "recon"} | ({"kl"} if config.kind == "vae" else set()) | (
         {"sparsity"} if config.sparsity else set()
-    ) | ({"class"} if config.class_weight else set())
+    ) | ({"class"} if config.class_weight else set()) | ({"umap"} if config.umap_weight else set())
     assert set(terms) == expected
+    # Without neighbours (the test set is not in the training graph) the UMAP term is left out.
+    assert "umap" not in model.loss(images, labels)
     assert all(t.ndim == 0 and torch.isfinite(t) for t in terms.values())
 
 
@@ -199,6 +208,22 @@ def test_config_round_trips_through_dict() -> None:
         ({"kind": "vae", "tied": True}, "tied"),
         ({"kind": "ae", "arch": "conv", "tied": True}, "tied"),
         ({"kind": "pca", "arch": "conv", "hidden": ()}, "arch"),
+        ({"kind": "vae", "invertible": True, "recon_loss": "mse"}, "invertible"),
+        ({"kind": "ae", "arch": "conv", "invertible": True, "recon_loss": "mse"}, "invertible"),
+        ({"kind": "ae", "invertible": True}, "invertible"),  # BCE: its decoder ends in pixels
+        ({"kind": "ae", "invertible": True, "tied": True, "recon_loss": "mse"}, "invertible"),
+        ({"kind": "ae", "invertible": True, "hidden": (), "linear": True, "recon_loss": "mse"}, "invertible"),
+        ({"kind": "ae", "invertible": True, "hidden": (1000,), "recon_loss": "mse"}, "invertible"),  # widens
+        ({"kind": "ae", "invertible": True, "hidden": (8,), "latent_dim": 16, "recon_loss": "mse"}, "invertible"),
+        ({"kind": "ae", "invertible": 1, "recon_loss": "mse"}, "invertible"),
+        ({"kind": "vae", "umap_weight": 1.0}, "umap_weight"),
+        ({"kind": "ae", "umap_weight": -1.0}, "umap_weight"),
+        ({"kind": "ae", "umap_weight": 1e5}, "umap_weight"),
+        ({"kind": "ae", "umap_weight": True}, "umap_weight"),
+        ({"kind": "ae", "decoupled": True}, "decoupled"),  # nothing would train the encoder
+        ({"kind": "ae", "umap_weight": 1.0, "decoupled": "yes"}, "decoupled"),
+        ({"kind": "ae", "arch": "conv", "linear": True}, "linear"),  # a linear conv AE needs MSE
+        ({"kind": "vae", "arch": "conv", "linear": True, "recon_loss": "mse"}, "linear"),
     ],
 )
 def test_invalid_config_names_the_field(fields: dict, message: str) -> None:
@@ -237,7 +262,7 @@ def test_fit_pca_needs_two_images() -> None:
         {"kind": "ae", "hidden": (32,), "linear": True, "recon_loss": "mse"},  # hidden layers
         {"kind": "ae", "hidden": (), "linear": True, "recon_loss": "bce"},  # needs MSE
         {"kind": "vae", "hidden": (), "linear": True, "recon_loss": "mse"},  # AE only
-        {"kind": "ae", "arch": "conv", "hidden": (), "linear": True, "recon_loss": "mse"},
+        {"kind": "ae", "arch": "conv", "hidden": (), "linear": True, "recon_loss": "bce"},  # conv too needs MSE
         {"kind": "ae", "hidden": ()},  # no layers without linear
         {"kind": "pca", "hidden": (), "class_weight": 1.0},
         {"kind": "ae", "class_weight": -1.0},
@@ -334,3 +359,184 @@ def test_class_term_pulls_classes_apart_in_training(mnist_subset) -> None:
         if weight:
             assert result.history[-1].test["class"] >= 0  # the test set's labels were used too
     assert overlap[100.0] < overlap[0.0] - 0.05
+
+
+# ---------------------------------------------------------------------------------------------
+# The invertible AE, the linear conv AE and the UMAP term.
+
+
+def invertible(latent_dim: int = 3, hidden: tuple[int, ...] = (64, 16)) -> AutoEncoder:
+    torch.manual_seed(SEED)
+    return build_model(ModelConfig(kind="ae", latent_dim=latent_dim, hidden=hidden, invertible=True, recon_loss="mse"))
+
+
+def test_invertible_layers_have_orthonormal_rows_and_invert_to_float_precision(images: torch.Tensor) -> None:
+    model = invertible()
+    for linear in model.encoder.linears:
+        w = linear.weight.double()
+        assert torch.allclose(w @ w.t(), torch.eye(len(w), dtype=torch.float64), atol=1e-5)
+    # The decoder is a right inverse of the encoder everywhere, not only near the data.
+    z = 5 * torch.randn(64, 3, generator=torch.Generator().manual_seed(SEED))
+    with torch.no_grad():
+        again = model.encoder(model.decoder(z))
+    assert again.shape == z.shape
+    assert torch.allclose(again, z, atol=1e-4 * float(z.abs().max()))
+    # Layer by layer: leaky ReLU inverts exactly, and W^T (h - b) is undone by W . + b.
+    h = torch.randn(10, 16, dtype=torch.float64)
+    assert torch.allclose(F.leaky_relu(F.leaky_relu(h, INVERTIBLE_SLOPE), 1 / INVERTIBLE_SLOPE), h, rtol=0, atol=1e-15)
+    last = model.encoder.linears[-1]
+    w, b = last.weight.detach().double(), last.bias.detach().double()
+    code = torch.randn(10, 3, dtype=torch.float64)
+    assert torch.allclose(((code - b) @ w) @ w.t() + b, code, atol=1e-6)
+    # And D(E(x)) is a reconstruction, clamped to [0, 1] for display; the loss is the unclamped squared error.
+    raw = model.decoder(model.embed(images))
+    assert torch.allclose(model.decode(model.embed(images)), raw.clamp(0, 1))
+    assert torch.allclose(model.loss(images)["recon"], (raw - images).pow(2).flatten(1).sum(1).mean(), rtol=1e-5)
+
+
+def test_the_invertible_decoder_has_no_weights_of_its_own_and_trains_through_the_encoder(images) -> None:
+    model = invertible(hidden=(64,))
+    assert count_parameters(model) == (784 * 64 + 64) + (64 * 3 + 3)
+    assert count_parameters(model.decoder) == 0
+    assert not any(name.startswith("decoder") for name in model.state_dict())
+    model.loss(images)["loss"].backward()
+    code_bias = model.encoder.linears[-1].bias
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters() if p is not code_bias)
+    # The code layer's bias cancels in D(E(x)) = W^T (W h + b - b): reconstruction never moves it.
+    assert float(code_bias.grad.abs().max()) < 1e-4 * float(model.encoder.linears[0].bias.grad.abs().max())
+    assert "invertible" in model.config.describe()
+
+
+def test_orthonormal_rows_parametrization_keeps_an_orthonormal_weight() -> None:
+    from vae.models import OrthonormalRows
+
+    generator = torch.Generator().manual_seed(SEED)
+    v = torch.randn(5, 12, generator=generator, dtype=torch.float64)
+    w = OrthonormalRows()(v)
+    assert torch.allclose(w @ w.t(), torch.eye(5, dtype=torch.float64), atol=1e-12)
+    # Same row space as V (a change of basis within it), and a fixed point on matrices that are already orthonormal.
+    assert torch.allclose(w.t() @ w @ v.t(), v.t(), atol=1e-10)
+    assert torch.allclose(OrthonormalRows()(w), w, atol=1e-12)
+
+
+def test_materialised_model_has_plain_weights_the_same_outputs_and_exports(images: torch.Tensor) -> None:
+    from torch.nn.utils import parametrize
+
+    from vae.models import materialised
+
+    model = invertible()
+    plain = materialised(model)
+    assert not any(parametrize.is_parametrized(m) for m in plain.modules())
+    # The original is left alone and still works. (A deep copy would not do: a copied parametrized layer
+    # shares its class with the original, and removing the copy's parametrization deletes the original's.)
+    assert any(parametrize.is_parametrized(m) for m in model.modules())
+    z = torch.randn(4, 3, generator=torch.Generator().manual_seed(SEED))
+    with torch.no_grad():
+        assert torch.allclose(plain.decode(z), model.decode(z), atol=1e-6)
+        assert torch.allclose(plain.embed(images), model.embed(images), atol=1e-5)
+
+    class Decode(torch.nn.Module):
+        def __init__(self, inner) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return self.inner.decode(z)
+
+    materialised(model)  # twice: the first copy took nothing from the original
+    assert torch.allclose(model.decode(z), plain.decode(z), atol=1e-6)
+    # torch.export traces it into plain ops: no QR, nothing ONNX lacks.
+    exported = torch.export.export(Decode(plain), (z,))
+    targets = {str(node.target) for node in exported.graph.nodes if node.op == "call_function"}
+    assert not any("qr" in t or "householder" in t for t in targets)
+    assert torch.allclose(exported.module()(z), model.decode(z), atol=1e-6)
+    # Any other model comes back as an equal copy.
+    dense = build_model(ModelConfig(kind="ae", latent_dim=2, hidden=(8,)))
+    copy_ = materialised(dense)
+    assert copy_ is not dense and torch.equal(copy_.embed(images), dense.embed(images))
+
+
+def test_linear_conv_ae_is_one_affine_map_with_the_conv_layout(images: torch.Tensor) -> None:
+    torch.manual_seed(SEED)
+    config = ModelConfig(kind="ae", arch="conv", latent_dim=2, hidden=(16,), linear=True, recon_loss="mse")
+    model = build_model(config)
+    relu = build_model(dataclasses.replace(config, linear=False, recon_loss="bce"))
+    assert list(model.state_dict()) == list(relu.state_dict())  # same names: only the activations differ
+    x, y = images[:2], images[2:4]
+    with torch.no_grad():  # affine: E(a x + (1 - a) y) = a E(x) + (1 - a) E(y)
+        mixed = model.embed(0.3 * x + 0.7 * y)
+        assert torch.allclose(mixed, 0.3 * model.embed(x) + 0.7 * model.embed(y), atol=1e-5)
+        raw = model.decoder(model.embed(images))
+    assert torch.allclose(model.loss(images)["recon"], (raw - images).pow(2).flatten(1).sum(1).mean(), rtol=1e-5)
+    assert "linear" in config.describe() and "conv" in config.describe()
+
+
+def _umap_cross_entropy_by_hand(heads, tails, negatives, a, b, eps=1e-4) -> float:
+    """Parametric UMAP's edge cross-entropy written out pair by pair."""
+    terms = []
+    for i in range(len(heads)):
+        d = math.dist(heads[i], tails[i])
+        q = 1 / (1 + a * d ** (2 * b))
+        terms.append(-math.log(min(max(q, eps), 1.0)))
+    for i in range(len(heads)):
+        for j in negatives[i]:
+            d = math.dist(heads[i], tails[j])
+            q = 1 / (1 + a * d ** (2 * b))
+            terms.append(-math.log(min(max(1 - q, eps), 1.0)))
+    return sum(terms) / len(terms)
+
+
+def test_umap_cross_entropy_matches_a_hand_computed_case() -> None:
+    from vae.models import UMAP_A, UMAP_B, umap_cross_entropy
+
+    heads = torch.tensor([[0.0, 0.0], [1.0, 2.0], [-3.0, 0.5]], dtype=torch.float64)
+    tails = torch.tensor([[0.1, -0.2], [1.5, 2.0], [4.0, 4.0]], dtype=torch.float64)
+    negatives = torch.tensor([[2, 1], [0, 2], [1, 1]])
+    ours = float(umap_cross_entropy(heads, tails, negatives))
+    assert ours == pytest.approx(_umap_cross_entropy_by_hand(heads.tolist(), tails.tolist(), negatives.tolist(),
+                                                             UMAP_A, UMAP_B), rel=1e-9)  # fmt: skip
+    # Pulling each edge together and pushing the negatives apart lowers it.
+    assert float(umap_cross_entropy(heads, heads + 0.01, negatives)) < ours
+    # A negative pair on top of each other hits the 1e-4 floor: log(1e-4), not infinity.
+    same = torch.zeros(2, 2, dtype=torch.float64)
+    floored = float(umap_cross_entropy(same, same, torch.tensor([[1], [0]])))
+    assert floored == pytest.approx(-math.log(1e-4) / 2, rel=1e-6)
+    with pytest.raises(ValueError, match="same B edges"):
+        umap_cross_entropy(heads, tails[:2], negatives)
+
+
+def test_umap_constants_are_umap_learns_fit_and_negatives_use_every_tail_rate_times() -> None:
+    from umap.umap_ import find_ab_params
+
+    from vae.models import UMAP_A, UMAP_B, umap_negatives
+
+    a, b = find_ab_params(1.0, 0.1)
+    assert (UMAP_A, UMAP_B) == pytest.approx((a, b), rel=1e-6)
+    negatives = umap_negatives(7, rate=3, generator=torch.Generator().manual_seed(SEED))
+    assert negatives.shape == (7, 3)
+    assert torch.equal(torch.bincount(negatives.flatten(), minlength=7), torch.full((7,), 3))
+
+
+def test_umap_term_is_weighted_and_the_decoupled_decoder_sends_no_gradient_to_the_encoder(images) -> None:
+    neighbours = images.flip(0)
+    for decoupled in (False, True):
+        torch.manual_seed(SEED)
+        model = build_model(ModelConfig(kind="ae", latent_dim=2, hidden=(16,), umap_weight=3.0, decoupled=decoupled))
+        torch.manual_seed(SEED)
+        terms = model.loss(images, neighbours=neighbours)
+        assert torch.allclose(terms["loss"], terms["recon"] + 3.0 * terms["umap"])
+        model.zero_grad()
+        terms["recon"].backward(retain_graph=True)
+        encoder_grad = [p.grad for p in model.encoder.parameters()]
+        decoder_grad = [p.grad for p in model.decoder.parameters()]
+        assert all(g is not None and g.abs().sum() > 0 for g in decoder_grad)
+        if decoupled:  # reconstruction never reaches the encoder: only the graph term shapes the map
+            assert all(g is None or g.abs().sum() == 0 for g in encoder_grad)
+        else:
+            assert all(g is not None and g.abs().sum() > 0 for g in encoder_grad)
+        model.zero_grad()
+        terms["umap"].backward()
+        # Distances ignore a shift of every code, so the code layer's bias is the one the graph term leaves alone.
+        shift = model.encoder.head.bias
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters() if p is not shift)
+        assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.decoder.parameters())

@@ -27,6 +27,10 @@ VARIANTS = {
     "ae-class-aware": ModelConfig(kind="ae", latent_dim=2, hidden=(32,), class_weight=10.0),
     "vae-class-aware": ModelConfig(kind="vae", latent_dim=2, hidden=(32,), class_weight=10.0, beta=2.0),
     "ae-sparse": ModelConfig(kind="ae", latent_dim=8, hidden=(32,), sparsity=0.1),
+    # Orthonormal weights are a parametrization (a QR at every access): exported as plain constants.
+    "ae-invertible": ModelConfig(kind="ae", latent_dim=3, hidden=(32,), invertible=True, recon_loss="mse"),
+    "ae-conv-linear": ModelConfig(kind="ae", arch="conv", latent_dim=2, hidden=(16,), linear=True, recon_loss="mse"),
+    "ae-umap-decoupled": ModelConfig(kind="ae", latent_dim=2, hidden=(32,), umap_weight=1.0, decoupled=True),
 }
 
 

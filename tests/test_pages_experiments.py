@@ -12,7 +12,8 @@ from vae import experiments
 from vae.experiments import STUDIES, StudySettings, run_study, save_result, summarise, summarise_tied
 
 TINY = StudySettings(epochs=1, batch_size=64, dims=(2, 4), betas=(0.0, 2.0), class_weights=(0.0, 50.0),
-                     map_points=200, seed=SEED)  # fmt: skip
+                     map_points=200, seed=SEED, graph_hidden=(32,), graph_epochs=1, graph_batch_size=64, long_epochs=1,
+                     long_batch_size=64)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +35,16 @@ def results_dir(tmp_path: Path, tiny_results, monkeypatch) -> Path:
 def test_every_question_is_answered_with_its_numbers_and_charts(results_dir, tiny_results) -> None:
     at = open_dashboard("pages/experiments.py")
     assert [tab.label for tab in at.tabs] == ["PCA vs AE", "Dense vs conv", "KL weight β", "Class-aware loss",
-                                              "Tied weights"]  # fmt: skip
+                                              "Tied weights", "Inverse weights", "Conv filters vs patch PCA",
+                                              "Encoder without decoder"]  # fmt: skip
     answers = [block.value for block in at.success]
     expected = [summarise(tiny_results[s]) for s in ("pca_vs_ae", "conv", "beta", "class_aware")]
     expected.append(summarise_tied(tiny_results["pca_vs_ae"]))
+    expected += [summarise(tiny_results[s]) for s in ("invertible", "conv_filters", "decoupled")]
     assert answers == ["\n".join(f"- {line}" for line in lines) for lines in expected]
-    # PCA: curves, angles, maps; conv: maps; beta: map, small multiples, curves; class: maps, curves; tied: 2.
-    assert len(at.get("plotly_chart")) == 11
+    # PCA: curves, angles, maps; conv: maps; beta: map, small multiples, curves; class: maps, curves; tied: 2;
+    # inverse: curves, errors, maps; filters: banks, energy, angles; decoupled: trade-off, maps.
+    assert len(at.get("plotly_chart")) == 19
     assert any("uses the labels" in w.value for w in at.warning)
     captions = [c.value for c in at.caption]
     assert any("Shipped result: MNIST, all training images, 1 epochs" in c for c in captions)
@@ -61,18 +65,23 @@ def test_choosing_a_beta_shows_its_map_and_its_decoded_grid(results_dir, tiny_re
 
 def test_reconstruction_size_picker_switches_the_strips(results_dir) -> None:
     at = open_dashboard("pages/experiments.py")
-    assert "PCA 2-D" in image_captions(at) and "PCA 4-D" not in image_captions(at)
+    count = lambda caption: image_captions(at).count(caption)  # noqa: E731
+    assert (count("PCA 2-D"), count("PCA 4-D")) == (2, 0)  # the PCA tab's strips and the inverse-weights tab's
     at.select_slider(key="pca_recon_dim").set_value(4).run()
-    assert "PCA 4-D" in image_captions(at) and "PCA 2-D" not in image_captions(at)
+    assert (count("PCA 2-D"), count("PCA 4-D")) == (1, 1)
+    at.select_slider(key="inv_recon_dim").set_value(4).run()
+    assert (count("PCA 2-D"), count("PCA 4-D")) == (0, 2)
+    assert count("AE dense 784-400-4 (invertible)") == 1
 
 
 def test_missing_and_damaged_results_are_explained(results_dir) -> None:
     (results_dir / "beta.json").unlink()
     (results_dir / "conv.npz").write_bytes(b"not a zip")
     at = open_dashboard("pages/experiments.py")
-    assert any("No result for this study on MNIST yet" in info.value for info in at.info)
+    assert any("No result for this study on MNIST yet: none is shipped" in info.value and "--study beta" in info.value
+               for info in at.info)  # fmt: skip
     assert any("cannot be used" in error.value and "conv" in error.value for error in at.error)
-    assert len(at.success) == 3  # pca, class-aware, tied still answer
+    assert len(at.success) == 6  # pca, class-aware, tied and the three new studies still answer
 
 
 def test_a_recompute_runs_in_the_background_and_its_result_can_be_chosen(results_dir, monkeypatch) -> None:
@@ -91,3 +100,15 @@ def test_a_recompute_runs_in_the_background_and_its_result_can_be_chosen(results
     source.set_value("recomputed").run()
     assert any("Recomputed result: MNIST, first 512 training images" in c.value for c in at.caption)
     assert any("From beta 0 to 4" in block.value for block in at.success)
+
+
+def test_a_dataset_without_shipped_results_says_so_and_offers_the_recompute(results_dir) -> None:
+    at = open_dashboard("pages/experiments.py")
+    at.sidebar.selectbox(key="dataset").set_value("fashion-mnist").run()
+    assert not at.exception
+    notice = "No result for this study on Fashion-MNIST yet: none is shipped"
+    missing = [info.value for info in at.info if notice in info.value]
+    assert len(missing) == 8  # every tab (the tied-weights one reads the PCA study's result)
+    assert any("--study decoupled --dataset fashion-mnist" in text for text in missing)
+    for study in ("invertible", "conv_filters", "decoupled"):
+        assert at.button(key=f"{study}_go").label == "Recompute"

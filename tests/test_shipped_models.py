@@ -15,7 +15,7 @@ from vae.train import evaluate
 
 MODELS = REPO / "models"
 SHIPPED = ["ae-2d", "vae-2d", "ae-16d", "vae-16d", "pca-2d", "pca-16d", "vae-20d-60s", "ae-2d-conv", "vae-2d-conv",
-           "ae-2d-fashion", "vae-2d-fashion", "pca-2d-fashion"]  # fmt: skip
+           "ae-2d-fashion", "vae-2d-fashion", "pca-2d-fashion", "umap-ae-2d"]  # fmt: skip
 
 # Targets from the project's quality goals, checked on the numbers recorded at training time.
 TARGETS = {
@@ -27,6 +27,9 @@ TARGETS = {
     # part that holds: better than the classic recipe's 105.6 after 10 full epochs.
     ("vae-20d-60s", "test_loss"): ("<=", 105.6),
     ("vae-20d-60s", "train_seconds"): ("<=", 60.0),
+    # The graph loss's gain over the AE's 0.806 (decoupled study); the issue's 0.955 is not reached (README).
+    ("umap-ae-2d", "knn5_accuracy"): (">=", 0.90),
+    ("umap-ae-2d", "test_mse_per_pixel"): ("<=", 0.037),
 }
 
 
@@ -34,8 +37,8 @@ def test_every_shipped_model_is_listed_and_small() -> None:
     listed = {stored.name: stored for stored in list_models(MODELS)}
     assert set(SHIPPED) <= set(listed)
     total = sum(f.stat().st_size for f in MODELS.rglob("*") if f.is_file())
-    # 38 MB of models and 21 MB of their training timelines (README, "Shipped models").
-    assert total < 60 * 1024 * 1024, f"shipped models take {total / 2**20:.1f} MB"
+    # 43 MB of models and 21 MB of their training timelines (README, "Shipped models").
+    assert total < 64 * 1024 * 1024, f"shipped models take {total / 2**20:.1f} MB"
     for name in SHIPPED:
         stored = listed[name]
         assert stored.dataset_name == ("fashion-mnist" if name.endswith("-fashion") else "mnist")
@@ -130,13 +133,24 @@ def studies():
     return {study: load_result(REPO / "experiments", study) for study in STUDIES}
 
 
+# Fashion-MNIST results are shipped for the first four studies only; the page says so for the others.
+FASHION_STUDIES = ("pca_vs_ae", "conv", "beta", "class_aware")
+# Settings only the decoupled study reads: a run of another study made before they existed (or changed) is
+# still that study's full run.
+DECOUPLED_ONLY = {"graph_train_images", "graph_hidden", "graph_epochs", "graph_batch_size", "long_epochs",
+                  "long_batch_size", "umap_weight"}  # fmt: skip
+
+
 @pytest.mark.parametrize(("dataset", "folder"), [("mnist", "experiments"), ("fashion-mnist", "experiments/fashion-mnist")])
 def test_shipped_studies_are_complete_full_runs(dataset: str, folder: str) -> None:
     from vae.experiments import STUDIES, StudySettings, load_result, variants
 
-    for study in STUDIES:
+    for study in STUDIES if dataset == "mnist" else FASHION_STUDIES:
         result = load_result(REPO / folder, study)
-        assert result.settings == StudySettings(dataset=dataset), f"{folder}/{study} is not a full run on {dataset}"
+        ignored = set() if study == "decoupled" else DECOUPLED_ONLY
+        expected = {k: v for k, v in StudySettings(dataset=dataset).to_dict().items() if k not in ignored}
+        recorded = {k: v for k, v in result.settings.to_dict().items() if k not in ignored}
+        assert recorded == expected, f"{folder}/{study} is not a full run on {dataset}"
         assert [row["key"] for row in result.rows] == [v.key for v in variants(study, result.settings)]
         assert all(m.shape == (2000, 2) for m in result.maps.values())
 
@@ -166,3 +180,53 @@ def test_shipped_answer_conv_beta_and_class_aware(studies) -> None:
         base, weighted = classes.row(f"{kind}-class-0"), classes.row(f"{kind}-class-{top:g}")
         assert weighted["overlap"] < 0.75 * base["overlap"]
         assert weighted["test_mse_per_pixel"] < 1.25 * base["test_mse_per_pixel"]  # a cost, not a collapse
+
+
+def test_shipped_answer_invertible(studies) -> None:
+    """The README's answer: an exact inverse in its own pixel space, a reconstruction between PCA's and the AE's."""
+    result = studies["invertible"]
+    rows = {row["key"]: row for row in result.rows}
+    for d in result.settings.dims:
+        inverse, dense, tied, pca = (rows[f"{f}-{d}"] for f in ("invertible", "dense", "tied", "pca"))
+        assert inverse["inverse_error_exact"] < 1e-10
+        assert inverse["inverse_error"] < 0.02 and dense["inverse_error"] < 0.02  # both near inverses on the data
+        assert dense["inverse_error_random"] > inverse["inverse_error_random"]  # off the data the inverse holds better
+        assert dense["test_mse_per_pixel"] < inverse["test_mse_per_pixel"] < pca["test_mse_per_pixel"]
+        assert inverse["parameters"] < 0.5 * dense["parameters"] and inverse["parameters"] < tied["parameters"]
+
+
+def test_shipped_answer_conv_filters(studies) -> None:
+    """The README's answer: the filters are not a local PCA, what training changed is."""
+    import numpy as np
+
+    from vae.experiments import leading_components
+
+    result = studies["conv_filters"]
+    variance = np.asarray(result.extras["patch_pca"]["explained_variance"])
+    k = leading_components(variance)
+    assert k == 3 and variance[:3].sum() / variance.sum() > 0.8
+    for key in ("conv-ae", "linear-conv-ae"):
+        f = result.extras["filters"][key]
+        assert max(f["angles"]["trained"][k - 1]) > 60  # the trained filters' strongest directions: not the top PCs
+        assert max(f["angles"]["change"][k - 1]) < 20  # the change's: within 20 degrees of them
+        assert sum(f["energy"]["change"][:k]) > 0.75
+        assert f["change_norm_ratio"] < 1  # the random start is still the larger part of each filter
+
+
+def test_shipped_answer_decoupled(studies) -> None:
+    """The README's answer: without labels the graph loss separates the classes far better than reconstruction,
+    the decoupled decoder redraws them about as well as the AE, and the issue's targets are not both met."""
+    from vae.experiments import meets_targets
+
+    result = studies["decoupled"]
+    rows = {row["key"]: row for row in result.rows}
+    knn = {key: row["knn5_accuracy"] for key, row in rows.items()}
+    mse = {key: row["test_mse_per_pixel"] for key, row in rows.items()}
+    assert result.extras["graph"]["points"] == 50_000
+    assert knn["umap-decoupled"] > knn["ae"] + 0.1 and knn["umap-decoupled"] > knn["umap-joint"] > knn["ae"]
+    assert knn["class-ae"] > knn["umap-decoupled"]  # the labels still buy more separation
+    assert mse["umap-decoupled"] < 1.05 * mse["ae"] and mse["umap-joint"] < 1.05 * mse["ae"]
+    assert not any(meets_targets(rows[key]) for key in ("umap-decoupled", "umap-joint"))
+    # The shipped umap-ae-2d is this study's decoupled model.
+    _, stored = load_model(MODELS / "umap-ae-2d")
+    assert stored.config.decoupled and stored.metrics["knn5_accuracy"] == rows["umap-decoupled"]["knn5_accuracy"]

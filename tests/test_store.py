@@ -58,11 +58,11 @@ EXTRA = {"epochs": 2, "lr": 0.001, "note": "ünïcode ok", "nested": {"a": [1, N
 # Helpers
 
 
-def tiny(kind: str = "vae", arch: str = "dense", tied: bool = False, seed: int = 0) -> LatentModel:
+def tiny(kind: str = "vae", arch: str = "dense", tied: bool = False, seed: int = 0, **fields) -> LatentModel:
     """A small model whose every tensor (biases included) is random, so a load that silently kept the
     fresh initialisation of the rebuilt model could never pass for a correct one."""
     torch.manual_seed(seed)
-    model = build_model(ModelConfig(kind=kind, arch=arch, latent_dim=2, hidden=(8,), tied=tied))
+    model = build_model(ModelConfig(kind=kind, arch=arch, latent_dim=2, hidden=(8,), tied=tied, **fields))
     with torch.no_grad():
         for tensor in model.state_dict().values():
             tensor.add_(torch.randn_like(tensor))
@@ -138,6 +138,9 @@ ROUND_TRIP_CASES = {
     "vae-dense": lambda: tiny("vae", "dense"),
     "vae-conv": lambda: tiny("vae", "conv"),
     "pca": tiny_pca,
+    "ae-invertible": lambda: tiny("ae", invertible=True, recon_loss="mse"),
+    "ae-conv-linear": lambda: tiny("ae", "conv", linear=True, recon_loss="mse"),
+    "ae-umap-decoupled": lambda: tiny("ae", umap_weight=784.0, decoupled=True),
 }
 
 
@@ -190,6 +193,29 @@ def test_tied_decoder_still_shares_the_encoder_weights_after_load(tmp_path: Path
     assert loaded.decoder._linears[0] is loaded.encoder.head
     # Weights are stored once: the tied decoder only owns its biases.
     assert not any(k.startswith("decoder.") and not k.startswith("decoder.biases") for k in loaded.state_dict())
+
+
+def test_invertible_weights_stay_orthonormal_and_its_decoder_its_inverse_after_load(tmp_path: Path) -> None:
+    loaded, _ = load_model(saved(tmp_path, tiny("ae", invertible=True, recon_loss="mse")))
+    w = loaded.encoder.linears[0].weight
+    assert torch.allclose(w @ w.t(), torch.eye(len(w)), atol=1e-5)
+    z = torch.randn(6, 2, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.allclose(loaded.encoder(loaded.decoder(z)), z, atol=1e-4)
+    assert not any(k.startswith("decoder.") for k in loaded.state_dict())  # the inverse has no weights to save
+
+
+def test_a_model_json_written_before_the_new_config_fields_still_loads(tmp_path: Path) -> None:
+    """Files saved before invertible / umap_weight / decoupled existed lack them: the defaults apply."""
+    folder = saved(tmp_path, tiny("ae"))
+    meta = read_meta(folder)
+    for field in ("invertible", "umap_weight", "decoupled"):
+        assert field in meta["config"]
+        del meta["config"][field]
+    write_meta(folder, meta)
+    loaded, stored = load_model(folder)
+    assert (stored.config.invertible, stored.config.umap_weight, stored.config.decoupled) == (False, 0.0, False)
+    assert stored.config == tiny("ae").config
 
 
 def test_defaults_for_omitted_metadata(tmp_path: Path) -> None:

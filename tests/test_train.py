@@ -204,6 +204,18 @@ def test_pca_reconstruction_improves_with_dimensions(mnist_subset) -> None:
     assert errors[0] > errors[1] > errors[2]
 
 
+def test_command_line_trains_the_new_kinds_of_ae(tmp_path, mnist_subset) -> None:
+    data = str(train_module.Path(__file__).resolve().parents[1] / "data")
+    common = ["--kind", "ae", "--latent-dim", "2", "--hidden", "16", "--epochs", "1", "--batch-size", "100",
+              "--limit", "300", "--data-dir", data]  # fmt: skip
+    assert train_module.main([*common, "--invertible", "--recon-loss", "mse", "--out", str(tmp_path / "inv")]) == 0
+    assert train_module.main([*common, "--umap-weight", "5", "--decoupled", "--out", str(tmp_path / "umap")]) == 0
+    inverse, _ = load_model(tmp_path / "inv")
+    umap, stored = load_model(tmp_path / "umap")
+    assert inverse.config.invertible and (umap.config.umap_weight, umap.config.decoupled) == (5.0, True)
+    assert "umap" in stored.history[0]["train"] and "umap" not in stored.history[0]["test"]
+
+
 def test_command_line_trains_saves_and_records_history(tmp_path, mnist_subset) -> None:
     out = tmp_path / "cli-vae"
     code = train_module.main([
@@ -230,6 +242,9 @@ def test_command_line_trains_saves_and_records_history(tmp_path, mnist_subset) -
         ["--epochs", "0", "--out", "x"],
         ["--out", "models/bad name!"],
         ["--limit", "0", "--out", "x"],
+        ["--kind", "ae", "--invertible", "--out", "x"],  # the invertible AE needs MSE
+        ["--kind", "vae", "--umap-weight", "1", "--out", "x"],
+        ["--kind", "ae", "--decoupled", "--out", "x"],  # nothing would train the encoder
     ],
 )
 def test_command_line_refuses_bad_settings_before_training(argv, tmp_path, capsys, monkeypatch) -> None:

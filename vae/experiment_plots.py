@@ -21,7 +21,8 @@ from vae.plots import CLASS_NAMES, DIGIT_COLORS, finite_or_none
 FAMILY_LINES: dict[str, dict[str, Any]] = {"PCA": {"width": 7}, "linear AE": {"dash": "dot", "width": 2.5}}
 FAMILY_COLORS: dict[str, str] = {
     "PCA": "#7F7F7F", "linear AE": "#9467BD", "dense AE": "#4C78A8", "tied AE": "#72B7B2", "VAE": "#E45756",
-    "AE": "#4C78A8", "dense": "#4C78A8", "conv": "#F58518",
+    "AE": "#4C78A8", "dense": "#4C78A8", "conv": "#F58518", "invertible AE": "#54A24B",
+    "class-aware AE (labels)": "#B279A2", "UMAP encoder, decoupled decoder": "#F58518", "UMAP + AE, joint": "#54A24B",
 }  # fmt: skip
 
 
@@ -89,12 +90,13 @@ def metric_curves(
     *,
     group: str = "family",
     log_x: bool = False,
+    log_y: bool = False,
     title: str = "",
     x_title: str | None = None,
 ) -> go.Figure:
     """One panel per metric (``metrics``: row key -> panel title), one line per ``group`` value, against ``x``.
 
-    Missing or non-finite values are left as gaps, not drawn as zero.
+    Missing or non-finite values are left as gaps, not drawn as zero (and, with ``log_y``, so are values <= 0).
     """
     if not metrics:
         raise ValueError("metrics is empty")
@@ -106,6 +108,8 @@ def metric_curves(
         for g in groups:
             members = sorted((row for row in rows if row[group] == g), key=lambda row: row[x])
             ys = [finite_or_none(row.get(metric)) for row in members]
+            if log_y:
+                ys = [y if y is not None and y > 0 else None for y in ys]
             if all(y is None for y in ys):
                 continue
             fig.add_trace(
@@ -118,6 +122,8 @@ def metric_curves(
                 row=1, col=col,
             )  # fmt: skip
     fig.update_xaxes(title=x_title or x, type="log" if log_x else "linear")
+    if log_y:
+        fig.update_yaxes(type="log", exponentformat="power")
     if log_x:  # label the measured sizes themselves, not 10^0.5
         values = sorted({row[x] for row in rows})
         fig.update_xaxes(tickvals=values, ticktext=[f"{v:g}" for v in values])
@@ -128,3 +134,87 @@ def metric_curves(
     )  # fmt: skip
     return fig
 
+
+
+def filter_mosaic(bank: Any, columns: int = 16, gap: int = 1) -> np.ndarray:
+    """Filters ``[K, k, k]`` (or ``[K, k * k]`` with square k * k) -> one float ``[rows * (k + gap) - gap, ...]``
+    image with NaN gaps, each filter divided by its largest |weight| so its sign pattern shows in [-1, 1]."""
+    filters = np.asarray(bank, dtype=np.float64)
+    if filters.ndim == 2:
+        side = math.isqrt(filters.shape[1])
+        if side * side != filters.shape[1]:
+            raise ValueError(f"filters of {filters.shape[1]} weights are not square")
+        filters = filters.reshape(len(filters), side, side)
+    if filters.ndim != 3 or not len(filters):
+        raise ValueError(f"filters must have shape [K, k, k], got {list(filters.shape)}")
+    k = filters.shape[1]
+    columns = max(1, min(columns, len(filters)))
+    rows = math.ceil(len(filters) / columns)
+    out = np.full((rows * (k + gap) - gap, columns * (k + gap) - gap), np.nan)
+    for i, tile in enumerate(filters):
+        r, c = divmod(i, columns)
+        scale = np.abs(tile).max()
+        out[r * (k + gap) : r * (k + gap) + k, c * (k + gap) : c * (k + gap) + k] = tile / scale if scale else tile
+    return out
+
+
+def filter_banks(banks: Mapping[str, Any], *, columns: int = 16, height_per_row: int = 70) -> go.Figure:
+    """One mosaic per filter bank (``banks``: title -> ``[K, k, k]``), stacked, blue negative and red positive."""
+    if not banks:
+        raise ValueError("banks is empty")
+    mosaics = {title: filter_mosaic(bank, columns) for title, bank in banks.items()}
+    heights = [m.shape[0] for m in mosaics.values()]
+    fig = make_subplots(rows=len(mosaics), cols=1, subplot_titles=list(mosaics), row_heights=heights,
+                        vertical_spacing=0.3 / len(mosaics))  # fmt: skip
+    for row, mosaic in enumerate(mosaics.values(), start=1):
+        fig.add_trace(
+            go.Heatmap(z=mosaic, zmin=-1, zmax=1, colorscale="RdBu", reversescale=True, showscale=row == 1,
+                       colorbar=dict(title="weight / max", len=0.5), hoverongaps=False,
+                       hovertemplate="%{z:.2f}<extra></extra>"),
+            row=row, col=1,
+        )  # fmt: skip
+        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{'' if row == 1 else row}", showticklabels=False,
+                         row=row, col=1)  # fmt: skip
+        fig.update_xaxes(showticklabels=False, row=row, col=1)
+    total_rows = sum(math.ceil(len(np.asarray(bank)) / columns) for bank in banks.values())
+    fig.update_layout(template="plotly_white", height=height_per_row * total_rows + 60 * len(mosaics),
+                      margin=dict(l=10, r=10, t=40, b=10))  # fmt: skip
+    return fig
+
+
+def tradeoff_scatter(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    references: Mapping[str, tuple[float, float]] | None = None,
+    targets: tuple[float, float] | None = None,
+    title: str = "",
+) -> go.Figure:
+    """kNN-5 accuracy against MSE per pixel, one marker per row (labelled by its family), the ``references``
+    (name -> (kNN-5, MSE), e.g. a paper's numbers) as open markers, and the ``targets`` (kNN-5, MSE) as
+    dotted lines: the better corner is top left."""
+    fig = go.Figure()
+    for row in rows:
+        x, y = finite_or_none(row.get("test_mse_per_pixel")), finite_or_none(row.get("knn5_accuracy"))
+        if x is None or y is None:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[x], y=[y], mode="markers+text", name=row["family"], text=[row["family"]], textposition="top center",
+            marker=dict(size=12, color=FAMILY_COLORS.get(row["family"], "#444444")),
+            hovertemplate=f"{row['family']}<br>MSE %{{x:.4f}}<br>kNN-5 %{{y:.4f}}<extra></extra>",
+        ))  # fmt: skip
+    for name, (knn, mse) in (references or {}).items():
+        fig.add_trace(go.Scatter(
+            x=[mse], y=[knn], mode="markers+text", name=f"paper: {name}", text=[f"paper: {name}"],
+            textposition="bottom center", marker=dict(size=11, symbol="circle-open", color="#555555", line_width=2),
+            hovertemplate=f"paper: {name}<br>MSE %{{x:.4f}}<br>kNN-5 %{{y:.4f}}<extra></extra>",
+        ))  # fmt: skip
+    if targets is not None:
+        knn, mse = targets
+        fig.add_hline(y=knn, line_dash="dot", line_color="#2CA02C", annotation_text=f"kNN-5 target {knn}")
+        fig.add_vline(x=mse, line_dash="dot", line_color="#2CA02C", annotation_text=f"MSE target {mse}")
+    fig.update_layout(
+        template="plotly_white", title=title or None, height=460, showlegend=False,
+        xaxis_title="MSE per pixel (test, lower is better)", yaxis_title="kNN-5 accuracy (test, higher is better)",
+        margin=dict(l=50, r=20, t=50 if title else 20, b=50),
+    )  # fmt: skip
+    return fig

@@ -5,9 +5,10 @@ Every model maps images ``x`` float ``[B, 1, 28, 28]`` in [0, 1] to a latent cod
 - ``embed(x)``  -> ``[B, D]``: the point a page plots (AE code, VAE posterior mean, PCA projection).
 - ``encode(x)`` -> ``(mean [B, D], logvar [B, D] | None)``: the full posterior (``None`` where there is none).
 - ``decode(z)`` -> ``[B, 1, 28, 28]`` in [0, 1].
-- ``loss(x, labels=None)`` -> named terms, each a scalar averaged over the batch, i.e. *per image*; BCE
-  terms are in nats (summed over the 784 pixels), which is the unit papers report for MNIST. Labels are
-  read only by the optional class-aware term (``config.class_weight``).
+- ``loss(x, labels=None, neighbours=None)`` -> named terms, each a scalar averaged over the batch, i.e. *per
+  image*; BCE terms are in nats (summed over the 784 pixels), which is the unit papers report for MNIST.
+  Labels are read only by the optional class-aware term (``config.class_weight``), neighbours (images
+  joined to ``x`` by edges of the training set's neighbour graph) only by the UMAP term (``config.umap_weight``).
 - ``config``    -> the :class:`ModelConfig` that rebuilds the model.
 
 The models know nothing of data loading, optimisers or logging (see ``vae.train``).
@@ -99,6 +100,9 @@ def _check_tensor_name(field_name: str, value: Any) -> None:
         raise ValueError(
             f"{field_name} must be a tensor name of 1 to {MAX_GRAPH_NAME} printable characters, got {value!r}"
         )
+# The UMAP term is a mean over edges (about 1 nat) where reconstruction sums 784 pixels: weights in the
+# hundreds balance the two, so its range is wider than the other weights'.
+MAX_UMAP_WEIGHT = 10_000
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,15 @@ class ModelConfig:
     # Weight of the class-aware term (uses labels): the soft nearest-neighbour loss of the codes in a batch
     # (Frosst et al., 2019), which is high where classes overlap and falls as they pull apart.
     class_weight: float = 0.0
+    # Dense AE only: orthogonal encoder weights and leaky-ReLU activations, and a decoder that is the
+    # encoder's exact inverse layer by layer (InvAuto, Teng & Choromanska, 2019), so E(D(z)) = z for every z.
+    invertible: bool = False
+    # AE only: weight of Parametric UMAP's cross-entropy between the training set's fuzzy neighbour graph and
+    # the codes (Sainburg, McInnes & Gentner, 2021). No labels: the graph comes from the pixels (vae.graph).
+    umap_weight: float = 0.0
+    # AE with a UMAP term only: the decoder is trained on stop-gradient codes, so only the graph loss shapes
+    # the map and the decoder learns to draw whatever map it is given.
+    decoupled: bool = False
     # arch "onnx" only: how the imported graphs are wired (names, layouts, logits). None for every other model,
     # and then left out of the JSON, so model.json files from before imports existed read as they were.
     onnx: OnnxInterface | None = None
@@ -155,17 +168,17 @@ class ModelConfig:
             raise ValueError(f"hidden may list at most 4 layers, got {len(self.hidden)}")
         if self.recon_loss not in RECON_LOSSES:
             raise ValueError(f"recon_loss must be one of {RECON_LOSSES}, got {self.recon_loss!r}")
-        for name in ("beta", "sparsity", "class_weight"):
+        for name, top in (("beta", 1000), ("sparsity", 1000), ("class_weight", 1000), ("umap_weight", MAX_UMAP_WEIGHT)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1000:
-                raise ValueError(f"{name} must be a number from 0 to 1000, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= top:
+                raise ValueError(f"{name} must be a number from 0 to {top}, got {value!r}")
         if self.arch == IMPORTED_ARCH or self.onnx is not None:
             self._check_imported()
             return
         if self.kind != "pca" and not self.linear and not self.hidden:
             raise ValueError("hidden must list at least one layer for an AE or a VAE (or set linear)")
-        if self.linear and (self.kind != "ae" or self.arch != "dense" or self.hidden or self.recon_loss != "mse"):
-            raise ValueError("linear applies to a dense AE with hidden=() and recon_loss='mse' only")
+        if self.linear and (self.kind != "ae" or self.recon_loss != "mse" or (self.arch == "dense" and self.hidden)):
+            raise ValueError("linear applies to an AE with recon_loss='mse' only, and to a dense one with hidden=()")
         if self.beta != 1.0 and self.kind != "vae":
             raise ValueError(f"beta applies to a VAE only (kind={self.kind!r})")
         if self.sparsity and self.kind != "ae":
@@ -176,6 +189,24 @@ class ModelConfig:
             raise ValueError("class_weight applies to an AE or a VAE only")
         if self.kind == "pca" and self.arch != "dense":
             raise ValueError("arch must be 'dense' for PCA")
+        for name in ("invertible", "decoupled"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.invertible:
+            if self.kind != "ae" or self.arch != "dense" or self.tied or self.linear:
+                raise ValueError("invertible applies to a dense AE that is neither tied nor linear")
+            if self.recon_loss != "mse":
+                raise ValueError("invertible needs recon_loss='mse': its decoder ends in pixels, not in logits")
+            sizes = [N_PIXELS, *self.hidden, self.latent_dim]
+            if any(a < b for a, b in zip(sizes, sizes[1:])):
+                # W W^T = I needs no more rows than columns: each layer may only narrow.
+                raise ValueError(
+                    f"invertible needs layer sizes that never grow (784 >= hidden >= latent_dim), got {sizes}"
+                )
+        if self.umap_weight and self.kind != "ae":
+            raise ValueError(f"umap_weight applies to an AE only (kind={self.kind!r})")
+        if self.decoupled and not self.umap_weight:
+            raise ValueError("decoupled needs umap_weight > 0: without a graph loss nothing would train the encoder")
 
     def _check_imported(self) -> None:
         """An imported model is an AE or a VAE whose layers are its graphs: no torch-side options apply."""
@@ -190,7 +221,8 @@ class ModelConfig:
             raise ValueError(f"encoder_outputs must name {wanted} for kind={self.kind!r}, "
                              f"got {self.onnx.encoder_outputs!r}")  # fmt: skip
         for name, default in (("hidden", ()), ("beta", 1.0), ("sparsity", 0.0), ("tied", False), ("linear", False),
-                              ("class_weight", 0.0)):  # fmt: skip
+                              ("class_weight", 0.0), ("invertible", False), ("umap_weight", 0.0),
+                              ("decoupled", False)):  # fmt: skip
             if getattr(self, name) != default:
                 raise ValueError(f"{name} does not apply to an imported model (arch={IMPORTED_ARCH!r}): "
                                  f"leave it at {default!r}")  # fmt: skip
@@ -234,6 +266,12 @@ class ModelConfig:
             extras.append("linear")
         if self.class_weight:
             extras.append(f"class={self.class_weight:g}")
+        if self.invertible:
+            extras.append("invertible")
+        if self.umap_weight:
+            extras.append(f"UMAP={self.umap_weight:g}")
+        if self.decoupled:
+            extras.append("decoupled decoder")
         suffix = f" ({', '.join(extras)})" if extras else ""
         return f"{self.kind.upper()} {self.arch} {body}{suffix}"
 
@@ -252,10 +290,15 @@ class LatentModel(nn.Module, ABC):
         """z ``[B, D]`` -> images ``[B, 1, 28, 28]`` in [0, 1]."""
 
     @abstractmethod
-    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def loss(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, neighbours: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """x ``[B, 1, 28, 28]`` -> {"loss", "recon", ...}: scalars, mean over the batch of per-image sums.
 
         labels ``[B]`` (int64) are needed only when ``config.class_weight`` > 0; the term is then "class".
+        neighbours ``[B, 1, 28, 28]``: image i is joined to ``x[i]`` by an edge of the training set's
+        neighbour graph; read only when ``config.umap_weight`` > 0 (the term is then "umap"). Without them
+        (e.g. on the test set, which is not in the graph) that term is left out.
         """
 
     @property
@@ -279,10 +322,15 @@ class LatentModel(nn.Module, ABC):
 # logits ``[B, 1, 28, 28]`` so BCE can use the numerically stable ``*_with_logits`` form.
 
 
-def _mlp(sizes: list[int]) -> list[nn.Module]:
+def _activation(linear: bool) -> nn.Module:
+    # Identity keeps the layer indices (and so the weights' names) of the non-linear model.
+    return nn.Identity() if linear else nn.ReLU()
+
+
+def _mlp(sizes: list[int], linear: bool = False) -> list[nn.Module]:
     layers: list[nn.Module] = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+        layers += [nn.Linear(n_in, n_out), _activation(linear)]
     return layers
 
 
@@ -331,17 +379,95 @@ class TiedDenseDecoder(nn.Module):
 
 # Two stride-2 convolutions take 28x28 to 7x7; the decoder mirrors them with transposed convolutions.
 CONV_CHANNELS = (32, 64)
+CONV_KERNEL = 4  # each first-layer filter sees a 4 x 4 patch: the patch size the Experiments page compares with
+
+
+# Slope of the invertible AE's leaky ReLU for negative inputs; its inverse multiplies them by 1 / slope.
+# Far from 0 so the inverse does not blow small differences up (InvAuto uses leaky ReLU too).
+INVERTIBLE_SLOPE = 0.5
+
+
+class OrthonormalRows(nn.Module):
+    """A parametrization (``torch.nn.utils.parametrize``): any full-rank V ``[m, n]`` (m <= n) -> W with W W^T = I.
+
+    W is the Q factor of V^T's QR decomposition, transposed, with each row's sign chosen so that R's
+    diagonal is positive: unique and continuous in V, and W = V when V already has orthonormal rows.
+    Exact to float rounding, like torch's ``parametrizations.orthogonal``, which builds these rectangular
+    weights from 400 Householder reflections one after the other: 0.48 s per training step of a 784 x 400
+    layer on this machine, against 0.04 s for one QR (Cayley's map: 0.29 s).
+    """
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:  # [m, n] -> [m, n], orthonormal rows
+        q, r = torch.linalg.qr(v.t())  # q [n, m], r [m, m]
+        signs = torch.where(torch.diagonal(r) < 0, -1.0, 1.0).to(q.dtype)
+        return (q * signs).t()
+
+
+class InvertibleDenseEncoder(nn.Module):
+    """784 -> hidden... -> D, each linear map with orthonormal rows (W W^T = I), leaky ReLU in between.
+
+    Every layer has an exact right inverse: h -> W^T (h - b) undoes h = W x + b on the image of W, and
+    leaky ReLU with slope 1 / s undoes slope s. :meth:`inverse` chains them backwards (InvAuto, Teng &
+    Choromanska, 2019, sec. 3: the decoder is the encoder's inverse, not a second network), so
+    ``forward(inverse(z)) == z`` for every code z, up to float rounding. The code layer's bias cancels in
+    D(E(x)), so reconstruction alone never moves it: it only places the map.
+
+    The orthonormal rows are a parametrization (:class:`OrthonormalRows`), recomputed at each access;
+    :func:`materialised` turns them into plain tensors for export.
+    """
+
+    def __init__(self, hidden: tuple[int, ...], latent_dim: int) -> None:
+        super().__init__()
+        from torch.nn.utils import parametrize
+
+        sizes = [N_PIXELS, *hidden, latent_dim]
+        self.linears = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+        for linear in self.linears:
+            # The layer's random initial weight becomes the unconstrained V; the weight used is its Q factor.
+            parametrize.register_parametrization(linear, "weight", OrthonormalRows())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, 1, 28, 28] -> [B, D]
+        h = x.flatten(1)
+        last = len(self.linears) - 1
+        for i, linear in enumerate(self.linears):
+            h = linear(h)
+            if i < last:
+                h = F.leaky_relu(h, INVERTIBLE_SLOPE)
+        return h
+
+    def inverse(self, z: torch.Tensor) -> torch.Tensor:  # [B, D] -> pixels [B, 1, 28, 28], not squashed
+        h = z
+        last = len(self.linears) - 1
+        for i in range(last, -1, -1):
+            linear = self.linears[i]
+            if i < last:
+                h = F.leaky_relu(h, 1.0 / INVERTIBLE_SLOPE)  # the inverse of the slope-s leaky ReLU
+            h = (h - linear.bias) @ linear.weight  # W^T (h - b): with W W^T = I, W of this is h - b again
+        return h.view(-1, *IMAGE_SHAPE)
+
+
+class InvertedDenseDecoder(nn.Module):
+    """The decoder of an invertible AE: :meth:`InvertibleDenseEncoder.inverse`, with no weights of its own."""
+
+    def __init__(self, encoder: InvertibleDenseEncoder) -> None:
+        super().__init__()
+        self._encoder = [encoder]  # a plain list, not a submodule: the weights are saved once, by the encoder
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # [B, D] -> pixels [B, 1, 28, 28]
+        return self._encoder[0].inverse(z)
 
 
 class ConvEncoder(nn.Module):
-    def __init__(self, hidden: tuple[int, ...], out_dim: int) -> None:
+    """``linear``: every activation is the identity, so the whole encoder is one affine map."""
+
+    def __init__(self, hidden: tuple[int, ...], out_dim: int, linear: bool = False) -> None:
         super().__init__()
         c1, c2 = CONV_CHANNELS
         sizes = [c2 * 7 * 7, *hidden]
         self.body = nn.Sequential(
-            nn.Conv2d(1, c1, 4, stride=2, padding=1), nn.ReLU(),  # [B, c1, 14, 14]
-            nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.ReLU(),  # [B, c2, 7, 7]
-            nn.Flatten(), *_mlp(sizes),
+            nn.Conv2d(1, c1, CONV_KERNEL, stride=2, padding=1), _activation(linear),  # [B, c1, 14, 14]
+            nn.Conv2d(c1, c2, CONV_KERNEL, stride=2, padding=1), _activation(linear),  # [B, c2, 7, 7]
+            nn.Flatten(), *_mlp(sizes, linear),
         )  # fmt: skip
         self.head = nn.Linear(sizes[-1], out_dim)
 
@@ -350,14 +476,14 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    def __init__(self, hidden: tuple[int, ...], latent_dim: int) -> None:
+    def __init__(self, hidden: tuple[int, ...], latent_dim: int, linear: bool = False) -> None:
         super().__init__()
         c1, c2 = CONV_CHANNELS
         sizes = [latent_dim, *reversed(hidden), c2 * 7 * 7]
         self.body = nn.Sequential(
-            *_mlp(sizes), nn.Unflatten(1, (c2, 7, 7)),
-            nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), nn.ReLU(),  # [B, c1, 14, 14]
-            nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1),  # [B, 1, 28, 28]
+            *_mlp(sizes, linear), nn.Unflatten(1, (c2, 7, 7)),
+            nn.ConvTranspose2d(c2, c1, CONV_KERNEL, stride=2, padding=1), _activation(linear),  # [B, c1, 14, 14]
+            nn.ConvTranspose2d(c1, 1, CONV_KERNEL, stride=2, padding=1),  # [B, 1, 28, 28]
         )  # fmt: skip
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # [B, D] -> logits [B, 1, 28, 28]
@@ -403,6 +529,48 @@ def soft_nearest_neighbour_loss(
     return (log_all - log_same)[has_partner].mean()
 
 
+# UMAP's q(d) = 1 / (1 + a d^(2b)) for its defaults spread = 1, min_dist = 0.1: the values
+# umap.umap_.find_ab_params(1.0, 0.1) fits (tests check them against it; importing umap here would cost seconds).
+UMAP_A, UMAP_B = 1.5769434604035554, 0.8950608781603632
+# Negative samples per edge and the floor of probabilities inside the logs: Parametric UMAP's defaults.
+UMAP_NEGATIVE_RATE = 5
+UMAP_EPS = 1e-4
+
+
+def umap_negatives(batch_size: int, rate: int = UMAP_NEGATIVE_RATE, generator: torch.Generator | None = None,
+                   device: torch.device | str = "cpu") -> torch.Tensor:  # fmt: skip
+    """``[B, rate]`` indices into a batch of edge tails: the tails each head is pushed away from.
+
+    Parametric UMAP repeats the tails ``rate`` times and shuffles them, so every tail serves ``rate`` times.
+    """
+    return (torch.randperm(batch_size * rate, generator=generator, device=device) // rate).view(batch_size, rate)
+
+
+def umap_cross_entropy(
+    heads: torch.Tensor, tails: torch.Tensor, negatives: torch.Tensor, a: float = UMAP_A, b: float = UMAP_B
+) -> torch.Tensor:
+    """UMAP's fuzzy-set cross-entropy on a batch of graph edges -> scalar (nats per pair, mean).
+
+    heads, tails ``[B, D]``: codes of the two ends of B edges drawn in proportion to their membership
+    strength, so each counts with probability 1; negatives ``[B, R]``: for each head, R tails of other
+    edges (:func:`umap_negatives`), counted with probability 0. With q(d) = 1 / (1 + a d^(2b)) (McInnes
+    et al., 2018, sec. 3.2), the term is -log q for an edge and -log(1 - q) for a negative pair, each
+    probability floored at 1e-4, averaged over the B (1 + R) pairs, as Parametric UMAP computes it
+    (Sainburg, McInnes & Gentner, 2021, eq. 2 and umap-learn's ``umap_loss``).
+    """
+    if heads.shape != tails.shape or negatives.shape[0] != len(heads):
+        raise ValueError(f"heads {list(heads.shape)}, tails {list(tails.shape)} and negatives "
+                         f"{list(negatives.shape)} must describe the same B edges")  # fmt: skip
+    # Squared distances, floored so that (d^2)^b has a finite gradient when two codes coincide.
+    positive = (heads - tails).pow(2).sum(1).clamp_min(1e-12)  # [B]
+    negative = (heads.unsqueeze(1) - tails[negatives]).pow(2).sum(2).clamp_min(1e-12)  # [B, R]
+    q_positive = 1.0 / (1.0 + a * positive.pow(b))
+    q_negative = 1.0 / (1.0 + a * negative.pow(b))
+    attraction = -torch.log(q_positive.clamp(UMAP_EPS, 1.0))  # [B]
+    repulsion = -torch.log((1.0 - q_negative).clamp(UMAP_EPS, 1.0))  # [B, R]
+    return (attraction.sum() + repulsion.sum()) / (attraction.numel() + repulsion.numel())
+
+
 def _add_class_term(terms: dict[str, torch.Tensor], z: torch.Tensor, labels: torch.Tensor | None,
                     weight: float) -> dict[str, torch.Tensor]:
     if weight:
@@ -419,22 +587,43 @@ class AutoEncoder(LatentModel):
         if config.kind != "ae":
             raise ValueError(f"AutoEncoder needs kind='ae', got {config.kind!r}")
         self.config = config
-        encoder_cls, decoder_cls = (DenseEncoder, DenseDecoder) if config.arch == "dense" else (ConvEncoder, ConvDecoder)
-        self.encoder = encoder_cls(config.hidden, config.latent_dim)
-        self.decoder = TiedDenseDecoder(self.encoder) if config.tied else decoder_cls(config.hidden, config.latent_dim)
+        if config.invertible:
+            self.encoder = InvertibleDenseEncoder(config.hidden, config.latent_dim)
+            self.decoder = InvertedDenseDecoder(self.encoder)
+            return
+        if config.arch == "dense":
+            self.encoder = DenseEncoder(config.hidden, config.latent_dim)
+            tied = config.tied
+            self.decoder = TiedDenseDecoder(self.encoder) if tied else DenseDecoder(config.hidden, config.latent_dim)
+        else:
+            self.encoder = ConvEncoder(config.hidden, config.latent_dim, linear=config.linear)
+            self.decoder = ConvDecoder(config.hidden, config.latent_dim, linear=config.linear)
+
+    @property
+    def draws_pixels(self) -> bool:
+        """True when the decoder's output is the image itself (linear and invertible AEs), not logits."""
+        return self.config.linear or self.config.invertible
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
         return self.encoder(x), None
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        if self.config.linear:  # no squashing: clamped for display only, as PCA's decode is
+        if self.draws_pixels:  # no squashing: clamped for display only, as PCA's decode is
             return self.decoder(z).clamp(0, 1)
         return torch.sigmoid(self.decoder(z))
 
-    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        z = self.encoder(x)  # [B, D]
-        output = self.decoder(z)  # logits, or the image itself for a linear AE
-        if self.config.linear:
+    def loss(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, neighbours: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        with_graph = bool(self.config.umap_weight) and neighbours is not None
+        if with_graph:  # one pass for both ends of the edges
+            z, z_neighbours = self.encoder(torch.cat([x, neighbours])).split(len(x))  # [B, D] each
+        else:
+            z = self.encoder(x)  # [B, D]
+        # The decoupled decoder learns from the codes without sending gradients back into the encoder
+        # (Parametric UMAP's stop-gradient decoder): reconstruction cannot bend the map.
+        output = self.decoder(z.detach() if self.config.decoupled else z)  # logits, or pixels (draws_pixels)
+        if self.draws_pixels:
             recon = (output - x).pow(2).flatten(1).sum(1).mean()
         else:
             recon = _reconstruction_error(output, x, self.config.recon_loss)
@@ -442,6 +631,10 @@ class AutoEncoder(LatentModel):
         if self.config.sparsity:
             terms["sparsity"] = z.abs().sum(1).mean()
             terms["loss"] = terms["loss"] + self.config.sparsity * terms["sparsity"]
+        if with_graph:
+            negatives = umap_negatives(len(z), device=z.device)
+            terms["umap"] = umap_cross_entropy(z, z_neighbours, negatives)
+            terms["loss"] = terms["loss"] + self.config.umap_weight * terms["umap"]
         return _add_class_term(terms, z, labels, self.config.class_weight)
 
 
@@ -477,7 +670,9 @@ class VariationalAutoEncoder(LatentModel):
         # -KL = 1/2 * sum(1 + log sigma^2 - mu^2 - sigma^2), Kingma & Welling (2013), appendix B.
         return -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp(), dim=1)
 
-    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def loss(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, neighbours: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """Negative ELBO with a beta weight: recon + beta * KL (+ class term), per image (nats for BCE)."""
         mean, logvar = self.encode(x)
         z = self.reparameterize(mean, logvar)
@@ -510,7 +705,9 @@ class PCAModel(LatentModel):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return (z @ self.components + self.mean).clamp(0, 1).view(-1, *IMAGE_SHAPE)
 
-    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def loss(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, neighbours: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         x_hat = self.decode(self.embed(x)).clamp(1e-6, 1 - 1e-6)
         if self.config.recon_loss == "bce":
             recon = F.binary_cross_entropy(x_hat, x, reduction="none").flatten(1).sum(1).mean()
@@ -566,6 +763,29 @@ def build_model(config: ModelConfig) -> LatentModel:
     if config.kind == "vae":
         return VariationalAutoEncoder(config)
     return PCAModel(config)
+
+
+def materialised(model: LatentModel) -> LatentModel:
+    """A copy of ``model`` in eval mode whose parametrized weights are plain tensors, for export.
+
+    The invertible AE's orthonormal weights are recomputed from their unconstrained factors (a QR
+    decomposition, :class:`OrthonormalRows`) at every access; the copy holds their values
+    instead, so ``encode``/``decode`` are plain matmuls and leaky ReLUs that ``torch.export`` and
+    ``torch.onnx.export`` trace. Same outputs as ``model``. Its state dict has plain ``weight`` names, so
+    save ``model`` itself, not the copy. Any other model comes back as a plain copy.
+    """
+    from torch.nn.utils import parametrize
+
+    # Rebuilt, not deep-copied: a deep-copied parametrized layer shares its (generated) class with the original,
+    # so removing the copy's parametrization would delete the original's weight property too.
+    plain = build_model(model.config).to(model.device)
+    plain.load_state_dict(model.state_dict())
+    plain.eval()
+    for module in plain.modules():
+        if parametrize.is_parametrized(module):
+            for name in list(module.parametrizations):
+                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    return plain
 
 
 def count_parameters(model: nn.Module) -> int:

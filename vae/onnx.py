@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import hashlib
 import json
 import logging
@@ -44,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vae.models import IMAGE_SHAPE, IMPORTED_ARCH, LatentModel, evaluating
+from vae.models import IMAGE_SHAPE, IMPORTED_ARCH, LatentModel, evaluating, materialised
 
 DECODER_FILE = "decoder.onnx"
 ENCODER_FILE = "encoder.onnx"
@@ -120,19 +119,6 @@ class _Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:  # [B, 1, 28, 28] -> ([B, D], [B, D]?)
         mean, logvar = self.model.encode(x)
         return (mean,) if logvar is None else (mean, logvar)
-
-
-def _plain_copy(model: LatentModel) -> LatentModel:
-    """A CPU copy in eval mode with every parametrization (e.g. orthogonal weights) baked into a plain tensor.
-
-    The exporter then sees constants, not the parametrization's matrix functions, which ONNX may lack.
-    """
-    plain = copy.deepcopy(model).cpu().eval()
-    for module in plain.modules():
-        parametrized = getattr(module, "parametrizations", None)
-        for name in list(parametrized or {}):
-            torch.nn.utils.parametrize.remove_parametrizations(module, name, leave_parametrized=True)
-    return plain
 
 
 def check_inputs(model: LatentModel, images: torch.Tensor | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,7 +217,8 @@ def export_pair(model: LatentModel, out_dir: str | os.PathLike, weights_sha256: 
             (out / ENCODER_FILE).write_bytes(model.standard_encoder)
             opset = default_opset(onnx.load_model_from_string(model.standard_decoder))
         else:
-            plain = _plain_copy(model)
+            # Parametrized weights (the invertible AE's) baked into constants the exporter can trace.
+            plain = materialised(model).cpu()
             check_images, check_codes = check_inputs(plain, images)
             _export_torch(plain, check_images, check_codes, out)
         for path in (out / DECODER_FILE, out / ENCODER_FILE):

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ import torch
 from vae.data import DATASETS
 from vae.models import LatentModel, ModelConfig, build_model, evaluating, to_float_images
 from vae.timeline import Frame, Timeline, TimelineSettings, decoder_snapshot, is_recording_step, stratified_sample
+
+if TYPE_CHECKING:
+    from vae.graph import NeighbourGraph
 
 
 @dataclass(frozen=True)
@@ -126,15 +129,22 @@ def train_epoch(
     on_batch: Callable[[int, int, dict[str, float]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     labels: torch.Tensor | None = None,
+    graph: NeighbourGraph | None = None,
 ) -> tuple[dict[str, float], bool]:
     """One pass over ``images`` float ``[N, 1, 28, 28]`` (with ``labels`` ``[N]`` if the loss needs them)
     in a seeded random order.
 
+    With a neighbour ``graph`` over the images (for the UMAP term) the batches are edges instead: N edges
+    drawn in proportion to their weights, their heads as the batch and their tails as its neighbours.
     Returns (loss terms averaged over the batches that ran, whether it was cut short by ``should_stop``).
     Raises :class:`TrainingDiverged` on the first NaN or infinite term, before the optimiser steps on it.
     """
     model.train()
-    order = torch.randperm(len(images), generator=generator).to(images.device)
+    if graph is None:
+        order, partners = torch.randperm(len(images), generator=generator), None
+    else:
+        order, partners = graph.sample(len(images), generator)
+    order = order.to(images.device)
     n_batches = math.ceil(len(images) / batch_size)
     sums: dict[str, torch.Tensor] = {}
     ran = 0
@@ -143,7 +153,12 @@ def train_epoch(
             break
         batch = order[b * batch_size : (b + 1) * batch_size]
         x = images.index_select(0, batch)
-        terms = model.loss(x, labels.index_select(0, batch) if labels is not None else None)
+        y = labels.index_select(0, batch) if labels is not None else None
+        if partners is None:
+            terms = model.loss(x, y)
+        else:
+            neighbours = images.index_select(0, partners[b * batch_size : (b + 1) * batch_size].to(images.device))
+            terms = model.loss(x, y, neighbours)
         _check_finite(terms, f"in epoch batch {b + 1}")
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -297,6 +312,7 @@ def train(
     test_labels: torch.Tensor | None = None,
     timeline: TimelineSettings | None = None,
     on_frame: Callable[[Frame], None] | None = None,
+    graph: NeighbourGraph | None = None,
 ) -> TrainResult:
     """Train a fresh model described by ``config``; seeded, so the same inputs give the same weights.
 
@@ -307,6 +323,9 @@ def train(
     and when recording a timeline (its images are chosen per class).
     timeline: record one (``vae.timeline``) into ``result.timeline``; ``on_frame`` sees each frame as it
     is recorded. Recording changes no weight: the same seed trains the same model with or without it.
+    graph: the training images' neighbour graph for the UMAP term (``config.umap_weight`` > 0); built from
+    ``train_images`` by :func:`vae.graph.fuzzy_graph` when not given (about a minute for 60,000 images).
+    The test set is not in the graph, so test terms leave the UMAP term out.
     Never raises on divergence: the result's status is "diverged", its message says what happened,
     and its model holds the weights of the last complete epoch.
     """
@@ -321,6 +340,15 @@ def train(
     for images, labels, split in ((train_images, train_labels, "train"), (test_images, test_labels, "test")):
         if labels is not None and (images is None or len(labels) != len(images)):
             raise ValueError(f"{split}_labels must have one label per {split} image")
+    if config.umap_weight:
+        if graph is None:
+            from vae.graph import fuzzy_graph
+
+            graph = fuzzy_graph(train_images, seed=settings.seed)
+        if graph.n_points != len(train_images):
+            raise ValueError(f"the graph joins {graph.n_points} images, the training set has {len(train_images)}")
+    else:
+        graph = None  # a plain model trains on shuffled images, whatever it is handed
     device = torch.device(device) if device is not None else pick_device()
     torch.manual_seed(settings.seed)  # weight init and the VAE's sampling noise
     generator = torch.Generator().manual_seed(settings.seed)  # batch order, independent of the above
@@ -380,7 +408,8 @@ def train(
         recorded_before = recorder.seconds if recorder is not None else 0.0
         try:
             train_terms, cut_short = train_epoch(
-                model, optimizer, x_train, settings.batch_size, generator, scheduler, report, stop_requested, y_train
+                model, optimizer, x_train, settings.batch_size, generator, scheduler, report, stop_requested, y_train,
+                graph,
             )
             # The epoch's training time, without the frames recorded in it (their cost is the timeline's).
             recorded = (recorder.seconds if recorder is not None else 0.0) - recorded_before
@@ -466,6 +495,13 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--linear", action="store_true", help="linear AE: no hidden layers, MSE (overrides --hidden and --recon-loss)")
     model.add_argument("--class-weight", type=float, default=defaults.class_weight,
                        help="weight of the class-aware term (uses the labels)")
+    model.add_argument("--invertible", action="store_true",
+                       help="dense AE whose decoder is its encoder's exact inverse (orthonormal weights; "
+                            "needs --recon-loss mse)")
+    model.add_argument("--umap-weight", type=float, default=defaults.umap_weight,
+                       help="weight of the UMAP term on the training images' neighbour graph (AE; no labels)")
+    model.add_argument("--decoupled", action="store_true",
+                       help="the decoder learns from stop-gradient codes: only the UMAP term shapes the map")
     opt = parser.add_argument_group("training")
     opt.add_argument("--epochs", type=int, default=settings.epochs)
     opt.add_argument("--batch-size", type=int, default=settings.batch_size)
@@ -500,7 +536,8 @@ def main(argv: list[str] | None = None) -> int:
         config = ModelConfig(
             kind=args.kind, arch=args.arch, latent_dim=args.latent_dim, hidden=() if args.kind == "pca" or args.linear else args.hidden,
             recon_loss="mse" if args.linear else args.recon_loss, beta=args.beta, sparsity=args.sparsity, tied=args.tied, linear=args.linear,
-            class_weight=args.class_weight,
+            class_weight=args.class_weight, invertible=args.invertible, umap_weight=args.umap_weight,
+            decoupled=args.decoupled,
         )  # fmt: skip
         settings = TrainSettings(
             epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, schedule=args.schedule,
