@@ -133,7 +133,7 @@ def recompute_controls(study: str) -> None:
         "Size", ["quick", "full"], horizontal=True, key=f"{study}_size",
         captions=["2 epochs on 10,000 images, fewer sizes: a few minutes",
                   "the shipped settings: 10 epochs on 60,000 images (the encoder-without-decoder study: 50,000 "
-                  "images, 30 epochs and 120 passes over the graph's edges), 10-60 minutes"],
+                  "images, 30 epochs and 240 passes over the graph's edges), 10-60 minutes"],
     )  # fmt: skip
     if st.button("Recompute", key=f"{study}_go", help="Runs in the background; other pages stay usable."):
         settings = experiments.QUICK if size == "quick" else experiments.StudySettings()

@@ -277,3 +277,29 @@ def test_embedded_points_match_python(explorer) -> None:
     model, _ = load_model(REPO / "models" / "vae-2d")
     expected = embed_images(model, images[9:10]).numpy()[0]
     np.testing.assert_allclose(explorer.probe("point", "right", 9), expected, atol=1e-5)
+
+
+def test_the_umap_trained_model_explores_beside_the_vae(explorer) -> None:
+    """umap-ae-2d (the encoder trained on the neighbour graph alone) picked in the sidebar as the left model:
+    its points are its encoder's, and hovering decodes with its stop-gradient decoder in the page."""
+    page = explorer.page
+    combo = page.get_by_role("combobox", name="Left model", exact=True)
+    page.locator('[data-testid="stSelectbox"]').filter(has=combo).first.get_by_role("button", name="Open").click()
+    page.get_by_role("option").filter(has_text="umap-ae-2d").first.click()
+    page.wait_for_function(
+        "globalThis.latentExplorer.ready && globalThis.latentExplorer.probe.titles().join(' ').includes('umap-ae-2d')",
+        timeout=180_000,
+    )
+    assert "vae-2d" in " ".join(explorer.probe("titles"))  # the VAE stays on the right
+    model, stored = load_model(REPO / "models" / "umap-ae-2d")
+    assert stored.config.decoupled
+    images, _ = load_mnist("test", REPO / "data")
+    np.testing.assert_allclose(explorer.probe("point", "left", 9), embed_images(model, images[9:10]).numpy()[0],
+                               atol=1e-5)  # fmt: skip
+    x, y = explorer.probe("empty", "left", 0.3, 0.3)
+    explorer.hover("left", x, y)
+    explorer.wait_caption("left", f"decodes ({x:.2f}, {y:.2f})")
+    with torch.no_grad():
+        expected = to_uint8_image(model.decode(torch.tensor([[x, y]], dtype=torch.float32))[0, 0].numpy())
+    assert np.abs(explorer.pixels("decoded-left").astype(int) - expected.astype(int)).max() <= 2
+    page.screenshot(path=str(OUTPUT / "explorer-umap.png"))

@@ -331,6 +331,12 @@ def test_decoupled_study_trains_on_the_graph_without_labels_and_records_it(mnist
     lines = summarise(result)
     assert f"{rows['umap-joint']['knn5_accuracy']:.3f} (UMAP + AE, joint)" in lines[0]
     met = any(meets_targets(rows[k]) for k in ("umap-decoupled", "umap-joint"))
-    assert ("not met by either" in lines[2]) == (not met)
-    rows["umap-joint"].update(knn5_accuracy=0.97, test_mse_per_pixel=0.03)  # the wording follows the numbers
-    assert "met by UMAP + AE, joint" in summarise(result)[2]
+    assert ("not both met by either" in lines[2]) == (not met)
+    # The wording follows the numbers: each target on its own, then both.
+    rows["umap-decoupled"].update(knn5_accuracy=0.96, test_mse_per_pixel=0.05)
+    rows["umap-joint"].update(knn5_accuracy=0.90, test_mse_per_pixel=0.035)
+    assert "kNN-5 met: best 0.960, UMAP encoder, decoupled decoder; MSE met: best 0.0350, UMAP + AE" in summarise(result)[2]
+    rows["umap-joint"].update(test_mse_per_pixel=0.04)
+    assert "MSE missed: best 0.0400, UMAP + AE, joint" in summarise(result)[2]
+    rows["umap-joint"].update(knn5_accuracy=0.97, test_mse_per_pixel=0.03)
+    assert "both met by UMAP + AE, joint" in summarise(result)[2]

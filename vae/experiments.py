@@ -106,10 +106,11 @@ class StudySettings:
     graph_hidden: tuple[int, ...] = (512, 256)
     long_epochs: int = 30
     long_batch_size: int = 128
-    # ... and its UMAP models on 120 passes of 50,000 edges in batches of 512: 6 million edges, where the
-    # kNN-5 of the held-out images still rose by 0.02 from 3 to 6 million (Parametric UMAP draws about 64
-    # million for MNIST, more than this CPU can spend on one study).
-    graph_epochs: int = 120
+    # ... and its UMAP models on 240 passes of 50,000 edges in batches of 512: 12 million edges. On the held-out
+    # images the decoupled encoder's kNN-5 was 0.929 after a 120-pass schedule, and 0.940, 0.943, 0.943 after
+    # 120, 160 and 240 passes of this one: flat by the end, where its own training images (leave-one-out)
+    # reached 0.959. Parametric UMAP draws about 65 million edges for MNIST, more than this CPU can spend.
+    graph_epochs: int = 240
     graph_batch_size: int = 512
     # Weight of the UMAP term in the joint model: about 784 x Parametric UMAP's 1 : 1 balance of its
     # per-pixel BCE with the mean edge cross-entropy, since recon here sums 784 pixels.
@@ -751,6 +752,11 @@ def _summarise_decoupled(result: StudyResult) -> list[str]:
     best_plain = max(unsupervised, key=knn)
     ours = [k for k in ("umap-decoupled", "umap-joint") if k in rows]
     meeting = [rows[k]["family"] for k in ours if meets_targets(rows[k])]
+    best_knn, best_mse = max(ours, key=knn), min(ours, key=mse)
+    partly = "; ".join([
+        f"kNN-5 {'met' if knn(best_knn) >= TARGET_KNN else 'missed'}: best {knn(best_knn):.3f}, {rows[best_knn]['family']}",
+        f"MSE {'met' if mse(best_mse) <= TARGET_MSE else 'missed'}: best {mse(best_mse):.4f}, {rows[best_mse]['family']}",
+    ])  # fmt: skip
     graph = result.extras.get("graph", {})
     gain = min(knn(k) for k in ours) - max(knn(k) for k in unsupervised)
     verdict = (
@@ -769,7 +775,7 @@ def _summarise_decoupled(result: StudyResult) -> list[str]:
         f"{mse('class-ae'):.4f} (class-aware), {mse('pca'):.4f} (PCA). Best kNN-5 without the graph: "
         f"{rows[best_plain]['family']} {knn(best_plain):.3f}.",
         f"Targets kNN-5 >= {TARGET_KNN} and MSE <= {TARGET_MSE}: "
-        + (f"met by {' and '.join(meeting)}" if meeting else "not met by either UMAP model here")
+        + (f"both met by {' and '.join(meeting)}" if meeting else f"not both met by either UMAP model here ({partly})")
         + ". Parametric UMAP reports (kNN-5 / MSE): "
         + ", ".join(f"{name} {k:.4f} / {m:.4f}" for name, (k, m) in PAPER_DECOUPLED.items())
         + f"; here: UMAP + AE {knn('umap-joint'):.4f} / {mse('umap-joint'):.4f}, decoupled "
@@ -887,7 +893,8 @@ def load_result(directory: str | Path, study: str) -> StudyResult:
 
 # Variants worth exploring beyond their study: saved to the model store by ``--save-models``.
 # The decoupled study's UMAP encoder with its stop-gradient decoder is the one kept: on the held-out 10,000
-# training images it beat the joint model on kNN-5 (0.929 vs 0.836) and on MSE (0.0353 vs 0.0364).
+# training images it beat the joint model on kNN-5 (0.929 vs 0.836, after 6 and 4 million edges) and on MSE
+# (0.0353 vs 0.0364).
 STORE_NAMES = {("conv", "conv-ae"): "ae-2d-conv", ("conv", "conv-vae"): "vae-2d-conv",
                ("decoupled", "umap-decoupled"): "umap-ae-2d"}  # fmt: skip
 
