@@ -72,7 +72,7 @@ def test_filter_mosaic_tiles_each_filter_scaled_with_gaps() -> None:
 
 
 def test_tradeoff_scatter_places_models_papers_and_targets() -> None:
-    from vae.experiment_plots import tradeoff_scatter
+    from vae.experiment_plots import FAMILY_COLORS, tradeoff_scatter
 
     rows = [{"family": "AE", "test_mse_per_pixel": 0.04, "knn5_accuracy": 0.8},
             {"family": "broken", "test_mse_per_pixel": math.nan, "knn5_accuracy": 0.5}]  # fmt: skip
@@ -80,3 +80,7 @@ def test_tradeoff_scatter_places_models_papers_and_targets() -> None:
     assert [t.name for t in fig.data] == ["AE", "paper: joint"]  # a non-finite model is left out
     assert (fig.data[0].x[0], fig.data[0].y[0]) == (0.04, 0.8) and (fig.data[1].x[0], fig.data[1].y[0]) == (0.036, 0.95)
     assert {shape.line.dash for shape in fig.layout.shapes} == {"dot"} and len(fig.layout.shapes) == 2
+    # The paper's model is drawn open, in the colour of the family of that name; ours filled.
+    paper = tradeoff_scatter([], references={"AE": (0.79, 0.037)}).data[0]
+    assert paper.marker.symbol == "circle-open" and paper.marker.color == FAMILY_COLORS["AE"]
+    assert fig.data[0].marker.symbol is None and fig.data[0].marker.color == FAMILY_COLORS["AE"]

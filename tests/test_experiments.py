@@ -340,3 +340,16 @@ def test_decoupled_study_trains_on_the_graph_without_labels_and_records_it(mnist
     assert "MSE missed: best 0.0400, UMAP + AE, joint" in summarise(result)[2]
     rows["umap-joint"].update(knn5_accuracy=0.97, test_mse_per_pixel=0.03)
     assert "both met by UMAP + AE, joint" in summarise(result)[2]
+
+
+def test_each_study_says_how_its_models_were_trained() -> None:
+    from vae.experiments import QUICK, StudySettings, describe_training
+
+    full = StudySettings()
+    assert describe_training("pca_vs_ae", full) == "all training images, 10 epochs per model, batch 128, seed 0"
+    assert describe_training("beta", QUICK).startswith("first 10,000 training images, 2 epochs per model")
+    # The decoupled study: Parametric UMAP's 50,000 images, its longer recipe, and the graph's edges.
+    decoupled = describe_training("decoupled", full)
+    assert decoupled.startswith("first 50,000 training images, AE, VAE and class-aware AE 30 epochs, batch 128")
+    assert "UMAP models 240 passes of 50,000 edges (12 million), batch 512" in decoupled
+    assert "12 passes of 10,000 edges (120,000)" in describe_training("decoupled", QUICK)

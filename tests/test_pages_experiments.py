@@ -48,6 +48,9 @@ def test_every_question_is_answered_with_its_numbers_and_charts(results_dir, tin
     assert any("uses the labels" in w.value for w in at.warning)
     captions = [c.value for c in at.caption]
     assert any("Shipped result: MNIST, all training images, 1 epochs" in c for c in captions)
+    # The decoupled study says how its own models trained: its images, its longer recipe, the graph's edges.
+    graph_epochs = tiny_results["decoupled"].settings.graph_epochs
+    assert any("Shipped result: MNIST, first" in c and f"UMAP models {graph_epochs} passes" in c for c in captions)
 
 
 def test_choosing_a_beta_shows_its_map_and_its_decoded_grid(results_dir, tiny_results) -> None:

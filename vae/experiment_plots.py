@@ -23,6 +23,7 @@ FAMILY_COLORS: dict[str, str] = {
     "PCA": "#7F7F7F", "linear AE": "#9467BD", "dense AE": "#4C78A8", "tied AE": "#72B7B2", "VAE": "#E45756",
     "AE": "#4C78A8", "dense": "#4C78A8", "conv": "#F58518", "invertible AE": "#54A24B",
     "class-aware AE (labels)": "#B279A2", "UMAP encoder, decoupled decoder": "#F58518", "UMAP + AE, joint": "#54A24B",
+    "UMAP, decoupled decoder": "#F58518",  # the paper's name for it
 }  # fmt: skip
 
 
@@ -189,31 +190,37 @@ def tradeoff_scatter(
     targets: tuple[float, float] | None = None,
     title: str = "",
 ) -> go.Figure:
-    """kNN-5 accuracy against MSE per pixel, one marker per row (labelled by its family), the ``references``
-    (name -> (kNN-5, MSE), e.g. a paper's numbers) as open markers, and the ``targets`` (kNN-5, MSE) as
-    dotted lines: the better corner is top left."""
+    """kNN-5 accuracy against MSE per pixel, one filled marker per row (named by its family in the legend), the
+    ``references`` (name -> (kNN-5, MSE), e.g. a paper's numbers) as open markers in the colour of the family
+    of that name, and the ``targets`` (kNN-5, MSE) as dotted lines: the better corner is top left.
+
+    Markers carry no text: the models sit close together, and the legend and hover name them without overlap.
+    """
     fig = go.Figure()
     for row in rows:
         x, y = finite_or_none(row.get("test_mse_per_pixel")), finite_or_none(row.get("knn5_accuracy"))
         if x is None or y is None:
             continue
         fig.add_trace(go.Scatter(
-            x=[x], y=[y], mode="markers+text", name=row["family"], text=[row["family"]], textposition="top center",
-            marker=dict(size=12, color=FAMILY_COLORS.get(row["family"], "#444444")),
+            x=[x], y=[y], mode="markers", name=row["family"],
+            marker=dict(size=13, color=FAMILY_COLORS.get(row["family"], "#444444"), line=dict(width=1, color="white")),
             hovertemplate=f"{row['family']}<br>MSE %{{x:.4f}}<br>kNN-5 %{{y:.4f}}<extra></extra>",
         ))  # fmt: skip
     for name, (knn, mse) in (references or {}).items():
         fig.add_trace(go.Scatter(
-            x=[mse], y=[knn], mode="markers+text", name=f"paper: {name}", text=[f"paper: {name}"],
-            textposition="bottom center", marker=dict(size=11, symbol="circle-open", color="#555555", line_width=2),
+            x=[mse], y=[knn], mode="markers", name=f"paper: {name}",
+            marker=dict(size=12, symbol="circle-open", color=FAMILY_COLORS.get(name, "#555555"), line_width=2.5),
             hovertemplate=f"paper: {name}<br>MSE %{{x:.4f}}<br>kNN-5 %{{y:.4f}}<extra></extra>",
         ))  # fmt: skip
     if targets is not None:
         knn, mse = targets
-        fig.add_hline(y=knn, line_dash="dot", line_color="#2CA02C", annotation_text=f"kNN-5 target {knn}")
-        fig.add_vline(x=mse, line_dash="dot", line_color="#2CA02C", annotation_text=f"MSE target {mse}")
+        fig.add_hline(y=knn, line_dash="dot", line_color="#777777", annotation_text=f"kNN-5 target {knn}",
+                      annotation_position="bottom right")  # fmt: skip
+        fig.add_vline(x=mse, line_dash="dot", line_color="#777777", annotation_text=f"MSE target {mse}",
+                      annotation_position="bottom right")  # fmt: skip
     fig.update_layout(
-        template="plotly_white", title=title or None, height=460, showlegend=False,
+        template="plotly_white", title=title or None, height=460, showlegend=True,
+        legend=dict(title="filled: this study; open: the paper"),
         xaxis_title="MSE per pixel (test, lower is better)", yaxis_title="kNN-5 accuracy (test, higher is better)",
         margin=dict(l=50, r=20, t=50 if title else 20, b=50),
     )  # fmt: skip

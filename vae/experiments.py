@@ -905,6 +905,20 @@ def training_images(study: str, settings: StudySettings) -> int:
     return min(n, settings.graph_train_images) if study == "decoupled" else n
 
 
+def describe_training(study: str, settings: StudySettings) -> str:
+    """How ``study``'s models were trained, in words: images, epochs (or edges) and batches, seed."""
+    n = training_images(study, settings)
+    images = f"first {n:,}" if n < 60_000 else "all"
+    if study == "decoupled":
+        edges = settings.graph_epochs * n
+        total = f"{edges / 1e6:g} million" if edges >= 1e6 else f"{edges:,}"
+        how = (f"AE, VAE and class-aware AE {settings.long_epochs} epochs, batch {settings.long_batch_size}; UMAP "
+               f"models {settings.graph_epochs} passes of {n:,} edges ({total}), batch {settings.graph_batch_size}")  # fmt: skip
+    else:
+        how = f"{settings.epochs} epochs per model, batch {settings.batch_size}"
+    return f"{images} training images, {how}, seed {settings.seed}"
+
+
 def _model_saver(
     models_dir: str | None, study: str, settings: StudySettings, data_dir: str | None, arguments: str
 ) -> Callable[[Variant, LatentModel, dict[str, Any], list[dict[str, Any]]], None] | None:
