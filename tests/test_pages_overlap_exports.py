@@ -8,7 +8,6 @@ still measure and embed the full 10,000-image test set, which is what they do fo
 from __future__ import annotations
 
 import io
-import sys
 import zipfile
 from pathlib import Path
 
@@ -224,17 +223,11 @@ def test_model_zip_of_the_store_loads_back(app, tiny_models: Path, tmp_path: Pat
 
 
 @pytest.fixture
-def overlap_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """pages/overlap.py as a module. Its render() runs on import, in Streamlit's bare mode, over an
-    empty store, so it only shows the "no models" warning; the module's functions are what is tested."""
-    import importlib.util
+def overlap_page():
+    """The Class overlap page's numbers and paragraph (``app/overlap.py``); AppTest drives the page itself."""
+    from app import overlap
 
-    monkeypatch.setenv("VAE_MODELS_DIR", str(tmp_path / "empty"))
-    spec = importlib.util.spec_from_file_location("overlap_page", REPO / "pages" / "overlap.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return overlap
 
 
 def _measured(page, name: str, kind: str, *, knn: float, ratio: float, coverage: float, p99: float):
