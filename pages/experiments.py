@@ -2,144 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
-from app import cache, state
+from app import state
+from app.experiments import MAPS_HELP, answer, chart, load, maps, reconstructions, recompute, table
 from vae import experiments
-from vae.data import DATASETS, class_names
-from vae.experiment_plots import filter_banks, maps_grid, metric_curves, tradeoff_scatter
-from vae.experiments import (
-    PAPER_DECOUPLED,
-    TARGET_KNN,
-    TARGET_MSE,
-    ExperimentFileError,
-    StudyResult,
-    filter_rows,
-    summarise,
-    summarise_tied,
-)
-from vae.jobs import StudyJob
-from vae.plots import strip, tile_grid, upscale
-
-TABLE_COLUMNS = {
-    "label": "model",
-    "test_mse_per_pixel": "MSE / pixel",
-    "test_recon": "recon (loss units)",
-    "test_kl": "KL (nats)",
-    "knn5_accuracy": "kNN-5",
-    "silhouette": "silhouette",
-    "overlap": "overlap",
-    "parameters": "parameters",
-    "inverse_error": "|E(D(z)) - z|² (test codes)",
-    "inverse_error_random": "|E(D(z)) - z|² (random codes)",
-    "train_seconds": "train s",
-}
-MAPS_HELP = "2,000 test images; each panel has its own scale. Click a class in the legend to hide it everywhere."
-
-
-def load(study: str) -> StudyResult | None:
-    """The study's result: this machine's recompute if there is one (the user picks), else the shipped copy."""
-    found = {}
-    for source, directory in cache.experiment_dirs(state.dataset()).items():
-        path = directory / f"{study}.json"
-        if path.is_file():
-            found[source] = (directory, path.stat().st_mtime_ns)
-    if not found:
-        st.info(
-            f"No result for this study on {DATASETS[state.dataset()].title} yet: none is shipped with the project and "
-            f"none has been recomputed here. Recompute it below, or run "
-            f"`python -m vae.experiments run --study {study} --dataset {state.dataset()}`."
-        )
-        return None
-    source = next(iter(found))
-    if len(found) > 1:
-        source = st.radio("Result", list(found), horizontal=True, key=f"{study}_source",
-                          format_func={"shipped": "shipped with the project", "recomputed": "your recompute"}.get)  # fmt: skip
-    directory, stamp = found[source]
-    try:
-        result = cache.experiment(str(directory), study, stamp)
-    except ExperimentFileError as error:
-        st.error(f"The {source} result cannot be used: {error}")
-        return None
-    took = f"{result.seconds / 60:.0f} min" if result.seconds >= 60 else f"{result.seconds:.0f} s"
-    st.caption(
-        f"{source.capitalize()} result: {DATASETS[result.settings.dataset].title}, "
-        f"{experiments.describe_training(study, result.settings)}; measured on the 10,000 test images; computed "
-        f"{result.created} in {took}."
-    )
-    return result
-
-
-def maps(result: StudyResult, keys: list[str], titles: dict[str, str], **options) -> go.Figure:
-    """Small multiples of the study's 2-D maps ``keys``, classes named as the study's dataset names them."""
-    return maps_grid({k: result.maps[k] for k in keys}, result.labels, titles,
-                     class_names=class_names(result.settings.dataset), **options)  # fmt: skip
-
-
-def chart(figure: go.Figure, key: str) -> None:
-    st.plotly_chart(figure, key=key, theme=None, width="stretch")
-
-
-def answer(lines: list[str]) -> None:
-    st.success("\n".join(f"- {line}" for line in lines))
-
-
-def table(rows: list[dict]) -> None:
-    frame = pd.DataFrame(rows)
-    columns = [c for c in TABLE_COLUMNS if c in frame]
-    st.dataframe(frame[columns].round(4).rename(columns=TABLE_COLUMNS), hide_index=True, width="stretch")
-
-
-def reconstructions(result: StudyResult, keys: list[str], titles: dict[str, str]) -> None:
-    """The same ten test images (one per class), then each model's redraw of them, one strip per model."""
-    st.image(upscale(strip(result.images["originals"]), 2), caption="test images", output_format="PNG")
-    for key in keys:
-        st.image(upscale(strip(result.images[f"recon/{key}"]), 2), caption=titles.get(key, key), output_format="PNG")
-
-
-@st.fragment(run_every=1.0)
-def follow(job: StudyJob) -> None:
-    """Progress of a running recompute, refreshed every second until it ends; then the page reloads."""
-    snapshot = job.snapshot()
-    if snapshot.finished:
-        st.rerun(scope="app")
-    st.progress(snapshot.fraction, text=f"{snapshot.status}: {snapshot.message} ({snapshot.elapsed:.0f} s)")
-    if st.button("Stop", key=f"{job.study}_stop"):
-        job.stop()
-
-
-def recompute(study: str) -> None:
-    """An expander to start or follow a recompute; it runs on the server's one training queue."""
-    with st.expander("Recompute this study"):
-        recompute_controls(study)
-
-
-def recompute_controls(study: str) -> None:
-    jobs = cache.study_jobs()
-    job = jobs.get((study, state.dataset()))
-    if job is not None and not job.snapshot().finished:
-        follow(job)
-        return
-    if job is not None:
-        snapshot = job.snapshot()
-        st.caption(f"Last recompute: {snapshot.status}, {snapshot.message}.")
-    size = st.radio(
-        "Size", ["quick", "full"], horizontal=True, key=f"{study}_size",
-        captions=["2 epochs on 10,000 images, fewer sizes: a few minutes",
-                  "the shipped settings: 10 epochs on 60,000 images (the encoder-without-decoder study: 50,000 "
-                  "images, 30 epochs and 240 passes over the graph's edges), 10-60 minutes"],
-    )  # fmt: skip
-    if st.button("Recompute", key=f"{study}_go", help="Runs in the background; other pages stay usable."):
-        settings = experiments.QUICK if size == "quick" else experiments.StudySettings()
-        settings = dataclasses.replace(settings, dataset=state.dataset())
-        job = StudyJob(study, settings, str(cache.experiment_dirs(state.dataset())["recomputed"]), str(cache.data_dir()))
-        jobs[(study, state.dataset())] = job
-        cache.training_queue().enqueue(job)
-        st.rerun()
+from vae.experiment_plots import filter_banks, metric_curves, tradeoff_scatter
+from vae.experiments import PAPER_DECOUPLED, TARGET_KNN, TARGET_MSE, filter_rows, summarise, summarise_tied
+from vae.plots import tile_grid, upscale
 
 
 def pca_section() -> None:
@@ -149,11 +19,7 @@ def pca_section() -> None:
         metrics = {"test_mse_per_pixel": "reconstruction MSE per pixel (test)",
                    "knn5_accuracy": "kNN-5 accuracy in the latent space"}  # fmt: skip
         chart(metric_curves(result.rows, "latent_dim", metrics, log_x=True, x_title="latent dimension D"), "pca_curves")
-        angles = [
-            {"family": f"linear AE {part}", "latent_dim": int(d), "largest": max(a), "mean": sum(a) / len(a)}
-            for d, per_part in result.extras.get("angles", {}).items()
-            for part, a in per_part.items()
-        ]
+        angles = experiments.angle_rows(result)
         if angles:
             st.markdown(
                 "**Principal angles** between PCA's top-D subspace and the linear AE's (its decoder's columns, its "
@@ -302,14 +168,7 @@ def filters_section() -> None:
     result = load("conv_filters")
     if result is not None:
         answer(summarise(result))
-        pca = result.extras["patch_pca"]
-        banks = {"principal components of the patches, largest variance first": pca["components"]}
-        for row in result.rows:
-            weights = result.extras["filters"][row["key"]]["weights"]
-            banks[f"{row['family']}: trained filters"] = weights["trained"]
-            banks[f"{row['family']}: change in training"] = weights["change"]
-        banks["random start (conv AE)"] = result.extras["filters"][result.rows[0]["key"]]["weights"]["initial"]
-        chart(filter_banks(banks), "filter_banks")
+        chart(filter_banks(experiments.filter_bank_images(result)), "filter_banks")
         st.caption("Each 4 x 4 tile is one filter (or component), scaled by its largest |weight|: red positive, blue "
                    "negative.")  # fmt: skip
         energy, angles = filter_rows(result)

@@ -353,3 +353,23 @@ def test_each_study_says_how_its_models_were_trained() -> None:
     assert decoupled.startswith("first 50,000 training images, AE, VAE and class-aware AE 30 epochs, batch 128")
     assert "UMAP models 240 passes of 50,000 edges (12 million), batch 512" in decoupled
     assert "12 passes of 10,000 edges (120,000)" in describe_training("decoupled", QUICK)
+
+
+def test_the_shipped_filter_banks_and_subspace_angles_come_out_as_drawn() -> None:
+    from tests.conftest import REPO
+    from vae.experiments import angle_rows, filter_bank_images, load_result
+
+    filters = load_result(REPO / "experiments", "conv_filters")
+    banks = filter_bank_images(filters)
+    families = [row["family"] for row in filters.rows]
+    assert list(banks) == ["principal components of the patches, largest variance first",
+                           *(f"{f}: {part}" for f in families for part in ("trained filters", "change in training")),
+                           "random start (conv AE)"]  # fmt: skip
+    first = filters.extras["filters"][filters.rows[0]["key"]]["weights"]
+    np.testing.assert_array_equal(banks["random start (conv AE)"], first["initial"])
+    pca = load_result(REPO / "experiments", "pca_vs_ae")
+    rows = angle_rows(pca)
+    for d, per_part in pca.extras["angles"].items():
+        for part, angles in per_part.items():
+            row = next(r for r in rows if r["latent_dim"] == int(d) and r["family"] == f"linear AE {part}")
+            assert row["largest"] == max(angles) and row["mean"] == pytest.approx(np.mean(angles))

@@ -821,6 +821,28 @@ def filter_rows(result: StudyResult) -> tuple[list[dict[str, Any]], list[dict[st
     return energy, angles
 
 
+def filter_bank_images(result: StudyResult) -> dict[str, Any]:
+    """The conv_filters study's banks to draw, title -> ``[K, k, k]``: the patch components, then each model's
+    trained filters and their change in training, then the random start they share."""
+    banks = {"principal components of the patches, largest variance first": result.extras["patch_pca"]["components"]}
+    for row in result.rows:
+        weights = result.extras["filters"][row["key"]]["weights"]
+        banks[f"{row['family']}: trained filters"] = weights["trained"]
+        banks[f"{row['family']}: change in training"] = weights["change"]
+    banks["random start (conv AE)"] = result.extras["filters"][result.rows[0]["key"]]["weights"]["initial"]
+    return banks
+
+
+def angle_rows(result: StudyResult) -> list[dict[str, Any]]:
+    """The pca_vs_ae study's principal angles between PCA's subspace and the linear AE's, as rows for
+    :func:`vae.experiment_plots.metric_curves`: largest and mean angle per latent size and part."""
+    return [
+        {"family": f"linear AE {part}", "latent_dim": int(d), "largest": max(a), "mean": sum(a) / len(a)}
+        for d, per_part in result.extras.get("angles", {}).items()
+        for part, a in per_part.items()
+    ]
+
+
 # ---------------------------------------------------------------------------------------------
 # Files: <study>.json (numbers) + <study>.npz (arrays), never pickled.
 
