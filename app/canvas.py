@@ -3,7 +3,8 @@
 Its files are ``static/components/digit_canvas/`` (see ``app.frontend``). Why not
 ``streamlit-drawable-canvas``: its 0.13.0 release declares file-backed assets that Streamlit 1.67 refuses to
 register unless the app's own ``pyproject.toml`` declares them, and older releases rely on Streamlit
-internals that have moved. Fifty lines of canvas code have no such dependency.
+internals that have moved. Fifty lines of canvas code (``static/lib/pen.js``, shared with the live pad) have
+no such dependency.
 
 The component draws white strokes on a black 280 x 280 canvas (MNIST's polarity, ten times its size) and,
 at the end of each stroke, reports the picture as a PNG data URL; "Clear" reports ``None``.
@@ -33,5 +34,6 @@ def png_from_data_url(url: object) -> bytes | None:
 
 def draw(key: str, brush: int = 18) -> bytes | None:
     """Show the canvas; returns the last finished drawing as PNG bytes, or None before the first stroke."""
-    result = frontend.component("digit_canvas")(key=key, data={"brush": brush}, default={"drawing": None}, on_drawing_change=lambda: None)
+    data = {"brush": brush, "modules": {"pen": frontend.module_url("lib/pen.js")}}
+    result = frontend.component("digit_canvas")(key=key, data=data, default={"drawing": None}, on_drawing_change=lambda: None)
     return png_from_data_url(getattr(result, "drawing", None))

@@ -7,13 +7,13 @@
 // decoder, its points (embedding, codes, labels), its view and overlays.
 
 import { fetchBytes } from "../../lib/assets.js";
+import { element, mountOnce } from "../../lib/dom.js";
 import { greyToRgba, PIXELS } from "../../lib/image.js";
 import { LatestDecoder, loadGraph, wasmAvailable } from "../../lib/runtime.js";
 import { LatentPlane, webglAvailable } from "../../lib/scatter.js";
 import { createView } from "../../lib/views.js";
 
 const SIDES = ["left", "right"];
-const explorers = new WeakMap();
 // Hover -> drawn timings (ms) of this page, newest last: what benchmarks/hover_latency.py reads, with a few
 // read-only questions the browser tests ask (where is a point on screen, where is empty space).
 const timings = [];
@@ -61,27 +61,7 @@ function probe(explorer) {
   };
 }
 
-export function render(component) {
-  const host = component.parentElement;
-  let explorer = explorers.get(host);
-  if (!explorer) {
-    explorer = new Explorer(component);
-    explorers.set(host, explorer);
-  }
-  explorer.update(component);
-  return () => {
-    explorer.dispose();
-    explorers.delete(host);
-  };
-}
-
-function element(tag, className, parent, text) {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text !== undefined) e.textContent = text;
-  parent?.appendChild(e);
-  return e;
-}
+export const render = mountOnce((component) => new Explorer(component));
 
 // A 28 x 28 canvas shown large with square pixels, and the ImageData it is drawn from (reused).
 class DigitView {

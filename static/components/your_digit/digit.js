@@ -3,36 +3,17 @@
 // decoder. At the end of a stroke the drawing also goes to Python (a state value), for what needs the server.
 
 import { fetchBytes } from "../../lib/assets.js";
+import { element, mountOnce } from "../../lib/dom.js";
+import { attachPen } from "../../lib/pen.js";
 import { greyToRgba, rgbaToGrey, toMnist } from "../../lib/image.js";
 import { LatestDecoder, loadGraph, wasmAvailable } from "../../lib/runtime.js";
 import { LatentPlane, webglAvailable } from "../../lib/scatter.js";
 import { createView } from "../../lib/views.js";
 
-const pads = new WeakMap();
 // Pen move -> both markers and both redraws on screen (ms), newest last; and how many updates ran.
 globalThis.yourDigit = { timings: [], updates: 0, ready: false, marks: {} };
 
-export function render(component) {
-  const host = component.parentElement;
-  let pad = pads.get(host);
-  if (!pad) {
-    pad = new DigitPad(component);
-    pads.set(host, pad);
-  }
-  pad.update(component);
-  return () => {
-    pad.dispose();
-    pads.delete(host);
-  };
-}
-
-function element(tag, className, parent, text) {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text !== undefined) e.textContent = text;
-  parent?.appendChild(e);
-  return e;
-}
+export const render = mountOnce((component) => new DigitPad(component));
 
 function digitCanvas(parent, testId) {
   const canvas = element("canvas", "digit", parent);
@@ -67,6 +48,10 @@ class DigitPad {
     this.canvas.width = this.canvas.height = 280;
     this.canvas.setAttribute("aria-label", "drawing canvas: draw one digit");
     this.ctx = this.canvas.getContext("2d", { willReadFrequently: true });
+    this.clearPen = attachPen(this.canvas, {
+      onMove: (timeStamp) => this.schedule(timeStamp),
+      onStroke: (url) => this.component.setStateValue("drawing", url),
+    });
     const clear = element("button", "", pad, "Clear");
     clear.type = "button";
     clear.addEventListener("click", () => this.clear());
@@ -75,53 +60,11 @@ class DigitPad {
     element("div", "caption", prepared, "as MNIST would store it (prepared in the page)");
     this.sidesRoot = element("div", "sides", row);
     this.sides = {};
-    this.#listen();
     this.clear(false);
   }
 
-  #listen() {
-    const ctx = this.ctx;
-    let last = null;
-    const at = (event) => {
-      const box = this.canvas.getBoundingClientRect();
-      return [(event.clientX - box.left) * 280 / box.width, (event.clientY - box.top) * 280 / box.height];
-    };
-    this.canvas.addEventListener("pointerdown", (event) => {
-      this.canvas.setPointerCapture(event.pointerId);
-      last = at(event);
-      ctx.beginPath();
-      ctx.arc(last[0], last[1], ctx.lineWidth / 2, 0, 2 * Math.PI);
-      ctx.fill();
-      this.schedule(event.timeStamp);
-    });
-    this.canvas.addEventListener("pointermove", (event) => {
-      if (!last) return;
-      const next = at(event);
-      ctx.beginPath();
-      ctx.moveTo(last[0], last[1]);
-      ctx.lineTo(next[0], next[1]);
-      ctx.stroke();
-      last = next;
-      this.schedule(event.timeStamp);
-    });
-    const finish = () => {
-      if (!last) return;
-      last = null;
-      this.component.setStateValue("drawing", this.canvas.toDataURL("image/png"));
-    };
-    this.canvas.addEventListener("pointerup", finish);
-    this.canvas.addEventListener("pointercancel", finish);
-  }
-
   clear(notify = true) {
-    const ctx = this.ctx;
-    ctx.fillStyle = "#000";
-    ctx.fillRect(0, 0, 280, 280);
-    ctx.fillStyle = "#fff";
-    ctx.strokeStyle = "#fff";
-    ctx.lineCap = "round";
-    ctx.lineJoin = "round";
-    ctx.lineWidth = this.component.data?.brush || 18;
+    this.clearPen(this.component.data?.brush || 18);
     this.prepared.clear();
     for (const side of Object.values(this.sides)) {
       side.plane.drawHover([]);

@@ -1,0 +1,31 @@
+// Small DOM helpers shared by the page's components.
+
+// A new element with an optional class, appended to `parent` (if given), with optional text.
+export function element(tag, className, parent, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  parent?.appendChild(e);
+  return e;
+}
+
+// A component's render function that keeps one object per mount. Streamlit calls render again on every
+// rerun with the same parent element; the object `build(component)` made on the first call is updated in
+// place (`update(component)`), so what the person sees survives a rerun, and disposed of (`dispose()`) when
+// Streamlit unmounts the component.
+export function mountOnce(build) {
+  const mounted = new WeakMap(); // parentElement -> object
+  return (component) => {
+    const host = component.parentElement;
+    let instance = mounted.get(host);
+    if (!instance) {
+      instance = build(component);
+      mounted.set(host, instance);
+    }
+    instance.update(component);
+    return () => {
+      instance.dispose();
+      mounted.delete(host);
+    };
+  };
+}
