@@ -84,6 +84,14 @@ def pair() -> Pair | None:
     return Pair(left, right, baseline)
 
 
+def pair_or_explain(nothing: str = "No models to show") -> Pair | None:
+    """:func:`pair`, and when there is none, a warning that starts with ``nothing`` and says how to get one."""
+    chosen = pair()
+    if chosen is None:
+        st.warning(f"{nothing}: train a pair on the **Train** page (or run `make models`).")
+    return chosen
+
+
 PAGE_TITLE = "AE vs VAE latent explorer"
 
 

@@ -88,9 +88,8 @@ def render() -> None:
         "Draw a digit, or upload a photo, scan or drawing of one. It is prepared as MNIST's digits were: grey "
         "levels, cropped, scaled into a 20 x 20 box and centred by its centre of mass in 28 x 28, light ink on black."
     )
-    pair = state.pair()
+    pair = state.pair_or_explain()
     if pair is None:
-        st.warning("No models to show: train a pair on the **Train** page (or run `make models`).")
         return
     in_browser = web_planes.enabled()
     draw_tab, upload_tab = st.tabs(["Draw", "Upload"])

@@ -14,9 +14,8 @@ from app import cache, explorer, server_planes, state, web_planes
 def render() -> None:
     state.page_frame()
     st.title("Latent explorer")
-    pair = state.pair()
+    pair = state.pair_or_explain()
     if pair is None:
-        st.warning("No models to show: train a pair on the **Train** page (or run `make models`).")
         return
     explorer.init_state()
     in_browser = web_planes.enabled()

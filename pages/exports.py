@@ -188,9 +188,8 @@ def render() -> None:
     state.page_frame()
     st.title("Exports")
     st.caption("Take the embeddings, decoded digits and the models themselves away. Pick the pair in the sidebar.")
-    pair = state.pair()
+    pair = state.pair_or_explain("Nothing to export yet")
     if pair is None:
-        st.warning("Nothing to export yet: train a pair on the **Train** page (or run `make models`).")
         return
     a, b = st.columns(2)
     subset = a.radio("Points", list(cache.SUBSETS), format_func=cache.SUBSETS.get, key="ex_subset", horizontal=True)

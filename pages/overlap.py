@@ -130,9 +130,8 @@ def render() -> None:
         "How far apart each model keeps the ten digits, measured on the 10,000 test images; "
         "pick the pair in the sidebar."
     )
-    pair = state.pair()
+    pair = state.pair_or_explain("No models to measure")
     if pair is None:
-        st.warning("No models to measure: train a pair on the **Train** page (or run `make models`).")
         return
     roles = [("left", pair.left), ("right", pair.right)] + ([("baseline", pair.baseline)] if pair.baseline else [])
     high_dim = any(stored.config.latent_dim > 2 for _, stored in roles)

@@ -27,9 +27,8 @@ def load_sides(pair: state.Pair) -> dict[str, timeline.Side]:
 def render() -> None:
     state.page_frame()
     st.title("Training timeline")
-    pair = state.pair()
+    pair = state.pair_or_explain()
     if pair is None:
-        st.warning("No models to show: train a pair on the **Train** page (or run `make models`).")
         return
     sides = load_sides(pair)
     if not sides:

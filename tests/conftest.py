@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,25 @@ import torch
 SEED = 189212
 REPO = Path(__file__).resolve().parents[1]
 REAL_RAW = REPO / "data" / "MNIST" / "raw"
+
+
+@contextlib.contextmanager
+def torch_threads(count: int = 1) -> Iterator[None]:
+    """Torch on ``count`` threads inside the block. On two shared cores one thread per op avoids the
+    oversubscription stalls (10x slower under load) of training or measuring beside other processes."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """A module's tests on one torch thread (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -45,21 +45,15 @@ from vae.store import (
 )
 from vae.train import evaluate_for_metadata
 
-pytestmark = pytest.mark.skipif(
-    not all((REAL_RAW / name).is_file() for name in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")),
-    reason="MNIST not fetched: run `python -m vae.data fetch` (an import checks and measures on the test set)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not all((REAL_RAW / name).is_file() for name in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")),
+        reason="MNIST not fetched: run `python -m vae.data fetch` (an import checks and measures on the test set)",
+    ),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 DATA = REPO / "data"
 MB200 = 200 * 1024 * 1024
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Two shared cores: one thread per op avoids oversubscription stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
-from tests.conftest import REPO, open_dashboard, plane_titles, planes_data, run_pages_like_a_server
+from tests.conftest import REPO, open_dashboard, plane_titles, planes_data, run_pages_like_a_server, torch_threads
 from vae.data import DATASETS, load_dataset
 
 
@@ -23,9 +22,7 @@ def two_dataset_store(tmp_path_factory) -> Path:
     from vae.train import TrainSettings, train
 
     root = tmp_path_factory.mktemp("models")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads():
         for name, suffix in (("mnist", ""), ("fashion-mnist", "-fashion")):
             images, _ = load_dataset(name, "train", REPO / "data")
             images = images[:1000]
@@ -34,8 +31,6 @@ def two_dataset_store(tmp_path_factory) -> Path:
                                device="cpu")  # fmt: skip
                 save_model(result.model, root / f"{kind}-2d{suffix}", dataset={"name": name})
             save_model(fit_pca(images, 2), root / f"pca-2d{suffix}", dataset={"name": name})
-    finally:
-        torch.set_num_threads(threads)
     return root
 
 

@@ -23,18 +23,13 @@ from tests.onnx_graphs import mlp_decoder, mlp_encoder
 from vae.store import load_model
 
 DATA = REPO / "data"
-pytestmark = pytest.mark.skipif(
-    not all((REAL_RAW / name).is_file() for name in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")),
-    reason="MNIST not fetched: run `python -m vae.data fetch`",
-)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [
+    pytest.mark.skipif(
+        not all((REAL_RAW / name).is_file() for name in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")),
+        reason="MNIST not fetched: run `python -m vae.data fetch`",
+    ),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 
 @pytest.fixture(scope="module")

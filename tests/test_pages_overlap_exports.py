@@ -14,20 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from tests.conftest import REAL_RAW, REPO, open_dashboard, run_pages_like_a_server
+from tests.conftest import REAL_RAW, REPO, open_dashboard, run_pages_like_a_server, torch_threads
 
 MODEL_NAMES = ("ae-2d", "vae-2d", "vae-16d", "pca-2d")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Two shared cores: one thread per op avoids oversubscription stalls (10x slower under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +35,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     images = images[:1000]
     root = tmp_path_factory.mktemp("models")
     settings = TrainSettings(epochs=2, batch_size=50, seed=0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads():
         for name, config in (
             ("ae-2d", ModelConfig(kind="ae", latent_dim=2, hidden=(64,))),
             ("vae-2d", ModelConfig(kind="vae", latent_dim=2, hidden=(64,))),
@@ -55,8 +44,6 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
             result = train(config, images, None, settings, device="cpu")
             save_model(result.model, root / name, history=[r.to_dict() for r in result.history])
         save_model(fit_pca(images, 2), root / "pca-2d")
-    finally:
-        torch.set_num_threads(threads)
     return root
 
 

@@ -11,20 +11,21 @@ export function element(tag, className, parent, text) {
 
 // A component's render function that keeps one object per mount. Streamlit calls render again on every
 // rerun with the same parent element; the object `build(component)` made on the first call is updated in
-// place (`update(component)`), so what the person sees survives a rerun, and disposed of (`dispose()`) when
-// Streamlit unmounts the component.
+// place (`async update(component)`), so what the person sees survives a rerun, and disposed of
+// (`dispose()`) when Streamlit unmounts the component. Reruns can send data faster than it loads: each
+// update starts when the one before has ended, failed or not.
 export function mountOnce(build) {
-  const mounted = new WeakMap(); // parentElement -> object
+  const mounted = new WeakMap(); // parentElement -> { instance, pending }
   return (component) => {
     const host = component.parentElement;
-    let instance = mounted.get(host);
-    if (!instance) {
-      instance = build(component);
-      mounted.set(host, instance);
+    let entry = mounted.get(host);
+    if (!entry) {
+      entry = { instance: build(component), pending: Promise.resolve() };
+      mounted.set(host, entry);
     }
-    instance.update(component);
+    entry.pending = entry.pending.catch(() => {}).then(() => entry.instance.update(component));
     return () => {
-      instance.dispose();
+      entry.instance.dispose();
       mounted.delete(host);
     };
   };

@@ -203,13 +203,8 @@ class Explorer {
     window.addEventListener("resize", this.onWindowResize);
   }
 
-  // Reruns can send data faster than it loads: each update waits for the one before.
-  update(component) {
-    this.updating = (this.updating ?? Promise.resolve()).catch(() => {}).then(() => this.#apply(component));
-    return this.updating;
-  }
-
-  async #apply(component) {
+  // One at a time, in order (lib/dom.js mountOnce queues them).
+  async update(component) {
     if (this.unsupported) return;
     this.component = component;
     const data = (this.data = component.data);
