@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REAL_RAW, REPO
+
 CHROMIUM = Path("/usr/bin/chromium")
 # No sandbox as root; no GPU, QUIC, sync or background fetches: the machine has no network to give them.
 CHROMIUM_ARGS = [
@@ -67,3 +69,15 @@ def streamlit_server(script: Path, env: dict[str, str] | None = None, log: Path 
             proc.kill()
         if log:
             output.close()
+
+
+@contextmanager
+def shipped_dashboard(folder: Path, **env: str) -> Iterator[str]:
+    """``dashboard.py`` over the shipped models with its own cache in ``folder`` (and ``env`` on top); yields
+    its URL. Skips without Chromium (fails under REQUIRE_BROWSER=1) or without the MNIST test images."""
+    require_browser()
+    if not (REAL_RAW / "t10k-images-idx3-ubyte").is_file():
+        pytest.skip("MNIST not fetched")
+    env = {"VAE_MODELS_DIR": str(REPO / "models"), "VAE_CACHE_DIR": str(folder / "cache"), **env}
+    with streamlit_server(REPO / "dashboard.py", env=env, log=folder / "streamlit.log") as url:
+        yield url

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_browser, streamlit_server
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, shipped_dashboard
 from tests.conftest import REPO
 
 OUTPUT = REPO / "test-output"
@@ -60,12 +60,7 @@ def wait_for_image(page, caption: str, not_src: str | None = None, timeout: floa
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    require_browser()
-    if not (REPO / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
-        pytest.skip("MNIST not fetched")
-    tmp = tmp_path_factory.mktemp("browser")
-    env = {"VAE_MODELS_DIR": str(REPO / "models"), "VAE_CACHE_DIR": str(tmp / "cache"), "VAE_PLANES": "server"}
-    with streamlit_server(REPO / "dashboard.py", env=env, log=tmp / "streamlit.log") as url:
+    with shipped_dashboard(tmp_path_factory.mktemp("browser"), VAE_PLANES="server") as url:
         yield url
 
 

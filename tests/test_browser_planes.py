@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_browser, streamlit_server
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, shipped_dashboard
 from tests.conftest import REPO
 from vae.data import load_mnist
 from vae.metrics import embed_images
@@ -27,12 +27,7 @@ VIEWPORT = {"width": 1600, "height": 1000}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    require_browser()
-    if not (REPO / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
-        pytest.skip("MNIST not fetched")
-    tmp = tmp_path_factory.mktemp("planes")
-    env = {"VAE_MODELS_DIR": str(REPO / "models"), "VAE_CACHE_DIR": str(tmp / "cache")}
-    with streamlit_server(REPO / "dashboard.py", env=env, log=tmp / "streamlit.log") as url:
+    with shipped_dashboard(tmp_path_factory.mktemp("planes")) as url:
         yield url
 
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from app import canvas, your_digit
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_browser, streamlit_server
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, shipped_dashboard
 from tests.conftest import REPO, image_captions, open_dashboard, run_pages_like_a_server
 
 
@@ -122,13 +122,9 @@ def stroke(tab, box, path, pause=None) -> list:
 
 
 def test_drawing_moves_both_markers_live_in_chromium(tmp_path) -> None:
-    require_browser()
-    if not (REPO / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
-        pytest.skip("MNIST not fetched")
     from playwright.sync_api import sync_playwright
 
-    env = {"VAE_MODELS_DIR": str(REPO / "models"), "VAE_CACHE_DIR": str(tmp_path / "cache")}
-    with streamlit_server(REPO / "dashboard.py", env=env, log=tmp_path / "streamlit.log") as url, sync_playwright() as p:
+    with shipped_dashboard(tmp_path) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             tab = browser.new_page(viewport={"width": 1600, "height": 1000})
@@ -167,13 +163,9 @@ def test_drawing_moves_both_markers_live_in_chromium(tmp_path) -> None:
 
 
 def test_drawing_with_the_mouse_on_the_servers_canvas_in_chromium(tmp_path) -> None:
-    require_browser()
-    if not (REPO / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
-        pytest.skip("MNIST not fetched")
     from playwright.sync_api import sync_playwright
 
-    env = {"VAE_MODELS_DIR": str(REPO / "models"), "VAE_CACHE_DIR": str(tmp_path / "cache"), "VAE_PLANES": "server"}
-    with streamlit_server(REPO / "dashboard.py", env=env, log=tmp_path / "streamlit.log") as url, sync_playwright() as p:
+    with shipped_dashboard(tmp_path, VAE_PLANES="server") as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             tab = browser.new_page(viewport={"width": 1400, "height": 1200})

@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from tests.browser import require_browser, streamlit_server
+from tests.browser import shipped_dashboard
 from tests.conftest import REPO
 
 SESSIONS, CLICKS = 3, 4
@@ -19,15 +19,10 @@ SESSIONS, CLICKS = 3, 4
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    require_browser()
-    if not (REPO / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
-        pytest.skip("MNIST not fetched")
     if not (REPO / "data" / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
         pytest.skip("MNIST not fetched")
-    tmp = tmp_path_factory.mktemp("load")
-    env = {"VAE_MODELS_DIR": str(REPO / "models"), "VAE_CACHE_DIR": str(tmp / "cache"), "OMP_WAIT_POLICY": "PASSIVE",
-           "VAE_PLANES": "server"}  # the server path, where every click is a rerun
-    with streamlit_server(REPO / "dashboard.py", env=env, log=tmp / "streamlit.log") as url:
+    # The server path, where every click is a rerun.
+    with shipped_dashboard(tmp_path_factory.mktemp("load"), OMP_WAIT_POLICY="PASSIVE", VAE_PLANES="server") as url:
         yield url
 
 

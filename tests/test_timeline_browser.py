@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_browser, streamlit_server
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_browser, shipped_dashboard
 from tests.conftest import REPO
 
 OUTPUT = REPO / "test-output"
@@ -15,15 +15,11 @@ OUTPUT = REPO / "test-output"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    require_browser()
-    if not (REPO / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
-        pytest.skip("MNIST not fetched")
+    require_browser()  # first: under REQUIRE_BROWSER=1 a missing browser fails before any skip
     for name in ("ae-2d", "vae-2d"):
         if not list((REPO / "models" / name).glob("timeline-*.npz")):
             pytest.skip(f"models/{name} has no timeline (run `make models`)")
-    tmp = tmp_path_factory.mktemp("timeline-browser")
-    env = {"VAE_MODELS_DIR": str(REPO / "models"), "VAE_CACHE_DIR": str(tmp / "cache")}
-    with streamlit_server(REPO / "dashboard.py", env=env, log=tmp / "streamlit.log") as url:
+    with shipped_dashboard(tmp_path_factory.mktemp("timeline-browser")) as url:
         yield url
 
 
