@@ -15,13 +15,12 @@ loading and embedding, a 16-D one about 10 s (with the PCA views); later visits 
 from __future__ import annotations
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from app import analysis, state
 from app.overlap import BAR_LABELS, DENSITY, METRICS, Measured, colours, confused_pairs, measure, metrics_table, story
 from vae.data import class_names
-from vae.plots import delta_heatmap, metric_bars, overlap_heatmap
+from vae.plots import class_bars, delta_heatmap, metric_bars, overlap_heatmap
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,24 +97,12 @@ def densities(measured: list[Measured], palette: dict[str, str]) -> None:
         help="The separation ratio is free of the latent's scale, so it compares across models; spread and "
         "nearest-neighbour distance are in latent units, so compare them between digits of one model.",
     )  # fmt: skip
-    figure = go.Figure(
-        [
-            go.Bar(
-                x=list(class_names(state.dataset())), y=m.density[quantity], name=m.label, marker_color=palette[m.label],
-                hovertemplate=f"{m.label}, digit %{{x}}: %{{y:.3f}}<extra></extra>",
-            )
-            for m in measured
-        ]
-    )  # fmt: skip
-    if quantity == "separation_ratio":
-        figure.add_hline(y=1.0, line_dash="dot", line_color="#777777", annotation_text="gap = radius")
-    figure.update_layout(
-        template="plotly_white", barmode="group", height=330, margin={"l": 40, "r": 10, "t": 20, "b": 40},
-        xaxis={"title": "digit", "type": "category"}, yaxis={"title": DENSITY[quantity]},
-        legend={"orientation": "h", "x": 0.0, "y": 1.0, "yanchor": "bottom"},
-    )  # fmt: skip
+    names = class_names(state.dataset())
+    reference = (1.0, "gap = radius") if quantity == "separation_ratio" else None
+    figure = class_bars({m.label: m.density[quantity] for m in measured}, names, palette, y_title=DENSITY[quantity],
+                        reference=reference)  # fmt: skip
     st.plotly_chart(figure, width="stretch")
-    table = pd.DataFrame({m.label: m.density[quantity] for m in measured}, index=pd.Index(class_names(state.dataset()), name="class"))
+    table = pd.DataFrame({m.label: m.density[quantity] for m in measured}, index=pd.Index(names, name="class"))
     with st.expander("As a table"):
         st.dataframe(
             table, column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in table.columns},

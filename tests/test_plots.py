@@ -549,3 +549,16 @@ def test_clicks_on_empty_space_and_on_points_reach_streamlit(streamlit_app) -> N
             assert click_at(page, 1.0, 1.0) == Click(1.0, 1.0, 500, False)
         finally:
             browser.close()
+
+
+def test_class_bars_group_each_models_values_by_class_in_its_colour() -> None:
+    from vae.plots import class_bars
+
+    values = {"ae-2d": np.arange(10) / 10, "vae-2d": np.ones(10)}
+    names = [str(c) for c in range(10)]
+    fig = class_bars(values, names, {"ae-2d": "#111111", "vae-2d": "#222222"}, y_title="ratio", reference=(1.0, "gap"))
+    assert [t.name for t in fig.data] == ["ae-2d", "vae-2d"] and fig.layout.barmode == "group"
+    assert list(fig.data[0].x) == names and list(fig.data[0].y) == pytest.approx(values["ae-2d"].tolist())
+    assert fig.data[1].marker.color == "#222222" and fig.layout.yaxis.title.text == "ratio"
+    assert len(fig.layout.shapes) == 1 and fig.layout.shapes[0].y0 == 1.0
+    assert not class_bars(values, names, {"ae-2d": "#111111", "vae-2d": "#222222"}, y_title="spread").layout.shapes

@@ -782,6 +782,35 @@ def delta_heatmap(
     return fig
 
 
+def class_bars(
+    values: Mapping[str, Sequence[float]],
+    class_labels: Sequence[str],
+    colours: Mapping[str, str],
+    *,
+    y_title: str,
+    reference: tuple[float, str] | None = None,
+) -> go.Figure:
+    """One group of bars per class: ``values[model]`` ``[C]`` side by side, in ``colours[model]``; ``reference``
+    (value, text) draws a dotted line across, e.g. a ratio of 1."""
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=list(class_labels), y=list(v), name=model, marker_color=colours[model],
+                hovertemplate=f"{model}, digit %{{x}}: %{{y:.3f}}<extra></extra>",
+            )
+            for model, v in values.items()
+        ]
+    )  # fmt: skip
+    if reference is not None:
+        fig.add_hline(y=reference[0], line_dash="dot", line_color="#777777", annotation_text=reference[1])
+    fig.update_layout(
+        template="plotly_white", barmode="group", height=330, margin={"l": 40, "r": 10, "t": 20, "b": 40},
+        xaxis={"title": "digit", "type": "category"}, yaxis={"title": y_title},
+        legend={"orientation": "h", "x": 0.0, "y": 1.0, "yanchor": "bottom"},
+    )  # fmt: skip
+    return fig
+
+
 def metric_bars(
     values: Mapping[str, Mapping[str, float]],
     metric_names: Sequence[str] | Mapping[str, str],
