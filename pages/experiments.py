@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import state
-from app.experiments import MAPS_HELP, answer, chart, load, maps, reconstructions, recompute, table
+from app.experiments import INTRO, MAPS_HELP, answer, chart, load, maps, reconstructions, recompute, table
 from vae import experiments
 from vae.experiment_plots import filter_banks, metric_curves, tradeoff_scatter
 from vae.experiments import PAPER_DECOUPLED, TARGET_KNN, TARGET_MSE, filter_rows, summarise, summarise_tied
@@ -86,14 +86,7 @@ def class_section() -> None:
         "This term **uses the labels**: it is supervised, unlike every other model here, so its maps show what a "
         "loss *can* do with class information, not what an auto-encoder finds on its own."
     )
-    st.markdown(
-        r"Class term, the soft nearest-neighbour loss of Frosst, Papernot & Hinton (2019), over each batch: "
-        r"$-\frac{1}{b}\sum_i \log \dfrac{\sum_{j \ne i,\, y_j = y_i} e^{-d_{ij}/T}}{\sum_{k \ne i} e^{-d_{ik}/T}}$ "
-        r"with $d_{ij}$ the squared distance between codes divided by its batch mean and $T = 0.1$, added to the "
-        r"loss times a weight. It is near 0 when every code's close neighbours share its class and about "
-        r"$\log 10$ when the classes are mixed; because distances are relative, the encoder cannot lower it by "
-        r"spreading all codes apart, only by pulling each class together and away from the others."
-    )
+    st.markdown(INTRO["class_aware"])
     result = load("class_aware")
     if result is not None:
         answer(summarise(result))
@@ -109,11 +102,7 @@ def class_section() -> None:
 
 
 def tied_section() -> None:
-    st.markdown(
-        "A tied AE's decoder uses the encoder's weight matrices transposed, $W_{dec} = W_{enc}^T$ (each layer keeps "
-        "its own bias): half the weights, and the decoder is forced to read back along the directions the encoder "
-        "reads. Trained beside the untied AE in the PCA study, same layers and settings."
-    )
+    st.markdown(INTRO["tied"])
     result = load("pca_vs_ae")
     if result is None:
         return
@@ -126,16 +115,7 @@ def tied_section() -> None:
 
 
 def invertible_section() -> None:
-    st.markdown(
-        r"The invertible AE (InvAuto, Teng & Choromanska, 2019) makes the decoder the encoder's inverse layer by "
-        r"layer: each encoder map $h \mapsto \mathrm{lrelu}(W h + b)$ has orthonormal rows ($W W^T = I$, kept so "
-        r"during training) and the decoder undoes it with $h \mapsto W^T(\mathrm{lrelu}^{-1}(h) - b)$. So "
-        r"$E(D(z)) = z$ for *every* code, and the decoder has no weights of its own. It is measured beside the "
-        r"untied and the tied AE (same layers, same training) and PCA, whose decoder is also its encoder's "
-        r"transpose. $|E(D(z)) - z|^2$ is divided by the codes' own spread: 0 is an exact inverse, 1 is as far "
-        r"off as the codes are spread; *random codes* are drawn from a Gaussian with the test codes' mean and "
-        r"covariance, where no image was encoded."
-    )
+    st.markdown(INTRO["invertible"])
     result = load("invertible")
     if result is not None:
         answer(summarise(result))
@@ -157,14 +137,7 @@ def invertible_section() -> None:
 
 
 def filters_section() -> None:
-    st.markdown(
-        "Each filter of the conv AE's first layer is a 4 x 4 weight pattern applied to every 4 x 4 patch "
-        "(stride 2). If the layer learned *local PCA*, its filters would span the top principal components of "
-        "those patches. Compared here: the conv AE's filters, a **linear** conv AE's (the same layers without "
-        "any non-linearity, trained on MSE), the random filters they started from, and what training changed "
-        "(trained minus initial). Principal angles compare spans, not bases: 0° means the k strongest "
-        "directions of the filters span the same space as the top-k patch components."
-    )
+    st.markdown(INTRO["conv_filters"])
     result = load("conv_filters")
     if result is not None:
         answer(summarise(result))
@@ -182,16 +155,7 @@ def filters_section() -> None:
 
 
 def decoupled_section() -> None:
-    st.markdown(
-        r"The encoder is trained on a graph, not on reconstruction: UMAP's fuzzy graph of the training images' 15 "
-        r"nearest neighbours in pixel space (umap-learn's `fuzzy_simplicial_set`; no labels) and Parametric UMAP's "
-        r"cross-entropy on each batch of edges, $-\log q_{ij}$ for an edge and $-\log(1 - q_{ik})$ for 5 negative "
-        r"samples per edge, with $q = 1 / (1 + a\,d^{2b})$ (Sainburg, McInnes & Gentner, 2021). Either the "
-        r"decoder learns from stop-gradient codes, so it never shapes the map (*decoupled*), or both are trained "
-        r"together, recon + weight x UMAP term (*joint*). Beside them: PCA, the AE, the VAE and the class-aware AE, "
-        r"which **uses the labels**. Parametric UMAP's protocol: 50,000 training images, kNN-5 fitted on their "
-        r"embeddings, everything measured on the 10,000 test images."
-    )
+    st.markdown(INTRO["decoupled"])
     result = load("decoupled")
     if result is not None:
         answer(summarise(result))
