@@ -8,7 +8,16 @@ export default async function (component) {
   // Called again on every rerun: set up once, or each rerun would wipe the drawing and add listeners.
   if (canvas.dataset.ready) return;
   canvas.dataset.ready = "1";
-  const { attachPen } = await import(new URL(data.modules.pen, window.location.href).href);
+  let attachPen;
+  try {
+    ({ attachPen } = await import(new URL(data.modules.pen, window.location.href).href));
+  } catch (error) {
+    console.error(error);
+    const note = document.createElement("div");
+    note.textContent = `The drawing pad could not start: ${error.message}. Upload an image instead.`;
+    parentElement.appendChild(note);
+    return;
+  }
   const clear = attachPen(canvas, { onStroke: (url) => setStateValue("drawing", url) });
   clear(data.brush || 18);
   parentElement.querySelector("button").addEventListener("click", () => {
