@@ -54,7 +54,7 @@ from vae.models import (
     fit_pca,
     to_float_images,
 )
-from vae.store import write_atomically
+from vae.files import write_atomically
 from vae.train import TrainSettings, evaluate_for_metadata, train
 
 STUDIES: dict[str, str] = {
