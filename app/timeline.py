@@ -6,7 +6,7 @@ each, are published as one gzip file (``app.frontend.publish``) that the page fe
 small (loss terms, metrics, labels, palette, the pinned drawings) travels in the component's JSON data.
 
 Playing and scrubbing happen in the page, with no rerun. A click on a plane is a trigger: Python then
-decodes the clicked point with every kept decoder of that model (``vae.timeline.decode_with_snapshots``)
+decodes the clicked point with every kept decoder of that model (``vae.training.timeline.decode_with_snapshots``)
 and sends the drawings back, which the page shows frame by frame.
 """
 
@@ -27,7 +27,7 @@ from vae.models import LatentModel
 from vae.plots import DIGIT_COLORS, TERM_COLORS, latent_scatter, to_uint8_image
 from vae.projections import LatentView, make_view
 from vae.store import StoredModel, load_timeline
-from vae.timeline import (
+from vae.training.timeline import (
     Timeline,
     common_steps,
     decode_with_snapshots,

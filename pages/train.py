@@ -14,8 +14,8 @@ from vae.models import PIXEL_LAYOUTS, ModelConfig
 from vae.onnx_import import MAX_BYTES, ImportRefused, import_onnx, summary
 from vae.plots import loss_curves
 from vae.store import StoreError, check_name, model_path, save_model
-from vae.timeline import TimelineSettings
-from vae.train import TrainSettings, evaluate_for_metadata
+from vae.training.timeline import TimelineSettings
+from vae.training.trainer import TrainSettings, evaluate_for_metadata
 
 KINDS = {"ae": "Auto-encoder", "vae": "Variational auto-encoder"}
 

@@ -23,7 +23,7 @@ from vae.data import load_mnist
 from vae.metrics import embed_images
 from vae.plots import DIGIT_COLORS, to_uint8_image
 from vae.store import load_model, load_timeline
-from vae.timeline import plane_range, stratified_sample, view_of_frames
+from vae.training.timeline import plane_range, stratified_sample, view_of_frames
 
 SHIPPED = REPO / "models"
 

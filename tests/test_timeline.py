@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from tests.conftest import SEED
-from vae import train as train_module
+from vae.training import trainer as train_module
 from vae.metrics import embed_images, knn_accuracy_within, overlap_matrix
 from vae.models import ModelConfig, build_model
-from vae.timeline import (
+from vae.training.timeline import (
     DEFAULT_DECODER_STEPS,
     Timeline,
     TimelineSettings,
@@ -29,7 +29,7 @@ from vae.timeline import (
     view_of_frames,
     with_decoder,
 )
-from vae.train import TrainSettings, train
+from vae.training.trainer import TrainSettings, train
 
 TINY_VAE = ModelConfig(kind="vae", latent_dim=2, hidden=(32,))
 TINY_AE = ModelConfig(kind="ae", latent_dim=2, hidden=(32,))

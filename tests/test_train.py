@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from tests.conftest import SEED
-from vae import train as train_module
+from vae.training import trainer as train_module
 from vae.metrics import embed_images, knn_accuracy, reconstruction_mse
 from vae.models import ModelConfig, build_model, fit_pca
 from vae.store import load_model
-from vae.train import BatchProgress, EpochRecord, TrainSettings, evaluate, train
+from vae.training.trainer import BatchProgress, EpochRecord, TrainSettings, evaluate, train
 
 TINY_VAE = ModelConfig(kind="vae", latent_dim=2, hidden=(64,))
 TINY_AE = ModelConfig(kind="ae", latent_dim=2, hidden=(64,))

@@ -55,7 +55,7 @@ from vae.models import (
     to_float_images,
 )
 from vae.files import write_atomically
-from vae.train import TrainSettings, evaluate_for_metadata, train
+from vae.training.trainer import TrainSettings, evaluate_for_metadata, train
 
 STUDIES: dict[str, str] = {
     "pca_vs_ae": "Does a dense AE learn something like PCA?",
@@ -380,7 +380,7 @@ def run_study(
     started = time.perf_counter()
     graph = None
     if any(v.config.umap_weight for v in todo):  # built once, shared by every model with a UMAP term
-        from vae.graph import fuzzy_graph
+        from vae.training.graph import fuzzy_graph
 
         if progress is not None:
             progress(0.0, f"the neighbour graph of the {len(train_images):,} training images")
@@ -487,7 +487,7 @@ def first_layer_filters(model: LatentModel) -> np.ndarray:
 
 
 def initial_model(config: ModelConfig, seed: int) -> LatentModel:
-    """The untrained model :func:`vae.train.train` starts from with this seed (it seeds, then builds)."""
+    """The untrained model :func:`vae.training.trainer.train` starts from with this seed (it seeds, then builds)."""
     torch.manual_seed(seed)
     return build_model(config)
 

@@ -716,7 +716,7 @@ def import_onnx(
     ``vae.load_model(out)`` returns, read back from the folder. Raises :class:`ImportRefused`.
     """
     from vae.data import DATASETS, DatasetUnavailableError, dataset_sha256, load_dataset
-    from vae.train import evaluate_for_metadata
+    from vae.training.trainer import evaluate_for_metadata
 
     started = time.perf_counter()
     out = Path(out)

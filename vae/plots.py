@@ -673,7 +673,7 @@ def loss_curves(history: Sequence[Mapping[str, Any]], *, title: str = "", log_y:
     """Loss terms per epoch: one colour per term, solid for train, dashed for test.
 
     ``history`` items look like ``{"epoch": 1, "seconds": 2.1, "train": {"loss": .., "recon": .., "kl": ..},
-    "test": {...}}`` (:meth:`vae.train.EpochRecord.to_dict`). Terms are the union over all items, so an AE
+    "test": {...}}`` (:meth:`vae.training.trainer.EpochRecord.to_dict`). Terms are the union over all items, so an AE
     (no "kl") and a VAE both work; a term missing from an epoch leaves a gap. An empty history gives an
     empty figure with a note, so a page can show it before the first epoch ends.
     """

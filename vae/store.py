@@ -4,7 +4,7 @@ Layout of a model folder ``<dir>/<name>/``::
 
     model.json                      config, training history, metrics, dataset hash, files + their hashes
     weights-<sha256[:16]>.safetensors
-    timeline-<sha256[:16]>.npz      optional: the training's timeline (vae.timeline), numpy arrays
+    timeline-<sha256[:16]>.npz      optional: the training's timeline (vae.training.timeline), numpy arrays
     decoders-<sha256[:16]>.safetensors   optional: the decoder at a few of its frames, int8 per row
 
 An imported ONNX model (``config.arch == "onnx"``, written by :func:`save_imported_model`) holds four
@@ -50,7 +50,7 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from vae.files import TEMPORARY_GLOB, write_atomically
 from vae.models import IMPORTED_ARCH, LatentModel, ModelConfig, build_model
-from vae.timeline import TERM_PATTERN, Timeline, decoder_state_keys, dequantize_rows, quantize_rows
+from vae.training.timeline import TERM_PATTERN, Timeline, decoder_state_keys, dequantize_rows, quantize_rows
 
 META_FILE = "model.json"
 LOCK_FILE = ".lock"
@@ -65,7 +65,7 @@ MAX_GRAPH_BYTES = 201 * 1024 * 1024
 # A timeline of 100 epochs of a 128-D model (some 110 frames x 2,000 points) is 110 MB; past this it is not ours.
 MAX_TIMELINE_BYTES = 256 * 1024 * 1024
 TIMELINE_ARRAYS = ("codes", "steps", "epochs", "image_index")  # besides train_<term> and test_<term>
-DECODER_ENCODING = "int8-rows"  # weights as int8 with a float32 scale per row (vae.timeline.quantize_rows)
+DECODER_ENCODING = "int8-rows"  # weights as int8 with a float32 scale per row (vae.training.timeline.quantize_rows)
 # Letters, digits, dot, dash, underscore; no leading dot, so names can never be "..", hidden or a path.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 WEIGHTS_PATTERN = re.compile(r"weights-[0-9a-f]{16}\.safetensors")

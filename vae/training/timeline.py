@@ -1,6 +1,6 @@
 """Training timelines: where a fixed set of test images lands in the latent space as a model learns.
 
-While :func:`vae.train.train` runs with ``timeline=TimelineSettings()``, it records a *frame* at geometric
+While :func:`vae.training.trainer.train` runs with ``timeline=TimelineSettings()``, it records a *frame* at geometric
 steps in batches seen (0, 1, 2, 4, 8, ...) and at the end of every epoch (:func:`is_recording_step`):
 
 - the codes (``embed``) of N = 2,000 test images, stratified by class and the same for every model of a
