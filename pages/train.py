@@ -12,7 +12,7 @@ from vae.data import DATASETS
 from vae.jobs import JobSnapshot, TrainingJob
 from vae.models import PIXEL_LAYOUTS, ModelConfig
 from vae.onnx_import import MAX_BYTES, ImportRefused, import_onnx, summary
-from vae.plots import loss_curves
+from vae.plots.charts import loss_curves
 from vae.store import StoreError, check_name, model_path, save_model
 from vae.training.timeline import TimelineSettings
 from vae.training.trainer import TrainSettings, evaluate_for_metadata

@@ -799,7 +799,7 @@ def summarise_tied(result: StudyResult) -> list[str]:
 
 
 def filter_rows(result: StudyResult) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The conv_filters study as rows for :func:`vae.experiment_plots.metric_curves`: (energy share per patch
+    """The conv_filters study as rows for :func:`vae.plots.studies.metric_curves`: (energy share per patch
     component, with the patches' own variance share; largest principal angle per k), one family per bank."""
     pca = result.extras["patch_pca"]
     variance = np.asarray(pca["explained_variance"])
@@ -835,7 +835,7 @@ def filter_bank_images(result: StudyResult) -> dict[str, Any]:
 
 def angle_rows(result: StudyResult) -> list[dict[str, Any]]:
     """The pca_vs_ae study's principal angles between PCA's subspace and the linear AE's, as rows for
-    :func:`vae.experiment_plots.metric_curves`: largest and mean angle per latent size and part."""
+    :func:`vae.plots.studies.metric_curves`: largest and mean angle per latent size and part."""
     return [
         {"family": f"linear AE {part}", "latent_dim": int(d), "largest": max(a), "mean": sum(a) / len(a)}
         for d, per_part in result.extras.get("angles", {}).items()
