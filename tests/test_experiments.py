@@ -280,7 +280,7 @@ def test_conv_filters_study_compares_each_first_layer_with_the_patch_pca(mnist_s
         assert not np.allclose(trained, initial)  # training moved them
     # The recorded start is the trainer's: a run stopped before its first step keeps exactly those weights.
     config = variants("conv_filters", TINY)[0].config
-    from vae.training.trainer import TrainSettings, train
+    from vae.training.trainer import train, TrainSettings
 
     untouched = train(config, mnist_subset[0], None, TrainSettings(epochs=1, batch_size=64, seed=TINY.seed),
                       should_stop=lambda: True, device="cpu").model  # fmt: skip

@@ -55,7 +55,8 @@ from vae.models import (
     to_float_images,
 )
 from vae.files import write_atomically
-from vae.training.trainer import TrainSettings, evaluate_for_metadata, train
+from vae.training.saving import evaluate_for_metadata
+from vae.training.trainer import train, TrainSettings
 
 STUDIES: dict[str, str] = {
     "pca_vs_ae": "Does a dense AE learn something like PCA?",
@@ -946,8 +947,8 @@ def _model_saver(
 ) -> Callable[[Variant, LatentModel, dict[str, Any], list[dict[str, Any]]], None] | None:
     if models_dir is None:
         return None
-    from vae.data import dataset_sha256
     from vae.store import save_model
+    from vae.training.saving import dataset_entry
 
     suffix = "" if settings.dataset == "mnist" else f"-{settings.dataset}"
 
@@ -957,8 +958,7 @@ def _model_saver(
         metrics = {k: v for k, v in row.items() if k.startswith("test_") or k in ("knn5_accuracy", "train_seconds")}
         save_model(
             model, Path(models_dir) / f"{STORE_NAMES[study, variant.key]}{suffix}", metrics=metrics, history=history,
-            dataset={"name": settings.dataset, "sha256": dataset_sha256(data_dir, name=settings.dataset),
-                     "train_images": training_images(study, settings)},
+            dataset=dataset_entry(settings.dataset, data_dir, training_images(study, settings)),
             extra={"settings": settings.to_dict(), "study": study, "status": row.get("status", "completed"),
                    "command": f"python -m vae.experiments {arguments}"},
         )  # fmt: skip

@@ -22,7 +22,7 @@ import torch
 from vae.experiments import StudySettings, StudyStopped, run_study, save_result, variants
 from vae.models import ModelConfig
 from vae.training.timeline import Frame, TimelineSettings
-from vae.training.trainer import BatchProgress, EpochRecord, TrainResult, TrainSettings, train
+from vae.training.trainer import BatchProgress, EpochRecord, train, TrainResult, TrainSettings
 
 JobStatus = Literal["queued", "running", "completed", "stopped", "time_limit", "diverged", "failed"]
 FINISHED: frozenset[str] = frozenset({"completed", "stopped", "time_limit", "diverged", "failed"})

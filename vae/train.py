@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from vae.training.trainer import main
+from vae.training.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())
