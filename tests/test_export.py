@@ -3,6 +3,7 @@ model's two files, load back, and never follow a symlink."""
 
 from __future__ import annotations
 
+import json
 import io
 import os
 import zipfile
@@ -16,7 +17,7 @@ from PIL import Image
 
 from vae.export import ExportError, digit_png, embedding_csv, grid_png, model_zip
 from vae.models import ModelConfig, build_model
-from vae.store import META_FILE, load_model, read_metadata, save_model
+from vae.store import META_FILE, StoreError, load_model, read_metadata, save_model
 
 # ---------------------------------------------------------------------------------------------
 # CSV
@@ -216,4 +217,24 @@ def test_a_fifo_in_place_of_model_json_does_not_hang(model_folder: Path) -> None
     meta.unlink()
     os.mkfifo(meta)
     with pytest.raises(ExportError, match="not a regular file"):
+        model_zip(model_folder)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"format_version": 999}, "format_version"),
+        ({"weights_file": "../escape.safetensors"}, "invalid weights file"),
+        ({"history": "not a list"}, "history must be a JSON list"),
+    ],
+)
+def test_the_zip_refuses_what_the_store_would_refuse(model_folder: Path, change: dict, match: str) -> None:
+    # One reader of model.json: a folder the store cannot load is never zipped as if it were a model.
+    meta_path = model_folder / META_FILE
+    meta = json.loads(meta_path.read_text())
+    meta.update(change)
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(StoreError, match=match):
+        read_metadata(model_folder)
+    with pytest.raises(ExportError, match=match):
         model_zip(model_folder)

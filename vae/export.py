@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import re
 import stat
@@ -27,11 +26,10 @@ from typing import Any
 import numpy as np
 
 from vae.images import tile_grid, to_png_bytes, to_uint8_image, upscale
-from vae.store import GRAPH_PATTERN, GRAPH_ROLES, MAX_GRAPH_BYTES, MAX_META_BYTES, MAX_WEIGHTS_BYTES, META_FILE
+from vae.store import GRAPH_ROLES, MAX_GRAPH_BYTES, MAX_META_BYTES, MAX_WEIGHTS_BYTES, META_FILE, StoreError, parse_metadata
 
 # Zip entries get this fixed timestamp, so the same model always gives the same zip bytes.
 ZIP_DATE_TIME = (2020, 1, 1, 0, 0, 0)
-_WEIGHTS_NAME = re.compile(r"weights-[0-9a-f]{16}\.safetensors")
 _COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 # A save replaces model.json, then deletes the old weights; a zip taken in between is retried.
 _ZIP_ATTEMPTS = 3
@@ -144,32 +142,13 @@ def model_zip(model_folder: str | os.PathLike) -> bytes:
 
 
 def _data_entries(folder: Path, meta_bytes: bytes) -> list[tuple[str, str, int]]:
-    """(file name, SHA-256, size limit) of each data file ``model.json`` names."""
+    """(file name, SHA-256, size limit) of each data file ``model.json`` names, as the store reads them."""
     try:
-        meta = json.loads(meta_bytes)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ExportError(f"{folder / META_FILE} is not valid JSON ({error})") from None
-    if isinstance(meta, dict) and "files" in meta:  # an imported model: its graphs
-        files = meta["files"]
-        if not isinstance(files, dict) or set(files) != set(GRAPH_ROLES):
-            raise ExportError(f"{folder / META_FILE} does not name the graphs {', '.join(GRAPH_ROLES)}")
-        entries = []
-        for role, entry in files.items():
-            name = entry.get("file") if isinstance(entry, dict) else None
-            digest = entry.get("sha256") if isinstance(entry, dict) else None
-            if not isinstance(name, str) or not GRAPH_PATTERN.fullmatch(name):
-                raise ExportError(f"{folder / META_FILE} names an invalid {role} file {name!r}")
-            if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
-                raise ExportError(f"{folder / META_FILE} lacks a valid sha256 for {name}")
-            entries.append((name, digest, MAX_GRAPH_BYTES))
-        return entries
-    name = meta.get("weights_file") if isinstance(meta, dict) else None
-    digest = meta.get("weights_sha256") if isinstance(meta, dict) else None
-    if not isinstance(name, str) or not _WEIGHTS_NAME.fullmatch(name):
-        raise ExportError(f"{folder / META_FILE} names an invalid weights file {name!r}")
-    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
-        raise ExportError(f"{folder / META_FILE} lacks a valid weights_sha256")
-    return [(name, digest, MAX_WEIGHTS_BYTES)]
+        stored = parse_metadata(folder, meta_bytes)
+    except StoreError as error:
+        raise ExportError(str(error)) from None
+    limits = {"weights": MAX_WEIGHTS_BYTES} | dict.fromkeys(GRAPH_ROLES, MAX_GRAPH_BYTES)
+    return [(entry["file"], entry["sha256"], limits[role]) for role, entry in stored.files.items()]
 
 
 PAIR_FILES = ("decoder.onnx", "encoder.onnx", "onnx.json")

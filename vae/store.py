@@ -352,7 +352,12 @@ def read_metadata(path: str | os.PathLike) -> StoredModel:
     path = Path(path)
     if not path.is_dir():
         raise ModelNotFound(f"no model folder at {path}")
-    raw = _read_limited(path / META_FILE, MAX_META_BYTES, "model metadata")
+    return parse_metadata(path, _read_limited(path / META_FILE, MAX_META_BYTES, "model metadata"))
+
+
+def parse_metadata(path: Path, raw: bytes) -> StoredModel:
+    """Validate the bytes of ``path``'s ``model.json`` (read by the caller, who may need them as they are,
+    as the export's zip does); raises :class:`StoreError` subclasses naming the field at fault."""
     try:
         meta = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
