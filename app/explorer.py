@@ -17,7 +17,8 @@ from app import cache, state
 from vae.data import class_names
 from vae.explore import interpolate, step_changes
 from vae.models import LatentModel
-from vae.projections import LatentView, available_views
+from app.views import chosen_view, plane_title
+from vae.projections import LatentView
 from vae.store import StoredModel
 
 SIDES = ("left", "right")
@@ -36,9 +37,7 @@ class Plane:
 
     @property
     def title(self) -> str:
-        dim = self.codes.shape[1]
-        view = "" if dim == 2 else f" · {self.view.label} view of {dim}-D"
-        return f"{self.stored.name} ({self.stored.config.kind.upper()}){view}"
+        return plane_title(self.stored, self.view.label, self.codes.shape[1])
 
     @property
     def exact(self) -> bool:
@@ -66,7 +65,7 @@ def load_plane(side: str, stored: StoredModel, options: Options) -> Plane:
     path, sha, data = str(stored.path), stored.weights_sha256, str(cache.data_dir())
     model, _ = cache.model(path, sha)
     codes = cache.embedding(path, sha, options.subset, data)
-    method = options.method if options.method in available_views(codes.shape[1]) else "identity"
+    method = chosen_view(options.method, codes.shape[1])
     return Plane(side, stored, model, codes, cache.view(path, sha, options.subset, data, method))
 
 

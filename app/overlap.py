@@ -14,8 +14,9 @@ import streamlit as st
 from plotly.colors import qualitative
 
 from app import analysis, cache
+from app.views import chosen_view
 from vae.plots.palette import CLASS_NAMES, MODEL_COLORS
-from vae.projections import available_views, view_label
+from vae.projections import view_label
 from vae.store import StoredModel
 
 SUBSET = "test"  # 10,000 points: every metric here is a few seconds at most
@@ -83,7 +84,7 @@ class Measured:
 
 def measure(role: str, stored: StoredModel, label: str, method: str) -> Measured:
     path, sha, data = str(stored.path), stored.weights_sha256, str(cache.data_dir())
-    chosen = method if method in available_views(stored.config.latent_dim) else "identity"
+    chosen = chosen_view(method, stored.config.latent_dim)
     with st.spinner(f"Measuring class overlap of {stored.name} on the 10,000 test images…"):
         cache.view(path, sha, SUBSET, data, chosen)  # fitted here (with its own spinner), not in a cached call
         report = dict(analysis.report(path, sha, SUBSET, data, chosen))

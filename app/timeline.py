@@ -27,6 +27,7 @@ from vae.models import LatentModel
 from vae.images import to_uint8_image
 from vae.plots.palette import DIGIT_COLORS, TERM_COLORS
 from vae.plots.scatter import latent_scatter
+from app.views import plane_title
 from vae.projections import LatentView, make_view
 from vae.store import StoredModel, load_timeline
 from vae.training.timeline import (
@@ -64,9 +65,7 @@ class Side:
 
     @property
     def title(self) -> str:
-        dim = self.timeline.latent_dim
-        view = "" if dim == 2 else f" · PCA view of {dim}-D (the final frame's)"
-        return f"{self.stored.name} ({self.stored.config.kind.upper()}){view}"
+        return plane_title(self.stored, "PCA", self.timeline.latent_dim, note=" (the final frame's)")
 
 
 @st.cache_resource(max_entries=8, show_spinner="Reading the timeline…")

@@ -12,9 +12,9 @@ from typing import Any
 import streamlit as st
 
 from app import cache, canvas, frontend, state, web_planes
+from app.views import chosen_view, plane_title
 from vae.data import class_names
 from vae.plots.palette import DIGIT_COLORS
-from vae.projections import available_views
 
 COMPONENT = "your_digit"
 KEY = "your_digit"
@@ -29,12 +29,12 @@ def _on_support() -> None:
 def plane(side: str, stored, method: str) -> dict[str, Any]:
     """What the pad needs of one model: its encoder, decoder, the test points and the view."""
     path, sha, data = str(stored.path), stored.weights_sha256, str(cache.data_dir())
-    view_name = method if method in available_views(stored.config.latent_dim) else "identity"
-    assets = web_planes.plane_files(path, sha, "test", data, view_name)
     dim = stored.config.latent_dim
-    view_label = "" if dim == 2 else f" · {cache.view(path, sha, 'test', data, view_name).label} view of {dim}-D"
+    view_name = chosen_view(method, dim)
+    assets = web_planes.plane_files(path, sha, "test", data, view_name)
+    title = plane_title(stored, cache.view(path, sha, "test", data, view_name).label, dim)
     return {
-        "side": side, "name": stored.name, "title": f"{stored.name} ({stored.config.kind.upper()}){view_label}",
+        "side": side, "name": stored.name, "title": title,
         **{k: v for k, v in assets.items() if k != "files"},
     }
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
-import torch
 
 from app import cache, canvas, state, web_planes, your_digit
+from app.views import chosen_view, plane_title
 from vae.digits import MAX_BYTES, ImageRejected, digit_from_upload
+from vae.explore import embed_and_redraw
 from vae.export import digit_png
 from vae.images import to_uint8_image, upscale
 from vae.plots.scatter import overlay_traces, with_overlays
-from vae.projections import available_views
 
 ACCEPTED = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
 
@@ -24,21 +24,16 @@ def prepared(data: bytes) -> np.ndarray:
 
 
 def where_it_lands(pair: state.Pair, digit: np.ndarray, source: str) -> None:
-    x = torch.from_numpy(digit).view(1, 1, 28, 28)
     subset, data = "test", str(cache.data_dir())
     method = st.session_state.get("ex_view", "pca")
     columns = st.columns(2)
     for column, stored in zip(columns, (pair.left, pair.right), strict=True):
         model, _ = cache.model(str(stored.path), stored.weights_sha256)
-        with torch.no_grad():
-            code = model.embed(x.to(model.device)).cpu().numpy()  # [1, D]
-            redrawn = model.decode(torch.from_numpy(code).to(model.device))[0, 0].cpu().numpy()
-        view_name = method if method in available_views(code.shape[1]) else "identity"
+        code, redrawn = embed_and_redraw(model, digit)
+        view_name = chosen_view(method, code.shape[0])
         view = cache.view(str(stored.path), stored.weights_sha256, subset, data, view_name)
-        point = view.transform(code)[0]
-        title = f"{stored.name} ({stored.config.kind.upper()})"
-        if code.shape[1] > 2:
-            title += f" · {view.label} view of {code.shape[1]}-D"
+        point = view.transform(code[None])[0]
+        title = plane_title(stored, view.label, code.shape[0])
         base = cache.base_figure(str(stored.path), stored.weights_sha256, subset, data, view_name, title)
         mark = {"point": (float(point[0]), float(point[1])), "label": "your digit", "kind": "cross"}
         with column:

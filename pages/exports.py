@@ -13,10 +13,11 @@ import numpy as np
 import streamlit as st
 
 from app import analysis, cache, state
+from app.views import chosen_view
 from vae import export
 from vae.explore import decode_at, manifold_grid
 from vae.plots.scatter import ClickGrid
-from vae.projections import LatentView, available_views
+from vae.projections import LatentView
 from vae.store import StoredModel
 
 # Widget keys shared with the explorer; copied forward so a page switch does not reset them.
@@ -24,16 +25,12 @@ SCALES = (1, 2, 4, 8, 10, 16)
 GRID_TARGET_PIXELS = 900  # the grid PNG is enlarged to about this width, at most 4 times
 
 
-def chosen_view(stored: StoredModel, method: str) -> str:
-    return method if method in available_views(stored.config.latent_dim) else "identity"
-
-
 def load(stored: StoredModel, subset: str, method: str) -> tuple[object, np.ndarray, LatentView]:
     """(model, codes ``[N, D]``, fitted 2-D view) for ``subset``, through the shared caches."""
     path, sha, data = str(stored.path), stored.weights_sha256, str(cache.data_dir())
     model, _ = cache.model(path, sha)
     codes = cache.embedding(path, sha, subset, data)
-    return model, codes, cache.view(path, sha, subset, data, chosen_view(stored, method))
+    return model, codes, cache.view(path, sha, subset, data, chosen_view(method, stored.config.latent_dim))
 
 
 def embeddings(pair: state.Pair, subset: str, method: str) -> None:

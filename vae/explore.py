@@ -33,6 +33,14 @@ def reconstruct(model: LatentModel, images: torch.Tensor) -> np.ndarray:
     return model.reconstruct(x).squeeze(1).cpu().numpy()
 
 
+@torch.no_grad()
+def embed_and_redraw(model: LatentModel, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One image float32 ``[28, 28]`` in [0, 1] -> (its code ``[D]``, what the decoder draws from it ``[28, 28]``)."""
+    x = torch.as_tensor(np.asarray(image, dtype=np.float32), device=model.device).view(1, 1, 28, 28)
+    code = model.embed(x).cpu().numpy()  # [1, D]
+    return code[0], decode_codes(model, code)[0]
+
+
 def class_centroids(codes: np.ndarray, labels: np.ndarray, n_classes: int = 10) -> np.ndarray:
     """codes ``[N, D]``, labels ``[N]`` -> the mean code of each class ``[C, D]`` (NaN for an absent class)."""
     codes, labels = np.asarray(codes, dtype=np.float64), np.asarray(labels)
