@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import onnx
 import pytest
 import torch
 
-from tests.conftest import SEED
+from tests.conftest import REPO, SEED
 from vae.models import ModelConfig, build_model, fit_pca
 from vae.onnx import export as onnx_export
 from vae.onnx.__main__ import main as onnx_main
@@ -197,6 +199,14 @@ def test_the_command_line_exports_a_stored_model(tmp_path, capsys) -> None:
     loaded, stored = load_model(tmp_path / "models" / "conv")
     assert pair.weights_sha256 == stored.weights_sha256
     assert_matches_torch(loaded, pair, 2)
+
+
+def test_python_m_vae_onnx_offers_export_import_and_cache() -> None:
+    """The package's ``__main__`` is the command scripts/setup.sh and the README run."""
+    result = subprocess.run([sys.executable, "-m", "vae.onnx", "--help"], capture_output=True, text=True, cwd=REPO,
+                            timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m vae.onnx [-h] {export,cache,import} ...")
 
 
 def test_the_command_line_refuses_a_missing_model_and_a_foreign_folder(tmp_path, capsys) -> None:

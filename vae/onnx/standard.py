@@ -9,6 +9,7 @@ checks that the result computes what the user's graphs computed on the probe bat
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -18,7 +19,9 @@ from onnx import TensorProto, helper, numpy_helper
 from vae.models import PIXEL_LAYOUTS
 from vae.onnx.checks import ImportRefused, UserGraph, Wiring
 from vae.onnx.graphs import TOLERANCE, first_line
-from vae.onnx.model import OnnxModel
+
+if TYPE_CHECKING:
+    from vae.onnx.model import OnnxModel
 
 # The standard interface's names; the user's tensors that happen to carry one are renamed.
 STANDARD_NAMES = ("x", "embedding", "logvar", "z", "image")
