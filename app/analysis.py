@@ -18,7 +18,7 @@ import torch
 from app import cache
 from vae import export, metrics
 from vae.models import LatentModel, to_float_images
-from vae.onnx import CHECK_BATCH
+from vae.onnx.export import CHECK_BATCH
 
 
 def _labels(path: str, weights_sha256: str, subset: str, data_dir: str) -> np.ndarray:

@@ -21,7 +21,7 @@ from vae.explore import class_centroids
 from vae.jobs import StudyJob, TrainingQueue
 from vae.metrics import embed_images
 from vae.models import LatentModel
-from vae.onnx import ExportCache
+from vae.onnx.export import ExportCache
 from vae.plots.scatter import ClickGrid, latent_scatter
 from vae.projections import LatentView, ViewCache, make_view, view_cache_key
 from vae.store import StoredModel, list_models, load_model

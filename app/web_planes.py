@@ -3,7 +3,7 @@
 Python hands the page small JSON and a few URLs (``app.frontend.publish``: content-addressed files), once
 per model, view and subset:
 
-- the decoder as ONNX (``vae.onnx.pair_for``: exported once per weights and checked against torch);
+- the decoder as ONNX (``vae.onnx.export.pair_for``: exported once per weights and checked against torch);
 - the points: the view's embedding float32 ``[N, 2]``, the codes float32 ``[N, D]`` (for the view's inverse
   and the reconstructions of data points), the labels uint8 ``[N]``, in one file;
 - the images uint8 ``[N, 784]`` of the subset, once per dataset, for the originals of hovered points.
@@ -26,7 +26,7 @@ from app.explorer import SIDES, Interpolation, Options, Plane, record_click, smo
 from vae.data import class_names
 from vae.explore import posterior_2d
 from vae.models import to_float_images
-from vae.onnx import CHECK_BATCH, pair_for
+from vae.onnx.export import CHECK_BATCH, pair_for
 from vae.plots.palette import DIGIT_COLORS
 from vae.plots.scatter import ClickGrid
 from vae.projections import LatentView
@@ -79,7 +79,7 @@ def plane_assets(path: str, weights_sha256: str, subset: str, directory: str, me
     """The files and numbers the page needs for one plane; the export happens once per weights."""
     model, stored = cache.model(path, weights_sha256)
     test_images, _ = cache.dataset(stored.dataset_name, "test", directory)
-    pair = pair_for(model, weights_sha256, cache.onnx_exports(),
+    pair = pair_for(stored, model, cache.onnx_exports(),
                     images=to_float_images(test_images[:CHECK_BATCH]))  # fmt: skip
     decoder_url, decoder_file = frontend.publish(pair.decoder.read_bytes(), "onnx")
     encoder_url, encoder_file = frontend.publish(pair.encoder.read_bytes(), "onnx")

@@ -258,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             browser = p.chromium.launch(executable_path=str(chromium), args=chromium_args)
             try:
                 print("\n1. Cold start: streamlit run -> both planes drawn on /explorer", flush=True)
-                from vae.onnx import ExportCache, cache_store
+                from vae.onnx.export import ExportCache, cache_store
 
                 cache_store(REPO_ROOT / "models", ExportCache(setup_exports))  # what make setup does; quick when done
                 check_load("cold start")

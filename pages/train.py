@@ -11,7 +11,7 @@ from app import cache, state, timeline
 from vae.data import DATASETS
 from vae.jobs import JobSnapshot, TrainingJob
 from vae.models import PIXEL_LAYOUTS, ModelConfig
-from vae.onnx_import import MAX_BYTES, ImportRefused, import_onnx, summary
+from vae.onnx.importer import MAX_BYTES, ImportRefused, import_onnx, summary
 from vae.plots.charts import loss_curves
 from vae.store import StoreError, check_name, model_path
 from vae.training.timeline import TimelineSettings

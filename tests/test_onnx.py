@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import onnx
 import pytest
 import torch
 
-from tests.conftest import SEED
-from vae import onnx as vae_onnx
+from tests.conftest import REPO, SEED
 from vae.models import ModelConfig, build_model, fit_pca
-from vae.onnx import ExportCache, ExportError, export_pair, read_pair, run_onnx
+from vae.onnx import export as onnx_export
+from vae.onnx.__main__ import main as onnx_main
+from vae.onnx.export import ExportCache, OnnxExportError, export_pair, read_pair, run_onnx
 from vae.store import load_model, save_model
 
 # Small but real variants of every kind the store can hold (hidden sizes kept small so exports are quick).
@@ -103,16 +106,16 @@ def test_the_graphs_declare_named_inputs_outputs_and_a_dynamic_batch(tmp_path) -
     assert dims(decoder.graph.input[0])[1:] == [16] and dims(decoder.graph.output[0])[1:] == [1, 28, 28]
     assert dims(encoder.graph.input[0])[1:] == [1, 28, 28] and dims(encoder.graph.output[1])[1:] == [16]
     assert not pair.decoder.with_suffix(".onnx.data").exists()  # one file each, weights inside
-    assert all(o.version == vae_onnx.OPSET for o in decoder.opset_import if o.domain in ("", "ai.onnx"))
-    manifest = json.loads((pair.directory / vae_onnx.MANIFEST_FILE).read_text())
+    assert all(o.version == onnx_export.OPSET for o in decoder.opset_import if o.domain in ("", "ai.onnx"))
+    manifest = json.loads((pair.directory / onnx_export.MANIFEST_FILE).read_text())
     assert manifest["encoder"]["outputs"] == {"embedding": ["B", 16], "logvar": ["B", 16]}
     assert read_pair(pair.directory) == pair
 
 
 def test_an_export_that_does_not_match_the_model_is_refused_and_leaves_nothing(tmp_path, monkeypatch) -> None:
-    real = vae_onnx.run_onnx
-    monkeypatch.setattr(vae_onnx, "run_onnx", lambda path, inputs: [a + 1e-3 for a in real(path, inputs)])
-    with pytest.raises(ExportError, match="differs from the model"):
+    real = onnx_export.run_onnx
+    monkeypatch.setattr(onnx_export, "run_onnx", lambda path, inputs: [a + 1e-3 for a in real(path, inputs)])
+    with pytest.raises(OnnxExportError, match="differs from the model"):
         export_pair(seeded_model(VARIANTS["ae-dense"]), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -122,20 +125,20 @@ def test_an_exporter_failure_is_an_export_error(tmp_path, monkeypatch) -> None:
         raise RuntimeError("unsupported operator")
 
     monkeypatch.setattr(torch.onnx, "export", broken)
-    with pytest.raises(ExportError, match="unsupported operator"):
+    with pytest.raises(OnnxExportError, match="unsupported operator"):
         export_pair(seeded_model(VARIANTS["ae-dense"]), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
 def test_read_pair_refuses_an_incomplete_folder(tmp_path) -> None:
-    with pytest.raises(ExportError):
+    with pytest.raises(OnnxExportError):
         read_pair(tmp_path)
     pair = export_pair(seeded_model(VARIANTS["ae-dense"]), tmp_path / "pair")
     pair.encoder.unlink()
-    with pytest.raises(ExportError, match="no complete"):
+    with pytest.raises(OnnxExportError, match="no complete"):
         read_pair(pair.directory)
-    (pair.directory / vae_onnx.MANIFEST_FILE).write_text("{not json")
-    with pytest.raises(ExportError, match="no complete"):
+    (pair.directory / onnx_export.MANIFEST_FILE).write_text("{not json")
+    with pytest.raises(OnnxExportError, match="no complete"):
         read_pair(pair.directory)
 
 
@@ -145,8 +148,8 @@ def test_the_cache_exports_once_per_weights_and_again_after_retraining(tmp_path,
     _, stored = load_model(tmp_path / "models" / "m")
     cache = ExportCache(tmp_path / "onnx")
     calls = []
-    real = vae_onnx.export_pair
-    monkeypatch.setattr(vae_onnx, "export_pair", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = onnx_export.export_pair
+    monkeypatch.setattr(onnx_export, "export_pair", lambda *a, **k: calls.append(1) or real(*a, **k))
     first = cache.get(model, stored.weights_sha256)
     again = cache.get(model, stored.weights_sha256)
     assert len(calls) == 1 and again == first and first.directory.name == stored.weights_sha256
@@ -179,7 +182,7 @@ def test_the_cache_replaces_a_damaged_entry_and_refuses_a_bad_key(tmp_path) -> N
     data = bytearray(pair.decoder.read_bytes())
     data[len(data) // 2] ^= 0x01
     pair.decoder.write_bytes(bytes(data))
-    with pytest.raises(ExportError, match="SHA-256"):
+    with pytest.raises(OnnxExportError, match="SHA-256"):
         read_pair(pair.directory)
     assert_matches_torch(model, cache.get(model, sha), 3)
     for bad in ("", "../escape", "ABC!"):
@@ -190,7 +193,7 @@ def test_the_cache_replaces_a_damaged_entry_and_refuses_a_bad_key(tmp_path) -> N
 def test_the_command_line_exports_a_stored_model(tmp_path, capsys) -> None:
     model = seeded_model(VARIANTS["ae-conv"])
     save_model(model, tmp_path / "models" / "conv")
-    vae_onnx.main(["export", str(tmp_path / "models" / "conv"), "--out", str(tmp_path / "out")])
+    onnx_main(["export", str(tmp_path / "models" / "conv"), "--out", str(tmp_path / "out")])
     assert "decoder.onnx" in capsys.readouterr().out
     pair = read_pair(tmp_path / "out")
     loaded, stored = load_model(tmp_path / "models" / "conv")
@@ -198,15 +201,23 @@ def test_the_command_line_exports_a_stored_model(tmp_path, capsys) -> None:
     assert_matches_torch(loaded, pair, 2)
 
 
+def test_python_m_vae_onnx_offers_export_import_and_cache() -> None:
+    """The package's ``__main__`` is the command scripts/setup.sh and the README run."""
+    result = subprocess.run([sys.executable, "-m", "vae.onnx", "--help"], capture_output=True, text=True, cwd=REPO,
+                            timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m vae.onnx [-h] {export,cache,import} ...")
+
+
 def test_the_command_line_refuses_a_missing_model_and_a_foreign_folder(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as missing:
-        vae_onnx.main(["export", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")])
+        onnx_main(["export", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")])
     assert missing.value.code == 2
     save_model(seeded_model(VARIANTS["ae-dense"]), tmp_path / "models" / "m")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     with pytest.raises(SystemExit) as foreign:
-        vae_onnx.main(["export", str(tmp_path / "models" / "m"), "--out", str(tmp_path / "busy")])
+        onnx_main(["export", str(tmp_path / "models" / "m"), "--out", str(tmp_path / "busy")])
     assert foreign.value.code == 2
     assert "not an earlier export" in capsys.readouterr().err
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
@@ -216,14 +227,14 @@ def test_the_cache_command_exports_every_model_of_a_store_once(tmp_path, capsys)
     for name in ("a", "b"):
         save_model(seeded_model(VARIANTS["ae-dense"] if name == "a" else VARIANTS["vae-dense"]), tmp_path / "store" / name)
     with pytest.raises(SystemExit) as first:
-        vae_onnx.main(["cache", str(tmp_path / "store"), "--cache", str(tmp_path / "onnx")])
+        onnx_main(["cache", str(tmp_path / "store"), "--cache", str(tmp_path / "onnx")])
     assert first.value.code == 0
     assert "exported now: a, b" in capsys.readouterr().out
     for name in ("a", "b"):
         model, stored = load_model(tmp_path / "store" / name)
         assert_matches_torch(model, read_pair(tmp_path / "onnx" / stored.weights_sha256), 2)
     with pytest.raises(SystemExit) as again:
-        vae_onnx.main(["cache", str(tmp_path / "store"), "--cache", str(tmp_path / "onnx")])
+        onnx_main(["cache", str(tmp_path / "store"), "--cache", str(tmp_path / "onnx")])
     assert again.value.code == 0
     out = capsys.readouterr().out
     assert "2 models" in out and "exported now" not in out  # nothing to do the second time

@@ -5,6 +5,7 @@ the new config fields, the store's checks of an imported model, and pair_for."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -25,13 +26,14 @@ from torch import nn
 
 from tests.conftest import REAL_RAW, REPO, SEED
 from tests.onnx_graphs import Graph, constant, mlp_decoder, mlp_encoder, model_of, sigmoid, slow_decoder, value
-from vae import onnx as vae_onnx
 from vae.export import model_zip
 from vae.metrics import reconstruction_mse
 from vae.models import ModelConfig, OnnxInterface, build_model, fit_pca, to_float_images
-from vae.onnx import ExportCache, export_pair, pair_for, run_onnx
-from vae.onnx_import import ImportRefused, import_onnx
-from vae.onnx_model import OnnxModel
+from vae.onnx import export as onnx_export
+from vae.onnx.__main__ import main as onnx_main
+from vae.onnx.export import ExportCache, export_pair, pair_for, run_onnx
+from vae.onnx.importer import ImportRefused, import_onnx
+from vae.onnx.model import OnnxModel
 from vae.store import (
     CorruptModel,
     IncompatibleModel,
@@ -166,9 +168,9 @@ def test_other_kinds_round_trip(name, tmp_path, mnist) -> None:
 
 def test_pair_for_serves_the_stored_standard_graphs_without_exporting(vae_round_trip, tmp_path, monkeypatch) -> None:
     original, imported, stored, _ = vae_round_trip
-    monkeypatch.setattr(vae_onnx, "export_pair", lambda *a, **k: pytest.fail("an imported model is never exported"))
+    monkeypatch.setattr(onnx_export, "export_pair", lambda *a, **k: pytest.fail("an imported model is never exported"))
     cache = ExportCache(tmp_path / "cache")
-    pair = pair_for(imported, stored.weights_sha256, cache)
+    pair = pair_for(stored, imported, cache)
     assert pair.directory == stored.path and not cache.root.exists()
     assert pair.decoder.name == stored.files["standard_decoder"]["file"]
     assert pair.encoder.name == stored.files["standard_encoder"]["file"]
@@ -183,15 +185,20 @@ def test_pair_for_serves_the_stored_standard_graphs_without_exporting(vae_round_
     z = fresh(5, 2)
     (image,) = run_onnx(pair.decoder, {"z": z.numpy()})
     assert max_diff(image, original.decode(z).detach()) <= 1e-5
+    # The entry must be the one the model was loaded from: its standard graphs are the files served.
+    other = dataclasses.replace(stored, files={**stored.files, "standard_decoder": {
+        **stored.files["standard_decoder"], "sha256": "ab" * 32}})  # fmt: skip
     with pytest.raises(ValueError, match="not that of the model"):
-        pair_for(imported, "ab" * 32, cache)
+        pair_for(other, imported, cache)
+    with pytest.raises(ValueError, match="arch"):
+        pair_for(stored, original, cache)
 
 
 def test_the_export_of_an_imported_model_imports_back_again(vae_round_trip, tmp_path, capsys) -> None:
     original, _, stored, _ = vae_round_trip
-    vae_onnx.main(["export", str(stored.path), "--out", str(tmp_path / "again"), "--data-dir", str(DATA)])
+    onnx_main(["export", str(stored.path), "--out", str(tmp_path / "again"), "--data-dir", str(DATA)])
     assert "decoder.onnx" in capsys.readouterr().out
-    vae_onnx.main(["import", str(tmp_path / "again" / "encoder.onnx"), str(tmp_path / "again" / "decoder.onnx"),
+    onnx_main(["import", str(tmp_path / "again" / "encoder.onnx"), str(tmp_path / "again" / "decoder.onnx"),
                    "--out", str(tmp_path / "models" / "twice"), "--data-dir", str(DATA)])  # fmt: skip
     assert "imported twice (VAE onnx 2-D (imported))" in capsys.readouterr().out
     twice, _ = load_model(tmp_path / "models" / "twice")
@@ -587,7 +594,7 @@ def test_the_command_line_refuses_with_exit_2_and_leaves_no_folder(name, tmp_pat
     encoder, decoder, options, out = refusal_case(name, tmp_path)
     flags = [f"--{key.replace('_', '-')}={value_}" for key, value_ in options.items()]
     with pytest.raises(SystemExit) as exit_:
-        vae_onnx.main(["import", str(encoder), str(decoder), "--out", str(out), "--data-dir", str(DATA), *flags])
+        onnx_main(["import", str(encoder), str(decoder), "--out", str(out), "--data-dir", str(DATA), *flags])
     assert exit_.value.code == 2
     error = capsys.readouterr().err
     assert error.startswith("error: not imported: ")

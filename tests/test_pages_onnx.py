@@ -1,6 +1,6 @@
 """Imported ONNX models on every page (AppTest through the entry file), and the Train page's upload.
 
-The store holds an AE and a VAE trained briefly on real digits, exported with ``vae.onnx`` and imported back
+The store holds an AE and a VAE trained briefly on real digits, exported with ``vae.onnx.export`` and imported back
 (``onnx-ae``, ``onnx-vae``), a Keras-like pair built with onnx.helper (``keras-vae``: NHWC input, three
 encoder outputs, logits), and a PCA baseline. Nothing here is a torch model except the PCA.
 """
@@ -37,8 +37,8 @@ def onnx_store(tmp_path_factory) -> tuple[Path, Path]:
     """(store of imported models, folder of the exported pairs they came from)."""
     from vae.data import load_mnist
     from vae.models import ModelConfig, fit_pca, to_float_images
-    from vae.onnx import export_pair
-    from vae.onnx_import import import_onnx
+    from vae.onnx.export import export_pair
+    from vae.onnx.importer import import_onnx
     from vae.store import save_model
     from vae.training.trainer import train, TrainSettings
 
@@ -143,7 +143,7 @@ def test_exports_offer_the_onnx_pair_of_every_model_and_it_imports_back(app, onn
     # The bytes behind the ONNX button, built by the same call the button makes on click.
     from app import analysis
     from vae.data import load_mnist
-    from vae.onnx_import import import_onnx
+    from vae.onnx.importer import import_onnx
     from vae.store import load_model
 
     store, _ = onnx_store

@@ -19,7 +19,7 @@ from app import web_planes
 from tests.conftest import REPO, open_dashboard, plane_titles, planes_data, run_pages_like_a_server
 from vae.data import load_mnist
 from vae.metrics import embed_images
-from vae.onnx import run_onnx
+from vae.onnx.export import run_onnx
 from vae.plots.palette import DIGIT_COLORS
 from vae.projections import make_view
 from vae.store import load_model

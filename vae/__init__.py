@@ -26,7 +26,7 @@ _EXPORTS = {
     "save_model": "vae.store",
     "load_model": "vae.store",
     "list_models": "vae.store",
-    "import_onnx": "vae.onnx_import",
+    "import_onnx": "vae.onnx.importer",
     "StoreError": "vae.store",
 }
 

@@ -155,7 +155,7 @@ PAIR_FILES = ("decoder.onnx", "encoder.onnx", "onnx.json")
 
 
 def pair_zip(pair_folder: str | os.PathLike, name: str) -> bytes:
-    """An exported ONNX pair's three files (``vae.onnx.export_pair``), zipped under ``<name>-onnx/``.
+    """An exported ONNX pair's three files (``vae.onnx.export.export_pair``), zipped under ``<name>-onnx/``.
 
     Unzipped, ``python -m vae.onnx import <name>-onnx/encoder.onnx <name>-onnx/decoder.onnx --out models/NAME``
     imports it back.

@@ -31,7 +31,7 @@ N_PIXELS = 28 * 28
 
 KINDS = ("ae", "vae", "pca")
 ARCHS = ("dense", "conv")  # the architectures build_model makes and vae.training.trainer trains
-IMPORTED_ARCH = "onnx"  # an encoder/decoder pair imported as ONNX graphs (vae.onnx_import), run by onnxruntime
+IMPORTED_ARCH = "onnx"  # an encoder/decoder pair imported as ONNX graphs (vae.onnx.importer), run by onnxruntime
 RECON_LOSSES = ("bce", "mse")
 MIN_LATENT_DIM, MAX_LATENT_DIM = 2, 128
 # How a graph may lay out one image's 784 pixels after the batch axis. All four hold the pixels in the same

@@ -260,7 +260,7 @@ def save_imported_model(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Save an imported model: ``graphs`` maps each of :data:`GRAPH_ROLES` to its ONNX bytes, already checked
-    by ``vae.onnx_import`` (this only stores them, atomically, as :func:`save_model` stores weights)."""
+    by ``vae.onnx.importer`` (this only stores them, atomically, as :func:`save_model` stores weights)."""
     path = Path(path)
     check_name(path.name)
     if config.arch != IMPORTED_ARCH:
@@ -424,7 +424,7 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> t
     SHA-256 (catches truncation and tampering); it parses as safetensors; its tensor names, shapes and
     dtypes are exactly those of the model the config builds. An imported model (arch "onnx"): each of its
     four graphs has its recorded SHA-256, and the standard pair opens in onnxruntime (CPU, no external data)
-    with the standard names; it is an :class:`~vae.onnx_model.OnnxModel`, on the CPU whatever ``device``.
+    with the standard names; it is an :class:`~vae.onnx.model.OnnxModel`, on the CPU whatever ``device``.
     """
     stored = read_metadata(path)
     if stored.config.arch == IMPORTED_ARCH:
@@ -464,10 +464,12 @@ def _load_imported(stored: StoredModel) -> LatentModel:
                 f"{graph_path} does not match the SHA-256 recorded in {META_FILE} (truncated or altered)"
             )
         graphs[role] = data
-    from vae.onnx_model import GraphRefused, OnnxModel  # onnxruntime is imported only for imported models
+    # onnxruntime is imported only for imported models
+    from vae.onnx.graphs import GraphRefused
+    from vae.onnx.model import OnnxModel
 
     try:
-        return OnnxModel(stored.config, graphs["standard_encoder"], graphs["standard_decoder"], stored=stored)
+        return OnnxModel(stored.config, graphs["standard_encoder"], graphs["standard_decoder"])
     except GraphRefused as error:
         raise IncompatibleModel(f"{stored.path}: {error}") from None
 

@@ -6,24 +6,23 @@
   ``logvar`` ``[B, D]``.
 
 The batch axis ``B`` is dynamic. Graphs come from ``torch.onnx.export`` (its ``torch.export``-based exporter,
-opset 20), each in one file (no external data); an imported model (``vae/onnx_import.py``) already holds
+opset 20), each in one file (no external data); an imported model (:mod:`vae.onnx.importer`) already holds
 its standard pair, written at import, and :func:`pair_for` serves those files as they are. An export is
 checked before it is kept: the graph passes
 ``onnx.checker`` and, run by onnxruntime on the CPU, gives the torch model's outputs to within
-:data:`TOLERANCE` (max abs difference) on real codes and images; a failed check raises :class:`ExportError`
-and leaves nothing behind.
+:data:`~vae.onnx.graphs.TOLERANCE` (max abs difference) on real codes and images; a failed check raises
+:class:`OnnxExportError` and leaves nothing behind.
 
 :class:`ExportCache` keeps exports by the weights' SHA-256, so each model is exported once per weights: a
 retrained model has new weights, hence a new hash and a new export.
 
-CLI: ``python -m vae.onnx export MODEL_DIR --out DIR`` and ``python -m vae.onnx import ENCODER DECODER --out
-models/NAME`` (see ``vae/onnx_import.py``); the exported pair of any model imports back as a model whose
-``embed`` and ``decode`` match the original's.
+CLI (:mod:`vae.onnx.__main__`): ``python -m vae.onnx export MODEL_DIR --out DIR`` and ``python -m vae.onnx
+cache MODELS_DIR --cache DIR``; the exported pair of any model imports back (``python -m vae.onnx import``)
+as a model whose ``embed`` and ``decode`` match the original's.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -37,30 +36,32 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from vae.models import IMAGE_SHAPE, IMPORTED_ARCH, LatentModel, evaluating, materialised
+from vae.onnx.graphs import TOLERANCE, default_opset
+
+if TYPE_CHECKING:
+    from vae.store import StoredModel
 
 DECODER_FILE = "decoder.onnx"
 ENCODER_FILE = "encoder.onnx"
 MANIFEST_FILE = "onnx.json"
 OPSET = 20
-# Max abs difference allowed between onnxruntime and torch on the check batch: for the decoder's pixels in
-# [0, 1] as it is; for the encoder's codes, whose size depends on the model (an AE's reach 30), times the
-# largest code magnitude when that exceeds 1, since float32 rounding in another summation order scales with it.
-TOLERANCE = 1e-5
 # Images (and their codes) in the parity check: enough to cover every class and the corners of the plane.
 CHECK_BATCH = 256
 # 2: the manifest records each graph's SHA-256, checked whenever the pair is read back.
 MANIFEST_FORMAT = 2
 
 
-class ExportError(RuntimeError):
-    """A model could not be exported, or its export does not compute what the model computes."""
+class OnnxExportError(RuntimeError):
+    """A model could not be exported to ONNX, or its export does not compute what the model computes (or a
+    folder holds no complete export). Not :class:`vae.export.ExportError`, which is a download that cannot
+    be packaged."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: st
             dynamic_shapes=({0: batch},), opset_version=OPSET, external_data=False, verbose=False,
         )  # fmt: skip
         if program is None:
-            raise ExportError("torch.onnx.export returned no program")
+            raise OnnxExportError("torch.onnx.export returned no program")
         program.save(str(path), external_data=False)
 
 
@@ -182,12 +183,12 @@ def run_onnx(path: Path | bytes, inputs: dict[str, np.ndarray]) -> list[np.ndarr
 def _max_error(ours: Sequence[np.ndarray], reference: Sequence[torch.Tensor]) -> float:
     """Max abs difference over every output pair."""
     if len(ours) != len(reference):
-        raise ExportError(f"the graph gives {len(ours)} outputs, the model {len(reference)}")
+        raise OnnxExportError(f"the graph gives {len(ours)} outputs, the model {len(reference)}")
     worst = 0.0
     for a, b in zip(ours, reference):
         b = b.detach().cpu().numpy()
         if a.shape != b.shape:
-            raise ExportError(f"the graph gives shape {list(a.shape)}, the model {list(b.shape)}")
+            raise OnnxExportError(f"the graph gives shape {list(a.shape)}, the model {list(b.shape)}")
         worst = max(worst, float(np.abs(a - b).max(initial=0.0)))
     return worst
 
@@ -200,7 +201,7 @@ def export_pair(model: LatentModel, out_dir: str | os.PathLike, weights_sha256: 
     """Export ``model``'s decoder and encoder into ``out_dir`` (created), check both, write the manifest.
 
     ``images`` (float ``[M, 1, 28, 28]`` in [0, 1]) are the check batch's images; see :func:`check_inputs`.
-    Raises :class:`ExportError` when the export fails or a graph's outputs differ from the model's by more
+    Raises :class:`OnnxExportError` when the export fails or a graph's outputs differ from the model's by more
     than ``tolerance``; ``out_dir`` is then removed if this call created it.
     """
     import onnx
@@ -234,7 +235,7 @@ def export_pair(model: LatentModel, out_dir: str | os.PathLike, weights_sha256: 
         allowed = {"decoder": tolerance, "encoder": tolerance * max(1.0, float(mean.abs().max()))}
         for part, error in errors.items():
             if not error <= allowed[part]:  # also catches NaN
-                raise ExportError(
+                raise OnnxExportError(
                     f"the exported {part} differs from the model by {error:.3g} (allowed {allowed[part]:.3g})"
                 )
         pair = OnnxPair(out, plain.config.kind, plain.config.latent_dim, weights_sha256, errors, opset)
@@ -249,38 +250,33 @@ def export_pair(model: LatentModel, out_dir: str | os.PathLike, weights_sha256: 
         raise
 
 
-def default_opset(model: Any) -> int:
-    """The version of the default (ai.onnx) operator set an ONNX model proto imports; 0 if none."""
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-
-
 def _export_torch(plain: LatentModel, check_images: torch.Tensor, check_codes: torch.Tensor, out: Path) -> None:
     encoder_outputs = ["embedding", "logvar"] if plain.config.kind == "vae" else ["embedding"]
     with _EXPORT_LOCK:
         try:
             _export(_Decoder(plain), check_codes[:2].clone(), out / DECODER_FILE, "z", ["image"])
             _export(_Encoder(plain), check_images[:2].clone(), out / ENCODER_FILE, "x", encoder_outputs)
-        except ExportError:
+        except OnnxExportError:
             raise
         except Exception as error:  # the exporter raises many types; the caller needs one
-            raise ExportError(f"torch.onnx.export failed for {plain.config.describe()}: {error}") from error
+            raise OnnxExportError(f"torch.onnx.export failed for {plain.config.describe()}: {error}") from error
 
 
 def read_pair(directory: str | os.PathLike) -> OnnxPair:
-    """The pair in ``directory``, from its manifest; :class:`ExportError` if the folder is not a complete one."""
+    """The pair in ``directory``, from its manifest; :class:`OnnxExportError` if the folder is not a complete one."""
     directory = Path(directory)
     try:
         manifest = json.loads((directory / MANIFEST_FILE).read_text())
         pair = OnnxPair(directory, str(manifest["kind"]), int(manifest["latent_dim"]), str(manifest["weights_sha256"]),
                         {k: float(v) for k, v in manifest["max_abs_error"].items()}, int(manifest["opset"]))  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise ExportError(f"{directory} holds no complete ONNX export: {error}") from None
+        raise OnnxExportError(f"{directory} holds no complete ONNX export: {error}") from None
     if manifest.get("format") != MANIFEST_FORMAT or not (pair.decoder.is_file() and pair.encoder.is_file()):
-        raise ExportError(f"{directory} holds no complete ONNX export (format or files missing)")
+        raise OnnxExportError(f"{directory} holds no complete ONNX export (format or files missing)")
     for part, path in (("decoder", pair.decoder), ("encoder", pair.encoder)):
         # A cached graph is served to every page that shows the model: one altered byte must not survive.
         if hashlib.sha256(path.read_bytes()).hexdigest() != manifest[part].get("sha256"):
-            raise ExportError(f"{path} does not match the SHA-256 in its manifest (truncated or altered)")
+            raise OnnxExportError(f"{path} does not match the SHA-256 in its manifest (truncated or altered)")
     return pair
 
 
@@ -299,7 +295,7 @@ class ExportCache:
         if not weights_sha256 or not all(c in "0123456789abcdef" for c in weights_sha256):
             raise ValueError(f"weights_sha256 must be a hex digest, got {weights_sha256!r}")
         target = self.root / weights_sha256
-        with contextlib.suppress(ExportError):
+        with contextlib.suppress(OnnxExportError):
             cached = read_pair(target)
             if cached.weights_sha256 == weights_sha256:
                 return cached
@@ -310,7 +306,7 @@ class ExportCache:
             try:
                 os.replace(staging, target)
             except OSError:  # another process put a complete export there first (or a damaged one)
-                with contextlib.suppress(ExportError):
+                with contextlib.suppress(OnnxExportError):
                     return read_pair(target)
                 shutil.rmtree(target, ignore_errors=True)
                 os.replace(staging, target)
@@ -319,37 +315,40 @@ class ExportCache:
         return read_pair(target)
 
 
-def pair_for(model: LatentModel, weights_sha256: str, cache: ExportCache,
+def pair_for(stored: StoredModel, model: LatentModel, cache: ExportCache,
              images: torch.Tensor | None = None) -> OnnxPair:
     """The standard pair (names and shapes as in this module's docstring) of a stored model -> its files.
 
-    What the page runs for any model of the store: the project's own models are exported once per weights
-    and kept in ``cache``; an imported model's standard graphs, written and checked at import, are served
-    from its own folder (no export, nothing cached).
+    ``stored`` and ``model`` are what :func:`vae.store.load_model` returned together. What the page runs for
+    any model of the store: the project's own models are exported once per weights and kept in ``cache``; an
+    imported model's standard graphs, written and checked at import, are served from its own folder (no
+    export, nothing cached). Raises ValueError if ``stored`` is not the entry ``model`` was loaded from, as
+    far as an imported model's graphs show it.
     """
-    if model.config.arch == IMPORTED_ARCH:
-        return _imported_pair(model, weights_sha256)
-    return cache.get(model, weights_sha256, images)
+    if stored.config.arch != model.config.arch:
+        raise ValueError(f"{stored.path} holds a model of arch {stored.config.arch!r}, not {model.config.arch!r}")
+    if stored.config.arch == IMPORTED_ARCH:
+        return _imported_pair(stored, model)
+    return cache.get(model, stored.weights_sha256, images)
 
 
-def _imported_pair(model: LatentModel, weights_sha256: str) -> OnnxPair:
-    stored = getattr(model, "stored", None)
-    if stored is None:
-        raise ExportError("this imported model was not loaded from the store, so it has no stored pair to serve")
-    if stored.weights_sha256 != weights_sha256:
-        raise ValueError(f"weights_sha256 {weights_sha256!r} is not that of the model loaded from {stored.path}")
+def _imported_pair(stored: StoredModel, model: LatentModel) -> OnnxPair:
+    for role in ("standard_decoder", "standard_encoder"):
+        # The graphs the model runs must be the files served, or the page would run another model.
+        if hashlib.sha256(getattr(model, role)).hexdigest() != stored.files[role]["sha256"]:
+            raise ValueError(f"the model's {role.replace('_', ' ')} is not that of the model stored in {stored.path}")
     onnx_extra = stored.extra.get("onnx") if isinstance(stored.extra.get("onnx"), dict) else {}
     recorded = onnx_extra.get("max_abs_error") if isinstance(onnx_extra.get("max_abs_error"), dict) else {}
     errors = {k: float(v) for k, v in recorded.items() if k in ("decoder", "encoder") and isinstance(v, (int, float))}
     opsets = onnx_extra.get("opset") if isinstance(onnx_extra.get("opset"), dict) else {}
     opset = opsets.get("decoder") if isinstance(opsets.get("decoder"), int) else 0  # the user's graph's own
     return OnnxPair(
-        stored.path, stored.config.kind, stored.config.latent_dim, weights_sha256, errors, opset,
+        stored.path, stored.config.kind, stored.config.latent_dim, stored.weights_sha256, errors, opset,
         decoder_file=stored.files["standard_decoder"]["file"], encoder_file=stored.files["standard_encoder"]["file"],
     )  # fmt: skip
 
 
-def _check_images(dataset: str, data_dir: str | os.PathLike | None) -> torch.Tensor | None:
+def check_images_of(dataset: str, data_dir: str | os.PathLike | None) -> torch.Tensor | None:
     """The first test images of ``dataset`` for the parity check, or None (noise then) without the data."""
     from vae.data import DatasetUnavailableError, load_dataset
     from vae.models import to_float_images
@@ -374,69 +373,11 @@ def cache_store(models_dir: str | os.PathLike, cache: ExportCache, data_dir: str
             continue
         try:
             model, stored = load_model(stored.path)
-            cache.get(model, stored.weights_sha256, _check_images(stored.dataset_name, data_dir))
+            cache.get(model, stored.weights_sha256, check_images_of(stored.dataset_name, data_dir))
             exported.append(stored.name)
-        except (StoreError, ExportError) as error:
+        except (StoreError, OnnxExportError) as error:
             failed = 1
             print(f"onnx: {stored.name}: {error}", file=sys.stderr)
     note = f", exported now: {', '.join(exported)}" if exported else ""
     print(f"onnx: {ready + len(exported)} models' decoders and encoders ready in {cache.root}{note}")
     return failed
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m vae.onnx", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    export = commands.add_parser("export", help="write MODEL_DIR's decoder.onnx and encoder.onnx into --out")
-    export.add_argument("model_dir", help="a model folder of the store (holds model.json)")
-    export.add_argument("--out", required=True, help="folder for decoder.onnx, encoder.onnx and onnx.json")
-    export.add_argument("--data-dir", default=None, help="where the datasets are (default ./data or $VAE_DATA_DIR)")
-    warm = commands.add_parser(
-        "cache", help="export every model of MODELS_DIR into the export cache --cache (what the page runs)",
-        description="Export every model of a store folder into an export cache, skipping those already there: "
-        "what scripts/setup.sh does, so the first page that shows a model needs no export.",
-    )  # fmt: skip
-    warm.add_argument("models_dir", help="a store folder (holds model folders)")
-    warm.add_argument("--cache", required=True, help="the export cache (the app's is .cache/onnx)")
-    warm.add_argument("--data-dir", default=None, help="where the datasets are (default ./data or $VAE_DATA_DIR)")
-    from vae import onnx_import
-
-    onnx_import.add_arguments(commands.add_parser(
-        "import", help="import ENCODER.onnx and DECODER.onnx as a model of the store (--out models/NAME)",
-        description="Import an encoder and a decoder exported to ONNX as a model of the store: both graphs are "
-        "checked, normalised to the standard interface and measured on the test set; the model then loads with "
-        "vae.load_model like any other. A refusal says why and exits with status 2.",
-    ))  # fmt: skip
-    args = parser.parse_args(argv)
-    if args.command == "import":
-        code = onnx_import.run(args)
-        if code:
-            raise SystemExit(code)
-        return
-    if args.command == "cache":
-        raise SystemExit(cache_store(args.models_dir, ExportCache(args.cache), args.data_dir))
-
-    from vae.store import StoreError, load_model
-
-    try:
-        model, stored = load_model(args.model_dir)
-    except StoreError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    images = _check_images(stored.dataset_name, args.data_dir)
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not (out / MANIFEST_FILE).is_file():
-        print(f"error: {out} exists and is not an earlier export; choose an empty folder", file=sys.stderr)
-        raise SystemExit(2)
-    try:
-        pair = export_pair(model, out, stored.weights_sha256, images)
-    except ExportError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
-    sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.2f} MB" for p in (pair.decoder, pair.encoder))
-    errors = ", ".join(f"{k} {v:.1e}" for k, v in pair.max_abs_error.items())
-    print(f"{stored.name}: {sizes} in {out} (max abs difference from the model: {errors})")
-
-
-if __name__ == "__main__":
-    main()

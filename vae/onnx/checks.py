@@ -1,40 +1,18 @@
-"""Bring your own model: an ONNX encoder and decoder become a model of the store.
+"""The import's checks of a stranger's encoder and decoder: read, folded into one file, probed.
 
-:func:`import_onnx` (and ``python -m vae.onnx import``) takes
-
-- an encoder: float images in [0, 1] as ``[B, 1, 28, 28]``, ``[B, 28, 28, 1]`` (Keras), ``[B, 28, 28]`` or
-  ``[B, 784]`` -> one output ``[B, D]`` (an AE) or two, mean and log-variance (a VAE);
-- a decoder: ``[B, D]`` -> ``[B, 784]``, ``[B, 1, 28, 28]``, ``[B, 28, 28, 1]`` or ``[B, 28, 28]`` in [0, 1]
-  (or logits, with ``logits=True``),
-
-checks them, writes normalised copies with the standard interface of ``vae/onnx.py`` (``x -> embedding
-[, logvar]``, ``z -> image [B, 1, 28, 28]``), measures the model on the test set and stores all four graphs
-(``vae.store.save_imported_model``). The model then loads through ``vae.load_model`` as an
-:class:`~vae.onnx_model.OnnxModel`, like any other.
-
-Every refusal raises :class:`ImportRefused` (exit 2 on the command line) before anything is written, so a
-refused import leaves no folder behind. Refused: files over :data:`MAX_BYTES`; bytes that are not ONNX; a
-graph that fails ``onnx.checker`` (full check); external data anywhere but in plain files beside the graph
-(see :func:`read_graph`); inputs or outputs of the wrong type, rank or size; a fixed batch size; D outside
-2..128; outputs that are NaN, infinite or (for the decoder) outside [0, 1]; operators onnxruntime cannot
-run (no custom operator library is ever loaded); an encoder or decoder slower than :data:`MAX_SECONDS`
-per :data:`TIMED_BATCH` images or codes.
-
-Names are found from the graphs. Each graph must have one input (the images, the codes): the standard
-graphs feed nothing else. The encoder's outputs: one is an AE's code; two are (mean, log-variance) in
-order, unless only the first one's name mentions "var"; of three or more, the one named like "mean" and
-the one like "log_var" / "logvar" are taken (Keras's ``z_mean, z_log_var, z``), else ``encoder_outputs``
-must name them. A decoder with several outputs needs ``decoder_output``. An encoder input whose layout the
-graph leaves open (``[B, ?, ?, ?]``) is tried as ``nchw``, then ``nhwc``, unless ``input_layout`` says.
+:func:`read_graph` reads one graph (a file, or the bytes of an upload) within :data:`MAX_BYTES`, folds in
+the external data that sits beside it (see its docstring for what is allowed) and passes it through
+``onnx.checker``; :func:`probe` runs both graphs in onnxruntime (:func:`vae.onnx.graphs.session`) on real
+test images and the codes they give, finds the names and layouts to wire them by, and times them against
+:data:`MAX_SECONDS`. What they find is a :class:`Wiring`, from which :mod:`vae.onnx.standard` builds the
+standard graphs; every refusal is an :class:`ImportRefused` (the list is in :mod:`vae.onnx.importer`).
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import stat
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -44,36 +22,19 @@ from typing import Any
 
 import numpy as np
 import onnx
-import torch
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto
 
-from vae.models import (
-    IMPORTED_ARCH,
-    MAX_LATENT_DIM,
-    MIN_LATENT_DIM,
-    PIXEL_LAYOUTS,
-    RECON_LOSSES,
-    ModelConfig,
-    OnnxInterface,
-    to_float_images,
-)
-from vae.onnx import default_opset
-from vae.onnx_model import GraphRefused, OnnxModel, all_tensors, parse_graph, session, uses_external_data
-from vae.store import META_FILE, StoredModel, StoreError, check_name, load_model, save_imported_model
+from vae.models import MAX_LATENT_DIM, MIN_LATENT_DIM, PIXEL_LAYOUTS, OnnxInterface
+from vae.onnx.graphs import GraphRefused, all_tensors, first_line, parse_graph, session, uses_external_data
 
 MAX_BYTES = 200 * 1024 * 1024  # per graph, external data included (MB of 2**20 bytes, as Streamlit counts them)
 MAX_SECONDS = 1.0  # per TIMED_BATCH images or codes: the explorer decodes on every click, grids by the hundred
 TIMED_BATCH = 256
 TIMING_ATTEMPTS = 2  # the best of two, so a busy moment on a shared machine does not refuse a good model
 # Codes the decoder is checked on: the embeddings of real test images (where points lie) and draws around
-# them (the empty space a click may land on), as vae.onnx.check_inputs does for exports.
+# them (the empty space a click may land on), as vae.onnx.export.check_inputs does for exports.
 RANDOM_CODES = 64
-# The standard graphs compute what the user's do, plus a reshape (and a sigmoid): they must agree to this
-# max abs difference, times the output's largest magnitude when that exceeds 1.
-TOLERANCE = 1e-5
 SEED = 0
-# The standard interface's names; the user's tensors that happen to carry one are renamed.
-STANDARD_NAMES = ("x", "embedding", "logvar", "z", "image")
 
 
 class ImportRefused(ValueError):
@@ -134,7 +95,7 @@ def read_graph(source: str | os.PathLike | bytes, what: str, max_bytes: int = MA
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as error:  # ValidationError, InferenceError, and the C++ checker's own types
-        raise ImportRefused(f"the {what} fails onnx.checker: {_first_line(error)}") from None
+        raise ImportRefused(f"the {what} fails onnx.checker: {first_line(error)}") from None
     digest = hashlib.sha256(data).hexdigest()
     source_info = {"name": label, "sha256": digest, "bytes": len(data), "external_data": external}
     return UserGraph(what, proto, proto.SerializeToString() if external else data, source_info)
@@ -342,7 +303,7 @@ def _bounded(runtime, outputs: list[str], feed: dict[str, np.ndarray], what: str
     except Exception as error:  # onnxruntime's own exception types
         if not options.terminate:
             shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in feed.items())
-            raise ImportRefused(f"onnxruntime failed running the {what} on {shapes}: {_first_line(error)}") from None
+            raise ImportRefused(f"onnxruntime failed running the {what} on {shapes}: {first_line(error)}") from None
         result = None
     finally:
         timer.cancel()
@@ -509,334 +470,5 @@ def probe(encoder: UserGraph, decoder: UserGraph, images: np.ndarray, *, encoder
                   {"encoder": enc_seconds, "decoder": dec_seconds})  # fmt: skip
 
 
-# ---------------------------------------------------------------------------------------------
-# The standard graphs, built around the user's with onnx.helper
-
-
-def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
-    """The bodies of a Loop, If or Scan node (none for other nodes)."""
-    return [g for attribute in node.attribute for g in ([attribute.g] if attribute.HasField("g") else attribute.graphs)]
-
-
-def _names_in(graph: onnx.GraphProto) -> set[str]:
-    names = {i.name for i in graph.input} | {o.name for o in graph.output} | {t.name for t in graph.initializer}
-    names |= {v.name for v in graph.value_info}
-    for node in graph.node:
-        names.update(node.input)
-        names.update(node.output)
-        for subgraph in _subgraphs(node):
-            names |= _names_in(subgraph)
-    return names
-
-
-def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:
-    """Rename tensor ``old`` everywhere in ``graph`` and in the subgraphs that see it.
-
-    Written out because ``onnx.compose.add_prefix`` (onnx 1.23) misses subgraph references to the outer
-    graph's initializers, which breaks any Loop or If whose body uses an outer weight.
-    """
-    for collection in (graph.input, graph.output, graph.value_info, graph.initializer):
-        for item in collection:
-            if item.name == old:
-                item.name = new
-    for node in graph.node:
-        for field in (node.input, node.output):
-            for i, name in enumerate(field):
-                if name == old:
-                    field[i] = new
-        for subgraph in _subgraphs(node):
-            if old not in {i.name for i in subgraph.input}:  # a body input of that name shadows it
-                _rename(subgraph, old, new)
-
-
-def _outer_references(node: onnx.NodeProto) -> set[str]:
-    """Every name a node's bodies read (a superset of what they take from the outer graph)."""
-    names: set[str] = set()
-    for subgraph in _subgraphs(node):
-        for inner in subgraph.node:
-            names.update(inner.input)
-            names |= _outer_references(inner)
-    return names
-
-
-def _prune(graph: onnx.GraphProto) -> None:
-    """Drop the nodes and initializers no graph output needs (e.g. Keras's sampled z, with its random op)."""
-    needed = {o.name for o in graph.output}
-    kept = []
-    for node in reversed(graph.node):
-        if any(name in needed for name in node.output):
-            kept.append(node)
-            needed.update(node.input)
-            needed |= _outer_references(node)
-    del graph.node[:]
-    graph.node.extend(reversed(kept))
-    initializers = [t for t in graph.initializer if t.name in needed]
-    del graph.initializer[:]
-    graph.initializer.extend(initializers)
-
-
-def _wrapped(user: onnx.ModelProto, standard_input: onnx.ValueInfoProto, user_input: str, head: list[onnx.NodeProto],
-             outputs: dict[str, str], tails: list[onnx.NodeProto], standard_outputs: list[onnx.ValueInfoProto],
-             reserved: set[str]) -> onnx.ModelProto:
-    """``standard_input -> head -> (user's graph) -> tails -> standard_outputs`` as one model.
-
-    ``head`` ends in the tensor ``user_input``; ``outputs`` maps the user's outputs to the names ``tails``
-    read them by. Any user tensor that carries a name in ``reserved`` is renamed first.
-    """
-    model = onnx.ModelProto()
-    model.CopyFrom(user)
-    graph = model.graph
-    taken = _names_in(graph) | reserved
-    renames = {}
-    for name in sorted(_names_in(graph) & reserved):
-        fresh, n = f"user/{name}", 0
-        while fresh in taken:
-            n += 1
-            fresh = f"user/{name}.{n}"
-        taken.add(fresh)
-        _rename(graph, name, fresh)
-        renames[name] = fresh
-    user_input = renames.get(user_input, user_input)
-    inner = {renames.get(k, k): v for k, v in outputs.items()}
-    initialized = {t.name for t in graph.initializer}
-    kept_inputs = [i for i in graph.input if i.name in initialized]  # IR < 4 lists initializers as inputs
-    # The head writes the user's input tensor; the tails read the user's outputs under the names they expect.
-    head_nodes = [onnx.NodeProto() for _ in head]
-    for copy, node in zip(head_nodes, head):
-        copy.CopyFrom(node)
-    if head_nodes:
-        head_nodes[-1].output[0] = user_input
-    bridges = [helper.make_node("Identity", [name], [alias]) for name, alias in inner.items()]
-    nodes = [*head_nodes, *graph.node, *bridges, *tails]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    del graph.input[:]
-    graph.input.extend([standard_input, *kept_inputs])
-    del graph.output[:]
-    graph.output.extend(standard_outputs)
-    _prune(graph)
-    graph.name = f"standard_{graph.name or 'graph'}"
-    del model.metadata_props[:]  # our graph now; nothing of the original's configuration travels with it
-    return model
-
-
-def _reshape(source: str, target: str, shape: Sequence[int], tag: str) -> list[onnx.NodeProto]:
-    """``source`` reshaped to ``[-1, *shape]`` as ``target`` (the batch axis kept dynamic)."""
-    shape_name = f"std/{tag}_shape"
-    constant = numpy_helper.from_array(np.array([-1, *shape], dtype=np.int64), shape_name)
-    return [helper.make_node("Constant", [], [shape_name], value=constant),
-            helper.make_node("Reshape", [source, shape_name], [target])]  # fmt: skip
-
-
-def standard_graphs(encoder: UserGraph, decoder: UserGraph, wiring: Wiring) -> dict[str, bytes]:
-    """The standard encoder and decoder (``vae/onnx.py``'s interface), checked by onnx.checker -> their bytes.
-
-    Encoder: ``x [B, 1, 28, 28]`` -> Reshape to the user's layout -> the user's graph -> its mean (and
-    log-variance) as ``embedding`` (and ``logvar``); anything else it outputs is pruned. Decoder: ``z`` -> the
-    user's graph -> (Sigmoid for logits) -> Reshape -> ``image [B, 1, 28, 28]``.
-    """
-    interface, d = wiring.interface, wiring.latent_dim
-    ours = {"std/in_shape", "std/out_shape", "std/pixels", "std/code", "std/image_logits", "std/image_probs"}
-    reserved = set(STANDARD_NAMES) | ours
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 28, 28])
-    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", d])
-    names = ["embedding", "logvar"][: len(interface.encoder_outputs)]
-    std_encoder = _wrapped(
-        encoder.proto, x, interface.encoder_input, _reshape("x", "std/pixels", PIXEL_LAYOUTS[interface.input_layout],
-                                                            "in"),
-        dict(zip(interface.encoder_outputs, names)), [],
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", d]) for name in names], reserved,
-    )  # fmt: skip
-    probs = "std/image_probs"
-    tails = [helper.make_node("Sigmoid", ["std/image_logits"], [probs])] if interface.logits else []
-    source = "std/image_logits" if interface.logits else probs
-    std_decoder = _wrapped(
-        decoder.proto, z, interface.decoder_input, [helper.make_node("Identity", ["z"], ["std/code"])],
-        {interface.decoder_output: source}, [*tails, *_reshape(probs, "image", (1, 28, 28), "out")],
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 28, 28])], reserved,
-    )  # fmt: skip
-    out = {}
-    for role, model in (("standard_encoder", std_encoder), ("standard_decoder", std_decoder)):
-        try:
-            onnx.checker.check_model(model, full_check=True)
-        except Exception as error:
-            raise ImportRefused(f"the {role.replace('_', ' ')} built around yours fails onnx.checker: "
-                                f"{_first_line(error)}") from None  # fmt: skip
-        out[role] = model.SerializeToString()
-    return out
-
-
-def check_standard(model: OnnxModel, wiring: Wiring) -> dict[str, float]:
-    """Max abs difference of the standard graphs (run through ``model``) from the user's on the probe batch.
-
-    Raises :class:`ImportRefused` above :data:`TOLERANCE` (times the largest code magnitude for the encoder).
-    """
-    with torch.no_grad():
-        mean, logvar = model.encode(torch.from_numpy(wiring.images))
-        decoded = model.decode(torch.from_numpy(wiring.codes)).numpy()
-    ours = [mean.numpy()] + ([logvar.numpy()] if logvar is not None else [])
-    errors = {
-        "encoder": max(float(np.abs(a - b).max()) for a, b in zip(ours, wiring.encoded)),
-        "decoder": float(np.abs(decoded - wiring.decoded).max()),
-    }
-    scale = max(1.0, *(float(np.abs(b).max()) for b in wiring.encoded))
-    for part, allowed in (("encoder", TOLERANCE * scale), ("decoder", TOLERANCE)):
-        if not errors[part] <= allowed:  # also catches NaN
-            raise ImportRefused(f"the standard {part} built around yours differs from it by {errors[part]:.3g}")
-    return errors
-
-
-# ---------------------------------------------------------------------------------------------
-# The import
-
-
-def import_onnx(
-    encoder: str | os.PathLike | bytes,
-    decoder: str | os.PathLike | bytes,
-    out: str | os.PathLike,
-    *,
-    dataset: str = "mnist",
-    data_dir: str | os.PathLike | None = None,
-    logits: bool = False,
-    encoder_outputs: Sequence[str] | None = None,
-    decoder_output: str | None = None,
-    input_layout: str | None = None,
-    recon_loss: str = "bce",
-    replace: bool = False,
-    names: Sequence[str] | None = None,
-    origin: str = "python",
-    max_bytes: int = MAX_BYTES,
-    max_seconds: float = MAX_SECONDS,
-) -> tuple[OnnxModel, StoredModel]:
-    """Import an encoder and decoder (files, or bytes for an upload) as the store entry ``out``.
-
-    ``dataset`` is what the model was trained on ("mnist" or "fashion-mnist"): its test images check the
-    graphs and measure the model (test loss terms, MSE per pixel, kNN-5 fitted on the training images,
-    as for every model of the store). ``names``: the file names recorded for bytes. Returns what
-    ``vae.load_model(out)`` returns, read back from the folder. Raises :class:`ImportRefused`.
-    """
-    from vae.data import DATASETS, DatasetUnavailableError, load_dataset
-    from vae.training.saving import dataset_entry, evaluate_for_metadata
-
-    started = time.perf_counter()
-    out = Path(out)
-    try:
-        check_name(out.name)
-    except StoreError as error:
-        raise ImportRefused(str(error)) from None
-    if out.exists() and not replace:
-        raise ImportRefused(f"{out} exists: choose another name, or replace it")
-    if out.exists() and not (out / META_FILE).is_file() and (not out.is_dir() or any(out.iterdir())):
-        raise ImportRefused(f"{out} exists and is not a model folder: it is never replaced")
-    if dataset not in DATASETS:
-        raise ImportRefused(f"dataset must be one of {list(DATASETS)}, got {dataset!r}")
-    if recon_loss not in RECON_LOSSES:
-        raise ImportRefused(f"recon_loss must be one of {RECON_LOSSES}, got {recon_loss!r}")
-    labels = list(names or (None, None))
-    graphs = [read_graph(source, what, max_bytes, label) for source, what, label in
-              zip((encoder, decoder), ("encoder", "decoder"), labels)]  # fmt: skip
-    try:
-        test_images, test_labels = load_dataset(dataset, "test", data_dir)
-        train_images, train_labels = load_dataset(dataset, "train", data_dir)
-    except DatasetUnavailableError as error:
-        raise ImportRefused(f"the {DATASETS[dataset].title} images check and measure the model: {error}") from None
-    images = to_float_images(test_images[:TIMED_BATCH]).numpy()
-    wiring = probe(*graphs, images, encoder_outputs=encoder_outputs, decoder_output=decoder_output,
-                   input_layout=input_layout, logits=logits, max_seconds=max_seconds)  # fmt: skip
-    kind = "vae" if len(wiring.interface.encoder_outputs) == 2 else "ae"
-    config = ModelConfig(kind=kind, arch=IMPORTED_ARCH, latent_dim=wiring.latent_dim, hidden=(), recon_loss=recon_loss,
-                         onnx=wiring.interface)  # fmt: skip
-    standard = standard_graphs(*graphs, wiring)
-    try:
-        model = OnnxModel(config, standard["standard_encoder"], standard["standard_decoder"])
-    except GraphRefused as error:
-        raise ImportRefused(str(error)) from None
-    errors = check_standard(model, wiring)
-    metrics = evaluate_for_metadata(model, train_images, train_labels, test_images, test_labels)
-    for key, number in metrics.items():  # e.g. a log-variance so large that its exp, hence the KL, is infinite
-        if not np.isfinite(number):
-            raise ImportRefused(f"the model's {key} on the test set is {number}: its outputs are finite but not sane")
-    encoder_graph, decoder_graph = graphs
-    extra = {
-        "status": "imported",
-        "source": origin,
-        "onnx": {
-            "files": {g.what: g.source for g in graphs},
-            "opset": {g.what: default_opset(g.proto) for g in graphs},
-            "producer": {g.what: f"{g.proto.producer_name} {g.proto.producer_version}".strip() for g in graphs},
-            "max_abs_error": errors,
-            "seconds_per_256": wiring.seconds,
-            "import_seconds": time.perf_counter() - started,
-        },
-    }
-    save_imported_model(
-        out, config, {"encoder": encoder_graph.data, "decoder": decoder_graph.data, **standard}, metrics=metrics,
-        dataset=dataset_entry(dataset, data_dir, len(train_images)),
-        extra=extra,
-    )  # fmt: skip
-    return load_model(out)
-
-
 def _mb(n: int) -> str:
     return f"{n / 2**20:,.1f} MB"
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:500] if text else type(error).__name__
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line: python -m vae.onnx import
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("encoder", help="ENCODER.onnx: images [B, 1, 28, 28], [B, 28, 28, 1] or [B, 784] -> "
-                        "[B, D] (AE) or mean and log-variance (VAE)")  # fmt: skip
-    parser.add_argument("decoder", help="DECODER.onnx: [B, D] -> [B, 784] or [B, 1, 28, 28] in [0, 1]")
-    parser.add_argument("--out", required=True, help="the new model's folder, e.g. models/my-vae")
-    parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"], help="what it was trained on")
-    parser.add_argument("--logits", action="store_true", help="the decoder gives logits: a sigmoid is appended")
-    parser.add_argument("--encoder-outputs", default=None, metavar="MEAN[,LOGVAR]",
-                        help="the encoder's outputs to use, by name (when it has several, e.g. Keras's "
-                        "z_mean,z_log_var,z)")  # fmt: skip
-    parser.add_argument("--decoder-output", default=None, metavar="NAME", help="the decoder's image output, by name")
-    parser.add_argument("--input-layout", default=None, choices=list(PIXEL_LAYOUTS),
-                        help="how the encoder takes the pixels, when its graph leaves it open")
-    parser.add_argument("--recon-loss", default="bce", choices=list(RECON_LOSSES),
-                        help="the reconstruction term measured")  # fmt: skip
-    parser.add_argument("--replace", action="store_true", help="replace a model of the same name")
-    parser.add_argument("--data-dir", default=None, help="where the datasets are (default ./data or $VAE_DATA_DIR)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """The import subcommand: 0 when imported, 2 when refused (with the reason on stderr), 1 when the disk fails."""
-    outputs = [n.strip() for n in args.encoder_outputs.split(",")] if args.encoder_outputs else None
-    try:
-        model, stored = import_onnx(
-            args.encoder, args.decoder, args.out, dataset=args.dataset, data_dir=args.data_dir, logits=args.logits,
-            encoder_outputs=outputs, decoder_output=args.decoder_output, input_layout=args.input_layout,
-            recon_loss=args.recon_loss, replace=args.replace, origin="python -m vae.onnx import",
-        )  # fmt: skip
-    except ImportRefused as error:
-        print(f"error: not imported: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        print(f"error: could not write {args.out}: {error}", file=sys.stderr)
-        return 1
-    print(summary(stored))
-    return 0
-
-
-def summary(stored: StoredModel) -> str:
-    """One paragraph on an imported model: what it is, how it was wired, what it measured."""
-    interface, metrics = stored.config.onnx, stored.metrics
-    outputs = " and ".join(repr(n) for n in interface.encoder_outputs)
-    numbers = f"test MSE/pixel {metrics['test_mse_per_pixel']:.4f}, kNN-5 {metrics['knn5_accuracy']:.3f}"
-    if "test_kl" in metrics:
-        numbers += f", KL {metrics['test_kl']:.1f} nats"
-    return (
-        f"imported {stored.name} ({stored.config.describe()}) into {stored.path}: encoder {interface.encoder_input!r} "
-        f"({interface.input_layout}) -> {outputs}; decoder {interface.decoder_input!r} -> {interface.decoder_output!r} "
-        f"({interface.output_layout}{', logits' if interface.logits else ''}); {numbers}"
-    )

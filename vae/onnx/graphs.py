@@ -1,0 +1,124 @@
+"""ONNX graphs read and run safely: the rules every graph of the project, its own or a stranger's, is run under.
+
+Safety rules, applied to every graph before onnxruntime (or ``onnx``) reads it:
+
+- a graph arrives as bytes and is parsed with ``onnx.load_model_from_string``, which never opens a file;
+- a graph that still refers to external data is refused here: the import folds data that sits beside the
+  user's file into the graph first (``vae.onnx.checks``), so the graphs this module runs are self-contained,
+  and onnxruntime never resolves a path (not ``../``, not an absolute one, not one beside the working folder);
+- sessions use the CPU provider only, and no custom operator library is ever registered, so a graph can
+  only call operators onnxruntime ships.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import onnx
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+# Max abs difference allowed between two computations that should agree (an export run by onnxruntime
+# against the torch model; an import's standard graphs against the user's own): for pixels in [0, 1] as it
+# is; for codes, whose size depends on the model (an AE's reach 30), times the largest code magnitude when
+# that exceeds 1, since float32 rounding in another summation order scales with it.
+TOLERANCE = 1e-5
+
+
+class GraphRefused(ValueError):
+    """A graph that is not ONNX, refers to files, or that onnxruntime cannot run; the message says which."""
+
+
+def parse_graph(data: bytes, what: str) -> onnx.ModelProto:
+    """ONNX bytes -> the model proto, without reading any file; :class:`GraphRefused` if it is not one."""
+    from google.protobuf.message import DecodeError
+
+    try:
+        model = onnx.load_model_from_string(data)
+    except (DecodeError, ValueError, RuntimeError) as error:
+        raise GraphRefused(f"the {what} is not an ONNX model ({error or 'unreadable'})") from None
+    # Random bytes can parse as a protobuf message; a real model has a graph with nodes and an IR version.
+    if model.ir_version < 1 or not model.HasField("graph") or not model.graph.node or not model.graph.output:
+        raise GraphRefused(f"the {what} is not an ONNX model (no graph with nodes and outputs)")
+    return model
+
+
+def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    yield from _node_tensors(graph.node)
+
+
+def _node_tensors(nodes: Any) -> Iterator[onnx.TensorProto]:
+    for node in nodes:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("sparse_tensor"):
+                yield attribute.sparse_tensor.values
+                yield attribute.sparse_tensor.indices
+            for sparse in attribute.sparse_tensors:
+                yield sparse.values
+                yield sparse.indices
+            if attribute.HasField("g"):
+                yield from _graph_tensors(attribute.g)
+            for subgraph in attribute.graphs:
+                yield from _graph_tensors(subgraph)
+
+
+def all_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor a model stores: initializers, constants, and those of subgraphs and local functions."""
+    yield from _graph_tensors(model.graph)
+    for function in model.functions:
+        yield from _node_tensors(function.node)
+
+
+def uses_external_data(tensor: onnx.TensorProto) -> bool:
+    return tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data) > 0
+
+
+def refuse_external_data(model: onnx.ModelProto, what: str) -> None:
+    """No tensor of ``model`` may live in another file (onnxruntime would open that path)."""
+    names = [tensor.name or "(unnamed)" for tensor in all_tensors(model) if uses_external_data(tensor)]
+    if names:
+        raise GraphRefused(
+            f"the {what} keeps {len(names)} tensor(s) in external data files ({', '.join(names[:3])}"
+            f"{', ...' if len(names) > 3 else ''}): export it as one file (torch.onnx.export(..., external_data=False))"
+        )
+
+
+def session(data: bytes, what: str) -> onnxruntime.InferenceSession:
+    """A CPU onnxruntime session over self-contained ONNX bytes; :class:`GraphRefused` if it cannot run them."""
+    import onnxruntime
+
+    refuse_external_data(parse_graph(data, what), what)
+    options = onnxruntime.SessionOptions()
+    # One thread that sleeps when idle: the machine's cores are shared with training jobs and other sessions.
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 4  # refusals are reported by the caller, not logged by the runtime
+    try:
+        return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own pybind exception types (Fail, InvalidGraph, ...)
+        raise GraphRefused(f"onnxruntime cannot run the {what}: {first_line(error)}") from None
+
+
+def first_line(error: BaseException) -> str:
+    """An error's first line (at most 500 characters), or its type's name if it says nothing: for a refusal."""
+    text = str(error).strip().splitlines()
+    return text[0][:500] if text else type(error).__name__
+
+
+def io_names(runtime: onnxruntime.InferenceSession) -> tuple[list[str], list[str]]:
+    return [i.name for i in runtime.get_inputs()], [o.name for o in runtime.get_outputs()]
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """The version of the default (ai.onnx) operator set an ONNX model proto imports; 0 if none."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
