@@ -17,6 +17,10 @@ are numpy arrays or torch tensors ``[N, D]``; outputs are numpy float32.
 UMAP is slow: on two CPU cores about 6 s of CPU for 2,000 points and 45 s for 10,000, plus some 13 s of
 numba compilation in every new process. So :class:`ViewCache` keeps fitted views on disk in ``.npz``
 files, read back without pickle; restoring one needs neither umap-learn nor numba and takes milliseconds.
+
+One module of some 660 lines on purpose: :class:`ViewCache` saves and restores each view's learned state
+through the views' private ``_state``/``_restore``/``_cacheable`` hooks; kept beside the views, that
+contract stays private instead of becoming an interface every view must publish.
 """
 
 from __future__ import annotations
