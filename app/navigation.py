@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+PAGE_TITLE = "AE vs VAE latent explorer"
+
+
+def configure_page() -> None:
+    """The browser tab's title and the wide layout, set before anything is drawn so the first paint has them."""
+    st.set_page_config(page_title=PAGE_TITLE, page_icon=":material/scatter_plot:", layout="wide")
+
 
 def pages() -> list[st.Page]:
     """Paths are relative to the entry file, dashboard.py."""

@@ -92,19 +92,17 @@ def pair_or_explain(nothing: str = "No models to show") -> Pair | None:
     return chosen
 
 
-PAGE_TITLE = "AE vs VAE latent explorer"
 
 
 FRAME_DRAWN = "_frame_drawn_by_entry"
 
 
 def draw_frame() -> None:
-    """The wide layout and, in the sidebar, the pair being compared.
+    """In the sidebar, the pair being compared.
 
     Drawn by ``dashboard.py`` before the page, so the pair picker is one widget shared by every page
     (a widget drawn inside a page would be a new widget, reset, on each page switch).
     """
-    st.set_page_config(page_title=PAGE_TITLE, page_icon=":material/scatter_plot:", layout="wide")
     with st.sidebar:
         st.subheader("Models compared")
         dataset_picker()

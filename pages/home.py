@@ -98,7 +98,10 @@ def render() -> None:
         st.warning("The model store is empty. Train a pair on the **Train** page, or run `make models`.")
     else:
         model_cards(pair)
-        st.markdown("Open the **Latent explorer** in the sidebar to click through both planes.")
+        st.markdown(
+            "Open the **Latent explorer** in the sidebar and move the pointer over either plane: its decoder draws "
+            "the digit at that spot as you move; click to pin it."
+        )
     st.markdown(EXPLANATION)
 
 
