@@ -60,6 +60,35 @@ def test_each_study_lists_its_variants_with_unique_keys() -> None:
         variants("gan", settings)
 
 
+def test_the_registry_names_each_study_once_with_its_own_module() -> None:
+    import importlib
+
+    from vae.studies.runner import Study
+
+    assert list(STUDIES) == ["pca_vs_ae", "conv", "beta", "class_aware", "invertible", "conv_filters", "decoupled"]
+    for name, study in STUDIES.items():
+        assert isinstance(study, Study) and study.name == name and study.question.endswith("?")
+        module = importlib.import_module(type(study).__module__)
+        assert module.__name__ == f"vae.studies.{name}" and module.__doc__.startswith(f"``{name}``")
+        assert set(study.store_names) <= {v.key for v in study.variants(StudySettings())}
+    assert get_study("beta") is STUDIES["beta"]
+    with pytest.raises(ValueError, match="study must be one of"):
+        get_study("gan")
+
+
+def test_the_saved_grid_puts_the_largest_z2_in_its_first_row() -> None:
+    """The order the shipped ``grid/<key>`` images hold (top row first, as a plot shows it)."""
+    from vae.models import ModelConfig, build_model
+
+    torch.manual_seed(SEED)
+    model = build_model(ModelConfig(kind="ae", latent_dim=2, hidden=(8,))).eval()
+    points = np.random.default_rng(SEED).normal(size=(500, 2)).astype(np.float32)
+    images, (x0, x1, y0, y1) = runner.map_grid(model, points, size=3)
+    corners = torch.tensor([[x0, y1], [x1, y1], [x0, y0]], dtype=torch.float32)  # top left, top right, bottom left
+    expected = runner._to_uint8(model.decode(corners).detach())
+    np.testing.assert_array_equal(images[[0, 2, 6]], expected)
+
+
 def test_principal_angles_see_subspaces_not_bases() -> None:
     generator = np.random.default_rng(SEED)
     basis = np.linalg.qr(generator.normal(size=(50, 3)))[0]  # [50, 3] orthonormal
