@@ -16,7 +16,6 @@ import streamlit as st
 import torch
 
 from vae.data import class_names, load_dataset
-from vae.experiments import StudyResult, load_result
 from vae.explore import class_centroids
 from vae.jobs import StudyJob, TrainingQueue
 from vae.metrics import embed_images
@@ -25,6 +24,8 @@ from vae.onnx.export import ExportCache
 from vae.plots.scatter import ClickGrid, latent_scatter
 from vae.projections import LatentView, ViewCache, make_view, view_cache_key
 from vae.store import StoredModel, list_models, load_model
+from vae.studies.registry import load_result
+from vae.studies.runner import StudyResult
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,12 +13,13 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import cache, state
-from vae import experiments
 from vae.data import DATASETS, class_names
-from vae.plots.studies import maps_grid
-from vae.experiments import ExperimentFileError, StudyResult
-from vae.jobs import StudyJob
 from vae.images import strip, upscale
+from vae.jobs import StudyJob
+from vae.plots.studies import maps_grid
+from vae.studies import runner
+from vae.studies.registry import get_study
+from vae.studies.runner import ExperimentFileError, StudyResult
 
 TABLE_COLUMNS = {
     "label": "model",
@@ -34,50 +35,6 @@ TABLE_COLUMNS = {
     "train_seconds": "train s",
 }
 MAPS_HELP = "2,000 test images; each panel has its own scale. Click a class in the legend to hide it everywhere."
-# What each tab explains above its answer: the method, in the page's words.
-INTRO = {
-    "class_aware": (
-        r"Class term, the soft nearest-neighbour loss of Frosst, Papernot & Hinton (2019), over each batch: "
-        r"$-\frac{1}{b}\sum_i \log \dfrac{\sum_{j \ne i,\, y_j = y_i} e^{-d_{ij}/T}}{\sum_{k \ne i} e^{-d_{ik}/T}}$ "
-        r"with $d_{ij}$ the squared distance between codes divided by its batch mean and $T = 0.1$, added to the "
-        r"loss times a weight. It is near 0 when every code's close neighbours share its class and about "
-        r"$\log 10$ when the classes are mixed; because distances are relative, the encoder cannot lower it by "
-        r"spreading all codes apart, only by pulling each class together and away from the others."
-    ),
-    "tied": (
-        "A tied AE's decoder uses the encoder's weight matrices transposed, $W_{dec} = W_{enc}^T$ (each layer keeps "
-        "its own bias): half the weights, and the decoder is forced to read back along the directions the encoder "
-        "reads. Trained beside the untied AE in the PCA study, same layers and settings."
-    ),
-    "invertible": (
-        r"The invertible AE (InvAuto, Teng & Choromanska, 2019) makes the decoder the encoder's inverse layer by "
-        r"layer: each encoder map $h \mapsto \mathrm{lrelu}(W h + b)$ has orthonormal rows ($W W^T = I$, kept so "
-        r"during training) and the decoder undoes it with $h \mapsto W^T(\mathrm{lrelu}^{-1}(h) - b)$. So "
-        r"$E(D(z)) = z$ for *every* code, and the decoder has no weights of its own. It is measured beside the "
-        r"untied and the tied AE (same layers, same training) and PCA, whose decoder is also its encoder's "
-        r"transpose. $|E(D(z)) - z|^2$ is divided by the codes' own spread: 0 is an exact inverse, 1 is as far "
-        r"off as the codes are spread; *random codes* are drawn from a Gaussian with the test codes' mean and "
-        r"covariance, where no image was encoded."
-    ),
-    "conv_filters": (
-        "Each filter of the conv AE's first layer is a 4 x 4 weight pattern applied to every 4 x 4 patch "
-        "(stride 2). If the layer learned *local PCA*, its filters would span the top principal components of "
-        "those patches. Compared here: the conv AE's filters, a **linear** conv AE's (the same layers without "
-        "any non-linearity, trained on MSE), the random filters they started from, and what training changed "
-        "(trained minus initial). Principal angles compare spans, not bases: 0° means the k strongest "
-        "directions of the filters span the same space as the top-k patch components."
-    ),
-    "decoupled": (
-        r"The encoder is trained on a graph, not on reconstruction: UMAP's fuzzy graph of the training images' 15 "
-        r"nearest neighbours in pixel space (umap-learn's `fuzzy_simplicial_set`; no labels) and Parametric UMAP's "
-        r"cross-entropy on each batch of edges, $-\log q_{ij}$ for an edge and $-\log(1 - q_{ik})$ for 5 negative "
-        r"samples per edge, with $q = 1 / (1 + a\,d^{2b})$ (Sainburg, McInnes & Gentner, 2021). Either the "
-        r"decoder learns from stop-gradient codes, so it never shapes the map (*decoupled*), or both are trained "
-        r"together, recon + weight x UMAP term (*joint*). Beside them: PCA, the AE, the VAE and the class-aware AE, "
-        r"which **uses the labels**. Parametric UMAP's protocol: 50,000 training images, kNN-5 fitted on their "
-        r"embeddings, everything measured on the 10,000 test images."
-    ),
-}
 
 
 def load(study: str) -> StudyResult | None:
@@ -107,7 +64,7 @@ def load(study: str) -> StudyResult | None:
     took = f"{result.seconds / 60:.0f} min" if result.seconds >= 60 else f"{result.seconds:.0f} s"
     st.caption(
         f"{source.capitalize()} result: {DATASETS[result.settings.dataset].title}, "
-        f"{experiments.describe_training(study, result.settings)}; measured on the 10,000 test images; computed "
+        f"{get_study(study).describe_training(result.settings)}; measured on the 10,000 test images; computed "
         f"{result.created} in {took}."
     )
     return result
@@ -173,7 +130,7 @@ def recompute_controls(study: str) -> None:
                   "images, 30 epochs and 240 passes over the graph's edges), 10-60 minutes"],
     )  # fmt: skip
     if st.button("Recompute", key=f"{study}_go", help="Runs in the background; other pages stay usable."):
-        settings = experiments.QUICK if size == "quick" else experiments.StudySettings()
+        settings = runner.QUICK if size == "quick" else runner.StudySettings()
         settings = dataclasses.replace(settings, dataset=state.dataset())
         job = StudyJob(study, settings, str(cache.experiment_dirs(state.dataset())["recomputed"]), str(cache.data_dir()))
         jobs[(study, state.dataset())] = job

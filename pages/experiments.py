@@ -5,11 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 from app import state
-from app.experiments import INTRO, MAPS_HELP, answer, chart, load, maps, reconstructions, recompute, table
-from vae import experiments
-from vae.plots.studies import filter_banks, metric_curves, tradeoff_scatter
-from vae.experiments import PAPER_DECOUPLED, TARGET_KNN, TARGET_MSE, filter_rows, summarise, summarise_tied
+from app.experiments import MAPS_HELP, answer, chart, load, maps, reconstructions, recompute, table
 from vae.images import tile_grid, upscale
+from vae.plots.studies import filter_banks, metric_curves, tradeoff_scatter
+from vae.studies.conv_filters import filter_bank_images, filter_rows
+from vae.studies.decoupled import PAPER_DECOUPLED, TARGET_KNN, TARGET_MSE
+from vae.studies.pca_vs_ae import TIED_INTRO, angle_rows, summarise_tied
+from vae.studies.registry import get_study, summarise
 
 
 def pca_section() -> None:
@@ -19,7 +21,7 @@ def pca_section() -> None:
         metrics = {"test_mse_per_pixel": "reconstruction MSE per pixel (test)",
                    "knn5_accuracy": "kNN-5 accuracy in the latent space"}  # fmt: skip
         chart(metric_curves(result.rows, "latent_dim", metrics, log_x=True, x_title="latent dimension D"), "pca_curves")
-        angles = experiments.angle_rows(result)
+        angles = angle_rows(result)
         if angles:
             st.markdown(
                 "**Principal angles** between PCA's top-D subspace and the linear AE's (its decoder's columns, its "
@@ -56,10 +58,7 @@ def beta_section() -> None:
     result = load("beta")
     if result is not None:
         answer(summarise(result))
-        st.markdown(
-            r"The VAE's loss is $\text{recon} + \beta \cdot KL(q(z|x)\,\|\,N(0, I))$; $\beta = 0$ keeps the sampling "
-            r"noise but drops the pull towards the prior (a noisy AE), $\beta = 1$ is the ELBO."
-        )
+        st.markdown(get_study("beta").intro)
         betas = sorted(row["beta"] for row in result.rows)
         beta = st.select_slider("β", betas, value=1.0 if 1.0 in betas else betas[0], key="beta_pick")
         key = f"beta-{beta:g}"
@@ -86,7 +85,7 @@ def class_section() -> None:
         "This term **uses the labels**: it is supervised, unlike every other model here, so its maps show what a "
         "loss *can* do with class information, not what an auto-encoder finds on its own."
     )
-    st.markdown(INTRO["class_aware"])
+    st.markdown(get_study("class_aware").intro)
     result = load("class_aware")
     if result is not None:
         answer(summarise(result))
@@ -102,7 +101,7 @@ def class_section() -> None:
 
 
 def tied_section() -> None:
-    st.markdown(INTRO["tied"])
+    st.markdown(TIED_INTRO)
     result = load("pca_vs_ae")
     if result is None:
         return
@@ -115,7 +114,7 @@ def tied_section() -> None:
 
 
 def invertible_section() -> None:
-    st.markdown(INTRO["invertible"])
+    st.markdown(get_study("invertible").intro)
     result = load("invertible")
     if result is not None:
         answer(summarise(result))
@@ -137,11 +136,11 @@ def invertible_section() -> None:
 
 
 def filters_section() -> None:
-    st.markdown(INTRO["conv_filters"])
+    st.markdown(get_study("conv_filters").intro)
     result = load("conv_filters")
     if result is not None:
         answer(summarise(result))
-        chart(filter_banks(experiments.filter_bank_images(result)), "filter_banks")
+        chart(filter_banks(filter_bank_images(result)), "filter_banks")
         st.caption("Each 4 x 4 tile is one filter (or component), scaled by its largest |weight|: red positive, blue "
                    "negative.")  # fmt: skip
         energy, angles = filter_rows(result)
@@ -155,7 +154,7 @@ def filters_section() -> None:
 
 
 def decoupled_section() -> None:
-    st.markdown(INTRO["decoupled"])
+    st.markdown(get_study("decoupled").intro)
     result = load("decoupled")
     if result is not None:
         answer(summarise(result))
@@ -163,7 +162,7 @@ def decoupled_section() -> None:
         near = [row for row in result.rows if row["key"] != "pca"]
         chart(tradeoff_scatter(near, references=PAPER_DECOUPLED, targets=(TARGET_KNN, TARGET_MSE)),
               "decoupled_tradeoff")  # fmt: skip
-        shipped = {key: name for (study, key), name in experiments.STORE_NAMES.items() if study == "decoupled"}
+        shipped = get_study("decoupled").store_names
         pca = result.row("pca")
         st.caption("Filled: this study's models; open circles, in the same colours: the numbers Parametric UMAP "
                    f"reports; dotted: the targets. PCA, off the chart: MSE {pca['test_mse_per_pixel']:.4f}, kNN-5 "

@@ -79,8 +79,9 @@ def test_a_study_job_takes_its_turn_on_the_queue_and_saves_its_result(data, mnis
     import dataclasses
 
     import vae.jobs
-    from vae.experiments import StudySettings, load_result, run_study
     from vae.jobs import StudyJob
+    from vae.studies.registry import load_result, run_study
+    from vae.studies.runner import StudySettings
 
     settings = StudySettings(epochs=1, batch_size=64, betas=(0.0, 1.0), map_points=100, seed=SEED)
     seen = []

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SEED, image_captions, open_dashboard, run_pages_like_a_server
-from vae import experiments
-from vae.experiments import STUDIES, StudySettings, run_study, save_result, summarise, summarise_tied
+from vae.studies import runner
+from vae.studies.pca_vs_ae import summarise_tied
+from vae.studies.registry import STUDIES, run_study, save_result, summarise
+from vae.studies.runner import StudyResult, StudySettings
 
 TINY = StudySettings(epochs=1, batch_size=64, dims=(2, 4), betas=(0.0, 2.0), class_weights=(0.0, 50.0),
                      map_points=200, seed=SEED, graph_hidden=(32,), graph_epochs=1, graph_batch_size=64, long_epochs=1,
@@ -17,7 +19,7 @@ TINY = StudySettings(epochs=1, batch_size=64, dims=(2, 4), betas=(0.0, 2.0), cla
 
 
 @pytest.fixture(scope="module")
-def tiny_results(tmp_path_factory, mnist_subset) -> dict[str, experiments.StudyResult]:
+def tiny_results(tmp_path_factory, mnist_subset) -> dict[str, StudyResult]:
     return {study: run_study(study, TINY, data=mnist_subset) for study in STUDIES}
 
 
@@ -88,7 +90,7 @@ def test_missing_and_damaged_results_are_explained(results_dir) -> None:
 
 
 def test_a_recompute_runs_in_the_background_and_its_result_can_be_chosen(results_dir, monkeypatch) -> None:
-    monkeypatch.setattr(experiments, "QUICK", dataclasses.replace(TINY, train_limit=512, betas=(0.0, 4.0)))
+    monkeypatch.setattr(runner, "QUICK", dataclasses.replace(TINY, train_limit=512, betas=(0.0, 4.0)))
     at = open_dashboard("pages/experiments.py")
     at.button(key="beta_go").click().run()
     assert not at.exception

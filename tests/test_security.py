@@ -15,6 +15,7 @@ from tests.conftest import REPO, SEED
 from vae import files, store
 from vae.models import ModelConfig, build_model
 
+# vae/ recursively: its sub-packages (studies, training, plots, onnx) read files too.
 APP_SOURCES = sorted([*REPO.glob("vae/**/*.py"), *REPO.glob("app/*.py"), *REPO.glob("pages/*.py"), REPO / "dashboard.py"])
 UNSAFE_MODULES = {"pickle", "cPickle", "dill", "cloudpickle", "joblib", "marshal", "shelve", "yaml"}
 

@@ -16,7 +16,7 @@ _EXPORTS = {
     "ensure_dataset": "vae.data",
     "MnistUnavailableError": "vae.data",
     "DatasetUnavailableError": "vae.data",
-    "run_study": "vae.experiments",
+    "run_study": "vae.studies.registry",
     "ModelConfig": "vae.models",
     "LatentModel": "vae.models",
     "build_model": "vae.models",

@@ -19,8 +19,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from vae.experiments import StudySettings, StudyStopped, run_study, save_result, variants
 from vae.models import ModelConfig
+from vae.studies.registry import run_study, save_result, variants
+from vae.studies.runner import StudySettings, StudyStopped
 from vae.training.timeline import Frame, TimelineSettings
 from vae.training.trainer import BatchProgress, EpochRecord, train, TrainResult, TrainSettings
 
@@ -205,7 +206,7 @@ class StudySnapshot:
 
 
 class StudyJob(_Lifecycle):
-    """Recompute one experiment (``vae.experiments``) and save it to ``out_dir``; run by the same queue as
+    """Recompute one study (``vae.studies``) and save it to ``out_dir``; run by the same queue as
     the training jobs, so a recompute and a training take turns on the CPU instead of halving each other."""
 
     def __init__(self, study: str, settings: StudySettings, out_dir: str, data_dir: str | None = None) -> None:

@@ -1,6 +1,6 @@
 """Figures for the Experiments page: small multiples of 2-D maps and metric curves across a study.
 
-Plain functions over :class:`vae.experiments.StudyResult` rows and arrays, no Streamlit, so tests call them.
+Plain functions over :class:`vae.studies.runner.StudyResult` rows and arrays, no Streamlit, so tests call them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The experiments behind the brief's open questions: their settings, runs, files and command line."""
+"""The studies behind the brief's open questions: their settings, runs, answers, files and command line."""
 
 from __future__ import annotations
 
@@ -10,20 +10,12 @@ import pytest
 import torch
 
 from tests.conftest import SEED
-from vae import experiments
-from vae.experiments import (
-    STUDIES,
-    ExperimentFileError,
-    StudySettings,
-    StudyStopped,
-    load_result,
-    principal_angles_degrees,
-    run_study,
-    save_result,
-    variants,
-)
 from vae.metrics import reconstruction_mse
 from vae.models import fit_pca
+from vae.studies import cli, runner
+from vae.studies.pca_vs_ae import principal_angles_degrees
+from vae.studies.registry import STUDIES, get_study, load_result, run_study, save_result, variants
+from vae.studies.runner import ExperimentFileError, StudySettings, StudyStopped
 
 TINY = StudySettings(epochs=1, batch_size=64, dims=(2, 4), betas=(0.0, 2.0), class_weights=(0.0, 50.0),
                      map_points=200, seed=SEED, graph_hidden=(32,), graph_epochs=1, graph_batch_size=64, long_epochs=1,
@@ -68,6 +60,35 @@ def test_each_study_lists_its_variants_with_unique_keys() -> None:
         variants("gan", settings)
 
 
+def test_the_registry_names_each_study_once_with_its_own_module() -> None:
+    import importlib
+
+    from vae.studies.runner import Study
+
+    assert list(STUDIES) == ["pca_vs_ae", "conv", "beta", "class_aware", "invertible", "conv_filters", "decoupled"]
+    for name, study in STUDIES.items():
+        assert isinstance(study, Study) and study.name == name and study.question.endswith("?")
+        module = importlib.import_module(type(study).__module__)
+        assert module.__name__ == f"vae.studies.{name}" and module.__doc__.startswith(f"``{name}``")
+        assert set(study.store_names) <= {v.key for v in study.variants(StudySettings())}
+    assert get_study("beta") is STUDIES["beta"]
+    with pytest.raises(ValueError, match="study must be one of"):
+        get_study("gan")
+
+
+def test_the_saved_grid_puts_the_largest_z2_in_its_first_row() -> None:
+    """The order the shipped ``grid/<key>`` images hold (top row first, as a plot shows it)."""
+    from vae.models import ModelConfig, build_model
+
+    torch.manual_seed(SEED)
+    model = build_model(ModelConfig(kind="ae", latent_dim=2, hidden=(8,))).eval()
+    points = np.random.default_rng(SEED).normal(size=(500, 2)).astype(np.float32)
+    images, (x0, x1, y0, y1) = runner.map_grid(model, points, size=3)
+    corners = torch.tensor([[x0, y1], [x1, y1], [x0, y0]], dtype=torch.float32)  # top left, top right, bottom left
+    expected = runner._to_uint8(model.decode(corners).detach())
+    np.testing.assert_array_equal(images[[0, 2, 6]], expected)
+
+
 def test_principal_angles_see_subspaces_not_bases() -> None:
     generator = np.random.default_rng(SEED)
     basis = np.linalg.qr(generator.normal(size=(50, 3)))[0]  # [50, 3] orthonormal
@@ -93,7 +114,7 @@ def test_pca_vs_ae_measures_every_model_and_matches_a_direct_pca(pca_study, mnis
     assert sorted(pca_study.maps) == sorted(f"{f}-2" for f in ("pca", "linear", "dense", "tied", "vae"))
     assert all(m.shape == (TINY.map_points, 2) for m in pca_study.maps.values())
     assert pca_study.labels.shape == (TINY.map_points,)
-    assert pca_study.images["grid/vae-2"].shape == (experiments.GRID**2, 28, 28)
+    assert pca_study.images["grid/vae-2"].shape == (runner.GRID**2, 28, 28)
     assert pca_study.images["recon/dense-4"].shape == pca_study.images["originals"].shape == (10, 28, 28)
     # Tied weights: about half the dense AE's parameters.
     assert pca_study.row("tied-2")["parameters"] < 0.55 * pca_study.row("dense-2")["parameters"]
@@ -187,21 +208,21 @@ def test_command_line_runs_a_quick_study_and_refuses_bad_options(tmp_path, monke
         return run_study(study, dataclasses.replace(TINY, epochs=1, map_points=100),
                          data=(images, labels, images[:200], labels[:200]), **kwargs)  # fmt: skip
 
-    monkeypatch.setattr(experiments, "run_study", fake_run_study)
-    assert experiments.main(["run", "--study", "beta", "--quick", "--out", str(tmp_path)]) == 0
-    assert calls[0][0] == "beta" and calls[0][1] == experiments.QUICK
+    monkeypatch.setattr(cli, "run_study", fake_run_study)
+    assert cli.main(["run", "--study", "beta", "--quick", "--out", str(tmp_path)]) == 0
+    assert calls[0][0] == "beta" and calls[0][1] == runner.QUICK
     assert load_result(tmp_path, "beta").rows[0]["key"] == "beta-0"
     assert "saved" in capsys.readouterr().out
-    assert experiments.main(["run", "--epochs", "0", "--out", str(tmp_path)]) == 2
+    assert cli.main(["run", "--epochs", "0", "--out", str(tmp_path)]) == 2
     with pytest.raises(SystemExit):
-        experiments.main(["run", "--study", "gan"])
+        cli.main(["run", "--study", "gan"])
 
 
 def test_the_answers_follow_the_numbers_not_the_expectation(pca_study) -> None:
     """The sentence about the linear AE must say "learns PCA's subspace" only when the numbers show it."""
     import copy
 
-    from vae.experiments import summarise
+    from vae.studies.registry import summarise
 
     result = copy.deepcopy(pca_study)
     for d in TINY.dims:
@@ -229,7 +250,7 @@ def invertible_study(mnist_subset):
 
 
 def test_invertible_study_measures_how_far_each_encoder_lands_from_its_decoders_code(invertible_study) -> None:
-    from vae.experiments import summarise
+    from vae.studies.registry import summarise
 
     rows = {row["key"]: row for row in invertible_study.rows}
     assert list(rows) == [v.key for v in variants("invertible", TINY)]
@@ -248,8 +269,8 @@ def test_invertible_study_measures_how_far_each_encoder_lands_from_its_decoders_
 
 
 def test_right_inverse_error_is_zero_for_an_exact_inverse_and_scale_free() -> None:
-    from vae.experiments import right_inverse_error
     from vae.models import ModelConfig, build_model
+    from vae.studies.invertible import right_inverse_error
 
     torch.manual_seed(SEED)
     model = build_model(ModelConfig(kind="ae", latent_dim=2, hidden=(16,), invertible=True, recon_loss="mse"))
@@ -263,8 +284,9 @@ def test_right_inverse_error_is_zero_for_an_exact_inverse_and_scale_free() -> No
 
 
 def test_conv_filters_study_compares_each_first_layer_with_the_patch_pca(mnist_subset) -> None:
-    from vae.experiments import derivative_likeness, filter_rows, initial_model, leading_components, summarise
-    from vae.patches import patch_pca
+    from vae.studies.conv_filters import derivative_likeness, filter_rows, initial_model, leading_components
+    from vae.studies.patches import patch_pca
+    from vae.studies.registry import summarise
 
     result = run_study("conv_filters", dataclasses.replace(TINY, conv_hidden=(16,)), data=mnist_subset)
     assert [row["key"] for row in result.rows] == ["conv-ae", "linear-conv-ae"]
@@ -280,7 +302,7 @@ def test_conv_filters_study_compares_each_first_layer_with_the_patch_pca(mnist_s
         assert not np.allclose(trained, initial)  # training moved them
     # The recorded start is the trainer's: a run stopped before its first step keeps exactly those weights.
     config = variants("conv_filters", TINY)[0].config
-    from vae.training.trainer import train, TrainSettings
+    from vae.training.trainer import TrainSettings, train
 
     untouched = train(config, mnist_subset[0], None, TrainSettings(epochs=1, batch_size=64, seed=TINY.seed),
                       should_stop=lambda: True, device="cpu").model  # fmt: skip
@@ -296,7 +318,7 @@ def test_conv_filters_study_compares_each_first_layer_with_the_patch_pca(mnist_s
 
 
 def test_derivative_likeness_and_leading_components_on_known_cases() -> None:
-    from vae.experiments import derivative_likeness, leading_components
+    from vae.studies.conv_filters import derivative_likeness, leading_components
 
     assert leading_components([5.0, 3.0, 1.0, 1.0]) == 2  # 80 % after two
     assert leading_components([1.0, 1.0, 1.0, 1.0, 1.0]) == 4
@@ -309,8 +331,9 @@ def test_derivative_likeness_and_leading_components_on_known_cases() -> None:
 
 
 def test_decoupled_study_trains_on_the_graph_without_labels_and_records_it(mnist_subset, monkeypatch) -> None:
+    from vae.studies.decoupled import meets_targets
+    from vae.studies.registry import summarise
     from vae.training import graph as graph_module
-    from vae.experiments import meets_targets, summarise
 
     built = []
     real = graph_module.fuzzy_graph
@@ -343,21 +366,22 @@ def test_decoupled_study_trains_on_the_graph_without_labels_and_records_it(mnist
 
 
 def test_each_study_says_how_its_models_were_trained() -> None:
-    from vae.experiments import QUICK, StudySettings, describe_training
+    from vae.studies.runner import QUICK, StudySettings
 
     full = StudySettings()
-    assert describe_training("pca_vs_ae", full) == "all training images, 10 epochs per model, batch 128, seed 0"
-    assert describe_training("beta", QUICK).startswith("first 10,000 training images, 2 epochs per model")
+    assert get_study("pca_vs_ae").describe_training(full) == "all training images, 10 epochs per model, batch 128, seed 0"
+    assert get_study("beta").describe_training(QUICK).startswith("first 10,000 training images, 2 epochs per model")
     # The decoupled study: Parametric UMAP's 50,000 images, its longer recipe, and the graph's edges.
-    decoupled = describe_training("decoupled", full)
+    decoupled = get_study("decoupled").describe_training(full)
     assert decoupled.startswith("first 50,000 training images, AE, VAE and class-aware AE 30 epochs, batch 128")
     assert "UMAP models 240 passes of 50,000 edges (12 million), batch 512" in decoupled
-    assert "12 passes of 10,000 edges (120,000)" in describe_training("decoupled", QUICK)
+    assert "12 passes of 10,000 edges (120,000)" in get_study("decoupled").describe_training(QUICK)
 
 
 def test_the_shipped_filter_banks_and_subspace_angles_come_out_as_drawn() -> None:
     from tests.conftest import REPO
-    from vae.experiments import angle_rows, filter_bank_images, load_result
+    from vae.studies.conv_filters import filter_bank_images
+    from vae.studies.pca_vs_ae import angle_rows
 
     filters = load_result(REPO / "experiments", "conv_filters")
     banks = filter_bank_images(filters)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.conftest import SEED
-from vae.patches import filter_directions, filter_energy, filter_subspace_angles, image_patches, patch_pca
+from vae.studies.patches import filter_directions, filter_energy, filter_subspace_angles, image_patches, patch_pca
 
 
 def ramp_images(n: int = 200) -> torch.Tensor:
