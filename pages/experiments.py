@@ -6,12 +6,12 @@ import streamlit as st
 
 from app import state
 from app.experiments import MAPS_HELP, answer, chart, load, maps, reconstructions, recompute, table
-from vae.images import tile_grid, upscale
 from vae.plots.studies import filter_banks, metric_curves, tradeoff_scatter
 from vae.studies.conv_filters import filter_bank_images, filter_rows
 from vae.studies.decoupled import PAPER_DECOUPLED, TARGET_KNN, TARGET_MSE
 from vae.studies.pca_vs_ae import TIED_INTRO, angle_rows, summarise_tied
 from vae.studies.registry import get_study, summarise
+from vae.studies.runner import map_grid_image
 
 
 def pca_section() -> None:
@@ -67,7 +67,7 @@ def beta_section() -> None:
             chart(maps(result, [key], {key: f"β = {beta:g}"}, columns=1, height_per_row=420), "beta_map")
         with right:
             x0, x1, y0, y1 = result.row(key)["grid_box"]
-            st.image(upscale(tile_grid(result.images[f"grid/{key}"], 10), 1), output_format="PNG",
+            st.image(map_grid_image(result.images[f"grid/{key}"]), output_format="PNG",
                      caption=f"decoded on a 10 x 10 grid over z₁ {x0:.1f}..{x1:.1f}, z₂ {y0:.1f}..{y1:.1f}")  # fmt: skip
         st.markdown("**Every β** (small multiples). " + MAPS_HELP)
         titles = {k: f"β = {result.row(k)['beta']:g}" for k in result.maps}

@@ -89,6 +89,17 @@ def test_the_saved_grid_puts_the_largest_z2_in_its_first_row() -> None:
     np.testing.assert_array_equal(images[[0, 2, 6]], expected)
 
 
+def test_the_grid_image_shows_the_largest_z2_on_top_as_its_map_does() -> None:
+    # Tile k of a 3 x 3 grid is filled with the value k: row 0 (the largest z2) must come out on top.
+    tiles = np.repeat(np.arange(9, dtype=np.uint8)[:, None, None], 28 * 28, axis=1).reshape(9, 28, 28)
+    image = runner.map_grid_image(tiles, size=3)
+    assert image.shape == (3 * 28 + 2, 3 * 28 + 2)
+    assert image[0, 0] == 0 and image[0, -1] == 2  # top row: tiles 0..2, left to right
+    assert image[-1, 0] == 6 and image[-1, -1] == 8  # bottom row: tiles 6..8
+    with pytest.raises(ValueError, match="need 3 \\* 3 images, got 8"):
+        runner.map_grid_image(tiles[:8], size=3)
+
+
 def test_principal_angles_see_subspaces_not_bases() -> None:
     generator = np.random.default_rng(SEED)
     basis = np.linalg.qr(generator.normal(size=(50, 3)))[0]  # [50, 3] orthonormal

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from vae.files import write_atomically
+from vae.images import tile_grid
 from vae.metrics import embed_images, overlap_report
 from vae.models import LatentModel, ModelConfig, count_parameters, fit_pca, to_float_images
 from vae.training.saving import evaluate_for_metadata
@@ -244,6 +245,19 @@ def map_grid(model: LatentModel, points: np.ndarray, size: int = GRID) -> tuple[
     grid = np.array([(x, y) for y in ys for x in xs], dtype=np.float32)  # [size*size, 2]
     decoded = model.decode(torch.from_numpy(grid).to(model.device))
     return _to_uint8(decoded), [float(x0), float(x1), float(y0), float(y1)]
+
+
+def map_grid_image(images: np.ndarray, size: int = GRID) -> np.ndarray:
+    """A :func:`map_grid` (top row first) -> one uint8 image with that top row on top, beside its map.
+
+    :func:`vae.images.tile_grid` expects the lowest y first (it flips the rows), so the rows are reversed
+    into that order before tiling.
+    """
+    tiles = np.asarray(images)
+    if len(tiles) != size * size:
+        raise ValueError(f"need {size} * {size} images, got {len(tiles)}")
+    bottom_first = tiles.reshape(size, size, *tiles.shape[1:])[::-1].reshape(tiles.shape)
+    return tile_grid(bottom_first, size)
 
 
 def _fit(
