@@ -6,7 +6,7 @@ Run from the repository root (no install needed; it takes several minutes, most 
     python benchmarks/click_latency.py --clicks 40 --json results.json --strict
     python benchmarks/click_latency.py --skip-umap          # start-up and clicks only (about a minute)
 
-It drives Debian's Chromium (``/usr/bin/chromium``, headless, the flags of ``tests/browser.py``) through
+It drives Debian's Chromium (``/usr/bin/chromium``, headless, the flags of ``benchmarks/_browser.py``) through
 Playwright against real ``streamlit run`` servers on free ports of 127.0.0.1, each stopped afterwards, and
 measures, in one run:
 

@@ -5,7 +5,7 @@ Run from the repository root (about ten minutes; it needs the shipped models and
     python benchmarks/hover_latency.py                 # prints the tables, exit 0
     python benchmarks/hover_latency.py --moves 400 --json results.json --strict
 
-It drives Debian's Chromium (headless, the flags of ``tests/browser.py``) through Playwright against real
+It drives Debian's Chromium (headless, the flags of ``benchmarks/_browser.py``) through Playwright against real
 ``streamlit run`` servers on free ports of 127.0.0.1, and measures, in one run:
 
 1. **Cold start** (target <= 10 s): from launching ``streamlit run dashboard.py`` to both planes drawn on

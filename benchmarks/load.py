@@ -7,7 +7,7 @@ Run from the repository root (no install needed; about two to four minutes with 
 
 What it does, against one real ``streamlit run dashboard.py`` on a free port of 127.0.0.1 (a fresh
 ``VAE_CACHE_DIR`` in a temporary folder, ``VAE_MODELS_DIR=models``, ``OMP_WAIT_POLICY=PASSIVE``), driven by
-Debian's Chromium (``/usr/bin/chromium``, the flags of ``tests/browser.py``) through Playwright's *async* API
+Debian's Chromium (``/usr/bin/chromium``, the flags of ``benchmarks/_browser.py``) through Playwright's *async* API
 (one browser, one context per session, all driven from one event loop with ``asyncio.gather``; the sync API
 is not safe across threads):
 
