@@ -6,7 +6,7 @@ Run from the repository root (no install needed; it takes several minutes, most 
     python benchmarks/click_latency.py --clicks 40 --json results.json --strict
     python benchmarks/click_latency.py --skip-umap          # start-up and clicks only (about a minute)
 
-It drives Debian's Chromium (``/usr/bin/chromium``, headless, the flags of ``tests/browser.py``) through
+It drives Debian's Chromium (``/usr/bin/chromium``, headless, the flags of ``benchmarks/_browser.py``) through
 Playwright against real ``streamlit run`` servers on free ports of 127.0.0.1, each stopped afterwards, and
 measures, in one run:
 
@@ -52,14 +52,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import platform
 import shutil
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -68,8 +64,12 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+if not __package__ and str(REPO_ROOT) not in sys.path:  # run as a plain script from a checkout
+    sys.path.insert(0, str(REPO_ROOT))
 
-LOAD_WARNING = 1.5
+from benchmarks._browser import StreamlitServer, launch_chromium, require_chromium
+from benchmarks._report import LOAD_WARNING, Table, check_load, load_text, save_json, summary, verdict
+
 VIEWPORT = {"width": 1600, "height": 1300}
 PAIR_2D = ("ae-2d", "vae-2d")
 PAIR_16D = ("ae-16d", "vae-16d")
@@ -258,105 +258,26 @@ for column, (name, kind, model, codes) in zip(st.columns(2), planes):
 
 
 # ---------------------------------------------------------------------------------------------
-# Small helpers
+# Pages and servers
 
 
-def _browser_helpers():
-    """CHROMIUM, CHROMIUM_ARGS and free_port from tests/browser.py (copies if pytest is missing)."""
-    try:
-        from tests.browser import CHROMIUM, CHROMIUM_ARGS, free_port
-
-        return CHROMIUM, CHROMIUM_ARGS, free_port
-    except ImportError:  # tests/browser.py imports pytest; the benchmark itself does not need it
-
-        def free_port() -> int:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                return s.getsockname()[1]
-
-        args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-        return Path("/usr/bin/chromium"), args, free_port
+def require_models(names: Sequence[str]) -> None:
+    models_dir = REPO_ROOT / "models"
+    for name in names:
+        if not (models_dir / name).is_dir():
+            raise SystemExit(f"model {name!r} not found in {models_dir}")
 
 
-def load_text() -> str:
-    a, b, c = os.getloadavg()
-    return f"{a:.2f} / {b:.2f} / {c:.2f}"
-
-
-def check_load(where: str) -> float:
-    one = os.getloadavg()[0]
-    note = ""
-    if one > LOAD_WARNING:
-        note = f"  WARNING: above {LOAD_WARNING}: other jobs compete for the CPU, absolute times are inflated"
-    print(f"[load before {where}: {load_text()} (1/5/15 min)]{note}", flush=True)
-    return one
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (q in [0, 100]) of a non-empty sequence."""
-    data = sorted(values)
-    if len(data) == 1:
-        return data[0]
-    pos = (len(data) - 1) * q / 100.0
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
-
-
-def summary(values: Sequence[float]) -> dict[str, float] | None:
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    if not vals:
-        return None
-    return {"n": len(vals), "median": statistics.median(vals), "p95": percentile(vals, 95),
-            "min": min(vals), "max": max(vals), "mean": statistics.fmean(vals)}  # fmt: skip
-
-
-class Server:
-    """``streamlit run script`` on a free port of 127.0.0.1; ``launched`` is time.monotonic() at Popen."""
-
-    def __init__(self, script: Path, env: dict[str, str], log: Path, free_port, cwd: Path | None = None) -> None:
-        self.script, self.env, self.log, self.port = script, env, log, free_port()
-        self.cwd = cwd
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-        self.launched = self.port_open = math.nan
-
-    def start(self, timeout: float = 60) -> None:
-        with open(self.log, "a") as out:  # the child keeps its own copy of the descriptor
-            self.launched = time.monotonic()
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streamlit", "run", str(self.script), "--server.headless=true",
-                 f"--server.port={self.port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false",
-                 "--server.fileWatcherType=none"],
-                stdout=out, stderr=subprocess.STDOUT, cwd=self.cwd or REPO_ROOT, env={**os.environ, **self.env},
-            )  # fmt: skip
-        deadline = self.launched + timeout
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                self.port_open = time.monotonic()
-                return
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError(f"streamlit did not start (exit code {self.proc.poll()}):\n{self.tail()}")
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.proc = None
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+def baseline_server(folder: Path, log: Path, cwd: Path | None = None) -> StreamlitServer:
+    """BASELINE_PAGE over the shipped 2-D pair, written to ``folder``, as a server not yet started. It runs
+    from ``folder`` unless ``cwd`` says otherwise: there Streamlit reads no ``.streamlit/config.toml``."""
+    folder.mkdir()
+    script = folder / "bare_two_plots.py"
+    script.write_text(BASELINE_PAGE.format(
+        repo=str(REPO_ROOT), data=str(REPO_ROOT / "data"),
+        models=[(m, str(REPO_ROOT / "models" / m)) for m in PAIR_2D],
+    ))  # fmt: skip
+    return StreamlitServer(script, log=log, cwd=cwd)
 
 
 def new_page(browser):
@@ -374,6 +295,14 @@ def wait_plots(page, n: int = 2, timeout_s: float = 180) -> None:
     page.wait_for_function("(n) => window.__plotsReady(n)", arg=n, polling=20, timeout=timeout_s * 1000)
 
 
+def open_plots(browser, url: str, timeout_s: float = 180):
+    """A fresh instrumented page on ``url``, returned once its two plots are drawn."""
+    page = new_page(browser)
+    page.goto(url, timeout=timeout_s * 1000)
+    wait_plots(page, 2, timeout_s)
+    return page
+
+
 def wait_quiet(page, ms: int = QUIET_MS, timeout_s: float = 30) -> None:
     with contextlib.suppress(Exception):
         page.wait_for_function(WS_QUIET, arg=ms, polling=25, timeout=timeout_s * 1000)
@@ -383,7 +312,7 @@ def wait_quiet(page, ms: int = QUIET_MS, timeout_s: float = 30) -> None:
 # 1. Start-up
 
 
-def measure_startup(browser, server: Server, timeout_s: float) -> dict[str, Any]:
+def measure_startup(browser, server: StreamlitServer, timeout_s: float) -> dict[str, Any]:
     """Start ``server`` (not yet running) and open /explorer in a fresh page; times relative to launch."""
     page = new_page(browser)
     server.start(timeout=timeout_s)
@@ -588,6 +517,12 @@ class ClickTarget:
         return result
 
 
+def click_targets(dash_page, base_page, clicks: int) -> list[ClickTarget]:
+    """The dashboard's and the bare page's 2-D planes, each with spots planned for ``clicks`` clicks."""
+    spots = math.ceil(clicks / 2)
+    return [ClickTarget("dashboard", dash_page, PAIR_2D, spots), ClickTarget("baseline", base_page, PAIR_2D, spots)]
+
+
 def run_clicks(targets: list[ClickTarget], clicks: int, timeout_s: float) -> None:
     """One warm-up click per plot, then ``clicks`` per target, two at a time (one per plot), interleaved."""
     for target in targets:
@@ -675,10 +610,6 @@ def open_16d_pair(page, timeout_s: float) -> float:
     return wait_armed(page, timeout_s)
 
 
-def current_view(page) -> str:
-    return page.evaluate("() => String(window.__plots()[0]._fullLayout.title.text || '')")
-
-
 def measure_umap(page, timeout_s: float, umap_timeout_s: float) -> dict[str, Any]:
     out: dict[str, Any] = {}
     out["pair_16d_s"] = open_16d_pair(page, timeout_s)
@@ -702,23 +633,6 @@ def fmt_s(v: float | None) -> str:
 
 def fmt_ms(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.0f} ms"
-
-
-def verdict(value: float | None, limit: float) -> str:
-    if value is None:
-        return "FAIL"
-    return "PASS" if value <= limit else "FAIL"
-
-
-def print_table(rows: list[tuple[str, str, str, str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    rule = "-" * (sum(widths) + 6)
-    for i, row in enumerate(rows):
-        print(
-            "  ".join(cell.ljust(widths[j]) if j != 1 else cell.rjust(widths[j]) for j, cell in enumerate(row)).rstrip()
-        )
-        if i == 0:
-            print(rule)
 
 
 def print_clicks(targets: list[ClickTarget]) -> None:
@@ -766,216 +680,212 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
     if args.clicks < 1:
         raise SystemExit("--clicks must be at least 1")
-    if str(REPO_ROOT) not in sys.path:  # run as a plain script from a checkout
-        sys.path.insert(0, str(REPO_ROOT))
-    chromium, chromium_args, free_port = _browser_helpers()
-    if not Path(chromium).exists():
-        raise SystemExit(f"{chromium} is missing (scripts/setup.sh --browser installs it)")
+    return args
+
+
+# ---------------------------------------------------------------------------------------------
+# The run, section by section
+
+
+def startup_step(browser, dash: StreamlitServer, results: dict[str, Any]):
+    """Section 1; returns the page it opened, the dashboard's page for the clicks. An error ends the run."""
+    print("\n1. Start-up: streamlit run dashboard.py -> both plots drawn on /explorer", flush=True)
+    try:
+        startup = measure_startup(browser, dash, timeout_s=180)
+        page = startup.pop("page")
+        results["startup"] = startup
+        print("  " + ", ".join(f"{k} {v:.2f} s" for k, v in startup.items() if v is not None), flush=True)
+    except Exception as exc:
+        results["errors"]["startup"] = repr(exc)
+        print(f"  ERROR: {exc!r}\n{dash.tail()}", flush=True)
+        raise
+    return page
+
+
+def print_spots(targets: list[ClickTarget]) -> None:
+    for target in targets:
+        for n in range(2):
+            print(f"  {target.name} plot {n} ({target.planes[n]['title']}): "
+                  + ", ".join(f"{s['label']} ({s['x']:.2f}, {s['y']:.2f}; data {s['data_px']:.0f} px)"
+                              for s in target.spots[n]), flush=True)  # fmt: skip
+
+
+def clicks_step(browser, base: StreamlitServer, dash_page, clicks: int, results: dict[str, Any]) -> list[ClickTarget]:
+    """Sections 2 and 3, with the bare page's server up only for them; returns the targets (none if the bare
+    page never came up). An error is recorded and the run goes on."""
+    print("\n2./3. Clicks on empty space: dashboard vs bare two-plot page (interleaved)", flush=True)
+    check_load("clicks")
+    targets: list[ClickTarget] = []
+    try:
+        base.start(timeout=60)
+        base_page = new_page(browser)
+        t = time.monotonic()
+        base_page.goto(base.url, timeout=180_000)
+        wait_plots(base_page, 2, 180)
+        results["baseline_first_load_s"] = time.monotonic() - t
+        targets = click_targets(dash_page, base_page, clicks)
+        print_spots(targets)
+        run_clicks(targets, clicks, timeout_s=60)
+    except Exception as exc:  # noqa: BLE001
+        results["errors"]["clicks"] = repr(exc)
+        print(f"  ERROR: {exc!r}", flush=True)
+    finally:
+        base.stop()
+        if targets:
+            close_page(targets[1].page)
+    results["clicks"] = {t.name: {"stats": click_stats(t), "per_click": t.results} for t in targets}
+    return targets
+
+
+def umap_step(browser, dash: StreamlitServer, dash_page, umap_timeout_s: float, results: dict[str, Any]) -> None:
+    """Section 4 in a fresh page (the clicks' page is closed once it is up); an error is recorded."""
+    print("\n4. UMAP view switch on the 16-D pair", flush=True)
+    check_load("UMAP")
+    try:
+        page = open_plots(browser, f"{dash.url}/explorer")
+        close_page(dash_page)
+        results["umap"] = measure_umap(page, 120, umap_timeout_s)
+        close_page(page)
+    except Exception as exc:  # noqa: BLE001
+        results["errors"]["umap"] = repr(exc)
+        print(f"  ERROR: {exc!r}\n{dash.tail()}", flush=True)
+
+
+def cold_umap_step(browser, dash: StreamlitServer, umap_timeout_s: float, results: dict[str, Any]) -> None:
+    """The stopped dashboard started again on the same VAE_CACHE_DIR: its first UMAP switch hits the disk
+    cache of the fits section 4 made. An error is recorded."""
+    print("  restarting the server on the same VAE_CACHE_DIR for a cold-process switch…", flush=True)
+    try:
+        dash.start(timeout=60)
+        page = open_plots(browser, f"{dash.url}/explorer")
+        cold = {"pair_16d_s": open_16d_pair(page, 180)}
+        cold["umap_first_s"] = set_view(page, "UMAP", umap_timeout_s)
+        results["umap_cold"] = cold
+        print(f"  cold process: 16-D pair {cold['pair_16d_s']:.2f} s, first UMAP switch "
+              f"{cold['umap_first_s']:.2f} s", flush=True)  # fmt: skip
+        close_page(page)
+    except Exception as exc:  # noqa: BLE001
+        results["errors"]["umap_cold"] = repr(exc)
+        print(f"  ERROR: {exc!r}\n{dash.tail()}", flush=True)
+
+
+def measure(args: argparse.Namespace, tmp: Path, results: dict[str, Any]) -> list[ClickTarget]:
+    """Every section against servers of their own in ``tmp``, all stopped on return; fills ``results`` and
+    returns the click targets for the per-click report."""
     from playwright.sync_api import sync_playwright
 
-    models_dir, data_dir = REPO_ROOT / "models", REPO_ROOT / "data"
-    for name in (*PAIR_2D, *([] if args.skip_umap else PAIR_16D)):
-        if not (models_dir / name).is_dir():
-            raise SystemExit(f"model {name!r} not found in {models_dir}")
-
-    print(f"Click latency: {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"{args.clicks} timed clicks per page")  # fmt: skip
-    initial_load = check_load("measuring")
-    tmp = Path(tempfile.mkdtemp(prefix="click-latency-"))
-    cache = tmp / "cache"
-    dash_env = {"VAE_MODELS_DIR": "models", "VAE_CACHE_DIR": str(cache), "VAE_PLANES": "server"}
-    results: dict[str, Any] = {
-        "load_at_start": list(os.getloadavg()),
-        "clicks_per_page": args.clicks,
-        "baseline_config": args.baseline_config,
-        "errors": {},
-    }
-    rows: list[tuple[str, str, str, str]] = [("measure", "value", "target", "result")]
-    dash = Server(REPO_ROOT / "dashboard.py", dash_env, tmp / "dashboard.log", free_port)
-    baseline_dir = tmp / "baseline"
-    baseline_dir.mkdir()
-    (baseline_dir / "bare_two_plots.py").write_text(BASELINE_PAGE.format(
-        repo=str(REPO_ROOT), data=str(data_dir), models=[(m, str(models_dir / m)) for m in PAIR_2D],
-    ))  # fmt: skip
-    # Run from its own folder: Streamlit's defaults, not the project's .streamlit/config.toml.
-    base_cwd = baseline_dir if args.baseline_config == "default" else REPO_ROOT
-    base = Server(baseline_dir / "bare_two_plots.py", {}, tmp / "baseline.log", free_port, cwd=base_cwd)
+    dash_env = {"VAE_MODELS_DIR": "models", "VAE_CACHE_DIR": str(tmp / "cache"), "VAE_PLANES": "server"}
+    dash = StreamlitServer(REPO_ROOT / "dashboard.py", dash_env, tmp / "dashboard.log")
+    base = baseline_server(tmp / "baseline", tmp / "baseline.log",
+                           cwd=None if args.baseline_config == "default" else REPO_ROOT)  # fmt: skip
     targets: list[ClickTarget] = []
     try:
         with sync_playwright() as p:
             t = time.monotonic()
-            browser = p.chromium.launch(executable_path=str(chromium), args=chromium_args)
+            browser = launch_chromium(p)
             results["browser_launch_s"] = time.monotonic() - t
             try:
-                # 1. Start-up ------------------------------------------------------------------
-                print("\n1. Start-up: streamlit run dashboard.py -> both plots drawn on /explorer", flush=True)
-                startup = None
-                try:
-                    startup = measure_startup(browser, dash, timeout_s=180)
-                    dash_page = startup.pop("page")
-                    results["startup"] = startup
-                    print("  " + ", ".join(f"{k} {v:.2f} s" for k, v in startup.items() if v is not None), flush=True)
-                except Exception as exc:
-                    results["errors"]["startup"] = repr(exc)
-                    print(f"  ERROR: {exc!r}\n{dash.tail()}", flush=True)
-                    raise
-
-                # 2./3. Clicks -------------------------------------------------------------------
-                print("\n2./3. Clicks on empty space: dashboard vs bare two-plot page (interleaved)", flush=True)
-                check_load("clicks")
-                try:
-                    base.start(timeout=60)
-                    base_page = new_page(browser)
-                    t = time.monotonic()
-                    base_page.goto(base.url, timeout=180_000)
-                    wait_plots(base_page, 2, 180)
-                    results["baseline_first_load_s"] = time.monotonic() - t
-                    spots = math.ceil(args.clicks / 2)
-                    targets = [ClickTarget("dashboard", dash_page, PAIR_2D, spots),
-                               ClickTarget("baseline", base_page, PAIR_2D, spots)]  # fmt: skip
-                    for target in targets:
-                        for n in range(2):
-                            print(f"  {target.name} plot {n} ({target.planes[n]['title']}): "
-                                  + ", ".join(f"{s['label']} ({s['x']:.2f}, {s['y']:.2f}; data {s['data_px']:.0f} px)"
-                                              for s in target.spots[n]), flush=True)  # fmt: skip
-                    run_clicks(targets, args.clicks, timeout_s=60)
-                except Exception as exc:  # noqa: BLE001
-                    results["errors"]["clicks"] = repr(exc)
-                    print(f"  ERROR: {exc!r}", flush=True)
-                finally:
-                    base.stop()
-                    if targets:
-                        close_page(targets[1].page)
-                results["clicks"] = {t.name: {"stats": click_stats(t), "per_click": t.results} for t in targets}
-
-                # 4. UMAP ------------------------------------------------------------------------
+                dash_page = startup_step(browser, dash, results)
+                targets = clicks_step(browser, base, dash_page, args.clicks, results)
                 if not args.skip_umap:
-                    print("\n4. UMAP view switch on the 16-D pair", flush=True)
-                    check_load("UMAP")
-                    try:
-                        page = new_page(browser)
-                        page.goto(f"{dash.url}/explorer", timeout=180_000)
-                        wait_plots(page, 2, 180)
-                        close_page(dash_page)
-                        results["umap"] = measure_umap(page, 120, args.umap_timeout)
-                        close_page(page)
-                    except Exception as exc:  # noqa: BLE001
-                        results["errors"]["umap"] = repr(exc)
-                        print(f"  ERROR: {exc!r}\n{dash.tail()}", flush=True)
+                    umap_step(browser, dash, dash_page, args.umap_timeout, results)
                     dash.stop()
                     if not args.skip_cold and "umap" in results:
-                        print(
-                            "  restarting the server on the same VAE_CACHE_DIR for a cold-process switch…", flush=True
-                        )
-                        try:
-                            dash.start(timeout=60)
-                            page = new_page(browser)
-                            page.goto(f"{dash.url}/explorer", timeout=180_000)
-                            wait_plots(page, 2, 180)
-                            cold = {"pair_16d_s": open_16d_pair(page, 180)}
-                            cold["umap_first_s"] = set_view(page, "UMAP", args.umap_timeout)
-                            results["umap_cold"] = cold
-                            print(f"  cold process: 16-D pair {cold['pair_16d_s']:.2f} s, first UMAP switch "
-                                  f"{cold['umap_first_s']:.2f} s", flush=True)  # fmt: skip
-                            close_page(page)
-                        except Exception as exc:  # noqa: BLE001
-                            results["errors"]["umap_cold"] = repr(exc)
-                            print(f"  ERROR: {exc!r}\n{dash.tail()}", flush=True)
+                        cold_umap_step(browser, dash, args.umap_timeout, results)
             finally:
                 browser.close()
     finally:
         dash.stop()
         base.stop()
-        if args.keep_tmp:
-            print(f"\n(temporary folder kept: {tmp})")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return targets
 
-    # ---------------------------------------------------------------- report
-    fails = 0
 
-    def add(measure: str, value: str, target: str = "", result: str = "") -> None:
-        nonlocal fails
-        fails += result == "FAIL"
-        rows.append((measure, value, target, result))
+# ---------------------------------------------------------------------------------------------
+# The table
 
-    s = results.get("startup")
-    if s:
-        add("start-up: launch -> port open", fmt_s(s["port_open_s"]))
-        add("start-up: launch -> first byte of /explorer", fmt_s(s["first_byte_s"]))
-        add("start-up: launch -> first contentful paint", fmt_s(s["first_contentful_paint_s"]))
-        add("start-up: launch -> both plots drawn", fmt_s(s["plots_drawn_s"]), f"<= {TARGETS['startup_s']:.0f} s",
-            verdict(s["plots_drawn_s"], TARGETS["startup_s"]))  # fmt: skip
-    else:
-        add("start-up", "error", f"<= {TARGETS['startup_s']:.0f} s", "FAIL")
-    stats = {name: c["stats"] for name, c in results.get("clicks", {}).items()}
-    dm = bm = None
+
+def startup_rows(table: Table, startup: dict[str, Any] | None) -> None:
+    if not startup:
+        table.add("start-up", "error", f"<= {TARGETS['startup_s']:.0f} s", "FAIL")
+        return
+    table.add("start-up: launch -> port open", fmt_s(startup["port_open_s"]))
+    table.add("start-up: launch -> first byte of /explorer", fmt_s(startup["first_byte_s"]))
+    table.add("start-up: launch -> first contentful paint", fmt_s(startup["first_contentful_paint_s"]))
+    table.add("start-up: launch -> both plots drawn", fmt_s(startup["plots_drawn_s"]),
+              f"<= {TARGETS['startup_s']:.0f} s", verdict(startup["plots_drawn_s"], TARGETS["startup_s"]))  # fmt: skip
+
+
+CLICK_PARTS = (("send_ms", "click -> rerun request sent"), ("first_reply_ms", "click -> first reply"),
+               ("src_ms", "click -> new <img> src"), ("received_kb", "KB received per click"),
+               ("wall_ms", "Playwright wall time (click .. detected)"))  # fmt: skip
+
+
+def page_click_rows(table: Table, name: str, stats: dict[str, Any]) -> None:
+    """One page's clicks: latency (held to the target on the dashboard only), its parts, and the checks."""
+    lat = stats["latency_ms"]
+    target = f"<= {TARGETS['click_median_ms']:.0f} ms" if name == "dashboard" else ""
+    res = verdict(lat["median"], TARGETS["click_median_ms"]) if name == "dashboard" else ""
+    table.add(f"click -> image, {name}: median ({lat['n']} clicks)", fmt_ms(lat["median"]), target, res)
+    table.add(f"click -> image, {name}: p95", fmt_ms(lat["p95"]))
+    table.add(f"click -> image, {name}: mean", fmt_ms(lat["mean"]))
+    table.add(f"click -> image, {name}: min / max", f"{lat['min']:.0f} / {lat['max']:.0f} ms")
+    for model, per in stats["per_model"].items():
+        if per:
+            table.add(f"  {name}: {model} plot, median / p95", f"{per['median']:.0f} / {per['p95']:.0f} ms")
+    for key, label in CLICK_PARTS:
+        if stats.get(key):
+            unit = " KB" if key == "received_kb" else " ms"
+            table.add(f"  {name}: {label}, median", f"{stats[key]['median']:.0f}{unit}")
+    ok = stats["clicks"] - len(stats["mismatches"])
+    table.add(f"decoded where clicked, {name} (corners incl.)", f"{ok}/{stats['clicks']}", "all",
+              "PASS" if ok == stats["clicks"] and stats["clicks"] else "FAIL")  # fmt: skip
+
+
+def click_rows(table: Table, stats: dict[str, dict[str, Any]], results: dict[str, Any]) -> None:
+    """Both pages' clicks and their ratio (also saved as ``results["ratio_median"]``)."""
+    medians = {}
     for name in ("dashboard", "baseline"):
-        st_ = stats.get(name)
-        if not st_ or not st_["latency_ms"]:
-            add(f"click -> image, {name}", "error", "", "FAIL")
+        page_stats = stats.get(name)
+        if not page_stats or not page_stats["latency_ms"]:
+            table.add(f"click -> image, {name}", "error", "", "FAIL")
             continue
-        lat = st_["latency_ms"]
-        target = f"<= {TARGETS['click_median_ms']:.0f} ms" if name == "dashboard" else ""
-        res = verdict(lat["median"], TARGETS["click_median_ms"]) if name == "dashboard" else ""
-        add(f"click -> image, {name}: median ({lat['n']} clicks)", fmt_ms(lat["median"]), target, res)
-        add(f"click -> image, {name}: p95", fmt_ms(lat["p95"]))
-        add(f"click -> image, {name}: mean", fmt_ms(lat["mean"]))
-        add(f"click -> image, {name}: min / max", f"{lat['min']:.0f} / {lat['max']:.0f} ms")
-        for model, per in st_["per_model"].items():
-            if per:
-                add(f"  {name}: {model} plot, median / p95", f"{per['median']:.0f} / {per['p95']:.0f} ms")
-        for key, label in (("send_ms", "click -> rerun request sent"), ("first_reply_ms", "click -> first reply"),
-                           ("src_ms", "click -> new <img> src"), ("received_kb", "KB received per click"),
-                           ("wall_ms", "Playwright wall time (click .. detected)")):  # fmt: skip
-            if st_.get(key):
-                unit = " KB" if key == "received_kb" else " ms"
-                add(f"  {name}: {label}, median", f"{st_[key]['median']:.0f}{unit}")
-        ok = st_["clicks"] - len(st_["mismatches"])
-        add(
-            f"decoded where clicked, {name} (corners incl.)",
-            f"{ok}/{st_['clicks']}",
-            "all",
-            "PASS" if ok == st_["clicks"] and st_["clicks"] else "FAIL",
-        )
-        if name == "dashboard":
-            dm = lat["median"]
-        else:
-            bm = lat["median"]
+        page_click_rows(table, name, page_stats)
+        medians[name] = page_stats["latency_ms"]["median"]
+    dm, bm = medians.get("dashboard"), medians.get("baseline")
     if dm is not None and bm:
         ratio = dm / bm
         results["ratio_median"] = ratio
-        add(
-            "dashboard / baseline, median",
-            f"{ratio:.2f}",
-            f"<= {TARGETS['ratio']:.1f}",
-            verdict(ratio, TARGETS["ratio"]),
-        )
+        table.add("dashboard / baseline, median", f"{ratio:.2f}", f"<= {TARGETS['ratio']:.1f}",
+                  verdict(ratio, TARGETS["ratio"]))  # fmt: skip
         d95, b95 = stats["dashboard"]["latency_ms"]["p95"], stats["baseline"]["latency_ms"]["p95"]
-        add("dashboard / baseline, p95", f"{d95 / b95:.2f}")
+        table.add("dashboard / baseline, p95", f"{d95 / b95:.2f}")
     else:
-        add("dashboard / baseline, median", "n/a", f"<= {TARGETS['ratio']:.1f}", "FAIL")
+        table.add("dashboard / baseline, median", "n/a", f"<= {TARGETS['ratio']:.1f}", "FAIL")
     if "baseline_first_load_s" in results:
-        add("baseline page: first load (models, embeddings)", fmt_s(results["baseline_first_load_s"]))
-    if not args.skip_umap:
-        u = results.get("umap")
-        if u:
-            add("16-D pair picked -> both planes in PCA view", fmt_s(u["pair_16d_s"]))
-            add("UMAP, first time (fits both models)", fmt_s(u["umap_first_s"]))
-            add("UMAP -> PCA", fmt_s(u["back_to_pca_s"]))
-            add("PCA -> UMAP again", fmt_s(u["umap_again_s"]), f"<= {TARGETS['umap_switch_s']:.0f} s",
-                verdict(u["umap_again_s"], TARGETS["umap_switch_s"]))  # fmt: skip
-        else:
-            add("PCA -> UMAP again", "error", f"<= {TARGETS['umap_switch_s']:.0f} s", "FAIL")
-        c = results.get("umap_cold")
-        if c:
-            add("restarted server: 16-D pair -> PCA view", fmt_s(c["pair_16d_s"]))
-            add("restarted server: first UMAP (disk cache)", fmt_s(c["umap_first_s"]))
+        table.add("baseline page: first load (models, embeddings)", fmt_s(results["baseline_first_load_s"]))
 
+
+def umap_rows(table: Table, umap: dict[str, Any] | None, cold: dict[str, Any] | None) -> None:
+    target = f"<= {TARGETS['umap_switch_s']:.0f} s"
+    if umap:
+        table.add("16-D pair picked -> both planes in PCA view", fmt_s(umap["pair_16d_s"]))
+        table.add("UMAP, first time (fits both models)", fmt_s(umap["umap_first_s"]))
+        table.add("UMAP -> PCA", fmt_s(umap["back_to_pca_s"]))
+        table.add("PCA -> UMAP again", fmt_s(umap["umap_again_s"]), target,
+                  verdict(umap["umap_again_s"], TARGETS["umap_switch_s"]))  # fmt: skip
+    else:
+        table.add("PCA -> UMAP again", "error", target, "FAIL")
+    if cold:
+        table.add("restarted server: 16-D pair -> PCA view", fmt_s(cold["pair_16d_s"]))
+        table.add("restarted server: first UMAP (disk cache)", fmt_s(cold["umap_first_s"]))
+
+
+def print_results(results: dict[str, Any], table: Table, targets: list[ClickTarget],
+                  stats: dict[str, dict[str, Any]], initial_load: float) -> None:  # fmt: skip
     if targets:
         print_clicks(targets)
         for target in targets:
@@ -983,21 +893,50 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  MISMATCH {target.name} {r['model']} {r['spot']}: clicked ({r['x']:.2f}, {r['y']:.2f}), "
                       f"decoded {r.get('decoded')}, {r.get('error') or ''}")  # fmt: skip
     print(f"\nResults (load at start {results['load_at_start'][0]:.2f}, now {load_text()}):")
-    print_table(rows)
+    table.print()
     if initial_load > LOAD_WARNING or os.getloadavg()[0] > LOAD_WARNING:
         print(f"WARNING: load average above {LOAD_WARNING}: absolute times are inflated; the ratio is the "
               "fairer number.")  # fmt: skip
     for section, err in results["errors"].items():
         print(f"ERROR in {section}: {err}")
-    print(f"\n{'ALL PASS' if fails == 0 else f'{fails} FAIL'}")
-    results["rows"] = rows
-    results["failures"] = fails
+    print(f"\n{table.outcome()}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    require_chromium()
+    require_models((*PAIR_2D, *([] if args.skip_umap else PAIR_16D)))
+    print(f"Click latency: {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"{args.clicks} timed clicks per page")  # fmt: skip
+    initial_load = check_load("measuring")
+    results: dict[str, Any] = {
+        "load_at_start": list(os.getloadavg()),
+        "clicks_per_page": args.clicks,
+        "baseline_config": args.baseline_config,
+        "errors": {},
+    }
+    tmp = Path(tempfile.mkdtemp(prefix="click-latency-"))
+    try:
+        targets = measure(args, tmp, results)
+    finally:
+        if args.keep_tmp:
+            print(f"\n(temporary folder kept: {tmp})")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    table = Table()
+    startup_rows(table, results.get("startup"))
+    stats = {name: c["stats"] for name, c in results.get("clicks", {}).items()}
+    click_rows(table, stats, results)
+    if not args.skip_umap:
+        umap_rows(table, results.get("umap"), results.get("umap_cold"))
+    print_results(results, table, targets, stats, initial_load)
+    results["rows"] = table.rows
+    results["failures"] = table.fails
     results["load_at_end"] = list(os.getloadavg())
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2, default=str))
-        print(f"saved {args.json}")
-    return 1 if (args.strict and fails) else 0
+        save_json(args.json, results)
+    return 1 if (args.strict and table.fails) else 0
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Run from the repository root (no install needed; about two to four minutes with 
 
 What it does, against one real ``streamlit run dashboard.py`` on a free port of 127.0.0.1 (a fresh
 ``VAE_CACHE_DIR`` in a temporary folder, ``VAE_MODELS_DIR=models``, ``OMP_WAIT_POLICY=PASSIVE``), driven by
-Debian's Chromium (``/usr/bin/chromium``, the flags of ``tests/browser.py``) through Playwright's *async* API
+Debian's Chromium (``/usr/bin/chromium``, the flags of ``benchmarks/_browser.py``) through Playwright's *async* API
 (one browser, one context per session, all driven from one event loop with ``asyncio.gather``; the sync API
 is not safe across threads):
 
@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import os
 import platform
@@ -57,22 +56,20 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # run as a plain script from a checkout
+if not __package__ and str(REPO_ROOT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks._browser import StreamlitServer, launch_chromium, require_chromium
+from benchmarks._report import Table, load_text, save_json, summary
 from benchmarks.click_latency import (
     INIT_SCRIPT,
     PAIR_2D,
     TO_PAGE,
     VIEWPORT,
     WS_QUIET,
-    Server,
-    _browser_helpers,
-    load_text,
     parse_decoded,
     plan_clicks,
-    print_table,
-    summary,
+    require_models,
 )
 
 CAPTION_RE = re.compile(r"(\S+) decodes \((-?\d+\.\d+), (-?\d+\.\d+)\)")
@@ -438,14 +435,12 @@ async def drive(url: str, cfg: LoadConfig, server_pid: int | None = None) -> dic
     """Open the sessions, start the training, click; ``out["sessions"]`` holds every :class:`Session`."""
     from playwright.async_api import async_playwright
 
-    chromium, chromium_args, _ = _browser_helpers()
     out: dict[str, Any] = {"training": {"started": False}}
     sessions = [Session(i) for i in range(cfg.sessions)]
     async with async_playwright() as p:
         # Chromium keeps at most 16 WebGL contexts alive (the oldest is lost beyond that), and every explorer page
         # draws two scattergl plots: raise the limit so that eight sessions can all draw.
-        args = [*chromium_args, f"--max-active-webgl-contexts={max(16, 4 * (cfg.sessions + 1))}"]
-        browser = await p.chromium.launch(executable_path=str(chromium), args=args)
+        browser = await launch_chromium(p, [f"--max-active-webgl-contexts={max(16, 4 * (cfg.sessions + 1))}"])
         try:
             contexts = []
             for _ in range(cfg.sessions):
@@ -514,13 +509,11 @@ async def drive(url: str, cfg: LoadConfig, server_pid: int | None = None) -> dic
     return out
 
 
-def run_load(cfg: LoadConfig, log_dir: Path, free_port=None) -> dict[str, Any]:
-    """Start the server, drive the load, stop the server; returns the raw results (also used by the test)."""
-    if free_port is None:
-        free_port = _browser_helpers()[2]
+def run_load(cfg: LoadConfig, log_dir: Path) -> dict[str, Any]:
+    """Start the server, drive the load, stop the server; returns the raw results."""
     env = {"VAE_MODELS_DIR": "models", "VAE_CACHE_DIR": str(log_dir / "cache"), "OMP_WAIT_POLICY": "PASSIVE",
            "VAE_PLANES": "server"}
-    server = Server(REPO_ROOT / "dashboard.py", env, log_dir / "streamlit.log", free_port)
+    server = StreamlitServer(REPO_ROOT / "dashboard.py", env, log_dir / "streamlit.log")
     server.start(timeout=60)
     pid = server.proc.pid
     time.sleep(1.0)
@@ -599,16 +592,89 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
     if args.sessions < 1 or args.clicks < 1:
         raise SystemExit("--sessions and --clicks must be at least 1")
-    chromium, _, _ = _browser_helpers()
-    if not Path(chromium).exists():
-        raise SystemExit(f"{chromium} is missing (scripts/setup.sh --browser installs it)")
-    for name in PAIR_2D:
-        if not (REPO_ROOT / "models" / name).is_dir():
-            raise SystemExit(f"model {name!r} not found in {REPO_ROOT / 'models'}")
+    return args
+
+
+def mb(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.0f} MB"
+
+
+def click_rows(table: Table, cfg: LoadConfig, raw: dict[str, Any], d: dict[str, Any]) -> None:
+    """Loading, answers, errors, foreign captions and latency of the sessions' clicks."""
+    table.add("sessions x clicks", f"{cfg.sessions} x {cfg.clicks}")
+    table.add("sessions: all /explorer loaded after", f"{raw.get('sessions_loaded_s', math.nan):.1f} s")
+    answered = sum(p["images"] for p in d["per_session"])
+    table.add("clicks answered (new image at the clicked spot)", f"{answered}/{d['clicks_planned']}", "all",
+              "PASS" if answered == d["clicks_planned"] else "FAIL")  # fmt: skip
+    table.add("errors (timeouts, wrong captions, page errors, exception boxes)", str(len(d["errors"])), "0",
+              "PASS" if not d["errors"] else "FAIL")  # fmt: skip
+    table.add("sessions showing another session's coordinates", str(len(d["foreign_sessions"])), "0",
+              "PASS" if not d["foreign_sessions"] else "FAIL")  # fmt: skip
+    lat = d["latency_ms"]
+    if lat:
+        table.add("click -> image: median", f"{lat['median']:.0f} ms")
+        table.add("click -> image: p95", f"{lat['p95']:.0f} ms")
+        table.add("click -> image: min / max", f"{lat['min']:.0f} / {lat['max']:.0f} ms")
+        for kind, label in (("empty", "empty space (plane fragment rerun)"), ("point", "data point (page rerun)")):
+            k = d["latency_by_kind"].get(kind)
+            if k:
+                table.add(f"  {label}: median / p95 ({k['n']})", f"{k['median']:.0f} / {k['p95']:.0f} ms")
+    else:
+        table.add("click -> image: median", "n/a")
+    table.add("hover not seen before the click (planned spot used)", str(d["hover_unconfirmed"]))
+    table.add("all clicks done after", f"{raw.get('clicks_s', math.nan):.1f} s")
+
+
+def training_rows(table: Table, cfg: LoadConfig, training: dict[str, Any]) -> None:
+    if not cfg.train:
+        table.add("training during the load", "off")
+    elif not training.get("started"):
+        table.add("training started", f"no: {training.get('error')}", "yes", "FAIL")
+    else:
+        done = training.get("finished")
+        table.add("training finished (both models)",
+                  f"yes, {training['duration_s']:.1f} s" if done else f"no: {training.get('progress')}", "yes",
+                  "PASS" if done and training.get("ok") else "FAIL")  # fmt: skip
+        if done:
+            table.add("  status", " / ".join(s.split(":")[0].split()[0] for s in training.get("status", [])))
+            table.add("  training overlapped the clicks for", f"{max(training.get('overlap_s', 0.0), 0.0):.1f} s")
+
+
+def server_rows(table: Table, raw: dict[str, Any], rss_limit_mb: float) -> None:
+    """The server's memory through the run (the one held to ``rss_limit_mb``: after it) and its tracebacks."""
+    table.add("server RSS idle (server up, no session)", mb(raw.get("rss_idle_mb")))
+    table.add("server RSS with all sessions loaded", mb(raw.get("rss_loaded_mb")))
+    table.add("server RSS peak (0.5 s samples)", mb(raw.get("rss_peak_mb")))
+    after = raw.get("rss_after_mb")
+    table.add("server RSS after the run (sessions closed)", mb(after), f"< {rss_limit_mb:.0f} MB",
+              "PASS" if after is not None and after < rss_limit_mb else "FAIL")  # fmt: skip
+    table.add("tracebacks in the server log", str(raw.get("server_tracebacks")))
+
+
+def print_sessions(raw: dict[str, Any], d: dict[str, Any]) -> None:
+    """A line per session, then the first errors and foreign captions, and the server log if it raised."""
+    print("\nPer session:")
+    for p in d["per_session"]:
+        med = "n/a" if p["median_ms"] is None else f"{p['median_ms']:.0f} ms"
+        load_s = "n/a" if p["load_s"] is None else f"{p['load_s']:.1f} s"
+        print(f"  session {p['session']}: loaded {load_s}, {p['images']}/{p['clicks']} images, median {med}, "
+              f"{p['errors']} errors, {p['foreign']} foreign captions")  # fmt: skip
+    for e in d["errors"][:30]:
+        print(f"  ERROR {e}")
+    for f in d["foreign"][:30]:
+        print(f"  FOREIGN session {f['session']} {f['where']}: {f['caption']!r} (clicked by sessions {f['owners']})")
+    if raw.get("server_tracebacks"):
+        print("\nServer log (tail):\n" + raw.get("server_log_tail", ""))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    require_chromium()
+    require_models(PAIR_2D)
     cfg = LoadConfig(sessions=args.sessions, clicks=args.clicks, timeout_s=args.timeout, train=not args.no_train,
                      train_hidden=args.train_hidden, train_epochs=args.train_epochs, train_batch=args.train_batch,
                      verbose=not args.quiet)  # fmt: skip
@@ -628,85 +694,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     d["clicks_planned"] = cfg.sessions * cfg.clicks
     wall = time.monotonic() - t0
 
-    rows: list[tuple[str, str, str, str]] = [("measure", "value", "target", "result")]
-    fails = 0
-
-    def add(measure: str, value: str, target: str = "", result: str = "") -> None:
-        nonlocal fails
-        fails += result == "FAIL"
-        rows.append((measure, value, target, result))
-
-    def mb(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:.0f} MB"
-
-    add("sessions x clicks", f"{cfg.sessions} x {cfg.clicks}")
-    add("sessions: all /explorer loaded after", f"{raw.get('sessions_loaded_s', math.nan):.1f} s")
-    add("clicks answered (new image at the clicked spot)",
-        f"{sum(p['images'] for p in d['per_session'])}/{d['clicks_planned']}", "all",
-        "PASS" if sum(p["images"] for p in d["per_session"]) == d["clicks_planned"] else "FAIL")  # fmt: skip
-    add("errors (timeouts, wrong captions, page errors, exception boxes)", str(len(d["errors"])), "0",
-        "PASS" if not d["errors"] else "FAIL")  # fmt: skip
-    add("sessions showing another session's coordinates", str(len(d["foreign_sessions"])), "0",
-        "PASS" if not d["foreign_sessions"] else "FAIL")  # fmt: skip
-    lat = d["latency_ms"]
-    if lat:
-        add("click -> image: median", f"{lat['median']:.0f} ms")
-        add("click -> image: p95", f"{lat['p95']:.0f} ms")
-        add("click -> image: min / max", f"{lat['min']:.0f} / {lat['max']:.0f} ms")
-        for kind, label in (("empty", "empty space (plane fragment rerun)"), ("point", "data point (page rerun)")):
-            k = d["latency_by_kind"].get(kind)
-            if k:
-                add(f"  {label}: median / p95 ({k['n']})", f"{k['median']:.0f} / {k['p95']:.0f} ms")
-    else:
-        add("click -> image: median", "n/a")
-    add("hover not seen before the click (planned spot used)", str(d["hover_unconfirmed"]))
-    add("all clicks done after", f"{raw.get('clicks_s', math.nan):.1f} s")
-    tr = raw.get("training", {})
-    if not cfg.train:
-        add("training during the load", "off")
-    elif not tr.get("started"):
-        add("training started", f"no: {tr.get('error')}", "yes", "FAIL")
-    else:
-        done = tr.get("finished")
-        add("training finished (both models)",
-            f"yes, {tr['duration_s']:.1f} s" if done else f"no: {tr.get('progress')}", "yes",
-            "PASS" if done and tr.get("ok") else "FAIL")  # fmt: skip
-        if done:
-            add("  status", " / ".join(s.split(":")[0].split()[0] for s in tr.get("status", [])))
-            add("  training overlapped the clicks for", f"{max(tr.get('overlap_s', 0.0), 0.0):.1f} s")
-    add("server RSS idle (server up, no session)", mb(raw.get("rss_idle_mb")))
-    add("server RSS with all sessions loaded", mb(raw.get("rss_loaded_mb")))
-    add("server RSS peak (0.5 s samples)", mb(raw.get("rss_peak_mb")))
-    after = raw.get("rss_after_mb")
-    add("server RSS after the run (sessions closed)", mb(after), f"< {args.rss_limit_mb:.0f} MB",
-        "PASS" if after is not None and after < args.rss_limit_mb else "FAIL")  # fmt: skip
-    add("tracebacks in the server log", str(raw.get("server_tracebacks")))
-    add("benchmark wall time", f"{wall:.0f} s")
-
-    print("\nPer session:")
-    for p in d["per_session"]:
-        med = "n/a" if p["median_ms"] is None else f"{p['median_ms']:.0f} ms"
-        load_s = "n/a" if p["load_s"] is None else f"{p['load_s']:.1f} s"
-        print(f"  session {p['session']}: loaded {load_s}, {p['images']}/{p['clicks']} images, median {med}, "
-              f"{p['errors']} errors, {p['foreign']} foreign captions")  # fmt: skip
-    for e in d["errors"][:30]:
-        print(f"  ERROR {e}")
-    for f in d["foreign"][:30]:
-        print(f"  FOREIGN session {f['session']} {f['where']}: {f['caption']!r} (clicked by sessions {f['owners']})")
-    if raw.get("server_tracebacks"):
-        print("\nServer log (tail):\n" + raw.get("server_log_tail", ""))
+    table = Table()
+    click_rows(table, cfg, raw, d)
+    training_rows(table, cfg, raw.get("training", {}))
+    server_rows(table, raw, args.rss_limit_mb)
+    table.add("benchmark wall time", f"{wall:.0f} s")
+    print_sessions(raw, d)
     print(f"\nResults (load now {load_text()}):")
-    print_table(rows)
-    print(f"\n{'ALL PASS' if fails == 0 else f'{fails} FAIL'}")
+    table.print()
+    print(f"\n{table.outcome()}")
     if args.json:
         payload = {k: v for k, v in raw.items() if k != "sessions"}
         payload.update(d)
-        payload["rows"] = rows
-        payload["failures"] = fails
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2, default=str))
-        print(f"saved {args.json}")
-    return 1 if (args.strict and fails) else 0
+        payload["rows"] = table.rows
+        payload["failures"] = table.fails
+        save_json(args.json, payload)
+    return 1 if (args.strict and table.fails) else 0
 
 
 if __name__ == "__main__":

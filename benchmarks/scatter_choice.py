@@ -32,10 +32,11 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
+if not __package__ and str(REPO_ROOT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.click_latency import _browser_helpers, percentile  # noqa: E402
+from benchmarks._browser import free_port, launch_chromium
+from benchmarks._report import percentile
 
 PACKAGES = {  # npm spec -> (tarball SHA-256, {member in the tarball: file name served})
     "regl-scatterplot@1.16.0": ("602fc3a5f4eb6df3e2e7386d4c0ffbc2d8e0a1f81bde1d71bdf539a3b7c92f32", {"package/dist/regl-scatterplot.min.js": "regl-scatterplot.min.js"}),
@@ -130,7 +131,6 @@ def fetch(spec: str, into: Path) -> None:
 
 
 def main() -> int:
-    chromium, chromium_args, free_port = _browser_helpers()
     from playwright.sync_api import sync_playwright
 
     root = Path(tempfile.mkdtemp(prefix="scatter-choice-"))
@@ -153,7 +153,7 @@ def main() -> int:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         rows = []
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(chromium), args=chromium_args)
+            browser = launch_chromium(p)
             for i, name in enumerate(PAGES):
                 page = browser.new_page(viewport={"width": SIZE + 100, "height": SIZE + 100})
                 page.goto(f"http://127.0.0.1:{port}/page{i}.html")

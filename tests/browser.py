@@ -1,26 +1,22 @@
-"""Shared helpers for the tests that drive a real browser: Debian's Chromium through Playwright."""
+"""Shared helpers for the tests that drive a real browser: Debian's Chromium through Playwright.
+
+The browser's flags and the server's start and stop are ``benchmarks/_browser.py``'s, shared with the
+benchmarks; here they get the tests' skips and failures.
+"""
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from benchmarks._browser import CHROMIUM, StreamlitServer, launch_chromium
 from tests.conftest import REAL_RAW, REPO
 
-CHROMIUM = Path("/usr/bin/chromium")
-# No sandbox as root; no GPU, QUIC, sync or background fetches: the machine has no network to give them.
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+__all__ = ["launch_chromium", "require_browser", "shipped_dashboard", "streamlit_server"]
 
 
 def require_browser() -> None:
@@ -32,43 +28,19 @@ def require_browser() -> None:
     pytest.importorskip("playwright")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def streamlit_server(script: Path, env: dict[str, str] | None = None, log: Path | None = None,
                      timeout: float = 60) -> Iterator[str]:
     """Run ``streamlit run script`` on a free localhost port; yields its URL, stops it afterwards."""
-    port = free_port()
-    output = open(log, "w") if log else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless=true",
-         f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false",
-         "--server.fileWatcherType=none"],
-        stdout=output, stderr=subprocess.STDOUT, cwd=script.parent, env={**os.environ, **(env or {})},
-    )  # fmt: skip
+    server = StreamlitServer(script, env, log)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail(f"streamlit did not start (exit code {proc.poll()})")
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
+        server.start(timeout)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if log:
-            output.close()
+        server.stop()
 
 
 @contextmanager

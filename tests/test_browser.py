@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, shipped_dashboard
+from tests.browser import launch_chromium, shipped_dashboard
 from tests.conftest import REPO
 
 OUTPUT = REPO / "test-output"
@@ -69,7 +69,7 @@ def test_click_anywhere_decodes_and_a_point_links_both_planes(server) -> None:
 
     OUTPUT.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1300})
             page.goto(f"{server}/explorer")

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, shipped_dashboard
+from tests.browser import launch_chromium, shipped_dashboard
 from tests.conftest import REPO
 from vae.data import load_mnist
 from vae.metrics import embed_images
@@ -36,7 +36,7 @@ def browser(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         yield browser
         browser.close()
 

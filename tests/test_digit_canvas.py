@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from app import canvas, your_digit
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, shipped_dashboard
+from tests.browser import launch_chromium, shipped_dashboard
 from tests.conftest import REPO, image_captions, open_dashboard, run_pages_like_a_server
 
 
@@ -125,7 +125,7 @@ def test_drawing_moves_both_markers_live_in_chromium(tmp_path) -> None:
     from playwright.sync_api import sync_playwright
 
     with shipped_dashboard(tmp_path) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         try:
             tab = browser.new_page(viewport={"width": 1600, "height": 1000})
             sent = []
@@ -166,7 +166,7 @@ def test_drawing_with_the_mouse_on_the_servers_canvas_in_chromium(tmp_path) -> N
     from playwright.sync_api import sync_playwright
 
     with shipped_dashboard(tmp_path, VAE_PLANES="server") as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         try:
             tab = browser.new_page(viewport={"width": 1400, "height": 1200})
             tab.goto(f"{url}/digit")

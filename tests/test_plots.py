@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_browser, streamlit_server
+from tests.browser import launch_chromium, require_browser, streamlit_server
 
 from vae.plots.charts import delta_heatmap, loss_curves, metric_bars, overlap_heatmap
 from vae.plots.palette import CLASS_NAMES, DIGIT_COLORS
@@ -451,7 +451,7 @@ def test_clicks_on_empty_space_and_on_points_reach_streamlit(streamlit_app) -> N
         return parse_selection(json.loads(out.read_text()))
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 800, "height": 700})
             page.goto(url)

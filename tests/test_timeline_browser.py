@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_browser, shipped_dashboard
+from tests.browser import launch_chromium, require_browser, shipped_dashboard
 from tests.conftest import REPO
 
 OUTPUT = REPO / "test-output"
@@ -47,7 +47,7 @@ def test_scrub_play_and_pin_in_the_page(server) -> None:
 
     OUTPUT.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1750})
             sent: list[float] = []  # every message the page sends the server: a rerun request is one
