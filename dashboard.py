@@ -1,4 +1,4 @@
-"""Entry point: `streamlit run dashboard.py`. Navigation and the shared frame; the pages are in pages/."""
+"""Entry point: `streamlit run dashboard.py`. Navigation and the shared frame; the pages are in app_pages/."""
 
 from __future__ import annotations
 

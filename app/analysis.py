@@ -5,7 +5,7 @@ afresh, and the data by (subset, data dir). The embeddings and views come from `
 copy per server); what is cached here is small and plain (floats, ``[C]`` / ``[C, C]`` arrays, bytes), so
 it is ``cache_data``: every caller gets its own copy and may modify it.
 
-Measured on 2 shared CPU cores for the 10,000 test images (details in ``pages/overlap.py``): the report
+Measured on 2 shared CPU cores for the 10,000 test images (details in ``app_pages/overlap.py``): the report
 takes 1-2 s per model, the matrix and the per-class density well under a second each.
 """
 

@@ -1,7 +1,7 @@
 """The Experiments page's building blocks: a study's result loaded (shipped or recomputed), its charts,
 tables and image strips, and the recompute controls that queue a study on the server's training queue.
 
-``pages/experiments.py`` lays out one tab per study from these.
+``app_pages/experiments.py`` lays out one tab per study from these.
 """
 
 from __future__ import annotations

@@ -12,15 +12,22 @@ def configure_page() -> None:
     st.set_page_config(page_title=PAGE_TITLE, page_icon=":material/scatter_plot:", layout="wide")
 
 
+# (file, title, icon, URL path): the menu, in its order. Paths are relative to the entry file, dashboard.py.
+PAGES = (
+    ("app_pages/home.py", "Home", ":material/home:", ""),
+    ("app_pages/explorer.py", "Latent explorer", ":material/explore:", "explorer"),
+    ("app_pages/timeline.py", "Training timeline", ":material/movie:", "timeline"),
+    ("app_pages/overlap.py", "Class overlap", ":material/join_inner:", "overlap"),
+    ("app_pages/experiments.py", "Experiments", ":material/science:", "experiments"),
+    ("app_pages/digit.py", "Your digit", ":material/draw:", "digit"),
+    ("app_pages/train.py", "Train", ":material/model_training:", "train"),
+    ("app_pages/exports.py", "Exports", ":material/download:", "exports"),
+)
+
+
 def pages() -> list[st.Page]:
-    """Paths are relative to the entry file, dashboard.py."""
+    """The menu as Streamlit pages; the first is the default (Home, at the app's root URL)."""
     return [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/explorer.py", title="Latent explorer", icon=":material/explore:", url_path="explorer"),
-        st.Page("pages/timeline.py", title="Training timeline", icon=":material/movie:", url_path="timeline"),
-        st.Page("pages/overlap.py", title="Class overlap", icon=":material/join_inner:", url_path="overlap"),
-        st.Page("pages/experiments.py", title="Experiments", icon=":material/science:", url_path="experiments"),
-        st.Page("pages/digit.py", title="Your digit", icon=":material/draw:", url_path="digit"),
-        st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
-        st.Page("pages/exports.py", title="Exports", icon=":material/download:", url_path="exports"),
+        st.Page(path, title=title, icon=icon, url_path=url or None, default=not url)
+        for path, title, icon, url in PAGES
     ]

@@ -1,4 +1,4 @@
-"""The Class overlap page's numbers and the paragraph that reads them (``pages/overlap.py`` lays them out).
+"""The Class overlap page's numbers and the paragraph that reads them (``app_pages/overlap.py`` lays them out).
 
 :func:`measure` gathers one model's cached numbers (``app/analysis.py``) on the test set; :func:`story`
 words what they show, each claim conditional on the measured values and their tolerances.

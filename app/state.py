@@ -113,10 +113,11 @@ def draw_frame() -> None:
 def page_frame() -> None:
     """Called first by every page; the entry file has normally drawn the frame already in this run.
 
-    If not, the page was run alone: with a folder named ``pages/`` beside the entry file, a fresh server
-    process serves the first request for a deep link (``/explorer``) straight from that folder, as the
-    old pages-directory apps were, until some run declares ``st.navigation``. Declaring it here and
-    rerunning hands the request to ``dashboard.py``, so the page gets its frame and the app its menu.
+    If not, the page file was run as the main script (``streamlit run app_pages/explorer.py``, or an
+    AppTest of the file). Declaring the navigation here and rerunning hands the run to the navigation, so
+    the page still gets its frame and the app its menu. (The folder is not called ``pages/``: Streamlit
+    would list that folder's files in the sidebar, as old pages-directory apps did, until the first run's
+    ``st.navigation`` replaced them.)
     """
     if not st.session_state.pop(FRAME_DRAWN, False):
         from app import navigation

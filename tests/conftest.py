@@ -72,29 +72,10 @@ def mnist_subset() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tens
     return train_images[:2000], train_labels[:2000], test_images[:500], test_labels[:500]
 
 
-def run_pages_like_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make AppTest route pages through dashboard.py's st.navigation, as a running server does.
-
-    With a folder named pages/ next to the entry file, Streamlit treats a fresh process as an old-style
-    pages-directory app until the entry file's st.navigation has run once. A server does that once per
-    process; AppTest resets the flag before every run, so each switch_page would run the page file alone.
-    (The pages draw their own frame, so they also work that way: tests of both paths exist.)
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original_init = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-
-
 def open_dashboard(page: str | None = None, timeout: float = 180):
     """An AppTest of dashboard.py that has run once (Home) and, if ``page`` is given, switched to it.
 
-    The environment (VAE_MODELS_DIR, VAE_CACHE_DIR, run_pages_like_a_server) is the caller's to set.
+    The environment (VAE_MODELS_DIR, VAE_CACHE_DIR) is the caller's to set.
     """
     from streamlit.testing.v1 import AppTest
 

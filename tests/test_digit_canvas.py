@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 
 from app import canvas, your_digit
 from tests.browser import launch_chromium, shipped_dashboard
-from tests.conftest import REPO, image_captions, open_dashboard, run_pages_like_a_server
+from tests.conftest import REPO, image_captions, open_dashboard
 
 
 def drawn_one() -> bytes:
@@ -36,19 +36,18 @@ def test_the_canvas_data_url_becomes_png_bytes_or_nothing() -> None:
 @pytest.fixture
 def page(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
-    run_pages_like_a_server(monkeypatch)
 
 
 def server_digit_page():
     """The Your digit page with the server's canvas (the path for browsers without WebGL or WebAssembly)."""
-    at = open_dashboard("pages/digit.py")
+    at = open_dashboard("app_pages/digit.py")
     at.sidebar.toggle(key="ex_browser").set_value(False).run()
     assert not at.exception
     return at
 
 
 def test_the_live_pad_gets_both_encoders_and_decoders(page) -> None:
-    at = open_dashboard("pages/digit.py")
+    at = open_dashboard("app_pages/digit.py")
     pads = [e for e in at.main if getattr(e, "type", None) == "bidi_component"]
     data = json.loads(pads[0].proto.json)
     assert pads[0].proto.component_name == "your_digit"
@@ -62,7 +61,7 @@ def test_the_live_pad_gets_both_encoders_and_decoders(page) -> None:
 
 def test_a_finished_drawing_on_the_live_pad_can_be_downloaded(page, monkeypatch) -> None:
     monkeypatch.setattr(your_digit, "draw", lambda pair, brush=18: drawn_one())
-    at = open_dashboard("pages/digit.py")
+    at = open_dashboard("app_pages/digit.py")
     assert not at.exception and not at.error
     downloads = [b for b in at.get("download_button") if "as MNIST would store it" in b.proto.label]
     assert len(downloads) == 1
@@ -72,7 +71,7 @@ def test_a_blank_drawing_on_the_live_pad_gets_the_reason(page, monkeypatch) -> N
     blank = io.BytesIO()
     Image.new("RGBA", (canvas.SIZE, canvas.SIZE), (0, 0, 0, 255)).save(blank, format="PNG")
     monkeypatch.setattr(your_digit, "draw", lambda pair, brush=18: blank.getvalue())
-    at = open_dashboard("pages/digit.py")
+    at = open_dashboard("app_pages/digit.py")
     assert any(e.value.startswith("The drawing cannot be used") for e in at.error)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO, chart_titles, image_captions, open_dashboard, plane_titles, run_pages_like_a_server
+from tests.conftest import REPO, chart_titles, image_captions, open_dashboard, plane_titles
 
 SHIPPED = REPO / "models"
 
@@ -23,7 +23,6 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     shutil.copytree(SHIPPED, models)
     monkeypatch.setenv("VAE_MODELS_DIR", str(models))
     monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
-    run_pages_like_a_server(monkeypatch)
     return open_dashboard()
 
 
@@ -54,7 +53,7 @@ def test_choosing_another_pair_changes_home(app: AppTest) -> None:
 
 def explorer(app: AppTest) -> AppTest:
     """The explorer on the server's planes (Plotly, a click per decode); tests/test_web_planes.py has the page's."""
-    app.switch_page("pages/explorer.py")
+    app.switch_page("app_pages/explorer.py")
     app.run()
     assert not app.exception
     app.sidebar.toggle(key="ex_browser").set_value(False).run()
@@ -123,7 +122,7 @@ def test_interpolation_endpoints_change_the_strips(app: AppTest) -> None:
 
 
 def train_page(app: AppTest) -> AppTest:
-    app.switch_page("pages/train.py")
+    app.switch_page("app_pages/train.py")
     app.run()
     assert not app.exception
     return app
@@ -180,11 +179,11 @@ def test_train_page_trains_and_saves_a_pair(app: AppTest, tmp_path: Path) -> Non
 
 
 def test_a_deep_link_served_before_the_navigation_exists_gets_the_full_app(tmp_path, monkeypatch) -> None:
-    """A fresh server serves /explorer from pages/ directly; the page must hand over to dashboard.py."""
+    """A deep link to /explorer on a fresh server gets the whole app: the frame, the pair and the page."""
     monkeypatch.setenv("VAE_MODELS_DIR", str(SHIPPED))
     monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
-    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=180)  # no run_pages_like_a_server
-    at.switch_page("pages/explorer.py")
+    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=180)
+    at.switch_page("app_pages/explorer.py")
     at.run()
     assert not at.exception
     assert [s.key for s in at.sidebar.selectbox][:3] == ["dataset", "left_model", "right_model"]

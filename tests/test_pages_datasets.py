@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, open_dashboard, plane_titles, planes_data, run_pages_like_a_server, torch_threads
+from tests.conftest import REPO, open_dashboard, plane_titles, planes_data, torch_threads
 from vae.data import DATASETS, load_dataset
 
 
@@ -38,7 +38,6 @@ def two_dataset_store(tmp_path_factory) -> Path:
 def app(two_dataset_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("VAE_MODELS_DIR", str(two_dataset_store))
     monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
-    run_pages_like_a_server(monkeypatch)
     return open_dashboard(timeout=120)
 
 
@@ -58,7 +57,7 @@ def test_the_sidebar_offers_each_dataset_and_its_own_models(app) -> None:
 
 def test_the_explorer_and_overlap_pages_show_the_chosen_dataset(app) -> None:
     at = app
-    at.switch_page("pages/explorer.py").run()
+    at.switch_page("app_pages/explorer.py").run()
     assert at.selectbox(key="ex_from").value == "centroid of 0"
     at.sidebar.selectbox(key="dataset").set_value("fashion-mnist").run()  # switched while on the explorer
     assert not at.exception
@@ -67,15 +66,15 @@ def test_the_explorer_and_overlap_pages_show_the_chosen_dataset(app) -> None:
     assert [t.split(" ")[0] for t in plane_titles(at)] == ["ae-2d-fashion", "vae-2d-fashion"]
     legend = planes_data(at)["classes"]
     assert "Ankle boot" in legend and "T-shirt/top" in legend and "7" not in legend
-    at.switch_page("pages/overlap.py").run()
+    at.switch_page("app_pages/overlap.py").run()
     assert not at.exception
     assert "pca-2d-fashion" in [d.value for d in at.dataframe if d.value.index.name == "metric"][0].columns
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     heatmap = next(spec for spec in specs if spec["data"][0]["type"] == "heatmap")
     assert "Sneaker" in heatmap["data"][0]["x"]
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert any("Fashion-MNIST training images" in c.value for c in at.caption)
-    at.switch_page("pages/home.py").run()
+    at.switch_page("app_pages/home.py").run()
     assert at.sidebar.selectbox(key="dataset").value == "fashion-mnist"  # the choice survives page switches
 
 
@@ -87,12 +86,11 @@ def test_a_dataset_without_models_can_be_chosen_to_train_on(two_dataset_store, t
         shutil.copytree(two_dataset_store / name, only_mnist / name)
     monkeypatch.setenv("VAE_MODELS_DIR", str(only_mnist))
     monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
-    run_pages_like_a_server(monkeypatch)
     at = open_dashboard(timeout=120)
     at.sidebar.selectbox(key="dataset").set_value("fashion-mnist").run()
     assert not at.exception
     assert any("No trained Fashion-MNIST models" in w.value for w in at.sidebar.warning)
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert not at.exception
     assert any("Fashion-MNIST training images" in c.value for c in at.caption)
     assert at.button[0].label == "Train both" and not at.button[0].disabled

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SEED, image_captions, open_dashboard, run_pages_like_a_server
+from tests.conftest import SEED, image_captions, open_dashboard
 from vae.studies import runner
 from vae.studies.pca_vs_ae import summarise_tied
 from vae.studies.registry import STUDIES, run_study, save_result, summarise
@@ -30,12 +30,11 @@ def results_dir(tmp_path: Path, tiny_results, monkeypatch) -> Path:
         save_result(result, shipped)
     monkeypatch.setenv("VAE_EXPERIMENTS_DIR", str(shipped))
     monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
-    run_pages_like_a_server(monkeypatch)
     return shipped
 
 
 def test_every_question_is_answered_with_its_numbers_and_charts(results_dir, tiny_results) -> None:
-    at = open_dashboard("pages/experiments.py")
+    at = open_dashboard("app_pages/experiments.py")
     assert [tab.label for tab in at.tabs] == ["PCA vs AE", "Dense vs conv", "KL weight β", "Class-aware loss",
                                               "Tied weights", "Inverse weights", "Conv filters vs patch PCA",
                                               "Encoder without decoder"]  # fmt: skip
@@ -56,7 +55,7 @@ def test_every_question_is_answered_with_its_numbers_and_charts(results_dir, tin
 
 
 def test_choosing_a_beta_shows_its_map_and_its_decoded_grid(results_dir, tiny_results) -> None:
-    at = open_dashboard("pages/experiments.py")
+    at = open_dashboard("app_pages/experiments.py")
     grid_caption = lambda: next(c for c in image_captions(at) if c.startswith("decoded on a 10 x 10 grid"))  # noqa: E731
     slider = at.select_slider(key="beta_pick")
     assert slider.value == 0.0  # 1.0 is not in this study, so the first beta
@@ -69,7 +68,7 @@ def test_choosing_a_beta_shows_its_map_and_its_decoded_grid(results_dir, tiny_re
 
 
 def test_reconstruction_size_picker_switches_the_strips(results_dir) -> None:
-    at = open_dashboard("pages/experiments.py")
+    at = open_dashboard("app_pages/experiments.py")
     count = lambda caption: image_captions(at).count(caption)  # noqa: E731
     assert (count("PCA 2-D"), count("PCA 4-D")) == (2, 0)  # the PCA tab's strips and the inverse-weights tab's
     at.select_slider(key="pca_recon_dim").set_value(4).run()
@@ -82,7 +81,7 @@ def test_reconstruction_size_picker_switches_the_strips(results_dir) -> None:
 def test_missing_and_damaged_results_are_explained(results_dir) -> None:
     (results_dir / "beta.json").unlink()
     (results_dir / "conv.npz").write_bytes(b"not a zip")
-    at = open_dashboard("pages/experiments.py")
+    at = open_dashboard("app_pages/experiments.py")
     assert any("No result for this study on MNIST yet: none is shipped" in info.value and "--study beta" in info.value
                for info in at.info)  # fmt: skip
     assert any("cannot be used" in error.value and "conv" in error.value for error in at.error)
@@ -91,7 +90,7 @@ def test_missing_and_damaged_results_are_explained(results_dir) -> None:
 
 def test_a_recompute_runs_in_the_background_and_its_result_can_be_chosen(results_dir, monkeypatch) -> None:
     monkeypatch.setattr(runner, "QUICK", dataclasses.replace(TINY, train_limit=512, betas=(0.0, 4.0)))
-    at = open_dashboard("pages/experiments.py")
+    at = open_dashboard("app_pages/experiments.py")
     at.button(key="beta_go").click().run()
     assert not at.exception
     from app import cache
@@ -108,7 +107,7 @@ def test_a_recompute_runs_in_the_background_and_its_result_can_be_chosen(results
 
 
 def test_a_dataset_without_shipped_results_says_so_and_offers_the_recompute(results_dir) -> None:
-    at = open_dashboard("pages/experiments.py")
+    at = open_dashboard("app_pages/experiments.py")
     at.sidebar.selectbox(key="dataset").set_value("fashion-mnist").run()
     assert not at.exception
     notice = "No result for this study on Fashion-MNIST yet: none is shipped"

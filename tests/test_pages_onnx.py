@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import REAL_RAW, REPO, SEED, image_captions, open_dashboard, planes_data, run_pages_like_a_server
+from tests.conftest import REAL_RAW, REPO, SEED, image_captions, open_dashboard, planes_data
 from tests.onnx_graphs import mlp_decoder, mlp_encoder
 from vae.store import load_model
 
@@ -63,7 +63,6 @@ def app(onnx_store, tmp_path, monkeypatch):
     store, _ = onnx_store
     monkeypatch.setenv("VAE_MODELS_DIR", str(store))
     monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
-    run_pages_like_a_server(monkeypatch)
     at = open_dashboard(timeout=120)
     at.session_state["left_model"] = "onnx-ae"
     at.session_state["right_model"] = "onnx-vae"
@@ -83,7 +82,7 @@ def page(at, path: str):
 
 
 def test_home_lists_imported_models_with_their_test_numbers(app) -> None:
-    at = page(app, "pages/home.py")
+    at = page(app, "app_pages/home.py")
     assert "AE onnx 2-D (imported)" in text(at) and "VAE onnx 2-D (imported)" in text(at)
     values = [m.value for m in at.metric]
     assert len(values) == 9  # test loss, MSE and kNN-5 of both and of the PCA baseline
@@ -96,7 +95,7 @@ def test_the_page_runs_the_imported_models_own_standard_graphs(app, onnx_store) 
     import gzip
 
     store, _ = onnx_store
-    at = page(app, "pages/explorer.py")
+    at = page(app, "app_pages/explorer.py")
     data = planes_data(at)
     assert [p["title"] for p in data["planes"]] == ["onnx-ae (AE)", "onnx-vae (VAE)"]
     for plane, name in zip(data["planes"], ("onnx-ae", "onnx-vae")):
@@ -108,7 +107,7 @@ def test_the_page_runs_the_imported_models_own_standard_graphs(app, onnx_store) 
 
 
 def test_the_explorer_draws_decodes_and_reconstructs_with_imported_models(app) -> None:
-    at = page(app, "pages/explorer.py")
+    at = page(app, "app_pages/explorer.py")
     at.sidebar.toggle(key="ex_browser").set_value(False).run()  # the server's planes
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert titles == ["onnx-ae (AE)", "onnx-vae (VAE)"]
@@ -127,7 +126,7 @@ def test_the_explorer_draws_decodes_and_reconstructs_with_imported_models(app) -
 
 def test_class_overlap_measures_imported_models_and_a_keras_layout(app) -> None:
     app.session_state["right_model"] = "keras-vae"
-    at = page(app, "pages/overlap.py")
+    at = page(app, "app_pages/overlap.py")
     (table,) = [d.value for d in at.dataframe if d.value.index.name == "metric"]
     assert list(table.columns) == ["onnx-ae", "keras-vae", "pca-2d", "Δ onnx-ae − keras-vae"]
     assert np.isfinite(table[["onnx-ae", "keras-vae", "pca-2d"]].to_numpy()).all()
@@ -136,7 +135,7 @@ def test_class_overlap_measures_imported_models_and_a_keras_layout(app) -> None:
 
 
 def test_exports_offer_the_onnx_pair_of_every_model_and_it_imports_back(app, onnx_store, tmp_path) -> None:
-    at = page(app, "pages/exports.py")
+    at = page(app, "app_pages/exports.py")
     labels = [b.label for b in at.get("download_button")]
     for name in ("onnx-ae", "onnx-vae", "pca-2d"):
         assert f"Download {name} ONNX pair (zip)" in labels and f"Download {name} model (zip)" in labels
@@ -171,7 +170,7 @@ def digit_png() -> bytes:
 
 
 def test_your_digit_lands_in_both_imported_planes(app) -> None:
-    at = page(app, "pages/digit.py")
+    at = page(app, "app_pages/digit.py")
     uploader = at.file_uploader(key="digit_upload")
     assert uploader.proto.max_upload_size_mb == 5  # digit images keep their small cap
     uploader.set_value(("three.png", digit_png(), "image/png"))
@@ -195,7 +194,7 @@ def import_upload(at, encoder: bytes, decoder: bytes, name: str, logits: bool = 
 
 def test_the_train_page_imports_an_uploaded_pair(app, onnx_store, tmp_path, monkeypatch) -> None:
     store, exports = onnx_store
-    at = page(app, "pages/train.py")
+    at = page(app, "app_pages/train.py")
     assert at.file_uploader(key="import_encoder").proto.max_upload_size_mb == 200
     assert at.file_uploader(key="import_decoder").proto.max_upload_size_mb == 200
     encoder = (exports / "onnx-ae" / "encoder.onnx").read_bytes()
@@ -222,7 +221,7 @@ def test_the_train_page_imports_an_uploaded_pair(app, onnx_store, tmp_path, monk
 def test_the_train_page_refuses_a_bad_upload_and_keeps_the_store_as_it_was(app, onnx_store) -> None:
     store, exports = onnx_store
     before = sorted(p.name for p in store.iterdir())
-    at = page(app, "pages/train.py")
+    at = page(app, "app_pages/train.py")
     junk = random.Random(SEED).randbytes(2048)
     import_upload(at, junk, (exports / "onnx-ae" / "decoder.onnx").read_bytes(), "junk")
     assert any(e.value.startswith("Not imported: the encoder is not an ONNX model") for e in at.error)

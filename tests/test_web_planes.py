@@ -16,7 +16,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from app import web_planes
-from tests.conftest import REPO, open_dashboard, plane_titles, planes_data, run_pages_like_a_server
+from tests.conftest import REPO, open_dashboard, plane_titles, planes_data
 from vae.data import load_mnist
 from vae.metrics import embed_images
 from vae.onnx.export import run_onnx
@@ -33,12 +33,11 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
         pytest.skip("MNIST not fetched: run `python -m vae.data fetch`")
     monkeypatch.setenv("VAE_MODELS_DIR", str(SHIPPED))
     monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
-    run_pages_like_a_server(monkeypatch)
     return open_dashboard()
 
 
 def explorer(at: AppTest) -> AppTest:
-    at.switch_page("pages/explorer.py").run()
+    at.switch_page("app_pages/explorer.py").run()
     assert not at.exception
     return at
 

@@ -196,7 +196,7 @@ def render() -> None:
         "The questions the project started from, each answered by models trained with the project's own trainer "
         "and measured on the test set. Shipped results open instantly; each study can be recomputed here."
     )
-    st.page_link("pages/digit.py", label="Draw or upload your own digit and see where it lands", icon=":material/draw:")
+    st.page_link("app_pages/digit.py", label="Draw or upload your own digit and see where it lands", icon=":material/draw:")
     for tab, section in zip(st.tabs(list(SECTIONS)), SECTIONS.values(), strict=True):
         with tab:
             section()
