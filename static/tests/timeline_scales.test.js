@@ -1,10 +1,10 @@
-// node --test static/tests/timeline_scales.test.mjs: the timeline player's pure helpers.
+// node --test static/tests/timeline_scales.test.js: the timeline player's pure helpers.
 import assert from "node:assert/strict";
 import test from "node:test";
 
 import {
   finiteExtent, formatEpoch, latestAtOrBefore, logTicks, niceStep, niceTicks, squareFit,
-} from "../components/timeline/scales.mjs";
+} from "../components/timeline/scales.js";
 
 test("nice steps are 1, 2 or 5 times a power of ten", () => {
   assert.equal(niceStep(10, 5), 2);

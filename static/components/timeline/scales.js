@@ -1,5 +1,5 @@
 // Pure helpers of the timeline player: axes, ticks and frame lookups. No DOM, so `node --test` runs them
-// (tests/js/timeline_scales.test.mjs).
+// (static/tests/timeline_scales.test.js).
 
 // The smallest round step (1, 2 or 5 times a power of ten) that cuts `span` into at most `count` intervals.
 export function niceStep(span, count = 5) {
