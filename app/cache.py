@@ -22,7 +22,7 @@ from vae.jobs import StudyJob, TrainingQueue
 from vae.metrics import embed_images
 from vae.models import LatentModel
 from vae.onnx import ExportCache
-from vae.plots import ClickGrid, latent_scatter
+from vae.plots.scatter import ClickGrid, latent_scatter
 from vae.projections import LatentView, ViewCache, make_view, view_cache_key
 from vae.store import StoredModel, list_models, load_model
 
@@ -143,7 +143,7 @@ def view(path: str, weights_sha256: str, subset: str, directory: str, method: st
 def base_figure(path: str, weights_sha256: str, subset: str, directory: str, method: str, title: str) -> go.Figure:
     """The scatter of a model's 2-D view with its click grid, built (and validated) once.
 
-    Shared by every session and never modified: pages add their overlays with ``vae.plots.with_overlays``.
+    Shared by every session and never modified: pages add their overlays with ``vae.plots.scatter.with_overlays``.
     """
     fitted = view(path, weights_sha256, subset, directory, method)
     _, labels = model_data(path, weights_sha256, subset, directory)

@@ -15,10 +15,10 @@ import streamlit as st
 from app import cache, state
 from vae import experiments
 from vae.data import DATASETS, class_names
-from vae.experiment_plots import maps_grid
+from vae.plots.studies import maps_grid
 from vae.experiments import ExperimentFileError, StudyResult
 from vae.jobs import StudyJob
-from vae.plots import strip, upscale
+from vae.images import strip, upscale
 
 TABLE_COLUMNS = {
     "label": "model",

@@ -17,15 +17,15 @@ Nothing here imports Streamlit at module level beyond what registration needs, a
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gzip
 import hashlib
 import os
-import secrets
 from pathlib import Path
 
 import streamlit as st
+
+from vae.files import atomic_file
 
 REPO = Path(__file__).resolve().parents[1]
 STATIC_DIR = REPO / "static"
@@ -114,12 +114,7 @@ def publish(data: bytes, suffix: str) -> tuple[str, Path]:
     target = directory / name
     if not target.is_file():
         directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f".{name}.{secrets.token_hex(6)}.part"
-        try:
-            with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as out:
-                out.write(data)
-            os.replace(tmp, target)  # another process publishing the same bytes writes the same file
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        # Another process publishing the same bytes at once writes the same file: either rename wins.
+        with atomic_file(target) as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as out:
+            out.write(data)
     return static_url(f"{directory.relative_to(STATIC_DIR).as_posix()}/{name}"), target

@@ -14,7 +14,7 @@ import streamlit as st
 from plotly.colors import qualitative
 
 from app import analysis, cache
-from vae.plots import CLASS_NAMES, MODEL_COLORS
+from vae.plots.palette import CLASS_NAMES, MODEL_COLORS
 from vae.projections import available_views, view_label
 from vae.store import StoredModel
 

@@ -17,7 +17,8 @@ import streamlit as st
 from app import cache, state
 from app.explorer import Interpolation, Options, Plane, load_plane, record_click, smoothness_caption
 from vae.explore import decode_at, manifold_grid, posterior_2d, reconstruct
-from vae.plots import ClickGrid, overlay_traces, parse_box, parse_selection, strip, tile_grid, to_uint8_image, upscale, with_overlays
+from vae.images import strip, tile_grid, to_uint8_image, upscale
+from vae.plots.scatter import ClickGrid, overlay_traces, parse_box, parse_selection, with_overlays
 from vae.store import StoredModel
 
 

@@ -6,7 +6,7 @@ each, are published as one gzip file (``app.frontend.publish``) that the page fe
 small (loss terms, metrics, labels, palette, the pinned drawings) travels in the component's JSON data.
 
 Playing and scrubbing happen in the page, with no rerun. A click on a plane is a trigger: Python then
-decodes the clicked point with every kept decoder of that model (``vae.timeline.decode_with_snapshots``)
+decodes the clicked point with every kept decoder of that model (``vae.training.timeline.decode_with_snapshots``)
 and sends the drawings back, which the page shows frame by frame.
 """
 
@@ -24,10 +24,12 @@ from app import cache, frontend
 from vae.data import class_names
 from vae.jobs import JobSnapshot
 from vae.models import LatentModel
-from vae.plots import DIGIT_COLORS, TERM_COLORS, latent_scatter, to_uint8_image
+from vae.images import to_uint8_image
+from vae.plots.palette import DIGIT_COLORS, TERM_COLORS
+from vae.plots.scatter import latent_scatter
 from vae.projections import LatentView, make_view
 from vae.store import StoredModel, load_timeline
-from vae.timeline import (
+from vae.training.timeline import (
     Timeline,
     common_steps,
     decode_with_snapshots,
@@ -132,7 +134,7 @@ def drawings(
 
 
 def term_colors(terms) -> dict[str, str]:
-    """Term -> colour, as ``vae.plots.loss_curves`` assigns them (in the order the loss emits its terms)."""
+    """Term -> colour, as ``vae.plots.charts.loss_curves`` assigns them (in the order the loss emits its terms)."""
     ordered = sorted(terms, key=lambda t: (TERM_ORDER.index(t) if t in TERM_ORDER else len(TERM_ORDER), t))
     return {term: TERM_COLORS[i % len(TERM_COLORS)] for i, term in enumerate(ordered)}
 

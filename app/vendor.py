@@ -11,12 +11,9 @@ written; an existing file is re-checked on every run and replaced when it does n
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gzip
 import hashlib
 import io
-import os
-import secrets
 import subprocess
 import sys
 import tarfile
@@ -24,6 +21,8 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from vae.files import atomic_file
 
 REPO = Path(__file__).resolve().parents[1]
 VENDOR_DIR = REPO / "static" / "vendor"
@@ -143,20 +142,12 @@ def _write(item: VendoredFile, content: bytes, root: Path) -> None:
         raise VendorError(f"{item.member}: sha256 {digest[:12]}… is not the pinned {item.sha256[:12]}…")
     dest = root / item.dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.{secrets.token_hex(6)}.part"
-    try:
-        with open(tmp, "wb") as raw:
-            if item.compress:
-                with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as out:
-                    out.write(content)
-            else:
-                raw.write(content)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    with atomic_file(dest) as raw:
+        if item.compress:
+            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as out:
+                out.write(content)
+        else:
+            raw.write(content)
 
 
 def fetch(files: Sequence[VendoredFile] = FILES, root: Path = VENDOR_DIR, command: Sequence[str] = ("npm",),

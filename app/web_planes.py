@@ -27,7 +27,8 @@ from vae.data import class_names
 from vae.explore import posterior_2d
 from vae.models import to_float_images
 from vae.onnx import CHECK_BATCH, pair_for
-from vae.plots import DIGIT_COLORS, ClickGrid
+from vae.plots.palette import DIGIT_COLORS
+from vae.plots.scatter import ClickGrid
 from vae.projections import LatentView
 
 COMPONENT = "latent_planes"

@@ -13,7 +13,7 @@ import streamlit as st
 
 from app import cache, canvas, frontend, state, web_planes
 from vae.data import class_names
-from vae.plots import DIGIT_COLORS
+from vae.plots.palette import DIGIT_COLORS
 from vae.projections import available_views
 
 COMPONENT = "your_digit"

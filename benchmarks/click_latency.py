@@ -30,7 +30,7 @@ measures, in one run:
    click per plot comes first. Target: median <= 200 ms.
 3. **Baseline**: a bare two-plot Streamlit page written to a temporary folder: the same two models
    (``vae.store.load_model``), the 10,000 test images embedded once (``st.cache_resource``), and on every
-   run two fresh ``vae.plots.latent_scatter(..., grid=ClickGrid.square(points))`` figures passed to
+   run two fresh ``vae.plots.scatter.latent_scatter(..., grid=ClickGrid.square(points))`` figures passed to
    ``st.plotly_chart(on_select="rerun", selection_mode="points")``, the clicked (x, y) decoded and shown
    with ``st.image`` captioned "<model> decodes (x, y)". No fragments, no cached figures, and Streamlit's
    default configuration (it runs from its own folder, so the project's ``.streamlit/config.toml`` is not
@@ -218,7 +218,8 @@ import streamlit as st
 from vae.data import load_mnist
 from vae.explore import decode_codes
 from vae.metrics import embed_images
-from vae.plots import ClickGrid, latent_scatter, parse_selection, to_uint8_image, upscale
+from vae.images import to_uint8_image, upscale
+from vae.plots.scatter import ClickGrid, latent_scatter, parse_selection
 from vae.store import load_model
 
 MODELS = {models!r}

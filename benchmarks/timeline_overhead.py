@@ -66,8 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from vae.data import load_mnist, resolve_data_dir
     from vae.models import ModelConfig
-    from vae.timeline import TimelineSettings, recording_steps
-    from vae.train import TrainSettings, train
+    from vae.training.timeline import TimelineSettings, recording_steps
+    from vae.training.trainer import TrainSettings, train
 
     data_dir = resolve_data_dir(args.data_dir)
     train_images, train_labels = load_mnist("train", data_dir)

@@ -13,7 +13,7 @@ the same model class (``vae.models.build_model``) trained three ways, in one pro
   adds up ``loss.item()`` per batch, as pytorch/examples' VAE does.
 - ``bare``:    a bare tensor-resident loop: the whole train set as one float tensor [60000, 1, 28, 28],
   ``randperm``, a slice of the permutation per batch, zero_grad / backward / step. Nothing else.
-- ``trainer``: the project's ``vae.train.train(config, train_images, None, TrainSettings(epochs=1,
+- ``trainer``: the project's ``vae.training.trainer.train(config, train_images, None, TrainSettings(epochs=1,
   batch_size=128, learning_rate=1e-3, schedule="constant"))``, i.e. no evaluation, no callbacks.
 
 Plus ``trainer+eval``: the same call with the 10,000 test images (evaluated after the epoch) and a
@@ -138,8 +138,8 @@ def run_bare(train_images, device: str = "cpu") -> float:
 
 
 def run_trainer(train_images, device: str = "cpu") -> float:
-    """vae.train.train for one epoch, constant rate, no test set, no callbacks."""
-    from vae.train import TrainSettings, train
+    """vae.training.trainer.train for one epoch, constant rate, no test set, no callbacks."""
+    from vae.training.trainer import TrainSettings, train
 
     settings = TrainSettings(
         epochs=1, batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, schedule="constant", seed=SEED
@@ -152,7 +152,7 @@ def run_trainer(train_images, device: str = "cpu") -> float:
 
 def run_trainer_eval(train_images, test_images, device: str = "cpu") -> float:
     """As run_trainer, plus the test-set evaluation after the epoch and a no-op on_batch callback."""
-    from vae.train import TrainSettings, train
+    from vae.training.trainer import TrainSettings, train
 
     settings = TrainSettings(
         epochs=1, batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, schedule="constant", seed=SEED
@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python benchmarks/train_speed.py",
         description="Time one epoch of the 784-400-20 dense VAE: the DataLoader recipe, a bare "
-        "tensor loop, and vae.train.train, interleaved in one process.",
+        "tensor loop, and vae.training.trainer.train, interleaved in one process.",
     )
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the median is reported (default 3)")
     parser.add_argument("--json", metavar="PATH", default=None, help="also write the results to this JSON file")

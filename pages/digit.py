@@ -10,7 +10,8 @@ import torch
 from app import cache, canvas, state, web_planes, your_digit
 from vae.digits import MAX_BYTES, ImageRejected, digit_from_upload
 from vae.export import digit_png
-from vae.plots import overlay_traces, to_uint8_image, upscale, with_overlays
+from vae.images import to_uint8_image, upscale
+from vae.plots.scatter import overlay_traces, with_overlays
 from vae.projections import available_views
 
 ACCEPTED = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]

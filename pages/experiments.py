@@ -7,9 +7,9 @@ import streamlit as st
 from app import state
 from app.experiments import INTRO, MAPS_HELP, answer, chart, load, maps, reconstructions, recompute, table
 from vae import experiments
-from vae.experiment_plots import filter_banks, metric_curves, tradeoff_scatter
+from vae.plots.studies import filter_banks, metric_curves, tradeoff_scatter
 from vae.experiments import PAPER_DECOUPLED, TARGET_KNN, TARGET_MSE, filter_rows, summarise, summarise_tied
-from vae.plots import tile_grid, upscale
+from vae.images import tile_grid, upscale
 
 
 def pca_section() -> None:

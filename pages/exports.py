@@ -15,7 +15,7 @@ import streamlit as st
 from app import analysis, cache, state
 from vae import export
 from vae.explore import decode_at, manifold_grid
-from vae.plots import ClickGrid
+from vae.plots.scatter import ClickGrid
 from vae.projections import LatentView, available_views
 from vae.store import StoredModel
 

@@ -20,7 +20,7 @@ import streamlit as st
 from app import analysis, state
 from app.overlap import BAR_LABELS, DENSITY, METRICS, Measured, colours, confused_pairs, measure, metrics_table, story
 from vae.data import class_names
-from vae.plots import class_bars, delta_heatmap, metric_bars, overlap_heatmap
+from vae.plots.charts import class_bars, delta_heatmap, metric_bars, overlap_heatmap
 
 
 # ---------------------------------------------------------------------------------------------

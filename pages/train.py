@@ -12,10 +12,11 @@ from vae.data import DATASETS
 from vae.jobs import JobSnapshot, TrainingJob
 from vae.models import PIXEL_LAYOUTS, ModelConfig
 from vae.onnx_import import MAX_BYTES, ImportRefused, import_onnx, summary
-from vae.plots import loss_curves
-from vae.store import StoreError, check_name, model_path, save_model
-from vae.timeline import TimelineSettings
-from vae.train import TrainSettings, evaluate_for_metadata
+from vae.plots.charts import loss_curves
+from vae.store import StoreError, check_name, model_path
+from vae.training.timeline import TimelineSettings
+from vae.training.saving import measure_and_save
+from vae.training.trainer import TrainSettings
 
 KINDS = {"ae": "Auto-encoder", "vae": "Variational auto-encoder"}
 
@@ -106,18 +107,15 @@ def save_form(job: TrainingJob, kind: str) -> None:
     if path.exists() and not overwrite:
         st.error(f"A model named {name!r} exists; tick 'Replace' to overwrite it.")
         return
-    train_images, train_labels, test_images, test_labels = cache.training_data(job.dataset, str(cache.data_dir()))
-    with st.spinner("Measuring test loss and kNN accuracy…"):
-        metrics = evaluate_for_metadata(job.result.model, train_images, train_labels, test_images, test_labels)
-    metrics["train_seconds"] = sum(h["seconds"] for h in job.snapshot().history)
+    data = cache.training_data(job.dataset, str(cache.data_dir()))
     try:
-        save_model(
-            job.result.model, path,
-            history=job.snapshot().history, metrics=metrics,
-            dataset={"name": job.dataset, "train_images": len(train_images)},
-            extra={"settings": dataclasses.asdict(job.settings), "status": job.result.status, "source": "dashboard"},
-            timeline=job.result.timeline,
-        )  # fmt: skip
+        with st.spinner("Measuring test loss and kNN accuracy…"):
+            measure_and_save(
+                job.result.model, path, data, dataset=job.dataset, data_dir=cache.data_dir(),
+                recorded={"train_seconds": sum(h["seconds"] for h in job.snapshot().history)},
+                history=job.snapshot().history, timeline=job.result.timeline,
+                extra={"settings": dataclasses.asdict(job.settings), "status": job.result.status, "source": "dashboard"},
+            )
     except (OSError, StoreError) as error:
         st.error(f"Could not save: {error}")
         return

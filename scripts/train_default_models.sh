@@ -2,7 +2,7 @@
 # Retrain the models shipped in models/ with the project's own command line. Re-runnable: each save
 # replaces its folder atomically. About 25 minutes on two CPU cores.
 # Every trained model records its timeline (the codes of 2,000 test images at 0, 1, 2, 4, ... batches and
-# every epoch, see vae/timeline.py) and keeps its decoder at 0, 32, 256 and 2,048 batches, except:
+# every epoch, see vae/training/timeline.py) and keeps its decoder at 0, 32, 256 and 2,048 batches, except:
 # the 16-D pair keeps no decoder (its pinned points are approximate codes, and its 16-D codes already take
 # 4.5 MB per model), and the 60-second yardstick records nothing (its budget is for training alone).
 set -euo pipefail

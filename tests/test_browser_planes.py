@@ -18,7 +18,7 @@ from tests.browser import CHROMIUM, CHROMIUM_ARGS, shipped_dashboard
 from tests.conftest import REPO
 from vae.data import load_mnist
 from vae.metrics import embed_images
-from vae.plots import to_uint8_image
+from vae.images import to_uint8_image
 from vae.store import load_model
 
 OUTPUT = REPO / "test-output"

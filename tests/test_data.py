@@ -75,7 +75,7 @@ def place(root: Path, files: dict[str, bytes]) -> Path:
 def leftovers(root: Path) -> list[str]:
     """Anything under the data dir other than the final raw files (temp files, scratch dirs)."""
     return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                  if p.name.startswith(".") or ".fetch-" in str(p) or p.suffix == ".part")
+                  if p.name.startswith(".") or ".fetch-" in str(p) or p.suffix in (".part", ".tmp"))
 
 
 class FakeSource:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import SEED
-from vae.experiment_plots import maps_grid, metric_curves
+from vae.plots.studies import maps_grid, metric_curves
 
 
 def test_maps_grid_draws_one_panel_per_map_with_shared_class_legend() -> None:
@@ -54,7 +54,7 @@ def test_metric_curves_on_a_log_scale_leave_non_positive_values_out() -> None:
 
 
 def test_filter_mosaic_tiles_each_filter_scaled_with_gaps() -> None:
-    from vae.experiment_plots import filter_banks, filter_mosaic
+    from vae.plots.studies import filter_banks, filter_mosaic
 
     bank = np.arange(3 * 16, dtype=float).reshape(3, 16) - 20  # three 4 x 4 filters, flattened
     mosaic = filter_mosaic(bank, columns=2)
@@ -72,7 +72,7 @@ def test_filter_mosaic_tiles_each_filter_scaled_with_gaps() -> None:
 
 
 def test_tradeoff_scatter_places_models_papers_and_targets() -> None:
-    from vae.experiment_plots import FAMILY_COLORS, tradeoff_scatter
+    from vae.plots.studies import FAMILY_COLORS, tradeoff_scatter
 
     rows = [{"family": "AE", "test_mse_per_pixel": 0.04, "knn5_accuracy": 0.8},
             {"family": "broken", "test_mse_per_pixel": math.nan, "knn5_accuracy": 0.5}]  # fmt: skip

@@ -280,7 +280,7 @@ def test_conv_filters_study_compares_each_first_layer_with_the_patch_pca(mnist_s
         assert not np.allclose(trained, initial)  # training moved them
     # The recorded start is the trainer's: a run stopped before its first step keeps exactly those weights.
     config = variants("conv_filters", TINY)[0].config
-    from vae.train import TrainSettings, train
+    from vae.training.trainer import train, TrainSettings
 
     untouched = train(config, mnist_subset[0], None, TrainSettings(epochs=1, batch_size=64, seed=TINY.seed),
                       should_stop=lambda: True, device="cpu").model  # fmt: skip
@@ -309,7 +309,7 @@ def test_derivative_likeness_and_leading_components_on_known_cases() -> None:
 
 
 def test_decoupled_study_trains_on_the_graph_without_labels_and_records_it(mnist_subset, monkeypatch) -> None:
-    from vae import graph as graph_module
+    from vae.training import graph as graph_module
     from vae.experiments import meets_targets, summarise
 
     built = []

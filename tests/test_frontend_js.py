@@ -1,7 +1,7 @@
 """The page's JavaScript against the Python it mirrors: `node --test static/tests/` on fixtures made here.
 
 The views' inverses and transforms (static/lib/views.js vs vae/projections.py), the byte conversion
-(vs vae.plots.to_uint8_image), Pillow's LANCZOS resize and MNIST's recipe (static/lib/image.js vs
+(vs vae.images.to_uint8_image), Pillow's LANCZOS resize and MNIST's recipe (static/lib/image.js vs
 vae/digits.py): each fixture is computed by the Python code the page must agree with.
 """
 
@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 
 from tests.conftest import REPO, SEED
 from vae.digits import read_image, to_mnist
-from vae.plots import to_uint8_image
+from vae.images import to_uint8_image
 from vae.projections import NeighbourInverse, _NeighbourInterpolator, make_view
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.conftest import SEED
-from vae.graph import NeighbourGraph, fuzzy_graph, nearest_neighbours
+from vae.training.graph import NeighbourGraph, fuzzy_graph, nearest_neighbours
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_malformed_graphs_are_refused(fields: dict, message: str) -> None:
 def test_training_with_the_umap_term_separates_classes_without_labels(mnist_subset) -> None:
     from vae.metrics import embed_images, knn_accuracy
     from vae.models import ModelConfig
-    from vae.train import TrainSettings, train
+    from vae.training.trainer import train, TrainSettings
 
     train_images, train_labels, test_images, test_labels = mnist_subset
     graph = fuzzy_graph(train_images)

@@ -8,7 +8,7 @@ import torch
 from tests.conftest import SEED
 from vae.jobs import TrainingQueue
 from vae.models import ModelConfig
-from vae.train import TrainSettings
+from vae.training.trainer import TrainSettings
 
 TINY = ModelConfig(kind="vae", latent_dim=2, hidden=(16,))
 

@@ -263,3 +263,18 @@ X, Y = blobs(n=30, centers=3)
 def test_invalid_inputs_raise_value_error(call, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_knn_and_overlap_within_are_the_two_separate_measures_from_one_search() -> None:
+    rng = np.random.default_rng(SEED)
+    labels = np.arange(300) % 3 * 2  # classes 0, 2 and 4 of 6: absent classes must not count as pure
+    embedding = rng.normal(size=(300, 4)) + labels[:, None] * 0.8
+    knn, overlap = metrics.knn_and_overlap_within(embedding, labels, k=5, n_classes=6)
+    assert knn == metrics.knn_accuracy_within(embedding, labels, k=5)
+    diagonal = np.diag(metrics.overlap_matrix(embedding, labels, k=5, n_classes=6))[[0, 2, 4]]
+    assert overlap == pytest.approx(1 - diagonal.mean())
+    assert 0 < overlap < 1
+    with pytest.raises(ValueError, match="k must be smaller"):
+        metrics.knn_and_overlap_within(embedding[:3], labels[:3], k=5, n_classes=6)
+    with pytest.raises(ValueError, match="must lie in 0 .. 5"):
+        metrics.knn_and_overlap_within(embedding, labels + 2, k=5, n_classes=6)

@@ -346,7 +346,7 @@ def test_class_term_is_weighted_into_the_loss_and_needs_labels(images: torch.Ten
 
 def test_class_term_pulls_classes_apart_in_training(mnist_subset) -> None:
     from vae.metrics import embed_images, overlap_matrix
-    from vae.train import TrainSettings, train
+    from vae.training.trainer import train, TrainSettings
 
     train_images, train_labels, test_images, test_labels = mnist_subset
     overlap = {}

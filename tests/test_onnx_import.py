@@ -43,7 +43,7 @@ from vae.store import (
     read_metadata,
     save_model,
 )
-from vae.train import evaluate_for_metadata
+from vae.training.saving import evaluate_for_metadata
 
 pytestmark = [
     pytest.mark.skipif(

@@ -172,6 +172,10 @@ def test_train_page_trains_and_saves_a_pair(app: AppTest, tmp_path: Path) -> Non
 
     model, stored = load_model(tmp_path / "models" / "trained-in-test")
     assert stored.config.kind == "vae" and stored.config.hidden == (32,) and stored.dataset_name == "mnist"
+    # Recorded as every other path records it: the files it was trained on, by their SHA-256.
+    from vae.data import dataset_sha256
+
+    assert stored.dataset["sha256"] == dataset_sha256(os.environ.get("VAE_DATA_DIR"), "mnist")
     assert {"test_loss", "knn5_accuracy"} <= set(stored.metrics) and len(stored.history) == 1
 
 
@@ -190,17 +194,21 @@ def test_a_deep_link_served_before_the_navigation_exists_gets_the_full_app(tmp_p
 def test_a_save_that_the_disk_refuses_is_a_message(app: AppTest, monkeypatch) -> None:
     import errno
 
-    import vae.store
+    import vae.files
 
     at = train_page(app)
     jobs = train_both(at, hidden="16", batch=2048)
     assert all(job.wait(180) for job in jobs)
     at.run()
 
-    def read_only(*args, **kwargs):
-        raise PermissionError(errno.EROFS, "Read-only file system")
+    real_open = os.open
 
-    monkeypatch.setattr(vae.store.tempfile, "mkstemp", read_only)
+    def read_only(path, flags, *args, **kwargs):  # creating a file in a read-only folder (root ignores chmod)
+        if flags & os.O_CREAT:
+            raise PermissionError(errno.EROFS, "Read-only file system")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(vae.files.os, "open", read_only)
     at.text_input(key=f"ae_name_{jobs[0].job_id}").set_value("cannot-land")
     [b for b in at.button if b.label == "Save to the model store"][0].click()
     at.run()

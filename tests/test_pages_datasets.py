@@ -19,7 +19,7 @@ def two_dataset_store(tmp_path_factory) -> Path:
             pytest.skip(f"{dataset.title} not fetched: run `python -m vae.data fetch`")
     from vae.models import ModelConfig, fit_pca
     from vae.store import save_model
-    from vae.train import TrainSettings, train
+    from vae.training.trainer import train, TrainSettings
 
     root = tmp_path_factory.mktemp("models")
     with torch_threads():

@@ -40,7 +40,7 @@ def onnx_store(tmp_path_factory) -> tuple[Path, Path]:
     from vae.onnx import export_pair
     from vae.onnx_import import import_onnx
     from vae.store import save_model
-    from vae.train import TrainSettings, train
+    from vae.training.trainer import train, TrainSettings
 
     images, _ = load_mnist("train", DATA)
     test_images, _ = load_mnist("test", DATA)

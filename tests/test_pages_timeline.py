@@ -21,9 +21,10 @@ from app import timeline as player
 from tests.conftest import REPO, open_dashboard, plane_titles, run_pages_like_a_server
 from vae.data import load_mnist
 from vae.metrics import embed_images
-from vae.plots import DIGIT_COLORS, to_uint8_image
+from vae.images import to_uint8_image
+from vae.plots.palette import DIGIT_COLORS
 from vae.store import load_model, load_timeline
-from vae.timeline import plane_range, stratified_sample, view_of_frames
+from vae.training.timeline import plane_range, stratified_sample, view_of_frames
 
 SHIPPED = REPO / "models"
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO, SEED
-from vae import store
+from vae import files, store
 from vae.models import ModelConfig, build_model
 
 APP_SOURCES = sorted([*REPO.glob("vae/*.py"), *REPO.glob("app/*.py"), *REPO.glob("pages/*.py"), REPO / "dashboard.py"])
@@ -108,10 +108,14 @@ def test_a_read_only_store_refuses_the_save_and_keeps_the_previous_model(tmp_pat
     first = build_model(config)
     folder = store.save_model(first, tmp_path / "m", metrics={"run": 1})
 
-    def read_only(*args, **kwargs):  # what mkstemp meets in a read-only directory (root ignores chmod)
-        raise PermissionError(errno.EROFS, "Read-only file system")
+    real_open = os.open
 
-    monkeypatch.setattr(store.tempfile, "mkstemp", read_only)
+    def read_only(path, flags, *args, **kwargs):  # what creating a file meets in a read-only folder (root ignores chmod)
+        if flags & os.O_CREAT:
+            raise PermissionError(errno.EROFS, "Read-only file system")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(files.os, "open", read_only)
     with pytest.raises(PermissionError, match="Read-only"):
         store.save_model(build_model(config), folder, metrics={"run": 2})
     monkeypatch.undo()

@@ -11,7 +11,7 @@ from tests.conftest import REPO
 from vae.data import DATASETS, _manifest_sha256, load_dataset
 from vae.metrics import embed_images, knn_accuracy, reconstruction_mse
 from vae.store import NoTimeline, list_models, load_model, load_timeline
-from vae.train import evaluate
+from vae.training.trainer import evaluate
 
 MODELS = REPO / "models"
 SHIPPED = ["ae-2d", "vae-2d", "ae-16d", "vae-16d", "pca-2d", "pca-16d", "vae-20d-60s", "ae-2d-conv", "vae-2d-conv",
@@ -101,7 +101,7 @@ WITH_TIMELINES = {"ae-2d": 4, "vae-2d": 4, "ae-2d-fashion": 4, "vae-2d-fashion":
 @pytest.mark.parametrize("name", sorted(WITH_TIMELINES))
 def test_shipped_timelines_end_on_their_model(name: str) -> None:
     """Each timeline reads back, runs over the whole training, and its last frame is the shipped model's codes."""
-    from vae.timeline import recording_steps, stratified_sample
+    from vae.training.timeline import recording_steps, stratified_sample
 
     model, stored = load_model(MODELS / name)
     timeline = load_timeline(MODELS / name)

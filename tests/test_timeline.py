@@ -3,15 +3,18 @@ last frame is the final model, stops and divergence, decoder snapshots, and what
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from tests.conftest import SEED
-from vae import train as train_module
 from vae.metrics import embed_images, knn_accuracy_within, overlap_matrix
 from vae.models import ModelConfig, build_model
-from vae.timeline import (
+from vae.training import cli
+from vae.training import trainer as train_module
+from vae.training.timeline import (
     DEFAULT_DECODER_STEPS,
     Timeline,
     TimelineSettings,
@@ -29,7 +32,7 @@ from vae.timeline import (
     view_of_frames,
     with_decoder,
 )
-from vae.train import TrainSettings, train
+from vae.training.trainer import TrainSettings, train
 
 TINY_VAE = ModelConfig(kind="vae", latent_dim=2, hidden=(32,))
 TINY_AE = ModelConfig(kind="ae", latent_dim=2, hidden=(32,))
@@ -321,15 +324,15 @@ def test_ranges_steps_and_frames_of_a_shared_slider() -> None:
 def test_the_command_line_records_a_timeline_unless_told_not_to(tmp_path, mnist_subset) -> None:
     from vae.store import NoTimeline, load_model, load_timeline
 
-    data = str(train_module.Path(__file__).resolve().parents[1] / "data")
+    data = str(Path(__file__).resolve().parents[1] / "data")
     common = ["--kind", "ae", "--hidden", "16", "--epochs", "1", "--batch-size", "100", "--limit", "500", "--data-dir", data]
-    assert train_module.main([*common, "--timeline-decoders", "0,2", "--out", str(tmp_path / "with")]) == 0
+    assert cli.main([*common, "--timeline-decoders", "0,2", "--out", str(tmp_path / "with")]) == 0
     timeline = load_timeline(tmp_path / "with")
     assert timeline.steps.tolist() == [0, 1, 2, 4, 5] and sorted(timeline.decoders) == [0, 2]  # 5 batches
     assert timeline.points == 2000 and timeline.loss_images == 500  # --limit 500: as many training images as there are
-    assert train_module.main([*common, "--timeline-decoders", "none", "--out", str(tmp_path / "bare")]) == 0
+    assert cli.main([*common, "--timeline-decoders", "none", "--out", str(tmp_path / "bare")]) == 0
     assert load_timeline(tmp_path / "bare").decoders == {} and not list((tmp_path / "bare").glob("decoders-*"))
-    assert train_module.main([*common, "--no-timeline", "--out", str(tmp_path / "without")]) == 0
+    assert cli.main([*common, "--no-timeline", "--out", str(tmp_path / "without")]) == 0
     load_model(tmp_path / "without")
     with pytest.raises(NoTimeline):
         load_timeline(tmp_path / "without")
@@ -337,9 +340,9 @@ def test_the_command_line_records_a_timeline_unless_told_not_to(tmp_path, mnist_
 
 def test_the_command_line_refuses_bad_decoder_steps(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
-        train_module.main(["--timeline-decoders", "0,abc", "--out", str(tmp_path / "x")])
+        cli.main(["--timeline-decoders", "0,abc", "--out", str(tmp_path / "x")])
     assert "--timeline-decoders takes comma-separated batch counts" in capsys.readouterr().err
-    assert train_module.main(["--timeline-decoders", "4,4", "--out", str(tmp_path / "x")]) == 2
+    assert cli.main(["--timeline-decoders", "4,4", "--out", str(tmp_path / "x")]) == 2
     assert "distinct" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 

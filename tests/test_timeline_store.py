@@ -31,7 +31,7 @@ from vae.store import (
     read_metadata,
     save_model,
 )
-from vae.timeline import Timeline, decoder_snapshot
+from vae.training.timeline import Timeline, decoder_snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from tests.conftest import SEED
-from vae import train as train_module
 from vae.metrics import embed_images, knn_accuracy, reconstruction_mse
 from vae.models import ModelConfig, build_model, fit_pca
 from vae.store import load_model
-from vae.train import BatchProgress, EpochRecord, TrainSettings, evaluate, train
+from vae.training import cli
+from vae.training import trainer as train_module
+from vae.training.trainer import BatchProgress, EpochRecord, TrainSettings, evaluate, train
 
 TINY_VAE = ModelConfig(kind="vae", latent_dim=2, hidden=(64,))
 TINY_AE = ModelConfig(kind="ae", latent_dim=2, hidden=(64,))
@@ -205,11 +207,11 @@ def test_pca_reconstruction_improves_with_dimensions(mnist_subset) -> None:
 
 
 def test_command_line_trains_the_new_kinds_of_ae(tmp_path, mnist_subset) -> None:
-    data = str(train_module.Path(__file__).resolve().parents[1] / "data")
+    data = str(Path(__file__).resolve().parents[1] / "data")
     common = ["--kind", "ae", "--latent-dim", "2", "--hidden", "16", "--epochs", "1", "--batch-size", "100",
               "--limit", "300", "--data-dir", data]  # fmt: skip
-    assert train_module.main([*common, "--invertible", "--recon-loss", "mse", "--out", str(tmp_path / "inv")]) == 0
-    assert train_module.main([*common, "--umap-weight", "5", "--decoupled", "--out", str(tmp_path / "umap")]) == 0
+    assert cli.main([*common, "--invertible", "--recon-loss", "mse", "--out", str(tmp_path / "inv")]) == 0
+    assert cli.main([*common, "--umap-weight", "5", "--decoupled", "--out", str(tmp_path / "umap")]) == 0
     inverse, _ = load_model(tmp_path / "inv")
     umap, stored = load_model(tmp_path / "umap")
     assert inverse.config.invertible and (umap.config.umap_weight, umap.config.decoupled) == (5.0, True)
@@ -218,9 +220,9 @@ def test_command_line_trains_the_new_kinds_of_ae(tmp_path, mnist_subset) -> None
 
 def test_command_line_trains_saves_and_records_history(tmp_path, mnist_subset) -> None:
     out = tmp_path / "cli-vae"
-    code = train_module.main([
+    code = cli.main([
         "--kind", "vae", "--latent-dim", "2", "--hidden", "32", "--epochs", "2", "--batch-size", "100",
-        "--limit", "500", "--data-dir", str(train_module.Path(__file__).resolve().parents[1] / "data"),
+        "--limit", "500", "--data-dir", str(Path(__file__).resolve().parents[1] / "data"),
         "--out", str(out),
     ])  # fmt: skip
     assert code == 0
@@ -250,6 +252,6 @@ def test_command_line_trains_saves_and_records_history(tmp_path, mnist_subset) -
 def test_command_line_refuses_bad_settings_before_training(argv, tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(train_module, "train", lambda *a, **k: pytest.fail("training started"))
-    assert train_module.main(argv) == 2
+    assert cli.main(argv) == 2
     assert "error:" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

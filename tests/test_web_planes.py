@@ -20,7 +20,7 @@ from tests.conftest import REPO, open_dashboard, plane_titles, planes_data, run_
 from vae.data import load_mnist
 from vae.metrics import embed_images
 from vae.onnx import run_onnx
-from vae.plots import DIGIT_COLORS
+from vae.plots.palette import DIGIT_COLORS
 from vae.projections import make_view
 from vae.store import load_model
 

@@ -22,7 +22,6 @@ import gzip
 import hashlib
 import io
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+from vae.files import atomic_file
 
 if TYPE_CHECKING:  # torch/numpy are imported lazily so `import vae.data` stays cheap
     import torch
@@ -274,33 +275,16 @@ def _sha256_file(path: Path, progress: Progress | None = None) -> str:
 def _atomic_write(stream: BinaryIO, dest: Path, expected: str, size: int | None, stage: str,
                   progress: Progress | None) -> None:
     """Copy ``stream`` to ``dest`` only if its SHA-256 is ``expected``; otherwise ``dest`` is untouched."""
-    tmp = dest.parent / f".{dest.name}.{secrets.token_hex(6)}.part"
-    # os.open with 0o666 (not mkstemp's 0o600) so the final file gets normal umask permissions.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
+    with atomic_file(dest) as out:
         h, done = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as out:
-            while chunk := stream.read(_CHUNK):
-                out.write(chunk)
-                h.update(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(stage, done, size or 0)
-            out.flush()
-            os.fsync(out.fileno())  # the rename must never expose a file whose data is not on disk
-        if h.hexdigest() != expected:
+        while chunk := stream.read(_CHUNK):
+            out.write(chunk)
+            h.update(chunk)
+            done += len(chunk)
+            if progress:
+                progress(stage, done, size or 0)
+        if h.hexdigest() != expected:  # raised inside the block: dest stays as it was
             raise HashMismatchError(f"{dest.name}: sha256 {h.hexdigest()[:12]}… != expected {expected[:12]}…")
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # persist the rename itself; best effort (not all OSes allow it)
-        dir_fd = os.open(dest.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def _one_line(exc: BaseException) -> str:

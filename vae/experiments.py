@@ -54,8 +54,9 @@ from vae.models import (
     fit_pca,
     to_float_images,
 )
-from vae.store import write_atomically
-from vae.train import TrainSettings, evaluate_for_metadata, train
+from vae.files import write_atomically
+from vae.training.saving import evaluate_for_metadata
+from vae.training.trainer import train, TrainSettings
 
 STUDIES: dict[str, str] = {
     "pca_vs_ae": "Does a dense AE learn something like PCA?",
@@ -380,7 +381,7 @@ def run_study(
     started = time.perf_counter()
     graph = None
     if any(v.config.umap_weight for v in todo):  # built once, shared by every model with a UMAP term
-        from vae.graph import fuzzy_graph
+        from vae.training.graph import fuzzy_graph
 
         if progress is not None:
             progress(0.0, f"the neighbour graph of the {len(train_images):,} training images")
@@ -487,7 +488,7 @@ def first_layer_filters(model: LatentModel) -> np.ndarray:
 
 
 def initial_model(config: ModelConfig, seed: int) -> LatentModel:
-    """The untrained model :func:`vae.train.train` starts from with this seed (it seeds, then builds)."""
+    """The untrained model :func:`vae.training.trainer.train` starts from with this seed (it seeds, then builds)."""
     torch.manual_seed(seed)
     return build_model(config)
 
@@ -799,7 +800,7 @@ def summarise_tied(result: StudyResult) -> list[str]:
 
 
 def filter_rows(result: StudyResult) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The conv_filters study as rows for :func:`vae.experiment_plots.metric_curves`: (energy share per patch
+    """The conv_filters study as rows for :func:`vae.plots.studies.metric_curves`: (energy share per patch
     component, with the patches' own variance share; largest principal angle per k), one family per bank."""
     pca = result.extras["patch_pca"]
     variance = np.asarray(pca["explained_variance"])
@@ -835,7 +836,7 @@ def filter_bank_images(result: StudyResult) -> dict[str, Any]:
 
 def angle_rows(result: StudyResult) -> list[dict[str, Any]]:
     """The pca_vs_ae study's principal angles between PCA's subspace and the linear AE's, as rows for
-    :func:`vae.experiment_plots.metric_curves`: largest and mean angle per latent size and part."""
+    :func:`vae.plots.studies.metric_curves`: largest and mean angle per latent size and part."""
     return [
         {"family": f"linear AE {part}", "latent_dim": int(d), "largest": max(a), "mean": sum(a) / len(a)}
         for d, per_part in result.extras.get("angles", {}).items()
@@ -946,8 +947,8 @@ def _model_saver(
 ) -> Callable[[Variant, LatentModel, dict[str, Any], list[dict[str, Any]]], None] | None:
     if models_dir is None:
         return None
-    from vae.data import dataset_sha256
     from vae.store import save_model
+    from vae.training.saving import dataset_entry
 
     suffix = "" if settings.dataset == "mnist" else f"-{settings.dataset}"
 
@@ -957,8 +958,7 @@ def _model_saver(
         metrics = {k: v for k, v in row.items() if k.startswith("test_") or k in ("knn5_accuracy", "train_seconds")}
         save_model(
             model, Path(models_dir) / f"{STORE_NAMES[study, variant.key]}{suffix}", metrics=metrics, history=history,
-            dataset={"name": settings.dataset, "sha256": dataset_sha256(data_dir, name=settings.dataset),
-                     "train_images": training_images(study, settings)},
+            dataset=dataset_entry(settings.dataset, data_dir, training_images(study, settings)),
             extra={"settings": settings.to_dict(), "study": study, "status": row.get("status", "completed"),
                    "command": f"python -m vae.experiments {arguments}"},
         )  # fmt: skip

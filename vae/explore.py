@@ -72,7 +72,7 @@ def manifold_grid(
 ) -> np.ndarray:
     """Decode an ``n`` x ``n`` lattice of the 2-D view -> images ``[n * n, 28, 28]``.
 
-    Ordered like ``vae.plots.ClickGrid.points``: x fastest, y increasing with the row (``tile_grid`` puts
+    Ordered like ``vae.plots.scatter.ClickGrid.points``: x fastest, y increasing with the row (``tile_grid`` puts
     the highest y on top, as on the plot).
     """
     if not 2 <= n <= 40:

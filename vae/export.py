@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from vae.plots import tile_grid, to_png_bytes, to_uint8_image, upscale
+from vae.images import tile_grid, to_png_bytes, to_uint8_image, upscale
 from vae.store import GRAPH_PATTERN, GRAPH_ROLES, MAX_GRAPH_BYTES, MAX_META_BYTES, MAX_WEIGHTS_BYTES, META_FILE
 
 # Zip entries get this fixed timestamp, so the same model always gives the same zip bytes.
@@ -104,7 +104,7 @@ def digit_png(image: Any, scale: int = 10) -> bytes:
 def grid_png(images: Any, n: int, scale: int = 1, gap: int = 1) -> bytes:
     """``n * n`` images in :func:`vae.explore.manifold_grid` order -> one PNG of the tiled grid.
 
-    Laid out as :func:`vae.plots.tile_grid` does (highest y on top), then enlarged ``scale`` times.
+    Laid out as :func:`vae.images.tile_grid` does (highest y on top), then enlarged ``scale`` times.
     """
     return to_png_bytes(upscale(tile_grid(images, n, gap=gap), scale))
 

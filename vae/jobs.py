@@ -21,8 +21,8 @@ import torch
 
 from vae.experiments import StudySettings, StudyStopped, run_study, save_result, variants
 from vae.models import ModelConfig
-from vae.timeline import Frame, TimelineSettings
-from vae.train import BatchProgress, EpochRecord, TrainResult, TrainSettings, train
+from vae.training.timeline import Frame, TimelineSettings
+from vae.training.trainer import BatchProgress, EpochRecord, train, TrainResult, TrainSettings
 
 JobStatus = Literal["queued", "running", "completed", "stopped", "time_limit", "diverged", "failed"]
 FINISHED: frozenset[str] = frozenset({"completed", "stopped", "time_limit", "diverged", "failed"})

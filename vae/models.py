@@ -11,7 +11,7 @@ Every model maps images ``x`` float ``[B, 1, 28, 28]`` in [0, 1] to a latent cod
   joined to ``x`` by edges of the training set's neighbour graph) only by the UMAP term (``config.umap_weight``).
 - ``config``    -> the :class:`ModelConfig` that rebuilds the model.
 
-The models know nothing of data loading, optimisers or logging (see ``vae.train``).
+The models know nothing of data loading, optimisers or logging (see ``vae.training.trainer``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ IMAGE_SHAPE = (1, 28, 28)
 N_PIXELS = 28 * 28
 
 KINDS = ("ae", "vae", "pca")
-ARCHS = ("dense", "conv")  # the architectures build_model makes and vae.train trains
+ARCHS = ("dense", "conv")  # the architectures build_model makes and vae.training.trainer trains
 IMPORTED_ARCH = "onnx"  # an encoder/decoder pair imported as ONNX graphs (vae.onnx_import), run by onnxruntime
 RECON_LOSSES = ("bce", "mse")
 MIN_LATENT_DIM, MAX_LATENT_DIM = 2, 128
@@ -136,7 +136,7 @@ class ModelConfig:
     # encoder's exact inverse layer by layer (InvAuto, Teng & Choromanska, 2019), so E(D(z)) = z for every z.
     invertible: bool = False
     # AE only: weight of Parametric UMAP's cross-entropy between the training set's fuzzy neighbour graph and
-    # the codes (Sainburg, McInnes & Gentner, 2021). No labels: the graph comes from the pixels (vae.graph).
+    # the codes (Sainburg, McInnes & Gentner, 2021). No labels: the graph comes from the pixels (vae.training.graph).
     umap_weight: float = 0.0
     # AE with a UMAP term only: the decoder is trained on stop-gradient codes, so only the graph loss shapes
     # the map and the decoder learns to draw whatever map it is given.

@@ -715,8 +715,8 @@ def import_onnx(
     as for every model of the store). ``names``: the file names recorded for bytes. Returns what
     ``vae.load_model(out)`` returns, read back from the folder. Raises :class:`ImportRefused`.
     """
-    from vae.data import DATASETS, DatasetUnavailableError, dataset_sha256, load_dataset
-    from vae.train import evaluate_for_metadata
+    from vae.data import DATASETS, DatasetUnavailableError, load_dataset
+    from vae.training.saving import dataset_entry, evaluate_for_metadata
 
     started = time.perf_counter()
     out = Path(out)
@@ -771,7 +771,7 @@ def import_onnx(
     }
     save_imported_model(
         out, config, {"encoder": encoder_graph.data, "decoder": decoder_graph.data, **standard}, metrics=metrics,
-        dataset={"name": dataset, "sha256": dataset_sha256(data_dir, dataset), "train_images": len(train_images)},
+        dataset=dataset_entry(dataset, data_dir, len(train_images)),
         extra=extra,
     )  # fmt: skip
     return load_model(out)

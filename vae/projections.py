@@ -26,7 +26,6 @@ import json
 import numbers
 import os
 import re
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +36,8 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 from sklearn.neighbors import NearestNeighbors
+
+from vae.files import atomic_file
 
 Progress = Callable[[str], None]
 ArrayLike = np.ndarray | torch.Tensor
@@ -576,16 +577,8 @@ class ViewCache:
             **{f"state_{name}": np.asarray(value) for name, value in state.items()},
         }
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(path) as f:
+            np.savez(f, **arrays)
 
     def load(self, key: str, Z: ArrayLike) -> LatentView | None:
         """The view stored under ``key`` if it was fitted on these codes ``Z [N, D]``, else None."""

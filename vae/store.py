@@ -4,7 +4,7 @@ Layout of a model folder ``<dir>/<name>/``::
 
     model.json                      config, training history, metrics, dataset hash, files + their hashes
     weights-<sha256[:16]>.safetensors
-    timeline-<sha256[:16]>.npz      optional: the training's timeline (vae.timeline), numpy arrays
+    timeline-<sha256[:16]>.npz      optional: the training's timeline (vae.training.timeline), numpy arrays
     decoders-<sha256[:16]>.safetensors   optional: the decoder at a few of its frames, int8 per row
 
 An imported ONNX model (``config.arch == "onnx"``, written by :func:`save_imported_model`) holds four
@@ -35,7 +35,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -49,8 +48,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
+from vae.files import TEMPORARY_GLOB, write_atomically
 from vae.models import IMPORTED_ARCH, LatentModel, ModelConfig, build_model
-from vae.timeline import TERM_PATTERN, Timeline, decoder_state_keys, dequantize_rows, quantize_rows
+from vae.training.timeline import TERM_PATTERN, Timeline, decoder_state_keys, dequantize_rows, quantize_rows
 
 META_FILE = "model.json"
 LOCK_FILE = ".lock"
@@ -65,7 +65,7 @@ MAX_GRAPH_BYTES = 201 * 1024 * 1024
 # A timeline of 100 epochs of a 128-D model (some 110 frames x 2,000 points) is 110 MB; past this it is not ours.
 MAX_TIMELINE_BYTES = 256 * 1024 * 1024
 TIMELINE_ARRAYS = ("codes", "steps", "epochs", "image_index")  # besides train_<term> and test_<term>
-DECODER_ENCODING = "int8-rows"  # weights as int8 with a float32 scale per row (vae.timeline.quantize_rows)
+DECODER_ENCODING = "int8-rows"  # weights as int8 with a float32 scale per row (vae.training.timeline.quantize_rows)
 # Letters, digits, dot, dash, underscore; no leading dot, so names can never be "..", hidden or a path.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 WEIGHTS_PATTERN = re.compile(r"weights-[0-9a-f]{16}\.safetensors")
@@ -157,35 +157,6 @@ def model_path(models_dir: str | os.PathLike, name: str) -> Path:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    # Makes the rename itself durable; not supported on every platform, and harmless to skip there.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def save_model(
@@ -335,7 +306,7 @@ def _commit(path: Path, blobs: dict[str, bytes], meta: dict[str, Any]) -> Path:
             # garbage: the previous version, or the leftovers of a writer that was killed.
             data_files = [p for p in path.iterdir()
                           if any(pattern.fullmatch(p.name) for pattern in (WEIGHTS_PATTERN, GRAPH_PATTERN, TIMELINE_FILES))]  # fmt: skip
-            for stale in [*data_files, *path.glob(".*.tmp")]:
+            for stale in [*data_files, *path.glob(TEMPORARY_GLOB)]:
                 if stale.name not in blobs:
                     stale.unlink(missing_ok=True)
     except BaseException:

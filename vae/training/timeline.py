@@ -1,6 +1,6 @@
 """Training timelines: where a fixed set of test images lands in the latent space as a model learns.
 
-While :func:`vae.train.train` runs with ``timeline=TimelineSettings()``, it records a *frame* at geometric
+While :func:`vae.training.trainer.train` runs with ``timeline=TimelineSettings()``, it records a *frame* at geometric
 steps in batches seen (0, 1, 2, 4, 8, ...) and at the end of every epoch (:func:`is_recording_step`):
 
 - the codes (``embed``) of N = 2,000 test images, stratified by class and the same for every model of a
@@ -259,18 +259,12 @@ def frame_metrics(codes: np.ndarray, labels: np.ndarray, k: int = 5) -> dict[str
     ``vae.metrics.knn_accuracy_within`` and ``overlap_matrix``, from one neighbour search per frame (some
     40 ms for 2,000 points on a busy core, so a 45-frame timeline takes about 2 s, once per model).
     """
-    # The metrics module's own steps, so both numbers come from one neighbour search.
-    from vae.metrics import _as_class_indices, _neighbour_indices, _overlap_from_neighbours, _vote_accuracy
+    from vae.metrics import knn_and_overlap_within
 
     n_classes = int(np.max(labels)) + 1
-    classes = _as_class_indices(np.asarray(labels), n_classes)
-    present = np.bincount(classes, minlength=n_classes) > 0
     knn, overlap = np.empty(len(codes)), np.empty(len(codes))
     for f, frame in enumerate(codes):
-        neighbours = _neighbour_indices(np.asarray(frame, dtype=np.float64), k)  # [N, k]
-        knn[f] = _vote_accuracy(classes, neighbours, n_classes)
-        matrix = _overlap_from_neighbours(classes, neighbours, n_classes)
-        overlap[f] = 1.0 - float(np.mean(np.diag(matrix)[present]))
+        knn[f], overlap[f] = knn_and_overlap_within(np.asarray(frame, dtype=np.float64), labels, k, n_classes)
     return {"knn": knn, "overlap": overlap}
 
 

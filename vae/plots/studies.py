@@ -14,7 +14,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from vae.plots import CLASS_NAMES, DIGIT_COLORS, finite_or_none
+from vae.plots.charts import finite_or_none
+from vae.plots.palette import CLASS_NAMES, DIGIT_COLORS
 
 # One colour per model family, the same in every curve of the page.
 # PCA is drawn wide and pale under the others: the linear AE's line lies exactly on it, and both must show.
