@@ -2,7 +2,8 @@
 
 The views' inverses and transforms (static/lib/views.js vs vae/projections.py), the byte conversion
 (vs vae.images.to_uint8_image), Pillow's LANCZOS resize and MNIST's recipe (static/lib/image.js vs
-vae/digits.py): each fixture is computed by the Python code the page must agree with.
+vae/digits.py): each fixture is computed by the Python code the page must agree with. The lib modules that
+need no fixture (static/lib/ticks.js) run in the same `node --test`.
 """
 
 from __future__ import annotations

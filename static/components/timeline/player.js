@@ -11,7 +11,8 @@
 
 import { fetchBytes } from "../../lib/assets.js";
 import { mountOnce } from "../../lib/dom.js";
-import { finiteExtent, formatCount, formatEpoch, latestAtOrBefore, logTicks, niceTicks, squareFit } from "./scales.js";
+import { logTicks, ticks } from "../../lib/ticks.js";
+import { finiteExtent, formatCount, formatEpoch, latestAtOrBefore, squareFit } from "./scales.js";
 
 const DPR = () => Math.min(window.devicePixelRatio || 1, 2);
 
@@ -414,11 +415,11 @@ class Side {
       if (step > 0 && step % batchesPerEpoch === 0) ends.push([p, step / batchesPerEpoch]);
     });
     const every = Math.max(1, Math.ceil(ends.length / 6));
-    const ticks = [[xOf(box, 0), "0"]];
+    const marks = [[xOf(box, 0), "0"]];
     ends.forEach(([p, epoch], i) => {
-      if (i === 0 || (i + 1) % every === 0 || i === ends.length - 1) ticks.push([xOf(box, p), `ep ${epoch}`]);
+      if (i === 0 || (i + 1) % every === 0 || i === ends.length - 1) marks.push([xOf(box, p), `ep ${epoch}`]);
     });
-    return ticks.filter((tick, i) => i === 0 || tick[0] - ticks[i - 1][0] > 28);
+    return marks.filter((mark, i) => i === 0 || mark[0] - marks[i - 1][0] > 28);
   }
 
   drawDecoder(frame) {
@@ -466,14 +467,14 @@ function drawFrameAxes(ctx, box, xs, ys, toPx, ink, labels) {
   ctx.font = "11px sans-serif";
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
-  for (const t of niceTicks(xs[0], xs[1], 6)) {
+  for (const t of ticks(xs[0], xs[1], 6)) {
     const [u] = toPx(t, 0);
     ctx.fillText(shortNumber(t), u, top + height + 4);
     tickLine(ctx, u, top, u, top + height, t === 0);
   }
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
-  for (const t of niceTicks(ys[0], ys[1], 6)) {
+  for (const t of ticks(ys[0], ys[1], 6)) {
     const [, v] = toPx(0, t);
     ctx.fillText(shortNumber(t), left - 5, v);
     tickLine(ctx, left, v, left + width, v, t === 0);
