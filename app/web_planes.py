@@ -74,6 +74,23 @@ def view_spec(view: LatentView) -> dict[str, Any]:
     return {"kind": "neighbours"}
 
 
+def pack_points(embedding, codes, labels) -> bytes:
+    """One plane's points for the page, in the layout ``static/lib/assets.js``'s ``unpackPoints`` reads.
+
+    ``embedding`` float32 ``[N, 2]``, then ``codes`` float32 ``[N, D]``, then ``labels`` uint8 ``[N]``, each
+    row-major with no header (N and D travel in the JSON): ``N * (8 + 4 * D + 1)`` bytes. The float blocks
+    come first so each starts at a multiple of 4 bytes, as a JS ``Float32Array`` view needs.
+    """
+    embedding = np.ascontiguousarray(embedding, dtype=np.float32)
+    codes = np.ascontiguousarray(codes, dtype=np.float32)
+    labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    n = len(codes)
+    if embedding.shape != (n, 2) or codes.ndim != 2 or labels.shape != (n,):
+        raise ValueError(f"points of one plane must be [N, 2], [N, D] and [N]; got {embedding.shape}, "
+                         f"{codes.shape} and {labels.shape}")  # fmt: skip
+    return embedding.tobytes() + codes.tobytes() + labels.tobytes()
+
+
 @st.cache_resource(max_entries=16, show_spinner="Preparing the decoder for the page (once per model)…")
 def plane_assets(path: str, weights_sha256: str, subset: str, directory: str, method: str) -> dict[str, Any]:
     """The files and numbers the page needs for one plane; the export happens once per weights."""
@@ -86,11 +103,7 @@ def plane_assets(path: str, weights_sha256: str, subset: str, directory: str, me
     view = cache.view(path, weights_sha256, subset, directory, method)
     codes = cache.embedding(path, weights_sha256, subset, directory)
     _, labels = cache.model_data(path, weights_sha256, subset, directory)
-    blob = b"".join(
-        np.ascontiguousarray(array, dtype=dtype).tobytes()
-        for array, dtype in ((view.embedding_, np.float32), (codes, np.float32), (labels.numpy(), np.uint8))
-    )
-    points_url, points_file = frontend.publish(blob, "points")
+    points_url, points_file = frontend.publish(pack_points(view.embedding_, codes, labels.numpy()), "points")
     extent = ClickGrid.square(view.embedding_, n=2)
     return {
         "decoder": decoder_url, "encoder": encoder_url, "points": points_url,

@@ -1,6 +1,7 @@
 """The page's JavaScript against the Python it mirrors: `node --test static/tests/` on fixtures made here.
 
-The views' inverses and transforms (static/lib/views.js vs vae/projections.py), the byte conversion
+The views' inverses and transforms (static/lib/views.js vs vae/projections.py), a plane's points file
+(static/lib/assets.js vs app.web_planes.pack_points), the byte conversion
 (vs vae.images.to_uint8_image), Pillow's LANCZOS resize and MNIST's recipe (static/lib/image.js vs
 vae/digits.py): each fixture is computed by the Python code the page must agree with. The lib modules that
 need no fixture (static/lib/ticks.js) run in the same `node --test`.
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from app.web_planes import pack_points
 from tests.conftest import REPO, SEED
 from vae.digits import read_image, to_mnist
 from vae.images import to_uint8_image
@@ -61,6 +63,16 @@ def views() -> dict:
     queries = np.concatenate([codes[:10] + rng.normal(size=(10, 6)).astype(np.float32) * 0.3, codes[[42]]])
     out["neighbours"] = view_fixture(Layout, codes, points, queries, {"kind": "neighbours"}, inverse, forward)
     return out
+
+
+def points_pack() -> dict:
+    """A plane's points file as app/web_planes.py writes it, and the arrays it holds (lib/assets.js reads it)."""
+    rng = np.random.default_rng(SEED + 2)
+    n, d = 7, 3
+    embedding, codes = rng.normal(size=(n, 2)).astype(np.float32), rng.normal(size=(n, d)).astype(np.float32)
+    labels = rng.integers(0, 10, size=n).astype(np.uint8)
+    return {"count": n, "dim": d, "pack": b64(np.frombuffer(pack_points(embedding, codes, labels), np.uint8)),
+            "embedding": embedding.ravel().tolist(), "codes": codes.ravel().tolist(), "labels": labels.tolist()}  # fmt: skip
 
 
 def byte_cases() -> dict:
@@ -123,7 +135,7 @@ def test_the_page_modules_compute_what_the_server_computes(tmp_path) -> None:
         pytest.skip("no node on PATH")
     fixtures = tmp_path / "fixtures.json"
     fixtures.write_text(json.dumps({"views": views(), "bytes": byte_cases(), "lanczos": lanczos_cases(),
-                                    "mnist": mnist_cases()}))  # fmt: skip
+                                    "mnist": mnist_cases(), "points": points_pack()}))  # fmt: skip
     # The timeline player's helpers need no fixtures: tests/test_timeline_js.py runs them.
     tests = sorted(str(p) for p in (REPO / "static" / "tests").glob("*.test.js") if "timeline" not in p.name)
     assert len(tests) >= 2

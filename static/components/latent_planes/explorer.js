@@ -6,7 +6,7 @@
 // Data from Python (app/web_planes.py) holds URLs and small JSON only: palette, class names, per plane its
 // decoder, its points (embedding, codes, labels), its view and overlays.
 
-import { fetchBytes } from "../../lib/assets.js";
+import { fetchBytes, unpackPoints } from "../../lib/assets.js";
 import { element, mountOnce } from "../../lib/dom.js";
 import { greyToRgba, PIXELS } from "../../lib/image.js";
 import { LatestDecoder, loadGraph, wasmAvailable } from "../../lib/runtime.js";
@@ -128,10 +128,7 @@ class Side {
     if (newPoints) {
       const bytes = await fetchBytes(spec.points);
       const n = spec.count, d = spec.dim;
-      // Layout written by app/web_planes.py: embedding float32 [N, 2], codes float32 [N, D], labels uint8 [N].
-      this.embedding = new Float32Array(bytes, 0, 2 * n);
-      this.codes = new Float32Array(bytes, 8 * n, n * d);
-      this.labels = new Uint8Array(bytes, 8 * n + 4 * n * d, n);
+      ({ embedding: this.embedding, codes: this.codes, labels: this.labels } = unpackPoints(bytes, n, d));
       this.plane.setPoints(this.embedding, this.labels, n, spec.extent);
       this.view = createView(spec.view, this.embedding, this.codes, n, d, this.plane.index);
       this.code = new Float32Array(d);

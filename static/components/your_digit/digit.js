@@ -2,7 +2,7 @@
 // digits were, encoded by both models in the page, marked where each encoder puts it, and redrawn by each
 // decoder. At the end of a stroke the drawing also goes to Python (a state value), for what needs the server.
 
-import { fetchBytes } from "../../lib/assets.js";
+import { fetchBytes, unpackPoints } from "../../lib/assets.js";
 import { element, mountOnce } from "../../lib/dom.js";
 import { attachPen } from "../../lib/pen.js";
 import { greyToRgba, rgbaToGrey, toMnist } from "../../lib/image.js";
@@ -127,9 +127,7 @@ class DigitPad {
       fetchBytes(spec.points), loadGraph(this.runtime, spec.encoder), loadGraph(this.runtime, spec.decoder),
     ]);
     const n = spec.count, d = spec.dim;
-    side.embedding = new Float32Array(bytes, 0, 2 * n);
-    side.codes = new Float32Array(bytes, 8 * n, n * d);
-    side.labels = new Uint8Array(bytes, 8 * n + 4 * n * d, n);
+    ({ embedding: side.embedding, codes: side.codes, labels: side.labels } = unpackPoints(bytes, n, d));
     side.plane.setPoints(side.embedding, side.labels, n, spec.extent);
     side.view = createView(spec.view, side.embedding, side.codes, n, d, side.plane.index);
     side.encoder = encoder;
