@@ -51,17 +51,6 @@ function shader(gl, type, source) {
   return s;
 }
 
-export function webglAvailable() {
-  try {
-    const gl = document.createElement("canvas").getContext("webgl2");
-    if (!gl) return false;
-    gl.getExtension("WEBGL_lose_context")?.loseContext();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export class LatentPlane {
   // root: an element to fill; options: {palette: ["#1f77b4", ...], onHover(x, y, index), onLeave(),
   // onClick(x, y, index), onView(view), pickRadius (px)}

@@ -9,8 +9,9 @@
 import { fetchBytes, unpackPoints } from "../../lib/assets.js";
 import { element, mountOnce } from "../../lib/dom.js";
 import { greyToRgba, PIXELS } from "../../lib/image.js";
-import { LatestDecoder, loadGraph, wasmAvailable } from "../../lib/runtime.js";
-import { LatentPlane, webglAvailable } from "../../lib/scatter.js";
+import { LatestDecoder, loadGraph } from "../../lib/runtime.js";
+import { LatentPlane } from "../../lib/scatter.js";
+import { missingSupport } from "../../lib/support.js";
 import { createView } from "../../lib/views.js";
 
 const SIDES = ["left", "right"];
@@ -179,8 +180,8 @@ class Explorer {
     this.component = component;
     this.root = element("div", "explorer", component.parentElement);
     this.status = element("div", "status", this.root, "Loading the decoders…");
-    if (!webglAvailable() || !wasmAvailable()) {
-      const missing = [!webglAvailable() && "WebGL 2", !wasmAvailable() && "WebAssembly (with SIMD)"].filter(Boolean);
+    const missing = missingSupport();
+    if (missing.length) {
       this.unsupported = missing.join(" and ");
       this.status.textContent = `This browser lacks ${this.unsupported}: using the server's planes instead.`;
       component.setStateValue("support", { ok: false, missing });

@@ -6,8 +6,9 @@ import { fetchBytes, unpackPoints } from "../../lib/assets.js";
 import { element, mountOnce } from "../../lib/dom.js";
 import { attachPen } from "../../lib/pen.js";
 import { greyToRgba, rgbaToGrey, toMnist } from "../../lib/image.js";
-import { LatestDecoder, loadGraph, wasmAvailable } from "../../lib/runtime.js";
-import { LatentPlane, webglAvailable } from "../../lib/scatter.js";
+import { LatestDecoder, loadGraph } from "../../lib/runtime.js";
+import { LatentPlane } from "../../lib/scatter.js";
+import { missingSupport } from "../../lib/support.js";
 import { createView } from "../../lib/views.js";
 
 // Pen move -> both markers and both redraws on screen (ms), newest last; and how many updates ran.
@@ -35,8 +36,8 @@ class DigitPad {
     this.component = component;
     this.root = element("div", "your-digit", component.parentElement);
     this.status = element("div", "status", this.root, "Loading the encoders and decoders…");
-    if (!webglAvailable() || !wasmAvailable()) {
-      const missing = [!webglAvailable() && "WebGL 2", !wasmAvailable() && "WebAssembly (with SIMD)"].filter(Boolean);
+    const missing = missingSupport();
+    if (missing.length) {
       this.unsupported = true;
       this.status.textContent = `This browser lacks ${missing.join(" and ")}: the server prepares and places the drawing instead.`;
       component.setStateValue("support", { ok: false, missing });
