@@ -29,7 +29,7 @@ from vae.models import to_float_images
 from vae.onnx import CHECK_BATCH, pair_for
 from vae.plots.palette import DIGIT_COLORS
 from vae.plots.scatter import ClickGrid
-from vae.projections import LatentView
+from vae.projections import NEIGHBOUR_K, LatentView
 
 COMPONENT = "latent_planes"
 KEY = "planes"
@@ -66,12 +66,16 @@ def enabled(container=st.sidebar) -> bool:
 
 
 def view_spec(view: LatentView) -> dict[str, Any]:
-    """How the page maps the plane back to codes (static/lib/views.js), as the view does here."""
+    """How the page maps the plane back to codes (static/lib/views.js), as the view does here.
+
+    A view known by its points only (UMAP) is mapped both ways through the ``k`` nearest points, the same
+    ``k`` as ``vae.projections.NeighbourInverse``'s, sent here so the page never restates it.
+    """
     if view.name == "identity":
         return {"kind": "identity", "mean": view.mean_.astype(float).tolist()}
     if view.name == "pca":
         return {"kind": "pca", "mean": view.mean_.tolist(), "components": view.components_.tolist()}
-    return {"kind": "neighbours"}
+    return {"kind": "neighbours", "k": NEIGHBOUR_K}
 
 
 def pack_points(embedding, codes, labels) -> bytes:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from app.web_planes import pack_points
+from app.web_planes import pack_points, view_spec
 from tests.conftest import REPO, SEED
 from vae.digits import read_image, to_mnist
 from vae.images import to_uint8_image
@@ -46,22 +46,27 @@ def views() -> dict:
     # Spots inside and far outside the points, and two exactly on points (the inverse is then exact).
     far = np.array([[40.0, -35.0], [0.0, 0.0], [1e-3, -2e-3]], dtype=np.float32)
     out = {}
-    for name, view, spec in (
-        ("pca", pca, {"kind": "pca", "mean": pca.mean_.tolist(), "components": pca.components_.tolist()}),
-        ("identity", identity, {"kind": "identity", "mean": identity.mean_.astype(float).tolist()}),
-    ):
+    # Each spec is the one the page is sent (app.web_planes.view_spec).
+    for name, view in (("pca", pca), ("identity", identity)):
         points = np.concatenate([rng.normal(size=(20, 2)) * 3, far, view.embedding_[[3, 77]]]).astype(np.float32)
-        out[name] = view_fixture(view, codes, points, codes[:15] + 0.1, spec, view.inverse_transform, view.transform)
+        out[name] = view_fixture(view, codes, points, codes[:15] + 0.1, view_spec(view), view.inverse_transform,
+                                 view.transform)  # fmt: skip
     # A non-linear layout (as UMAP's): the page has only its points, and maps both ways through neighbours.
     embedding = np.stack([np.sin(codes[:, 0]) * 5 + codes[:, 1], codes[:, 2] ** 2 - codes[:, 3]], axis=1).astype(np.float32)
 
     class Layout:
+        name = "umap"
         embedding_ = embedding
 
-    inverse, forward = NeighbourInverse(embedding, codes), _NeighbourInterpolator(codes, embedding)
     points = np.concatenate([rng.normal(size=(20, 2)) * 4, far, embedding[[5, 250]]]).astype(np.float32)
     queries = np.concatenate([codes[:10] + rng.normal(size=(10, 6)).astype(np.float32) * 0.3, codes[[42]]])
-    out["neighbours"] = view_fixture(Layout, codes, points, queries, {"kind": "neighbours"}, inverse, forward)
+    spec = view_spec(Layout)
+    assert spec["k"] == NeighbourInverse(embedding, codes).k  # the page averages as many neighbours as the server
+    inverse, forward = NeighbourInverse(embedding, codes), _NeighbourInterpolator(codes, embedding)
+    out["neighbours"] = view_fixture(Layout, codes, points, queries, spec, inverse, forward)
+    # Another k, so the page is seen to take k from the spec rather than knowing it.
+    inverse, forward = NeighbourInverse(embedding, codes, k=3), _NeighbourInterpolator(codes, embedding, k=3)
+    out["neighbours k=3"] = view_fixture(Layout, codes, points, queries, {**spec, "k": 3}, inverse, forward)
     return out
 
 

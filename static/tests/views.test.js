@@ -63,6 +63,12 @@ test("fewer points than neighbours: every point is found", () => {
   assert.deepEqual(Array.from(got.subarray(0, 3)), [0, 1, 2]);
 });
 
+test("a neighbours view without its k from Python is refused", () => {
+  for (const k of [undefined, 0, 2.5]) {
+    assert.throws(() => createView({ kind: "neighbours", k }, new Float32Array(2), new Float32Array(2), 1, 2), /needs k > 0/);
+  }
+});
+
 test("an unknown view kind is refused", () => {
   assert.throws(() => createView({ kind: "tsne" }, new Float32Array(2), new Float32Array(2), 1, 2), /unknown view kind/);
 });
