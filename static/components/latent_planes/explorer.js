@@ -8,6 +8,7 @@
 
 import { fetchBytes, unpackPoints } from "../../lib/assets.js";
 import { element, mountOnce } from "../../lib/dom.js";
+import { explorerHooks, record } from "../../lib/hooks.js";
 import { greyToRgba, PIXELS } from "../../lib/image.js";
 import { LatestDecoder, loadGraph } from "../../lib/runtime.js";
 import { LatentPlane } from "../../lib/scatter.js";
@@ -15,16 +16,8 @@ import { missingSupport } from "../../lib/support.js";
 import { createView } from "../../lib/views.js";
 
 const SIDES = ["left", "right"];
-// Hover -> drawn timings (ms) of this page, newest last: what benchmarks/hover_latency.py reads, with a few
-// read-only questions the browser tests ask (where is a point on screen, where is empty space).
-const timings = [];
-const drawnTimings = [];
-globalThis.latentExplorer = { timings, drawnTimings, ready: false, probe: null };
-
-function record(list, milliseconds) {
-  list.push(milliseconds);
-  if (list.length > 2000) list.splice(0, list.length - 2000);
-}
+// For the browser tests and benchmarks only (lib/hooks.js says what each field is).
+const hooks = explorerHooks();
 
 // Where things are, for tests and benchmarks: data -> page coordinates, a data point's place, and a spot of
 // empty space (no point within `clear` pixels) near a fraction (fx, fy) of the visible plane.
@@ -159,8 +152,8 @@ class Side {
       this.caption.textContent = caption;
       // Timed twice: to the pixels written, and to the start of the next frame, which shows them.
       if (started !== undefined) {
-        record(drawnTimings, performance.now() - started);
-        requestAnimationFrame(() => record(timings, performance.now() - started));
+        record(hooks.drawnTimings, performance.now() - started);
+        requestAnimationFrame(() => record(hooks.timings, performance.now() - started));
       }
     });
   }
@@ -208,7 +201,7 @@ class Explorer {
     const data = (this.data = component.data);
     this.runtime = data.runtime;
     // Not ready while this data is being loaded (tests and benchmarks wait for it).
-    globalThis.latentExplorer.ready = false;
+    hooks.ready = false;
     this.root.dataset.ready = "0";
     this.buildLegend(data);
     this.layout();
@@ -226,8 +219,8 @@ class Explorer {
     this.showPinned();
     this.buildStrips(data);
     this.refreshGrids();
-    globalThis.latentExplorer.probe = probe(this);
-    globalThis.latentExplorer.ready = true;
+    hooks.probe = probe(this);
+    hooks.ready = true;
     this.root.dataset.ready = "1";
   }
 

@@ -4,6 +4,7 @@
 
 import { fetchBytes, unpackPoints } from "../../lib/assets.js";
 import { element, mountOnce } from "../../lib/dom.js";
+import { digitHooks } from "../../lib/hooks.js";
 import { attachPen } from "../../lib/pen.js";
 import { greyToRgba, rgbaToGrey, toMnist } from "../../lib/image.js";
 import { LatestDecoder, loadGraph } from "../../lib/runtime.js";
@@ -11,8 +12,8 @@ import { LatentPlane } from "../../lib/scatter.js";
 import { missingSupport } from "../../lib/support.js";
 import { createView } from "../../lib/views.js";
 
-// Pen move -> both markers and both redraws on screen (ms), newest last; and how many updates ran.
-globalThis.yourDigit = { timings: [], updates: 0, ready: false, marks: {} };
+// For the browser tests only (lib/hooks.js says what each field is).
+const hooks = digitHooks();
 
 export const render = mountOnce((component) => new DigitPad(component));
 
@@ -94,13 +95,13 @@ class DigitPad {
       "test images; below each plane, what its decoder draws from that code. Both follow the pen, in this page.";
     this.#layout();
     // For tests: the classes of the k test images nearest to where a side's marker is.
-    globalThis.yourDigit.nearestLabels = (name, k) => {
-      const side = this.sides[name], mark = globalThis.yourDigit.marks[name];
+    hooks.nearestLabels = (name, k) => {
+      const side = this.sides[name], mark = hooks.marks[name];
       const index = new Int32Array(k), distance = new Float64Array(k);
       const found = side.plane.index.nearest(mark[0], mark[1], k, index, distance);
       return Array.from(index.subarray(0, found), (i) => side.labels[i]);
     };
-    globalThis.yourDigit.ready = true;
+    hooks.ready = true;
     this.root.dataset.ready = "1";
   }
 
@@ -176,13 +177,13 @@ class DigitPad {
         side.view.toPlane(code, side.point);
         const point = [side.point[0], side.point[1]];
         side.plane.drawHover([{ point, kind: "cross", label: "your digit" }]);
-        globalThis.yourDigit.marks[side.spec.side] = point;
+        hooks.marks[side.spec.side] = point;
         side.where.textContent = side.spec.dim > 2 ? `code: [${Array.from(code, (v) => v.toFixed(2)).join(", ")}]` : `code (${point[0].toFixed(2)}, ${point[1].toFixed(2)})`;
         await new Promise((done) => side.decoder.request(code, (image) => { side.redrawn.draw(image); done(); }));
         side.caption.textContent = `${side.spec.name} redraws it`;
       }));
-      globalThis.yourDigit.updates++;
-      if (started !== undefined) globalThis.yourDigit.timings.push(performance.now() - started);
+      hooks.updates++;
+      if (started !== undefined) hooks.timings.push(performance.now() - started);
     } finally {
       this.busy = false;
       if (this.again !== undefined) {
