@@ -201,7 +201,7 @@ def player_data(entries: dict[str, Side], pins: dict[str, dict[str, Any]]) -> di
         "metricColors": METRIC_COLORS,
         "metricLabels": METRIC_LABELS,
         "frameMs": FRAME_MS,
-        "modules": {"scales": frontend.module_url("components/timeline/scales.mjs")},
+        "modules": {"player": frontend.module_url("components/timeline/player.js")},
     }
 
 

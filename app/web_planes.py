@@ -29,7 +29,7 @@ from vae.models import to_float_images
 from vae.onnx.export import CHECK_BATCH, pair_for
 from vae.plots.palette import DIGIT_COLORS
 from vae.plots.scatter import ClickGrid
-from vae.projections import LatentView
+from vae.projections import NEIGHBOUR_K, LatentView
 
 COMPONENT = "latent_planes"
 KEY = "planes"
@@ -66,12 +66,33 @@ def enabled(container=st.sidebar) -> bool:
 
 
 def view_spec(view: LatentView) -> dict[str, Any]:
-    """How the page maps the plane back to codes (static/lib/views.js), as the view does here."""
+    """How the page maps the plane back to codes (static/lib/views.js), as the view does here.
+
+    A view known by its points only (UMAP) is mapped both ways through the ``k`` nearest points, the same
+    ``k`` as ``vae.projections.NeighbourInverse``'s, sent here so the page never restates it.
+    """
     if view.name == "identity":
         return {"kind": "identity", "mean": view.mean_.astype(float).tolist()}
     if view.name == "pca":
         return {"kind": "pca", "mean": view.mean_.tolist(), "components": view.components_.tolist()}
-    return {"kind": "neighbours"}
+    return {"kind": "neighbours", "k": NEIGHBOUR_K}
+
+
+def pack_points(embedding, codes, labels) -> bytes:
+    """One plane's points for the page, in the layout ``static/lib/assets.js``'s ``unpackPoints`` reads.
+
+    ``embedding`` float32 ``[N, 2]``, then ``codes`` float32 ``[N, D]``, then ``labels`` uint8 ``[N]``, each
+    row-major with no header (N and D travel in the JSON): ``N * (8 + 4 * D + 1)`` bytes. The float blocks
+    come first so each starts at a multiple of 4 bytes, as a JS ``Float32Array`` view needs.
+    """
+    embedding = np.ascontiguousarray(embedding, dtype=np.float32)
+    codes = np.ascontiguousarray(codes, dtype=np.float32)
+    labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    n = len(codes)
+    if embedding.shape != (n, 2) or codes.ndim != 2 or labels.shape != (n,):
+        raise ValueError(f"points of one plane must be [N, 2], [N, D] and [N]; got {embedding.shape}, "
+                         f"{codes.shape} and {labels.shape}")  # fmt: skip
+    return embedding.tobytes() + codes.tobytes() + labels.tobytes()
 
 
 @st.cache_resource(max_entries=16, show_spinner="Preparing the decoder for the page (once per model)…")
@@ -86,11 +107,7 @@ def plane_assets(path: str, weights_sha256: str, subset: str, directory: str, me
     view = cache.view(path, weights_sha256, subset, directory, method)
     codes = cache.embedding(path, weights_sha256, subset, directory)
     _, labels = cache.model_data(path, weights_sha256, subset, directory)
-    blob = b"".join(
-        np.ascontiguousarray(array, dtype=dtype).tobytes()
-        for array, dtype in ((view.embedding_, np.float32), (codes, np.float32), (labels.numpy(), np.uint8))
-    )
-    points_url, points_file = frontend.publish(blob, "points")
+    points_url, points_file = frontend.publish(pack_points(view.embedding_, codes, labels.numpy()), "points")
     extent = ClickGrid.square(view.embedding_, n=2)
     return {
         "decoder": decoder_url, "encoder": encoder_url, "points": points_url,

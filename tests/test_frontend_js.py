@@ -1,8 +1,10 @@
 """The page's JavaScript against the Python it mirrors: `node --test static/tests/` on fixtures made here.
 
-The views' inverses and transforms (static/lib/views.js vs vae/projections.py), the byte conversion
+The views' inverses and transforms (static/lib/views.js vs vae/projections.py), a plane's points file
+(static/lib/assets.js vs app.web_planes.pack_points), the byte conversion
 (vs vae.images.to_uint8_image), Pillow's LANCZOS resize and MNIST's recipe (static/lib/image.js vs
-vae/digits.py): each fixture is computed by the Python code the page must agree with.
+vae/digits.py): each fixture is computed by the Python code the page must agree with. The lib modules that
+need no fixture (static/lib/ticks.js) run in the same `node --test`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from app.web_planes import pack_points, view_spec
 from tests.conftest import REPO, SEED
 from vae.digits import read_image, to_mnist
 from vae.images import to_uint8_image
@@ -43,23 +46,38 @@ def views() -> dict:
     # Spots inside and far outside the points, and two exactly on points (the inverse is then exact).
     far = np.array([[40.0, -35.0], [0.0, 0.0], [1e-3, -2e-3]], dtype=np.float32)
     out = {}
-    for name, view, spec in (
-        ("pca", pca, {"kind": "pca", "mean": pca.mean_.tolist(), "components": pca.components_.tolist()}),
-        ("identity", identity, {"kind": "identity", "mean": identity.mean_.astype(float).tolist()}),
-    ):
+    # Each spec is the one the page is sent (app.web_planes.view_spec).
+    for name, view in (("pca", pca), ("identity", identity)):
         points = np.concatenate([rng.normal(size=(20, 2)) * 3, far, view.embedding_[[3, 77]]]).astype(np.float32)
-        out[name] = view_fixture(view, codes, points, codes[:15] + 0.1, spec, view.inverse_transform, view.transform)
+        out[name] = view_fixture(view, codes, points, codes[:15] + 0.1, view_spec(view), view.inverse_transform,
+                                 view.transform)  # fmt: skip
     # A non-linear layout (as UMAP's): the page has only its points, and maps both ways through neighbours.
     embedding = np.stack([np.sin(codes[:, 0]) * 5 + codes[:, 1], codes[:, 2] ** 2 - codes[:, 3]], axis=1).astype(np.float32)
 
     class Layout:
+        name = "umap"
         embedding_ = embedding
 
-    inverse, forward = NeighbourInverse(embedding, codes), _NeighbourInterpolator(codes, embedding)
     points = np.concatenate([rng.normal(size=(20, 2)) * 4, far, embedding[[5, 250]]]).astype(np.float32)
     queries = np.concatenate([codes[:10] + rng.normal(size=(10, 6)).astype(np.float32) * 0.3, codes[[42]]])
-    out["neighbours"] = view_fixture(Layout, codes, points, queries, {"kind": "neighbours"}, inverse, forward)
+    spec = view_spec(Layout)
+    assert spec["k"] == NeighbourInverse(embedding, codes).k  # the page averages as many neighbours as the server
+    inverse, forward = NeighbourInverse(embedding, codes), _NeighbourInterpolator(codes, embedding)
+    out["neighbours"] = view_fixture(Layout, codes, points, queries, spec, inverse, forward)
+    # Another k, so the page is seen to take k from the spec rather than knowing it.
+    inverse, forward = NeighbourInverse(embedding, codes, k=3), _NeighbourInterpolator(codes, embedding, k=3)
+    out["neighbours k=3"] = view_fixture(Layout, codes, points, queries, {**spec, "k": 3}, inverse, forward)
     return out
+
+
+def points_pack() -> dict:
+    """A plane's points file as app/web_planes.py writes it, and the arrays it holds (lib/assets.js reads it)."""
+    rng = np.random.default_rng(SEED + 2)
+    n, d = 7, 3
+    embedding, codes = rng.normal(size=(n, 2)).astype(np.float32), rng.normal(size=(n, d)).astype(np.float32)
+    labels = rng.integers(0, 10, size=n).astype(np.uint8)
+    return {"count": n, "dim": d, "pack": b64(np.frombuffer(pack_points(embedding, codes, labels), np.uint8)),
+            "embedding": embedding.ravel().tolist(), "codes": codes.ravel().tolist(), "labels": labels.tolist()}  # fmt: skip
 
 
 def byte_cases() -> dict:
@@ -122,9 +140,9 @@ def test_the_page_modules_compute_what_the_server_computes(tmp_path) -> None:
         pytest.skip("no node on PATH")
     fixtures = tmp_path / "fixtures.json"
     fixtures.write_text(json.dumps({"views": views(), "bytes": byte_cases(), "lanczos": lanczos_cases(),
-                                    "mnist": mnist_cases()}))  # fmt: skip
+                                    "mnist": mnist_cases(), "points": points_pack()}))  # fmt: skip
     # The timeline player's helpers need no fixtures: tests/test_timeline_js.py runs them.
-    tests = sorted(str(p) for p in (REPO / "static" / "tests").glob("*.test.mjs") if "timeline" not in p.name)
+    tests = sorted(str(p) for p in (REPO / "static" / "tests").glob("*.test.js") if "timeline" not in p.name)
     assert len(tests) >= 2
     proc = subprocess.run(
         [node, "--test", *tests], capture_output=True, text=True, timeout=120,
@@ -132,3 +150,4 @@ def test_the_page_modules_compute_what_the_server_computes(tmp_path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     assert "# fail 0" in proc.stdout
+    assert "# skipped 0" in proc.stdout  # a test file that found no fixtures skips, which would pass unseen

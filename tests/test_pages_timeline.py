@@ -126,6 +126,8 @@ def test_both_models_play_side_by_side_on_the_final_frames_axes(models, shown) -
         assert np.array_equal(pack[side["offset"] : side["offset"] + codes.size].reshape(codes.shape), codes)
     assert data["colors"] == list(DIGIT_COLORS)  # the palette of every other plot, from Python
     assert data["classNames"] == [str(d) for d in range(10)]
+    module = data["modules"]["player"].split(f"/{frontend.STATIC_ROUTE}/", 1)[1]
+    assert (frontend.STATIC_DIR / module).is_file()  # the player is a module the app serves, at this release's URL
     assert any("frames over 30 epochs" in c.value and "of training" in c.value for c in at.caption)
 
 

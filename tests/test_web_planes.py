@@ -60,6 +60,15 @@ def points(plane: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return embedding, codes, labels
 
 
+@pytest.mark.parametrize(
+    "shapes", [((3, 2), (4, 5), (4,)), ((4, 3), (4, 5), (4,)), ((4, 2), (4,), (4,)), ((4, 2), (4, 5), (3,))]
+)
+def test_points_of_mismatched_shapes_are_refused(shapes) -> None:
+    embedding, codes, labels = (np.zeros(shape) for shape in shapes)
+    with pytest.raises(ValueError, match=r"\[N, 2\], \[N, D\] and \[N\]"):
+        web_planes.pack_points(embedding, codes, labels)
+
+
 def test_the_page_gets_each_models_decoder_points_and_view(app: AppTest) -> None:
     at = explorer(app)
     data = planes_data(at)

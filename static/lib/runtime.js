@@ -9,16 +9,6 @@ import { fetchBytes } from "./assets.js";
 let runtime = null;
 const sessions = new Map();
 
-export function wasmAvailable() {
-  try {
-    // The smallest module that uses a SIMD instruction (i32x4.splat): the build we ship needs SIMD.
-    const simd = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
-    return typeof WebAssembly === "object" && WebAssembly.validate(simd);
-  } catch {
-    return false;
-  }
-}
-
 // vendor: {module: URL of ort.wasm.bundle.min.mjs, wasm: URL of the gzip-compressed .wasm}
 export function loadRuntime(vendor) {
   runtime ??= (async () => {

@@ -8,6 +8,7 @@
 // The plane is square and shows the same data units per pixel on both axes, so distances on screen are
 // distances in the view and the nearest point under the pointer is the nearest in data too.
 
+import { ticks } from "./ticks.js";
 import { PointIndex } from "./views.js";
 
 const VERTEX = `#version 300 es
@@ -42,35 +43,12 @@ export function hexToRgb(hex) {
   return [((v >> 16) & 255) / 255, ((v >> 8) & 255) / 255, (v & 255) / 255];
 }
 
-// Ticks at 1, 2 or 5 times a power of ten, about `target` of them over [lo, hi].
-export function niceTicks(lo, hi, target = 5) {
-  const span = hi - lo;
-  if (!(span > 0)) return [];
-  const raw = span / target;
-  const power = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? 10 * power;
-  const ticks = [];
-  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Math.abs(t) < step * 1e-9 ? 0 : t);
-  return ticks;
-}
-
 function shader(gl, type, source) {
   const s = gl.createShader(type);
   gl.shaderSource(s, source);
   gl.compileShader(s);
   if (!gl.getShaderParameter(s, gl.COMPILE_STATUS)) throw new Error(gl.getShaderInfoLog(s));
   return s;
-}
-
-export function webglAvailable() {
-  try {
-    const gl = document.createElement("canvas").getContext("webgl2");
-    if (!gl) return false;
-    gl.getExtension("WEBGL_lose_context")?.loseContext();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export class LatentPlane {
@@ -269,12 +247,12 @@ export class LatentPlane {
     ctx.fillStyle = "rgba(60, 60, 60, 0.85)";
     ctx.strokeStyle = "rgba(0, 0, 0, 0.08)";
     ctx.lineWidth = 1;
-    for (const t of niceTicks(x0, x1)) {
+    for (const t of ticks(x0, x1)) {
       const [px] = this.toPixel(t, 0);
       ctx.beginPath(); ctx.moveTo(px, 0); ctx.lineTo(px, this.size); ctx.stroke();
       ctx.fillText(formatTick(t), px + 2, this.size - 4);
     }
-    for (const t of niceTicks(y0, y1)) {
+    for (const t of ticks(y0, y1)) {
       const [, py] = this.toPixel(0, t);
       ctx.beginPath(); ctx.moveTo(0, py); ctx.lineTo(this.size, py); ctx.stroke();
       ctx.fillText(formatTick(t), 3, py - 2);

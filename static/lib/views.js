@@ -4,12 +4,11 @@
 //   identity: the first two dims; back: the point in dims 1-2, the mean of the fitted codes in dims 3..D.
 //   pca:      (z - mean) @ components^T; back: p @ components + mean (the point on the principal plane).
 //   neighbours (UMAP, and any view given by its points only): back, the inverse-distance-weighted mean of the
-//             codes of the 8 nearest embedded points; forward, the same weighting of the embedded positions
-//             of the 8 nearest codes. A query on a point gets that point's value exactly.
+//             codes of the k nearest embedded points; forward, the same weighting of the embedded positions
+//             of the k nearest codes. A query on a point gets that point's value exactly. k comes from
+//             Python in the spec (vae.projections.NEIGHBOUR_K), so both sides average the same neighbours.
 //
 // Arrays are flat and row-major: embedding Float32Array [N * 2], codes Float32Array [N * D].
-
-export const NEIGHBOURS = 8;
 
 // Nearest embedded points of a 2-D query, from a uniform grid of cells holding about four points each:
 // a query visits rings of cells around its own until no unvisited cell can hold a nearer point.
@@ -109,13 +108,8 @@ export function inverseDistanceWeights(distances, count, weights) {
 }
 
 // A view of N codes of D dimensions; `spec` comes from Python:
-//   {kind: "identity", mean: [D]} | {kind: "pca", mean: [D], components: [[D], [D]]} | {kind: "neighbours"}
+//   {kind: "identity", mean: [D]} | {kind: "pca", mean: [D], components: [[D], [D]]} | {kind: "neighbours", k}
 export function createView(spec, embedding, codes, count, dim, index = null) {
-  const k = Math.min(NEIGHBOURS, count);
-  const neighbourIndex = new Int32Array(k), neighbourDistance = new Float64Array(k), weights = new Float64Array(k);
-  let points = index;
-  const pointIndex = () => (points ??= new PointIndex(embedding, count));
-
   if (spec.kind === "identity") {
     const mean = Float64Array.from(spec.mean);
     return {
@@ -142,7 +136,12 @@ export function createView(spec, embedding, codes, count, dim, index = null) {
     };
   }
   if (spec.kind === "neighbours") {
+    if (!(Number.isInteger(spec.k) && spec.k > 0)) throw new Error(`a neighbours view needs k > 0, got ${JSON.stringify(spec.k)}`);
+    const k = Math.min(spec.k, count);
+    const neighbourIndex = new Int32Array(k), neighbourDistance = new Float64Array(k), weights = new Float64Array(k);
     const codeDistance = new Float64Array(k);
+    let points = index;
+    const pointIndex = () => (points ??= new PointIndex(embedding, count));
     return {
       kind: "neighbours", dim, exact: false,
       toCode(x, y, out) {

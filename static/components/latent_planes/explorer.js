@@ -6,24 +6,18 @@
 // Data from Python (app/web_planes.py) holds URLs and small JSON only: palette, class names, per plane its
 // decoder, its points (embedding, codes, labels), its view and overlays.
 
-import { fetchBytes } from "../../lib/assets.js";
+import { fetchBytes, unpackPoints } from "../../lib/assets.js";
 import { element, mountOnce } from "../../lib/dom.js";
+import { explorerHooks, record } from "../../lib/hooks.js";
 import { greyToRgba, PIXELS } from "../../lib/image.js";
-import { LatestDecoder, loadGraph, wasmAvailable } from "../../lib/runtime.js";
-import { LatentPlane, webglAvailable } from "../../lib/scatter.js";
+import { LatestDecoder, loadGraph } from "../../lib/runtime.js";
+import { LatentPlane } from "../../lib/scatter.js";
+import { missingSupport } from "../../lib/support.js";
 import { createView } from "../../lib/views.js";
 
 const SIDES = ["left", "right"];
-// Hover -> drawn timings (ms) of this page, newest last: what benchmarks/hover_latency.py reads, with a few
-// read-only questions the browser tests ask (where is a point on screen, where is empty space).
-const timings = [];
-const drawnTimings = [];
-globalThis.latentExplorer = { timings, drawnTimings, ready: false, probe: null };
-
-function record(list, milliseconds) {
-  list.push(milliseconds);
-  if (list.length > 2000) list.splice(0, list.length - 2000);
-}
+// For the browser tests and benchmarks only (lib/hooks.js says what each field is).
+const hooks = explorerHooks();
 
 // Where things are, for tests and benchmarks: data -> page coordinates, a data point's place, and a spot of
 // empty space (no point within `clear` pixels) near a fraction (fx, fy) of the visible plane.
@@ -128,10 +122,7 @@ class Side {
     if (newPoints) {
       const bytes = await fetchBytes(spec.points);
       const n = spec.count, d = spec.dim;
-      // Layout written by app/web_planes.py: embedding float32 [N, 2], codes float32 [N, D], labels uint8 [N].
-      this.embedding = new Float32Array(bytes, 0, 2 * n);
-      this.codes = new Float32Array(bytes, 8 * n, n * d);
-      this.labels = new Uint8Array(bytes, 8 * n + 4 * n * d, n);
+      ({ embedding: this.embedding, codes: this.codes, labels: this.labels } = unpackPoints(bytes, n, d));
       this.plane.setPoints(this.embedding, this.labels, n, spec.extent);
       this.view = createView(spec.view, this.embedding, this.codes, n, d, this.plane.index);
       this.code = new Float32Array(d);
@@ -161,8 +152,8 @@ class Side {
       this.caption.textContent = caption;
       // Timed twice: to the pixels written, and to the start of the next frame, which shows them.
       if (started !== undefined) {
-        record(drawnTimings, performance.now() - started);
-        requestAnimationFrame(() => record(timings, performance.now() - started));
+        record(hooks.drawnTimings, performance.now() - started);
+        requestAnimationFrame(() => record(hooks.timings, performance.now() - started));
       }
     });
   }
@@ -182,8 +173,8 @@ class Explorer {
     this.component = component;
     this.root = element("div", "explorer", component.parentElement);
     this.status = element("div", "status", this.root, "Loading the decoders…");
-    if (!webglAvailable() || !wasmAvailable()) {
-      const missing = [!webglAvailable() && "WebGL 2", !wasmAvailable() && "WebAssembly (with SIMD)"].filter(Boolean);
+    const missing = missingSupport();
+    if (missing.length) {
       this.unsupported = missing.join(" and ");
       this.status.textContent = `This browser lacks ${this.unsupported}: using the server's planes instead.`;
       component.setStateValue("support", { ok: false, missing });
@@ -210,7 +201,7 @@ class Explorer {
     const data = (this.data = component.data);
     this.runtime = data.runtime;
     // Not ready while this data is being loaded (tests and benchmarks wait for it).
-    globalThis.latentExplorer.ready = false;
+    hooks.ready = false;
     this.root.dataset.ready = "0";
     this.buildLegend(data);
     this.layout();
@@ -228,8 +219,8 @@ class Explorer {
     this.showPinned();
     this.buildStrips(data);
     this.refreshGrids();
-    globalThis.latentExplorer.probe = probe(this);
-    globalThis.latentExplorer.ready = true;
+    hooks.probe = probe(this);
+    hooks.ready = true;
     this.root.dataset.ready = "1";
   }
 

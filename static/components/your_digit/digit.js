@@ -2,16 +2,18 @@
 // digits were, encoded by both models in the page, marked where each encoder puts it, and redrawn by each
 // decoder. At the end of a stroke the drawing also goes to Python (a state value), for what needs the server.
 
-import { fetchBytes } from "../../lib/assets.js";
+import { fetchBytes, unpackPoints } from "../../lib/assets.js";
 import { element, mountOnce } from "../../lib/dom.js";
+import { digitHooks } from "../../lib/hooks.js";
 import { attachPen } from "../../lib/pen.js";
 import { greyToRgba, rgbaToGrey, toMnist } from "../../lib/image.js";
-import { LatestDecoder, loadGraph, wasmAvailable } from "../../lib/runtime.js";
-import { LatentPlane, webglAvailable } from "../../lib/scatter.js";
+import { LatestDecoder, loadGraph } from "../../lib/runtime.js";
+import { LatentPlane } from "../../lib/scatter.js";
+import { missingSupport } from "../../lib/support.js";
 import { createView } from "../../lib/views.js";
 
-// Pen move -> both markers and both redraws on screen (ms), newest last; and how many updates ran.
-globalThis.yourDigit = { timings: [], updates: 0, ready: false, marks: {} };
+// For the browser tests only (lib/hooks.js says what each field is).
+const hooks = digitHooks();
 
 export const render = mountOnce((component) => new DigitPad(component));
 
@@ -35,8 +37,8 @@ class DigitPad {
     this.component = component;
     this.root = element("div", "your-digit", component.parentElement);
     this.status = element("div", "status", this.root, "Loading the encoders and decoders…");
-    if (!webglAvailable() || !wasmAvailable()) {
-      const missing = [!webglAvailable() && "WebGL 2", !wasmAvailable() && "WebAssembly (with SIMD)"].filter(Boolean);
+    const missing = missingSupport();
+    if (missing.length) {
       this.unsupported = true;
       this.status.textContent = `This browser lacks ${missing.join(" and ")}: the server prepares and places the drawing instead.`;
       component.setStateValue("support", { ok: false, missing });
@@ -93,13 +95,13 @@ class DigitPad {
       "test images; below each plane, what its decoder draws from that code. Both follow the pen, in this page.";
     this.#layout();
     // For tests: the classes of the k test images nearest to where a side's marker is.
-    globalThis.yourDigit.nearestLabels = (name, k) => {
-      const side = this.sides[name], mark = globalThis.yourDigit.marks[name];
+    hooks.nearestLabels = (name, k) => {
+      const side = this.sides[name], mark = hooks.marks[name];
       const index = new Int32Array(k), distance = new Float64Array(k);
       const found = side.plane.index.nearest(mark[0], mark[1], k, index, distance);
       return Array.from(index.subarray(0, found), (i) => side.labels[i]);
     };
-    globalThis.yourDigit.ready = true;
+    hooks.ready = true;
     this.root.dataset.ready = "1";
   }
 
@@ -127,9 +129,7 @@ class DigitPad {
       fetchBytes(spec.points), loadGraph(this.runtime, spec.encoder), loadGraph(this.runtime, spec.decoder),
     ]);
     const n = spec.count, d = spec.dim;
-    side.embedding = new Float32Array(bytes, 0, 2 * n);
-    side.codes = new Float32Array(bytes, 8 * n, n * d);
-    side.labels = new Uint8Array(bytes, 8 * n + 4 * n * d, n);
+    ({ embedding: side.embedding, codes: side.codes, labels: side.labels } = unpackPoints(bytes, n, d));
     side.plane.setPoints(side.embedding, side.labels, n, spec.extent);
     side.view = createView(spec.view, side.embedding, side.codes, n, d, side.plane.index);
     side.encoder = encoder;
@@ -177,13 +177,13 @@ class DigitPad {
         side.view.toPlane(code, side.point);
         const point = [side.point[0], side.point[1]];
         side.plane.drawHover([{ point, kind: "cross", label: "your digit" }]);
-        globalThis.yourDigit.marks[side.spec.side] = point;
+        hooks.marks[side.spec.side] = point;
         side.where.textContent = side.spec.dim > 2 ? `code: [${Array.from(code, (v) => v.toFixed(2)).join(", ")}]` : `code (${point[0].toFixed(2)}, ${point[1].toFixed(2)})`;
         await new Promise((done) => side.decoder.request(code, (image) => { side.redrawn.draw(image); done(); }));
         side.caption.textContent = `${side.spec.name} redraws it`;
       }));
-      globalThis.yourDigit.updates++;
-      if (started !== undefined) globalThis.yourDigit.timings.push(performance.now() - started);
+      hooks.updates++;
+      if (started !== undefined) hooks.timings.push(performance.now() - started);
     } finally {
       this.busy = false;
       if (this.again !== undefined) {

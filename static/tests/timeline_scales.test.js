@@ -1,30 +1,9 @@
-// node --test static/tests/timeline_scales.test.mjs: the timeline player's pure helpers.
+// node --test static/tests/timeline_scales.test.js: the timeline player's pure helpers (its ticks are
+// lib/ticks.js's, tested in ticks.test.js).
 import assert from "node:assert/strict";
 import test from "node:test";
 
-import {
-  finiteExtent, formatEpoch, latestAtOrBefore, logTicks, niceStep, niceTicks, squareFit,
-} from "../components/timeline/scales.mjs";
-
-test("nice steps are 1, 2 or 5 times a power of ten", () => {
-  assert.equal(niceStep(10, 5), 2);
-  assert.equal(niceStep(11, 5), 5);
-  assert.equal(niceStep(72, 6), 20);
-  assert.equal(niceStep(0.9, 5), 0.2);
-  assert.equal(niceStep(0, 5), 1); // a flat range still gets a step
-});
-
-test("ticks fall inside the range on round numbers", () => {
-  assert.deepEqual(niceTicks(-31.2, 40.5, 6), [-20, 0, 20, 40]);
-  assert.deepEqual(niceTicks(-0.35, 0.35, 8), [-0.3, -0.2, -0.1, 0, 0.1, 0.2, 0.3]);
-  assert.ok(niceTicks(-0.35, 0.35, 6).length <= 7); // at most `count` intervals
-});
-
-test("log ticks thin out to decades over a wide range", () => {
-  assert.deepEqual(logTicks(120, 600), [200, 500]);
-  assert.deepEqual(logTicks(0.009, 600), [0.01, 0.1, 1, 10, 100]);
-  assert.deepEqual(logTicks(-1, 10), []);
-});
+import { finiteExtent, formatEpoch, latestAtOrBefore, squareFit } from "../components/timeline/scales.js";
 
 test("a square fit keeps one scale on both axes and inverts exactly", () => {
   const fit = squareFit([-10, 10], [-2, 2], { left: 40, top: 10, width: 400, height: 400 });

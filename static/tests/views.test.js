@@ -5,7 +5,9 @@ import { test } from "node:test";
 
 import { createView, PointIndex } from "../lib/views.js";
 
-const fixtures = JSON.parse(readFileSync(process.env.FRONTEND_FIXTURES, "utf8"));
+// Written by tests/test_frontend_js.py, which also fails on a skipped test; a bare `node --test static/tests/`
+// skips the comparisons that need the server's numbers.
+const fixtures = process.env.FRONTEND_FIXTURES ? JSON.parse(readFileSync(process.env.FRONTEND_FIXTURES, "utf8")) : null;
 
 function close(actual, expected, tolerance, what) {
   assert.equal(actual.length, expected.length, `${what}: length`);
@@ -14,7 +16,8 @@ function close(actual, expected, tolerance, what) {
   }
 }
 
-for (const [name, f] of Object.entries(fixtures.views)) {
+if (!fixtures) test("the views against the server's", { skip: "no FRONTEND_FIXTURES (tests/test_frontend_js.py writes them)" }, () => {});
+for (const [name, f] of Object.entries(fixtures?.views ?? {})) {
   test(`${name}: plane -> code as the server's inverse_transform`, () => {
     const embedding = Float32Array.from(f.embedding.flat()), codes = Float32Array.from(f.codes.flat());
     const view = createView(f.spec, embedding, codes, f.embedding.length, f.dim);
@@ -58,6 +61,12 @@ test("fewer points than neighbours: every point is found", () => {
   const got = new Int32Array(8), dist = new Float64Array(8);
   assert.equal(index.nearest(0.1, 0.1, 8, got, dist), 3);
   assert.deepEqual(Array.from(got.subarray(0, 3)), [0, 1, 2]);
+});
+
+test("a neighbours view without its k from Python is refused", () => {
+  for (const k of [undefined, 0, 2.5]) {
+    assert.throws(() => createView({ kind: "neighbours", k }, new Float32Array(2), new Float32Array(2), 1, 2), /needs k > 0/);
+  }
 });
 
 test("an unknown view kind is refused", () => {

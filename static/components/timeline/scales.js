@@ -1,39 +1,6 @@
-// Pure helpers of the timeline player: axes, ticks and frame lookups. No DOM, so `node --test` runs them
-// (tests/js/timeline_scales.test.mjs).
-
-// The smallest round step (1, 2 or 5 times a power of ten) that cuts `span` into at most `count` intervals.
-export function niceStep(span, count = 5) {
-  if (!(span > 0) || !Number.isFinite(span)) return 1;
-  const raw = span / Math.max(count, 1);
-  const power = 10 ** Math.floor(Math.log10(raw));
-  const scaled = raw / power; // in [1, 10)
-  return (scaled <= 1 ? 1 : scaled <= 2 ? 2 : scaled <= 5 ? 5 : 10) * power;
-}
-
-// Multiples of a nice step inside [lo, hi], rounded so that 0.30000000000000004 prints as 0.3.
-export function niceTicks(lo, hi, count = 5) {
-  const step = niceStep(hi - lo, count);
-  const digits = Math.max(0, -Math.floor(Math.log10(step)));
-  const ticks = [];
-  // "+ 0" turns -0 into 0, which would otherwise print as "-0".
-  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Number(t.toFixed(digits)) + 0);
-  return ticks;
-}
-
-// Ticks of a log axis over [lo, hi] (lo > 0): 1, 2 and 5 times each power of ten, thinned to at most `max`.
-export function logTicks(lo, hi, max = 6) {
-  if (!(lo > 0) || !(hi >= lo)) return [];
-  const out = [];
-  for (let p = Math.floor(Math.log10(lo)); p <= Math.ceil(Math.log10(hi)); p++) {
-    for (const m of [1, 2, 5]) {
-      const t = m * 10 ** p;
-      if (t >= lo * (1 - 1e-9) && t <= hi * (1 + 1e-9)) out.push(Number(t.toPrecision(3)));
-    }
-  }
-  if (out.length <= max) return out;
-  const decades = out.filter((t) => Number(t.toPrecision(1)) === 10 ** Math.round(Math.log10(t)));
-  return decades.length >= 2 ? decades : [out[0], out[out.length - 1]];
-}
+// Pure helpers of the timeline player: the square fit of a plane, frame lookups and labels (its ticks are
+// lib/ticks.js's, shared with every plane). No DOM, so `node --test` runs them
+// (static/tests/timeline_scales.test.js).
 
 // The data -> pixel map of a plane that shows `xRange` x `yRange` in a `box` {left, top, width, height} with
 // the same data units per pixel on both axes (the box's spare room is split evenly), y pointing up.

@@ -1,0 +1,31 @@
+// Hooks for the browser tests and the benchmarks, and for nothing else: the page itself never reads them.
+// A component that has some publishes one object on globalThis, under a fixed name made here, which
+// Playwright reads with page.evaluate / wait_for_function:
+//
+//   globalThis.latentExplorer (components/latent_planes), read by tests/test_browser_planes.py and
+//     benchmarks/hover_latency.py: {ready, probe, timings, drawnTimings}. `ready` is false while new data
+//     loads; `probe` answers read-only questions (where a point is on screen, where there is empty space);
+//     `timings` / `drawnTimings` are hover -> frame shown / hover -> drawn, in ms, newest last.
+//   globalThis.yourDigit (components/your_digit), read by tests/test_digit_canvas.py: {ready, updates,
+//     timings, marks, nearestLabels}. `timings` are pen move -> both markers and redraws on screen (ms),
+//     `marks` each side's marker in plane coordinates, `nearestLabels(side, k)` the classes nearest to it.
+//
+// The timeline player reports through data attributes on its root instead (tests/test_timeline_browser.py).
+// Made when a component's module is first evaluated, so a test can wait on the name before the first mount.
+
+// Timings kept per list: enough for a benchmark run, bounded for a page left open.
+const KEPT = 2000;
+
+export function explorerHooks() {
+  return (globalThis.latentExplorer = { timings: [], drawnTimings: [], ready: false, probe: null });
+}
+
+export function digitHooks() {
+  return (globalThis.yourDigit = { timings: [], updates: 0, ready: false, marks: {}, nearestLabels: null });
+}
+
+// Append a timing to a hook's list, dropping the oldest past KEPT.
+export function record(list, milliseconds) {
+  list.push(milliseconds);
+  if (list.length > KEPT) list.splice(0, list.length - KEPT);
+}
