@@ -8,9 +8,11 @@ setup:
 app: setup
 	.venv/bin/streamlit run dashboard.py
 
-# Install everything (Chromium included), then run the whole test suite.
+# Install everything (Chromium included), check the formatting and the lint, then run the whole test suite.
 test:
 	scripts/setup.sh --browser
+	.venv/bin/ruff format --check .
+	.venv/bin/ruff check .
 	.venv/bin/python -m pytest
 
 bench: setup

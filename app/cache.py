@@ -149,10 +149,13 @@ def base_figure(path: str, weights_sha256: str, subset: str, directory: str, met
     fitted = view(path, weights_sha256, subset, directory, method)
     _, labels = model_data(path, weights_sha256, subset, directory)
     return latent_scatter(
-        fitted.embedding_, labels.numpy(), title=title, grid=ClickGrid.square(fitted.embedding_),
+        fitted.embedding_,
+        labels.numpy(),
+        title=title,
+        grid=ClickGrid.square(fitted.embedding_),
         class_names=class_names(dataset_of(path, weights_sha256)),
         uirevision=f"{path}|{weights_sha256}|{subset}|{method}",
-    )  # fmt: skip
+    )
 
 
 @st.cache_data(max_entries=24, show_spinner=False)

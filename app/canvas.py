@@ -35,5 +35,7 @@ def png_from_data_url(url: object) -> bytes | None:
 def draw(key: str, brush: int = 18) -> bytes | None:
     """Show the canvas; returns the last finished drawing as PNG bytes, or None before the first stroke."""
     data = {"brush": brush, "modules": {"pen": frontend.module_url("lib/pen.js")}}
-    result = frontend.component("digit_canvas")(key=key, data=data, default={"drawing": None}, on_drawing_change=lambda: None)
+    result = frontend.component("digit_canvas")(
+        key=key, data=data, default={"drawing": None}, on_drawing_change=lambda: None
+    )
     return png_from_data_url(getattr(result, "drawing", None))

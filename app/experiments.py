@@ -53,8 +53,13 @@ def load(study: str) -> StudyResult | None:
         return None
     source = next(iter(found))
     if len(found) > 1:
-        source = st.radio("Result", list(found), horizontal=True, key=f"{study}_source",
-                          format_func={"shipped": "shipped with the project", "recomputed": "your recompute"}.get)  # fmt: skip
+        source = st.radio(
+            "Result",
+            list(found),
+            horizontal=True,
+            key=f"{study}_source",
+            format_func={"shipped": "shipped with the project", "recomputed": "your recompute"}.get,
+        )
     directory, stamp = found[source]
     try:
         result = cache.experiment(str(directory), study, stamp)
@@ -72,8 +77,13 @@ def load(study: str) -> StudyResult | None:
 
 def maps(result: StudyResult, keys: list[str], titles: dict[str, str], **options) -> go.Figure:
     """Small multiples of the study's 2-D maps ``keys``, classes named as the study's dataset names them."""
-    return maps_grid({k: result.maps[k] for k in keys}, result.labels, titles,
-                     class_names=class_names(result.settings.dataset), **options)  # fmt: skip
+    return maps_grid(
+        {k: result.maps[k] for k in keys},
+        result.labels,
+        titles,
+        class_names=class_names(result.settings.dataset),
+        **options,
+    )
 
 
 def chart(figure: go.Figure, key: str) -> None:
@@ -124,15 +134,22 @@ def recompute_controls(study: str) -> None:
         snapshot = job.snapshot()
         st.caption(f"Last recompute: {snapshot.status}, {snapshot.message}.")
     size = st.radio(
-        "Size", ["quick", "full"], horizontal=True, key=f"{study}_size",
-        captions=["2 epochs on 10,000 images, fewer sizes: a few minutes",
-                  "the shipped settings: 10 epochs on 60,000 images (the encoder-without-decoder study: 50,000 "
-                  "images, 30 epochs and 240 passes over the graph's edges), 10-60 minutes"],
-    )  # fmt: skip
+        "Size",
+        ["quick", "full"],
+        horizontal=True,
+        key=f"{study}_size",
+        captions=[
+            "2 epochs on 10,000 images, fewer sizes: a few minutes",
+            "the shipped settings: 10 epochs on 60,000 images (the encoder-without-decoder study: 50,000 "
+            "images, 30 epochs and 240 passes over the graph's edges), 10-60 minutes",
+        ],
+    )
     if st.button("Recompute", key=f"{study}_go", help="Runs in the background; other pages stay usable."):
         settings = runner.QUICK if size == "quick" else runner.StudySettings()
         settings = dataclasses.replace(settings, dataset=state.dataset())
-        job = StudyJob(study, settings, str(cache.experiment_dirs(state.dataset())["recomputed"]), str(cache.data_dir()))
+        job = StudyJob(
+            study, settings, str(cache.experiment_dirs(state.dataset())["recomputed"]), str(cache.data_dir())
+        )
         jobs[(study, state.dataset())] = job
         cache.training_queue().enqueue(job)
         st.rerun()

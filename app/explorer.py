@@ -14,10 +14,10 @@ import numpy as np
 import streamlit as st
 
 from app import cache, state
+from app.views import chosen_view, plane_title
 from vae.data import class_names
 from vae.explore import interpolate, step_changes
 from vae.models import LatentModel
-from app.views import chosen_view, plane_title
 from vae.projections import LatentView
 from vae.store import StoredModel
 

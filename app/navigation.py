@@ -28,6 +28,5 @@ PAGES = (
 def pages() -> list[st.Page]:
     """The menu as Streamlit pages; the first is the default (Home, at the app's root URL)."""
     return [
-        st.Page(path, title=title, icon=icon, url_path=url or None, default=not url)
-        for path, title, icon, url in PAGES
+        st.Page(path, title=title, icon=icon, url_path=url or None, default=not url) for path, title, icon, url in PAGES
     ]

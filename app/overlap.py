@@ -195,7 +195,7 @@ def _kl_story(vae: Measured, ae: Measured) -> str:
 
 
 def _same_kind_story(left: Measured, right: Measured) -> str:
-    l, r = f"**{left.stored.name}**", f"**{right.stored.name}**"
+    left_name, right_name = f"**{left.stored.name}**", f"**{right.stored.name}**"
     kind = left.kind.upper()
     text = (
         f"Both models are {kind}s, so the KL term alone cannot explain their difference. "
@@ -218,16 +218,16 @@ def _same_kind_story(left: Measured, right: Measured) -> str:
         }[_compare(hi.separation, lo.separation, RATIO_TOLERANCE, relative=True)]
     else:
         better = {
-            -1: f"{r} keeps its classes further apart for their size",
-            1: f"{l} keeps its classes further apart for their size",
+            -1: f"{right_name} keeps its classes further apart for their size",
+            1: f"{left_name} keeps its classes further apart for their size",
             0: "they keep their classes about equally far apart for their size",
         }
         text += (
-            f"Median separation ratio {left.separation:.2f} for {l} and {right.separation:.2f} for {r}: "
+            f"Median separation ratio {left.separation:.2f} for {left_name} and {right.separation:.2f} for {right_name}: "
             f"{better[_compare(left.separation, right.separation, RATIO_TOLERANCE, relative=True)]}. "
         )
     k_l, k_r = left.report["knn_accuracy"], right.report["knn_accuracy"]
-    text += f"kNN-5 accuracy in the latent space is {k_l:.1%} for {l} and {k_r:.1%} for {r}. "
+    text += f"kNN-5 accuracy in the latent space is {k_l:.1%} for {left_name} and {k_r:.1%} for {right_name}. "
     if left.dim != right.dim:
         text += (
             f"The latents differ in size ({left.dim}-D and {right.dim}-D): more dimensions leave more room between "

@@ -46,9 +46,13 @@ def take_clicks(sides) -> None:
 
 def figure(plane: Plane, options: Options, images) -> go.Figure:
     base = cache.base_figure(
-        str(plane.stored.path), plane.stored.weights_sha256, options.subset, str(cache.data_dir()),
-        plane.view.name, plane.title,
-    )  # fmt: skip
+        str(plane.stored.path),
+        plane.stored.weights_sha256,
+        options.subset,
+        str(cache.data_dir()),
+        plane.view.name,
+        plane.title,
+    )
     selected = st.session_state["ex_selected"]
     marks = []
     if selected is not None and selected < len(plane.view.embedding_):
@@ -84,9 +88,13 @@ def plane_body(side: str, stored: StoredModel, options: Options) -> None:
     plane = load_plane(side, stored, options)
     images, _ = cache.dataset(stored.dataset_name, options.subset, str(cache.data_dir()))
     st.plotly_chart(
-        figure(plane, options, images), key=f"plane_{side}", on_select="rerun", selection_mode=("points", "box"),
-        width="stretch", theme=None,
-    )  # fmt: skip
+        figure(plane, options, images),
+        key=f"plane_{side}",
+        on_select="rerun",
+        selection_mode=("points", "box"),
+        width="stretch",
+        theme=None,
+    )
     decoded = st.session_state["ex_decoded"].get(side)
     if decoded is None:
         st.caption("Click anywhere in this plane, on a point or on empty space, to decode an image there.")
@@ -112,8 +120,11 @@ def selected_image(planes: dict[str, Plane], images) -> None:
     columns = st.columns([1, 1, 1, 3])
     columns[0].image(big(original[0].numpy() / 255.0, 5), output_format="PNG", caption=f"image #{index}")
     for column, plane in zip(columns[1:], planes.values()):
-        column.image(big(reconstruct(plane.model, original)[0], 5), output_format="PNG",
-                     caption=f"{plane.stored.name} reconstruction")  # fmt: skip
+        column.image(
+            big(reconstruct(plane.model, original)[0], 5),
+            output_format="PNG",
+            caption=f"{plane.stored.name} reconstruction",
+        )
     columns[3].markdown(
         f"**Image #{index}** is ringed in both planes. Where it lies in each says how each model files it; "
         "the reconstructions show what each bottleneck kept."
@@ -123,9 +134,10 @@ def selected_image(planes: dict[str, Plane], images) -> None:
 def strips(planes: dict[str, Plane], paths: dict[str, Interpolation]) -> None:
     for side, path in paths.items():
         st.image(
-            upscale(strip([to_uint8_image(f) for f in path.frames]), 3), output_format="PNG",
+            upscale(strip([to_uint8_image(f) for f in path.frames]), 3),
+            output_format="PNG",
             caption=f"{planes[side].stored.name}: largest step / mean step = {path.ratio:.2f}",
-        )  # fmt: skip
+        )
     st.caption(smoothness_caption(planes, paths))
 
 
@@ -139,10 +151,12 @@ def grids(planes: dict[str, Plane], n: int) -> None:
         images = manifold_grid(plane.model, plane.view, x_range, y_range, n)
         where = "the box you drew" if box else "the whole plane; draw a box (box-select tool) to zoom the grid"
         column.image(
-            tile_grid([to_uint8_image(i) for i in images], n), output_format="PNG", width="stretch",
+            tile_grid([to_uint8_image(i) for i in images], n),
+            output_format="PNG",
+            width="stretch",
             caption=f"{plane.stored.name}: x {x_range[0]:.2f}…{x_range[1]:.2f}, y {y_range[0]:.2f}…{y_range[1]:.2f} "
             f"({where})",
-        )  # fmt: skip
+        )
 
 
 def explorer(planes: dict[str, Plane], options: Options, paths: dict[str, Interpolation], images) -> None:

@@ -78,7 +78,11 @@ def pair() -> Pair | None:
         return None
     dim = left.config.latent_dim
     baseline = next(
-        (m for m in sorted(stored.values(), key=lambda m: m.name) if m.config.kind == "pca" and m.config.latent_dim == dim),
+        (
+            m
+            for m in sorted(stored.values(), key=lambda m: m.name)
+            if m.config.kind == "pca" and m.config.latent_dim == dim
+        ),
         None,
     )
     return Pair(left, right, baseline)
@@ -90,8 +94,6 @@ def pair_or_explain(nothing: str = "No models to show") -> Pair | None:
     if chosen is None:
         st.warning(f"{nothing}: train a pair on the **Train** page (or run `make models`).")
     return chosen
-
-
 
 
 FRAME_DRAWN = "_frame_drawn_by_entry"
@@ -131,10 +133,13 @@ def dataset_picker(container=st.sidebar) -> None:
     if dataset() not in DATASETS:
         st.session_state["dataset"] = "mnist"
     container.selectbox(
-        "Dataset", list(DATASETS), format_func=lambda name: DATASETS[name].title, key="dataset",
+        "Dataset",
+        list(DATASETS),
+        format_func=lambda name: DATASETS[name].title,
+        key="dataset",
         help="Models remember the dataset they were trained on; the pickers below list that dataset's models, "
         "and the Train page trains on it.",
-    )  # fmt: skip
+    )
 
 
 def pair_picker(container=st.sidebar) -> None:
@@ -145,7 +150,9 @@ def pair_picker(container=st.sidebar) -> None:
         container.warning(notice)
     models = _comparable(_store())
     if not models:
-        container.warning(f"No trained {DATASETS[dataset()].title} models in the store yet: train a pair on the Train page.")
+        container.warning(
+            f"No trained {DATASETS[dataset()].title} models in the store yet: train a pair on the Train page."
+        )
         return
     labels = {m.name: f"{m.name}  ·  {m.config.describe()}" for m in models}
     container.selectbox("Left model", list(labels), format_func=labels.get, key="left_model")

@@ -21,13 +21,13 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import cache, frontend
+from app.views import plane_title
 from vae.data import class_names
+from vae.images import to_uint8_image
 from vae.jobs import JobSnapshot
 from vae.models import LatentModel
-from vae.images import to_uint8_image
 from vae.plots.palette import DIGIT_COLORS, TERM_COLORS
 from vae.plots.scatter import latent_scatter
-from app.views import plane_title
 from vae.projections import LatentView, make_view
 from vae.store import StoredModel, load_timeline
 from vae.training.timeline import (
@@ -76,14 +76,17 @@ def side(path: str, weights_sha256: str, timeline_sha256: str, directory: str) -
     timeline = load_timeline(path)
     _, labels = cache.dataset(stored.dataset_name, "test", directory)
     if timeline.image_index.max() >= len(labels):
-        raise ValueError(f"the timeline of {stored.name} points at test image {timeline.image_index.max()}, "
-                         f"beyond the {len(labels):,} of {stored.dataset_name}")  # fmt: skip
+        raise ValueError(
+            f"the timeline of {stored.name} points at test image {timeline.image_index.max()}, "
+            f"beyond the {len(labels):,} of {stored.dataset_name}"
+        )
     image_labels = labels.numpy()[timeline.image_index].astype(np.int64)
     view, points = view_of_frames(timeline.codes)
     points.setflags(write=False)
     x_range, y_range = plane_range(points[-1])
-    return Side(stored, timeline, points, view, image_labels, frame_metrics(timeline.codes, image_labels),
-                x_range, y_range)  # fmt: skip
+    return Side(
+        stored, timeline, points, view, image_labels, frame_metrics(timeline.codes, image_labels), x_range, y_range
+    )
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -105,15 +108,25 @@ def default_pin(entry: Side) -> dict[str, Any]:
     index = int(entry.timeline.image_index[0])
     name = class_names(entry.stored.dataset_name)[int(entry.labels[0])]
     code = [float(v) for v in entry.timeline.codes[-1, 0]]
-    return {"x": float(x), "y": float(y), "code": code, "approximate": False,
-            "label": f"the final code of test image #{index} (a {name})"}  # fmt: skip
+    return {
+        "x": float(x),
+        "y": float(y),
+        "code": code,
+        "approximate": False,
+        "label": f"the final code of test image #{index} (a {name})",
+    }
 
 
 def clicked_pin(entry: Side, x: float, y: float) -> dict[str, Any]:
     """A point clicked on the plane: for D > 2 its code is the view's inverse, one of many codes that land there."""
     code = entry.view.inverse_transform(np.array([[x, y]], dtype=np.float32))[0]  # [D]
-    return {"x": x, "y": y, "code": [float(v) for v in code], "approximate": entry.timeline.latent_dim > 2,
-            "label": f"the point you pinned, ({x:.2f}, {y:.2f})"}  # fmt: skip
+    return {
+        "x": x,
+        "y": y,
+        "code": [float(v) for v in code],
+        "approximate": entry.timeline.latent_dim > 2,
+        "label": f"the point you pinned, ({x:.2f}, {y:.2f})",
+    }
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -169,8 +182,10 @@ def side_data(entry: Side, position: str, union: np.ndarray, offset: int, pin: d
         "yRange": list(entry.y_range),
         "axisLabels": list(entry.view.axis_labels()) if not exact else ["z₁", "z₂"],
         "prior": stored.config.kind == "vae" and exact,
-        "losses": {split: {term: _series(terms[term]) for term in order if term in terms}
-                   for split, terms in (("train", timeline.train_terms), ("test", timeline.test_terms))},  # fmt: skip
+        "losses": {
+            split: {term: _series(terms[term]) for term in order if term in terms}
+            for split, terms in (("train", timeline.train_terms), ("test", timeline.test_terms))
+        },
         "lossImages": timeline.loss_images,
         "termColors": term_colors(set(timeline.train_terms) | set(timeline.test_terms)),
         "metrics": {name: _series(values) for name, values in entry.metrics.items()},
@@ -259,8 +274,10 @@ def recording_note(entry: Side) -> str:
     """How many frames, and what recording cost this model's training."""
     timeline, stored = entry.timeline, entry.stored
     trained = stored.metrics.get("train_seconds")
-    note = (f"**{stored.name}**: {timeline.frames} frames over {timeline.epochs[-1]:g} epochs "
-            f"({timeline.steps[-1]:,} batches)")  # fmt: skip
+    note = (
+        f"**{stored.name}**: {timeline.frames} frames over {timeline.epochs[-1]:g} epochs "
+        f"({timeline.steps[-1]:,} batches)"
+    )
     if isinstance(trained, (int, float)) and trained > 0 and timeline.record_seconds > 0:
         share = timeline.record_seconds / trained
         note += f", recorded in {timeline.record_seconds:.1f} s ({share:.1%} of {trained:.0f} s of training)"
@@ -335,14 +352,19 @@ def reading(entries: dict[str, Side]) -> str:
         peak = int(np.argmax(spreads))
         line = f"**{entry.stored.name}**: from a spread of {spreads[0]:.2g} at frame 1 (every image in one spot) "
         if peak < timeline.frames - 1 and spreads[peak] > 1.15 * spreads[-1]:
-            line += (f"to {spreads[peak]:.3g} at epoch {timeline.epochs[peak]:.2g}, then back to {spreads[-1]:.3g} "
-                     "by the end")  # fmt: skip
+            line += (
+                f"to {spreads[peak]:.3g} at epoch {timeline.epochs[peak]:.2g}, then back to {spreads[-1]:.3g} "
+                "by the end"
+            )
         else:
             line += f"to {spreads[-1]:.3g} at the end"
-        line += (f"; kNN-5 {metrics['knn'][0]:.2f} → {metrics['knn'][-1]:.2f}, class overlap "
-                 f"{metrics['overlap'][0]:.2f} → {metrics['overlap'][-1]:.2f}")  # fmt: skip
+        line += (
+            f"; kNN-5 {metrics['knn'][0]:.2f} → {metrics['knn'][-1]:.2f}, class overlap "
+            f"{metrics['overlap'][0]:.2f} → {metrics['overlap'][-1]:.2f}"
+        )
         if "kl" in timeline.test_terms:
             line += f", KL {timeline.test_terms['kl'][-1]:.1f} nats at the end"
         lines.append(line + ".")
-    return ("Spread: the 95th percentile of the codes' distances to their centre, in latent units.\n\n"
-            + "\n\n".join(f"- {line}" for line in lines))  # fmt: skip
+    return "Spread: the 95th percentile of the codes' distances to their centre, in latent units.\n\n" + "\n\n".join(
+        f"- {line}" for line in lines
+    )

@@ -58,14 +58,21 @@ ONNXRUNTIME_WEB = NpmPackage(
 )
 FILES: tuple[VendoredFile, ...] = (
     # The CPU (WebAssembly) build with its Emscripten glue bundled in: one module, then only the .wasm.
-    VendoredFile(ONNXRUNTIME_WEB, "package/dist/ort.wasm.bundle.min.mjs",
-                 "11e64bd8ffe11bd1a2a2f0d6275fdfbbba7262f0b76b99b53d228a8a22ef3d90",
-                 "onnxruntime-web-1.30.0/ort.wasm.bundle.min.mjs"),
+    VendoredFile(
+        ONNXRUNTIME_WEB,
+        "package/dist/ort.wasm.bundle.min.mjs",
+        "11e64bd8ffe11bd1a2a2f0d6275fdfbbba7262f0b76b99b53d228a8a22ef3d90",
+        "onnxruntime-web-1.30.0/ort.wasm.bundle.min.mjs",
+    ),
     # SIMD build; it runs single-threaded without cross-origin isolation, which Streamlit does not send.
-    VendoredFile(ONNXRUNTIME_WEB, "package/dist/ort-wasm-simd-threaded.wasm",
-                 "3398c10d07d229bd91b364548e130e0e51a8e5704b88c7c083ebbeb78842dee2",
-                 "onnxruntime-web-1.30.0/ort-wasm-simd-threaded.wasm.gz", compress=True),
-)  # fmt: skip
+    VendoredFile(
+        ONNXRUNTIME_WEB,
+        "package/dist/ort-wasm-simd-threaded.wasm",
+        "3398c10d07d229bd91b364548e130e0e51a8e5704b88c7c083ebbeb78842dee2",
+        "onnxruntime-web-1.30.0/ort-wasm-simd-threaded.wasm.gz",
+        compress=True,
+    ),
+)
 
 
 class VendorError(RuntimeError):
@@ -150,8 +157,9 @@ def _write(item: VendoredFile, content: bytes, root: Path) -> None:
             raw.write(content)
 
 
-def fetch(files: Sequence[VendoredFile] = FILES, root: Path = VENDOR_DIR, command: Sequence[str] = ("npm",),
-          log=print) -> list[str]:
+def fetch(
+    files: Sequence[VendoredFile] = FILES, root: Path = VENDOR_DIR, command: Sequence[str] = ("npm",), log=print
+) -> list[str]:
     """Make every file in ``files`` present and matching its pin -> the destinations (re)written."""
     stale = [item for item in files if not is_current(item, root)]
     written: list[str] = []
@@ -181,7 +189,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except VendorError as error:
         print(f"vendor: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    print(f"vendor: {len(FILES)} files checked in {VENDOR_DIR.relative_to(REPO)}" + (f", {len(written)} fetched" if written else ""))
+    print(
+        f"vendor: {len(FILES)} files checked in {VENDOR_DIR.relative_to(REPO)}"
+        + (f", {len(written)} fetched" if written else "")
+    )
 
 
 if __name__ == "__main__":

@@ -59,10 +59,12 @@ def enabled(container=st.sidebar) -> bool:
         )
         return False
     return container.toggle(
-        "Decode in the browser", value=os.environ.get(PLANES_ENV, "browser") != "server", key="ex_browser",
+        "Decode in the browser",
+        value=os.environ.get(PLANES_ENV, "browser") != "server",
+        key="ex_browser",
         help="On: each model's decoder runs in this page, so hovering decodes at once and sends nothing to the "
         "server. Off: the server draws the planes (Plotly) and decodes each click.",
-    )  # fmt: skip
+    )
 
 
 def view_spec(view: LatentView) -> dict[str, Any]:
@@ -90,8 +92,10 @@ def pack_points(embedding, codes, labels) -> bytes:
     labels = np.ascontiguousarray(labels, dtype=np.uint8)
     n = len(codes)
     if embedding.shape != (n, 2) or codes.ndim != 2 or labels.shape != (n,):
-        raise ValueError(f"points of one plane must be [N, 2], [N, D] and [N]; got {embedding.shape}, "
-                         f"{codes.shape} and {labels.shape}")  # fmt: skip
+        raise ValueError(
+            f"points of one plane must be [N, 2], [N, D] and [N]; got {embedding.shape}, "
+            f"{codes.shape} and {labels.shape}"
+        )
     return embedding.tobytes() + codes.tobytes() + labels.tobytes()
 
 
@@ -100,8 +104,7 @@ def plane_assets(path: str, weights_sha256: str, subset: str, directory: str, me
     """The files and numbers the page needs for one plane; the export happens once per weights."""
     model, stored = cache.model(path, weights_sha256)
     test_images, _ = cache.dataset(stored.dataset_name, "test", directory)
-    pair = pair_for(stored, model, cache.onnx_exports(),
-                    images=to_float_images(test_images[:CHECK_BATCH]))  # fmt: skip
+    pair = pair_for(stored, model, cache.onnx_exports(), images=to_float_images(test_images[:CHECK_BATCH]))
     decoder_url, decoder_file = frontend.publish(pair.decoder.read_bytes(), "onnx")
     encoder_url, encoder_file = frontend.publish(pair.encoder.read_bytes(), "onnx")
     view = cache.view(path, weights_sha256, subset, directory, method)
@@ -110,11 +113,16 @@ def plane_assets(path: str, weights_sha256: str, subset: str, directory: str, me
     points_url, points_file = frontend.publish(pack_points(view.embedding_, codes, labels.numpy()), "points")
     extent = ClickGrid.square(view.embedding_, n=2)
     return {
-        "decoder": decoder_url, "encoder": encoder_url, "points": points_url,
-        "count": int(codes.shape[0]), "dim": int(codes.shape[1]), "view": view_spec(view),
-        "extent": [*extent.x_range, *extent.y_range], "axis_labels": list(view.axis_labels()),
+        "decoder": decoder_url,
+        "encoder": encoder_url,
+        "points": points_url,
+        "count": int(codes.shape[0]),
+        "dim": int(codes.shape[1]),
+        "view": view_spec(view),
+        "extent": [*extent.x_range, *extent.y_range],
+        "axis_labels": list(view.axis_labels()),
         "files": [str(decoder_file), str(encoder_file), str(points_file)],
-    }  # fmt: skip
+    }
 
 
 @st.cache_resource(max_entries=4, show_spinner="Packing the images for the page…")
@@ -144,8 +152,9 @@ def runtime_urls() -> dict[str, str]:
 
 
 def plane_payload(plane: Plane, options: Options, images, path: Interpolation | None) -> dict[str, Any]:
-    assets = plane_files(str(plane.stored.path), plane.stored.weights_sha256, options.subset, str(cache.data_dir()),
-                          plane.view.name)  # fmt: skip
+    assets = plane_files(
+        str(plane.stored.path), plane.stored.weights_sha256, options.subset, str(cache.data_dir()), plane.view.name
+    )
     is_2d_vae = plane.stored.config.kind == "vae" and plane.exact
     history = st.session_state["ex_history"]
     ellipses = []
@@ -160,12 +169,16 @@ def plane_payload(plane: Plane, options: Options, images, path: Interpolation | 
         "pin": pin["point"] if pin and pin["kind"] == "spot" else None,
     }
     return {
-        "side": plane.side, "name": plane.stored.name, "title": plane.title, "kind": plane.stored.config.kind,
-        "exact": plane.exact, "approximate": plane.approximate_note,
+        "side": plane.side,
+        "name": plane.stored.name,
+        "title": plane.title,
+        "kind": plane.stored.config.kind,
+        "exact": plane.exact,
+        "approximate": plane.approximate_note,
         **{k: v for k, v in assets.items() if k != "files"},
         "decor": decor,
         "interpolation": {"codes": path.codes.astype(float).tolist()} if path is not None else None,
-    }  # fmt: skip
+    }
 
 
 def _on_click() -> None:
@@ -199,7 +212,8 @@ def explorer(planes: dict[str, Plane], options: Options, paths: dict[str, Interp
     data = {
         "modules": {"explorer": frontend.module_url("components/latent_planes/explorer.js")},
         "runtime": runtime_urls(),
-        "palette": list(DIGIT_COLORS), "classes": list(class_names(dataset)),
+        "palette": list(DIGIT_COLORS),
+        "classes": list(class_names(dataset)),
         "images": {"url": image_assets["url"], "count": image_assets["count"]},
         "planes": [plane_payload(plane, options, images, paths.get(side)) for side, plane in planes.items()],
         "selected": selected,
@@ -208,9 +222,13 @@ def explorer(planes: dict[str, Plane], options: Options, paths: dict[str, Interp
         "interpolation": {"from": first.start, "to": first.end} if first else None,
         "hint": "Hover anywhere: each plane's decoder runs in this page. Hover a point for its image and both "
         "reconstructions; click to pin it (it becomes an interpolation end point).",
-    }  # fmt: skip
+    }
     frontend.component(COMPONENT)(
-        key=KEY, data=data, default={"support": None}, on_click_change=_on_click, on_support_change=_on_support,
-    )  # fmt: skip
+        key=KEY,
+        data=data,
+        default={"support": None},
+        on_click_change=_on_click,
+        on_support_change=_on_support,
+    )
     if paths:
         st.caption(smoothness_caption(planes, paths))

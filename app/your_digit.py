@@ -34,7 +34,9 @@ def plane(side: str, stored, method: str) -> dict[str, Any]:
     assets = web_planes.plane_files(path, sha, "test", data, view_name)
     title = plane_title(stored, cache.view(path, sha, "test", data, view_name).label, dim)
     return {
-        "side": side, "name": stored.name, "title": title,
+        "side": side,
+        "name": stored.name,
+        "title": title,
         **{k: v for k, v in assets.items() if k != "files"},
     }
 
@@ -45,11 +47,16 @@ def draw(pair: state.Pair, brush: int = 18) -> bytes | None:
     data = {
         "modules": {"digit": frontend.module_url("components/your_digit/digit.js")},
         "runtime": web_planes.runtime_urls(),
-        "palette": list(DIGIT_COLORS), "classes": list(class_names(pair.left.dataset_name)), "brush": brush,
+        "palette": list(DIGIT_COLORS),
+        "classes": list(class_names(pair.left.dataset_name)),
+        "brush": brush,
         "planes": [plane(side, stored, method) for side, stored in (("left", pair.left), ("right", pair.right))],
-    }  # fmt: skip
+    }
     result = frontend.component(COMPONENT)(
-        key=KEY, data=data, default={"drawing": None, "support": None}, on_drawing_change=lambda: None,
+        key=KEY,
+        data=data,
+        default={"drawing": None, "support": None},
+        on_drawing_change=lambda: None,
         on_support_change=_on_support,
-    )  # fmt: skip
+    )
     return canvas.png_from_data_url(getattr(result, "drawing", None))

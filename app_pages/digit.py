@@ -38,7 +38,9 @@ def where_it_lands(pair: state.Pair, digit: np.ndarray, source: str) -> None:
         mark = {"point": (float(point[0]), float(point[1])), "label": "your digit", "kind": "cross"}
         with column:
             st.plotly_chart(
-                with_overlays(base, overlay_traces(highlight=mark)), key=f"{source}_{stored.name}", theme=None,
+                with_overlays(base, overlay_traces(highlight=mark)),
+                key=f"{source}_{stored.name}",
+                theme=None,
                 width="stretch",
             )
             st.image(upscale(to_uint8_image(redrawn), 6), output_format="PNG", caption=f"{stored.name} redraws it")
@@ -72,9 +74,12 @@ def live(pair: state.Pair) -> None:
         st.error(f"The drawing cannot be used: {reason}.")
         return
     st.download_button(
-        "Download it as MNIST would store it (28 x 28 PNG)", digit_png(digit, scale=1), "my-digit.png",
-        mime="image/png", key="digit_download",
-    )  # fmt: skip
+        "Download it as MNIST would store it (28 x 28 PNG)",
+        digit_png(digit, scale=1),
+        "my-digit.png",
+        mime="image/png",
+        key="digit_download",
+    )
 
 
 def render() -> None:
@@ -100,9 +105,11 @@ def render() -> None:
                 show(pair, drawing, "The drawing", "drawn")
     with upload_tab:
         upload = st.file_uploader(
-            f"A picture of a digit ({', '.join(ACCEPTED)}; up to {MAX_BYTES // 2**20} MB)", type=ACCEPTED,
-            key="digit_upload", max_upload_size=MAX_BYTES // 2**20,
-        )  # fmt: skip
+            f"A picture of a digit ({', '.join(ACCEPTED)}; up to {MAX_BYTES // 2**20} MB)",
+            type=ACCEPTED,
+            key="digit_upload",
+            max_upload_size=MAX_BYTES // 2**20,
+        )
         if upload is None:
             st.info("Dark ink on light paper or light ink on dark both work; transparent backgrounds count as paper.")
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import state
-from app.experiments import MAPS_HELP, answer, chart, load, maps, reconstructions, recompute, table
+from app.experiments import MAPS_HELP, answer, chart, load, maps, recompute, reconstructions, table
 from vae.plots.studies import filter_banks, metric_curves, tradeoff_scatter
 from vae.studies.conv_filters import filter_bank_images, filter_rows
 from vae.studies.decoupled import PAPER_DECOUPLED, TARGET_KNN, TARGET_MSE
@@ -18,8 +18,10 @@ def pca_section() -> None:
     result = load("pca_vs_ae")
     if result is not None:
         answer(summarise(result))
-        metrics = {"test_mse_per_pixel": "reconstruction MSE per pixel (test)",
-                   "knn5_accuracy": "kNN-5 accuracy in the latent space"}  # fmt: skip
+        metrics = {
+            "test_mse_per_pixel": "reconstruction MSE per pixel (test)",
+            "knn5_accuracy": "kNN-5 accuracy in the latent space",
+        }
         chart(metric_curves(result.rows, "latent_dim", metrics, log_x=True, x_title="latent dimension D"), "pca_curves")
         angles = angle_rows(result)
         if angles:
@@ -47,8 +49,10 @@ def conv_section() -> None:
         answer(summarise(result))
         titles = {row["key"]: row["label"] for row in result.rows}
         chart(maps(result, list(result.maps), titles, columns=4), "conv_maps")
-        st.caption(MAPS_HELP + " The conv pair is also shipped as models (ae-2d-conv, vae-2d-conv): pick them in "
-                   "the sidebar to explore them in the Latent explorer.")  # fmt: skip
+        st.caption(
+            MAPS_HELP + " The conv pair is also shipped as models (ae-2d-conv, vae-2d-conv): pick them in "
+            "the sidebar to explore them in the Latent explorer."
+        )
         table(result.rows)
         reconstructions(result, list(titles), titles)
     recompute("conv")
@@ -67,13 +71,20 @@ def beta_section() -> None:
             chart(maps(result, [key], {key: f"β = {beta:g}"}, columns=1, height_per_row=420), "beta_map")
         with right:
             x0, x1, y0, y1 = result.row(key)["grid_box"]
-            st.image(map_grid_image(result.images[f"grid/{key}"]), output_format="PNG",
-                     caption=f"decoded on a 10 x 10 grid over z₁ {x0:.1f}..{x1:.1f}, z₂ {y0:.1f}..{y1:.1f}")  # fmt: skip
+            st.image(
+                map_grid_image(result.images[f"grid/{key}"]),
+                output_format="PNG",
+                caption=f"decoded on a 10 x 10 grid over z₁ {x0:.1f}..{x1:.1f}, z₂ {y0:.1f}..{y1:.1f}",
+            )
         st.markdown("**Every β** (small multiples). " + MAPS_HELP)
         titles = {k: f"β = {result.row(k)['beta']:g}" for k in result.maps}
         chart(maps(result, list(result.maps), titles, columns=len(result.maps), height_per_row=240), "beta_maps")
-        metrics = {"test_recon": "reconstruction (nats)", "test_kl": "KL (nats)", "knn5_accuracy": "kNN-5 accuracy",
-                   "silhouette": "silhouette"}  # fmt: skip
+        metrics = {
+            "test_recon": "reconstruction (nats)",
+            "test_kl": "KL (nats)",
+            "knn5_accuracy": "kNN-5 accuracy",
+            "silhouette": "silhouette",
+        }
         chart(metric_curves(result.rows, "beta", metrics, x_title="β"), "beta_curves")
         with st.expander("All numbers"):
             table(result.rows)
@@ -93,8 +104,11 @@ def class_section() -> None:
         keys = [f"{kind}-class-{w:g}" for kind in ("ae", "vae") for w in weights]
         titles = {k: f"{result.row(k)['family']}, weight {result.row(k)['class_weight']:g}" for k in keys}
         chart(maps(result, keys, titles, columns=len(weights)), "class_maps")
-        metrics = {"overlap": "overlap (5-NN from other classes)", "silhouette": "silhouette",
-                   "test_mse_per_pixel": "MSE per pixel (cost)"}  # fmt: skip
+        metrics = {
+            "overlap": "overlap (5-NN from other classes)",
+            "silhouette": "silhouette",
+            "test_mse_per_pixel": "MSE per pixel (cost)",
+        }
         chart(metric_curves(result.rows, "class_weight", metrics, x_title="class weight"), "class_curves")
         table(result.rows)
     recompute("class_aware")
@@ -118,13 +132,16 @@ def invertible_section() -> None:
     result = load("invertible")
     if result is not None:
         answer(summarise(result))
-        metrics = {"test_mse_per_pixel": "MSE per pixel", "knn5_accuracy": "kNN-5 accuracy",
-                   "parameters": "parameters"}  # fmt: skip
+        metrics = {"test_mse_per_pixel": "MSE per pixel", "knn5_accuracy": "kNN-5 accuracy", "parameters": "parameters"}
         chart(metric_curves(result.rows, "latent_dim", metrics, log_x=True, x_title="latent dimension D"), "inv_curves")
-        metrics = {"inverse_error": "|E(D(z)) - z|², test codes",
-                   "inverse_error_random": "|E(D(z)) - z|², random codes"}  # fmt: skip
-        chart(metric_curves(result.rows, "latent_dim", metrics, log_x=True, log_y=True, x_title="latent dimension D"),
-              "inv_errors")  # fmt: skip
+        metrics = {
+            "inverse_error": "|E(D(z)) - z|², test codes",
+            "inverse_error_random": "|E(D(z)) - z|², random codes",
+        }
+        chart(
+            metric_curves(result.rows, "latent_dim", metrics, log_x=True, log_y=True, x_title="latent dimension D"),
+            "inv_errors",
+        )
         keys = [k for k in ("pca-2", "dense-2", "tied-2", "invertible-2") if k in result.maps]
         chart(maps(result, keys, {k: result.row(k)["label"] for k in keys}, columns=4), "inv_maps")
         d = st.select_slider("Reconstructions at latent dimension", result.settings.dims, key="inv_recon_dim")
@@ -141,11 +158,20 @@ def filters_section() -> None:
     if result is not None:
         answer(summarise(result))
         chart(filter_banks(filter_bank_images(result)), "filter_banks")
-        st.caption("Each 4 x 4 tile is one filter (or component), scaled by its largest |weight|: red positive, blue "
-                   "negative.")  # fmt: skip
+        st.caption(
+            "Each 4 x 4 tile is one filter (or component), scaled by its largest |weight|: red positive, blue negative."
+        )
         energy, angles = filter_rows(result)
-        chart(metric_curves(energy, "component", {"share": "share of the squared weights along each patch component"},
-                            log_y=True, x_title="patch component (by variance)"), "filter_energy")  # fmt: skip
+        chart(
+            metric_curves(
+                energy,
+                "component",
+                {"share": "share of the squared weights along each patch component"},
+                log_y=True,
+                x_title="patch component (by variance)",
+            ),
+            "filter_energy",
+        )
         metrics = {"largest": "largest principal angle (°)", "mean": "mean principal angle (°)"}
         k_title = "k: top-k patch components vs the k strongest filter directions"
         chart(metric_curves(angles, "k", metrics, x_title=k_title), "filter_angles")
@@ -160,15 +186,20 @@ def decoupled_section() -> None:
         answer(summarise(result))
         # PCA sits far to the right (MSE 0.055): left out, so the models near the targets can be told apart.
         near = [row for row in result.rows if row["key"] != "pca"]
-        chart(tradeoff_scatter(near, references=PAPER_DECOUPLED, targets=(TARGET_KNN, TARGET_MSE)),
-              "decoupled_tradeoff")  # fmt: skip
+        chart(
+            tradeoff_scatter(near, references=PAPER_DECOUPLED, targets=(TARGET_KNN, TARGET_MSE)), "decoupled_tradeoff"
+        )
         shipped = get_study("decoupled").store_names
         pca = result.row("pca")
-        st.caption("Filled: this study's models; open circles, in the same colours: the numbers Parametric UMAP "
-                   f"reports; dotted: the targets. PCA, off the chart: MSE {pca['test_mse_per_pixel']:.4f}, kNN-5 "
-                   f"{pca['knn5_accuracy']:.3f}. "
-                   + " ".join(f"The {result.row(key)['family']} model is shipped as {name}: pick it in the sidebar to "
-                              "explore it." for key, name in shipped.items()))  # fmt: skip
+        st.caption(
+            "Filled: this study's models; open circles, in the same colours: the numbers Parametric UMAP "
+            f"reports; dotted: the targets. PCA, off the chart: MSE {pca['test_mse_per_pixel']:.4f}, kNN-5 "
+            f"{pca['knn5_accuracy']:.3f}. "
+            + " ".join(
+                f"The {result.row(key)['family']} model is shipped as {name}: pick it in the sidebar to explore it."
+                for key, name in shipped.items()
+            )
+        )
         titles = {row["key"]: row["family"] for row in result.rows}
         chart(maps(result, list(result.maps), titles, columns=3), "decoupled_maps")
         st.caption(MAPS_HELP)
@@ -196,7 +227,9 @@ def render() -> None:
         "The questions the project started from, each answered by models trained with the project's own trainer "
         "and measured on the test set. Shipped results open instantly; each study can be recomputed here."
     )
-    st.page_link("app_pages/digit.py", label="Draw or upload your own digit and see where it lands", icon=":material/draw:")
+    st.page_link(
+        "app_pages/digit.py", label="Draw or upload your own digit and see where it lands", icon=":material/draw:"
+    )
     for tab, section in zip(st.tabs(list(SECTIONS)), SECTIONS.values(), strict=True):
         with tab:
             section()

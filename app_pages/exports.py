@@ -54,8 +54,12 @@ def embeddings(pair: state.Pair, subset: str, method: str) -> None:
                 f"Download {stored.name} embedding (CSV)",
                 # Built on click, on a separate thread: only numpy work, on arrays captured now.
                 data=lambda c=coords, n=tuple(names): export.embedding_csv(indices, labels, c, n),
-                file_name=file_name, mime="text/csv", on_click="ignore", key=f"exp_csv_{side}", icon=":material/table:",
-            )  # fmt: skip
+                file_name=file_name,
+                mime="text/csv",
+                on_click="ignore",
+                key=f"exp_csv_{side}",
+                icon=":material/table:",
+            )
             extra = f", then x, y of the {view.label} view" if dim > 2 else ""
             st.caption(f"`{file_name}`: {len(codes):,} rows; columns index, label, z1…z{dim}{extra}.")
     st.caption(
@@ -85,9 +89,13 @@ def images(pair: state.Pair, subset: str, method: str) -> None:
     click = st.session_state.get("ex_click")
     default_side = click.get("side") if isinstance(click, dict) and click.get("side") in options else "left"
     side = st.radio(
-        "Model", list(options), index=list(options).index(default_side), horizontal=True, key="exp_side",
+        "Model",
+        list(options),
+        index=list(options).index(default_side),
+        horizontal=True,
+        key="exp_side",
         format_func=lambda s: f"{options[s].name} ({s})",
-    )  # fmt: skip
+    )
     stored = options[side]
     model, codes, view = load(stored, subset, method)
     digit_column, grid_column = st.columns(2)
@@ -102,9 +110,14 @@ def images(pair: state.Pair, subset: str, method: str) -> None:
         png = export.digit_png(image, scale)
         st.image(png, caption=f"{stored.name} decodes ({x:.3f}, {y:.3f}); {28 * scale} × {28 * scale} px")
         st.download_button(
-            f"Download {stored.name} digit (PNG)", png, file_name=f"{stored.name}-digit-{x:.2f}_{y:.2f}.png",
-            mime="image/png", on_click="ignore", key="exp_digit", icon=":material/image:",
-        )  # fmt: skip
+            f"Download {stored.name} digit (PNG)",
+            png,
+            file_name=f"{stored.name}-digit-{x:.2f}_{y:.2f}.png",
+            mime="image/png",
+            on_click="ignore",
+            key="exp_digit",
+            icon=":material/image:",
+        )
         note = f"Default point: {source}."
         if codes.shape[1] > 2:
             note += (
@@ -120,14 +133,20 @@ def images(pair: state.Pair, subset: str, method: str) -> None:
         grid_png = export.grid_png(grid, n, scale=grid_scale)
         (x_lo, x_hi), (y_lo, y_hi) = extent.x_range, extent.y_range
         st.image(
-            grid_png, width="stretch",
+            grid_png,
+            width="stretch",
             caption=f"{stored.name}: {n} × {n} digits over x {x_lo:.2f}…{x_hi:.2f}, y {y_lo:.2f}…{y_hi:.2f} "
             f"(the whole {'plane' if codes.shape[1] == 2 else view.label + ' view'}), highest y on top",
-        )  # fmt: skip
+        )
         st.download_button(
-            f"Download {stored.name} manifold grid (PNG)", grid_png, file_name=f"{stored.name}-manifold-{n}x{n}.png",
-            mime="image/png", on_click="ignore", key="exp_grid", icon=":material/image:",
-        )  # fmt: skip
+            f"Download {stored.name} manifold grid (PNG)",
+            grid_png,
+            file_name=f"{stored.name}-manifold-{n}x{n}.png",
+            mime="image/png",
+            on_click="ignore",
+            key="exp_grid",
+            icon=":material/image:",
+        )
 
 
 def shown_models(pair: state.Pair) -> dict:
@@ -154,9 +173,14 @@ def model_files(pair: state.Pair) -> None:
                 st.error(f"{stored.name} cannot be exported: {error}")
                 continue
             st.download_button(
-                f"Download {stored.name} model (zip)", data, file_name=f"{stored.name}.zip",
-                mime="application/zip", on_click="ignore", key=f"exp_zip_{role}", icon=":material/folder_zip:",
-            )  # fmt: skip
+                f"Download {stored.name} model (zip)",
+                data,
+                file_name=f"{stored.name}.zip",
+                mime="application/zip",
+                on_click="ignore",
+                key=f"exp_zip_{role}",
+                icon=":material/folder_zip:",
+            )
             st.caption(f"{stored.config.describe()} · {len(data) / 1024:,.0f} KB")
 
 
@@ -174,11 +198,15 @@ def onnx_pairs(pair: state.Pair) -> None:
     for column, (role, stored) in zip(st.columns(len(models)), models.values()):
         model, _ = cache.model(str(stored.path), stored.weights_sha256)
         column.download_button(
-            f"Download {stored.name} ONNX pair (zip)", file_name=f"{stored.name}-onnx.zip", mime="application/zip",
+            f"Download {stored.name} ONNX pair (zip)",
+            file_name=f"{stored.name}-onnx.zip",
+            mime="application/zip",
             # Exported on click, on a separate thread: plain calls on objects captured now.
             data=lambda m=model, s=stored: analysis.onnx_zip(m, s.name, s.weights_sha256, images),
-            on_click="ignore", key=f"exp_onnx_{role}", icon=":material/deployed_code:",
-        )  # fmt: skip
+            on_click="ignore",
+            key=f"exp_onnx_{role}",
+            icon=":material/deployed_code:",
+        )
 
 
 def render() -> None:
@@ -192,9 +220,11 @@ def render() -> None:
     subset = a.radio("Points", list(cache.SUBSETS), format_func=cache.SUBSETS.get, key="ex_subset", horizontal=True)
     high_dim = max(pair.left.config.latent_dim, pair.right.config.latent_dim) > 2
     method = state.view_picker(
-        b, high_dim, help="The x, y columns of a D > 2 embedding and the plane the digits are decoded from. "
+        b,
+        high_dim,
+        help="The x, y columns of a D > 2 embedding and the plane the digits are decoded from. "
         "Shared with the Latent explorer.",
-    )  # fmt: skip
+    )
     embeddings(pair, subset, method)
     images(pair, subset, method)
     model_files(pair)

@@ -23,8 +23,10 @@ def data_status() -> None:
         if name == "mnist":
             st.error(f"{dataset.title} files missing in `{raw}`: {missing}. {fetch}.")
         else:  # optional: only its own models need it
-            st.info(f"{dataset.title} is not installed (`{raw}` lacks {missing}). {fetch}; it reads Debian's "
-                    "`dataset-fashion-mnist` package.")  # fmt: skip
+            st.info(
+                f"{dataset.title} is not installed (`{raw}` lacks {missing}). {fetch}; it reads Debian's "
+                "`dataset-fashion-mnist` package."
+            )
 
 
 def store_status() -> None:
@@ -90,7 +92,9 @@ a linear activation learns the same subspace; the non-linear ones should beat it
 def render() -> None:
     state.page_frame()
     st.title("What does an auto-encoder learn?")
-    st.caption("An AE and a VAE trained on MNIST (or Fashion-MNIST), side by side. Pick the dataset and the pair in the sidebar.")
+    st.caption(
+        "An AE and a VAE trained on MNIST (or Fashion-MNIST), side by side. Pick the dataset and the pair in the sidebar."
+    )
     data_status()
     store_status()
     pair = state.pair()

@@ -22,7 +22,6 @@ from app.overlap import BAR_LABELS, DENSITY, METRICS, Measured, colours, confuse
 from vae.data import class_names
 from vae.plots.charts import class_bars, delta_heatmap, metric_bars, overlap_heatmap
 
-
 # ---------------------------------------------------------------------------------------------
 # Layout
 
@@ -72,10 +71,11 @@ def matrices(measured: list[Measured], left: Measured, right: Measured) -> None:
             st.caption(f"Most mixed ({m.label}): {confused_pairs(m.matrix, names=names)}")
     with columns[2]:
         st.plotly_chart(
-            delta_heatmap(left.matrix, right.matrix, names, title=f"{left.label} − {right.label}",
-                          names=(left.label, right.label)),
+            delta_heatmap(
+                left.matrix, right.matrix, names, title=f"{left.label} − {right.label}", names=(left.label, right.label)
+            ),
             width="stretch",
-        )  # fmt: skip
+        )
     baseline = next((m for m in measured if m.role == "baseline"), None)
     if baseline is not None:
         with st.expander(f"PCA baseline: {baseline.label}"):
@@ -84,30 +84,41 @@ def matrices(measured: list[Measured], left: Measured, right: Measured) -> None:
             a.caption(f"Most mixed: {confused_pairs(baseline.matrix, names=names)}")
             for column, m in ((b, left), (c, right)):
                 column.plotly_chart(
-                    delta_heatmap(m.matrix, baseline.matrix, names, title=f"{m.label} − {baseline.label}",
-                                  names=(m.label, baseline.label)),
+                    delta_heatmap(
+                        m.matrix,
+                        baseline.matrix,
+                        names,
+                        title=f"{m.label} − {baseline.label}",
+                        names=(m.label, baseline.label),
+                    ),
                     width="stretch",
-                )  # fmt: skip
+                )
 
 
 def densities(measured: list[Measured], palette: dict[str, str]) -> None:
     st.subheader("Per digit: size and spacing")
     quantity = st.radio(
-        "Quantity", list(DENSITY), format_func=DENSITY.get, horizontal=True, key="ov_density",
+        "Quantity",
+        list(DENSITY),
+        format_func=DENSITY.get,
+        horizontal=True,
+        key="ov_density",
         help="The separation ratio is free of the latent's scale, so it compares across models; spread and "
         "nearest-neighbour distance are in latent units, so compare them between digits of one model.",
-    )  # fmt: skip
+    )
     names = class_names(state.dataset())
     reference = (1.0, "gap = radius") if quantity == "separation_ratio" else None
-    figure = class_bars({m.label: m.density[quantity] for m in measured}, names, palette, y_title=DENSITY[quantity],
-                        reference=reference)  # fmt: skip
+    figure = class_bars(
+        {m.label: m.density[quantity] for m in measured}, names, palette, y_title=DENSITY[quantity], reference=reference
+    )
     st.plotly_chart(figure, width="stretch")
     table = pd.DataFrame({m.label: m.density[quantity] for m in measured}, index=pd.Index(names, name="class"))
     with st.expander("As a table"):
         st.dataframe(
-            table, column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in table.columns},
+            table,
+            column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in table.columns},
             width="stretch",
-        )  # fmt: skip
+        )
 
 
 def render() -> None:
@@ -123,10 +134,11 @@ def render() -> None:
     roles = [("left", pair.left), ("right", pair.right)] + ([("baseline", pair.baseline)] if pair.baseline else [])
     high_dim = any(stored.config.latent_dim > 2 for _, stored in roles)
     method = state.view_picker(
-        st.columns([1, 2])[0], high_dim,
+        st.columns([1, 2])[0],
+        high_dim,
         help="How models with more than two latent dimensions are drawn; the 2-D-view numbers use it. "
         "Shared with the Latent explorer.",
-    )  # fmt: skip
+    )
     same = pair.left.path == pair.right.path
     measured = [
         measure(role, stored, f"{stored.name} ({role})" if same and role != "baseline" else stored.name, method)

@@ -14,8 +14,10 @@ def load_sides(pair: state.Pair) -> dict[str, timeline.Side]:
     sides = {}
     for position, stored in (("left", pair.left), ("right", pair.right)):
         if not stored.has_timeline:
-            st.info(f"No timeline recorded for **{stored.name}** (saved without one, or before timelines existed). "
-                    "Retrain it on the **Train** page (every model trained there records one).")  # fmt: skip
+            st.info(
+                f"No timeline recorded for **{stored.name}** (saved without one, or before timelines existed). "
+                "Retrain it on the **Train** page (every model trained there records one)."
+            )
             continue
         try:
             sides[position] = timeline.load_side(stored)

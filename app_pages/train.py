@@ -14,8 +14,8 @@ from vae.models import PIXEL_LAYOUTS, ModelConfig
 from vae.onnx.importer import MAX_BYTES, ImportRefused, import_onnx, summary
 from vae.plots.charts import loss_curves
 from vae.store import StoreError, check_name, model_path
-from vae.training.timeline import TimelineSettings
 from vae.training.saving import measure_and_save
+from vae.training.timeline import TimelineSettings
 from vae.training.trainer import TrainSettings
 
 KINDS = {"ae": "Auto-encoder", "vae": "Variational auto-encoder"}
@@ -36,10 +36,15 @@ def config_form(kind: str) -> tuple[ModelConfig, TrainSettings] | None:
         sparsity = st.number_input("L1 sparsity on z", 0.0, 10.0, 0.0, step=0.01, key=f"{kind}_sparsity")
         tied = st.checkbox("Tied decoder weights (dense only)", key=f"{kind}_tied", disabled=arch != "dense")
     class_weight = st.number_input(
-        "Class-aware weight (uses the labels)", 0.0, 1000.0, 0.0, step=10.0, key=f"{kind}_class",
+        "Class-aware weight (uses the labels)",
+        0.0,
+        1000.0,
+        0.0,
+        step=10.0,
+        key=f"{kind}_class",
         help="Adds the soft nearest-neighbour loss of the codes (Frosst et al., 2019) times this weight: it pulls "
         "each class together and away from the others. Supervised: it trains on the labels. See Experiments.",
-    )  # fmt: skip
+    )
     left, right = st.columns(2)
     epochs = left.number_input("Epochs", 1, 500, 10, key=f"{kind}_epochs")
     batch_size = right.number_input("Batch size", 8, 4096, 128, key=f"{kind}_batch")
@@ -48,10 +53,16 @@ def config_form(kind: str) -> tuple[ModelConfig, TrainSettings] | None:
     try:
         hidden = tuple(int(part) for part in hidden_text.split(",") if part.strip())
         config = ModelConfig(
-            kind=kind, arch=arch, latent_dim=int(latent_dim), hidden=hidden, recon_loss=recon_loss,
-            beta=float(beta) if kind == "vae" else 1.0, sparsity=float(sparsity), tied=bool(tied and arch == "dense"),
+            kind=kind,
+            arch=arch,
+            latent_dim=int(latent_dim),
+            hidden=hidden,
+            recon_loss=recon_loss,
+            beta=float(beta) if kind == "vae" else 1.0,
+            sparsity=float(sparsity),
+            tied=bool(tied and arch == "dense"),
             class_weight=float(class_weight),
-        )  # fmt: skip
+        )
         settings = TrainSettings(
             epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate), seed=int(seed)
         )
@@ -87,8 +98,10 @@ def show_job(job: TrainingJob, kind: str) -> None:
         live.caption("The map of 2,000 test images appears here at the first recorded frame.")
     else:
         live.plotly_chart(figure, key=f"{kind}_map", theme=None)
-        live.caption(f"{len(snapshot.frame_labels):,} test images, coloured by class as on every page; redrawn at "
-                     "0, 1, 2, 4, … batches and at every epoch's end.")  # fmt: skip
+        live.caption(
+            f"{len(snapshot.frame_labels):,} test images, coloured by class as on every page; redrawn at "
+            "0, 1, 2, 4, … batches and at every epoch's end."
+        )
     if snapshot.finished and job.result is not None and job.result.history:
         save_form(job, kind)
 
@@ -111,10 +124,19 @@ def save_form(job: TrainingJob, kind: str) -> None:
     try:
         with st.spinner("Measuring test loss and kNN accuracy…"):
             measure_and_save(
-                job.result.model, path, data, dataset=job.dataset, data_dir=cache.data_dir(),
+                job.result.model,
+                path,
+                data,
+                dataset=job.dataset,
+                data_dir=cache.data_dir(),
                 recorded={"train_seconds": sum(h["seconds"] for h in job.snapshot().history)},
-                history=job.snapshot().history, timeline=job.result.timeline,
-                extra={"settings": dataclasses.asdict(job.settings), "status": job.result.status, "source": "dashboard"},
+                history=job.snapshot().history,
+                timeline=job.result.timeline,
+                extra={
+                    "settings": dataclasses.asdict(job.settings),
+                    "status": job.result.status,
+                    "source": "dashboard",
+                },
             )
     except (OSError, StoreError) as error:
         st.error(f"Could not save: {error}")
@@ -148,16 +170,20 @@ def import_form() -> None:
     with st.form("onnx_import"):
         left, right = st.columns(2)
         uploads = [
-            column.file_uploader(f"{what.capitalize()} (.onnx)", type=["onnx"], key=f"import_{what}",
-                                 max_upload_size=MAX_BYTES // 2**20)  # fmt: skip
+            column.file_uploader(
+                f"{what.capitalize()} (.onnx)", type=["onnx"], key=f"import_{what}", max_upload_size=MAX_BYTES // 2**20
+            )
             for column, what in zip((left, right), ("encoder", "decoder"))
         ]
         name = left.text_input("Save as", "my-onnx-model", key="import_name")
         logits = right.checkbox("The decoder gives logits (append a sigmoid)", key="import_logits")
         replace = right.checkbox("Replace a model of the same name", key="import_replace")
         with st.expander("Names and layout, when the graphs leave them open"):
-            outputs = st.text_input("Encoder outputs: mean[, log-variance]", key="import_outputs",
-                                    help="e.g. z_mean,z_log_var for the Keras example (whose third output is a sample)")
+            outputs = st.text_input(
+                "Encoder outputs: mean[, log-variance]",
+                key="import_outputs",
+                help="e.g. z_mean,z_log_var for the Keras example (whose third output is a sample)",
+            )
             output = st.text_input("Decoder output", key="import_output")
             layout = st.selectbox("Encoder input layout", ["from the graph", *PIXEL_LAYOUTS], key="import_layout")
         submitted = st.form_submit_button("Import")
@@ -170,11 +196,19 @@ def import_form() -> None:
         path = model_path(cache.models_dir(), name)
         with st.spinner("Checking both graphs and measuring the model on the test set…"):
             _, stored = import_onnx(
-                uploads[0].getvalue(), uploads[1].getvalue(), path, dataset=state.dataset(), data_dir=cache.data_dir(),
-                logits=logits, encoder_outputs=[n.strip() for n in outputs.split(",")] if outputs.strip() else None,
-                decoder_output=output.strip() or None, input_layout=None if layout == "from the graph" else layout,
-                replace=replace, names=[u.name for u in uploads], origin="dashboard",
-            )  # fmt: skip
+                uploads[0].getvalue(),
+                uploads[1].getvalue(),
+                path,
+                dataset=state.dataset(),
+                data_dir=cache.data_dir(),
+                logits=logits,
+                encoder_outputs=[n.strip() for n in outputs.split(",")] if outputs.strip() else None,
+                decoder_output=output.strip() or None,
+                input_layout=None if layout == "from the graph" else layout,
+                replace=replace,
+                names=[u.name for u in uploads],
+                origin="dashboard",
+            )
     except (ImportRefused, StoreError) as refusal:
         st.error(f"Not imported: {refusal}")
         return
@@ -201,13 +235,21 @@ def render() -> None:
             forms[kind] = config_form(kind)
     start, stop = st.columns(2)
     if start.button("Train both", type="primary", disabled=any(f is None for f in forms.values())):
-        train_images, train_labels, test_images, test_labels = cache.training_data(state.dataset(), str(cache.data_dir()))
+        train_images, train_labels, test_images, test_labels = cache.training_data(
+            state.dataset(), str(cache.data_dir())
+        )
         for kind, (config, settings) in forms.items():
             try:
                 st.session_state[f"{kind}_job"] = cache.training_queue().submit(
-                    config, settings, train_images, test_images, train_labels=train_labels, test_labels=test_labels,
-                    dataset=state.dataset(), timeline=TimelineSettings(),
-                )  # fmt: skip
+                    config,
+                    settings,
+                    train_images,
+                    test_images,
+                    train_labels=train_labels,
+                    test_labels=test_labels,
+                    dataset=state.dataset(),
+                    timeline=TimelineSettings(),
+                )
             except ValueError as error:
                 st.error(str(error))
     if stop.button("Stop"):

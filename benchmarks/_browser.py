@@ -17,9 +17,15 @@ from pathlib import Path
 CHROMIUM = Path("/usr/bin/chromium")
 # No sandbox as root; no GPU, QUIC, sync or background fetches: the machine has no network to give them.
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def free_port() -> int:
@@ -49,8 +55,9 @@ class StreamlitServer:
     ``os.environ``; its output goes to ``log`` (appended, so a restart keeps the first run's) or nowhere.
     """
 
-    def __init__(self, script: Path, env: dict[str, str] | None = None, log: Path | None = None,
-                 cwd: Path | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, script: Path, env: dict[str, str] | None = None, log: Path | None = None, cwd: Path | None = None
+    ) -> None:
         self.script, self.env, self.log = script, dict(env or {}), log
         self.cwd = cwd or script.parent
         self.port = free_port()
@@ -64,11 +71,23 @@ class StreamlitServer:
         with open(self.log, "a") if self.log else nullcontext(subprocess.DEVNULL) as output:
             self.launched = time.monotonic()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streamlit", "run", str(self.script), "--server.headless=true",
-                 f"--server.port={self.port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false",
-                 "--server.fileWatcherType=none"],
-                stdout=output, stderr=subprocess.STDOUT, cwd=self.cwd, env={**os.environ, **self.env},
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "streamlit",
+                    "run",
+                    str(self.script),
+                    "--server.headless=true",
+                    f"--server.port={self.port}",
+                    "--server.address=127.0.0.1",
+                    "--browser.gatherUsageStats=false",
+                    "--server.fileWatcherType=none",
+                ],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=self.cwd,
+                env={**os.environ, **self.env},
+            )
         deadline = self.launched + timeout
         while True:
             try:

@@ -41,8 +41,14 @@ def summary(values: Sequence[float]) -> dict[str, float] | None:
     vals = [v for v in values if v is not None and math.isfinite(v)]
     if not vals:
         return None
-    return {"n": len(vals), "median": statistics.median(vals), "p95": percentile(vals, 95),
-            "min": min(vals), "max": max(vals), "mean": statistics.fmean(vals)}  # fmt: skip
+    return {
+        "n": len(vals),
+        "median": statistics.median(vals),
+        "p95": percentile(vals, 95),
+        "min": min(vals),
+        "max": max(vals),
+        "mean": statistics.fmean(vals),
+    }
 
 
 def verdict(value: float | None, limit: float) -> str:
@@ -66,7 +72,11 @@ class Table:
         """Columns padded to their widest cell (values right-aligned), a rule under the header."""
         widths = [max(len(r[i]) for r in self.rows) for i in range(4)]
         for i, row in enumerate(self.rows):
-            print("  ".join(cell.rjust(widths[j]) if j == 1 else cell.ljust(widths[j]) for j, cell in enumerate(row)).rstrip())
+            print(
+                "  ".join(
+                    cell.rjust(widths[j]) if j == 1 else cell.ljust(widths[j]) for j, cell in enumerate(row)
+                ).rstrip()
+            )
             if i == 0:
                 print("-" * (sum(widths) + 6))
 

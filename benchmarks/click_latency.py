@@ -202,8 +202,10 @@ HOVER_NEAR = """([n, px, py, tol]) => {
     });
 }"""
 
-WS_QUIET = "(ms) => { const log = window.__wslog || []; const last = log.length ? log[log.length - 1][1] : 0; " \
-           "return performance.now() - last >= ms; }"  # fmt: skip
+WS_QUIET = (
+    "(ms) => { const log = window.__wslog || []; const last = log.length ? log[log.length - 1][1] : 0; "
+    "return performance.now() - last >= ms; }"
+)
 
 BASELINE_PAGE = '''\
 """Bare two-plot page for benchmarks/click_latency.py: no fragments, no cached figures."""
@@ -273,10 +275,13 @@ def baseline_server(folder: Path, log: Path, cwd: Path | None = None) -> Streaml
     from ``folder`` unless ``cwd`` says otherwise: there Streamlit reads no ``.streamlit/config.toml``."""
     folder.mkdir()
     script = folder / "bare_two_plots.py"
-    script.write_text(BASELINE_PAGE.format(
-        repo=str(REPO_ROOT), data=str(REPO_ROOT / "data"),
-        models=[(m, str(REPO_ROOT / "models" / m)) for m in PAIR_2D],
-    ))  # fmt: skip
+    script.write_text(
+        BASELINE_PAGE.format(
+            repo=str(REPO_ROOT),
+            data=str(REPO_ROOT / "data"),
+            models=[(m, str(REPO_ROOT / "models" / m)) for m in PAIR_2D],
+        )
+    )
     return StreamlitServer(script, log=log, cwd=cwd)
 
 
@@ -325,7 +330,7 @@ def measure_startup(browser, server: StreamlitServer, timeout_s: float) -> dict[
         const paint = Object.fromEntries(performance.getEntriesByType('paint').map((e) => [e.name, e.startTime]));
         return {responseStart: n.responseStart ?? null, domContentLoaded: n.domContentLoadedEventEnd ?? null,
                 fcp: paint['first-contentful-paint'] ?? null, fp: paint['first-paint'] ?? null, now: performance.now()};
-    }""")  # fmt: skip
+    }""")
     offset = goto_at - server.launched
 
     def since_launch(ms):
@@ -368,10 +373,12 @@ def plan_clicks(plane: dict[str, Any], n_interior: int) -> tuple[list[dict[str, 
         return out
 
     spots = []
-    for label, fx, fy in (("corner top-left", CORNER_INSET, 1 - CORNER_INSET),
-                          ("corner top-right", 1 - CORNER_INSET, 1 - CORNER_INSET),
-                          ("corner bottom-right", 1 - CORNER_INSET, CORNER_INSET),
-                          ("corner bottom-left", CORNER_INSET, CORNER_INSET)):  # fmt: skip
+    for label, fx, fy in (
+        ("corner top-left", CORNER_INSET, 1 - CORNER_INSET),
+        ("corner top-right", 1 - CORNER_INSET, 1 - CORNER_INSET),
+        ("corner bottom-right", 1 - CORNER_INSET, CORNER_INSET),
+        ("corner bottom-left", CORNER_INSET, CORNER_INSET),
+    ):
         x, y = x0 + fx * (x1 - x0), y0 + fy * (y1 - y0)
         spots.append({"label": label, "x": x, "y": y, "data_px": float(nearest_px(np.array([[x * sx, y * sy]]))[0])})
 
@@ -453,8 +460,14 @@ class ClickTarget:
         px, py = page.evaluate(TO_PAGE, [n, spot["x"], spot["y"]])
         step_x, step_y = self.steps[n]
         plane = self.planes[n]
-        tol = 0.75 * math.hypot(step_x * plane["xlen"] / (plane["x"][1] - plane["x"][0]),
-                                step_y * plane["ylen"] / (plane["y"][1] - plane["y"][0])) + 1.0  # fmt: skip
+        tol = (
+            0.75
+            * math.hypot(
+                step_x * plane["xlen"] / (plane["x"][1] - plane["x"][0]),
+                step_y * plane["ylen"] / (plane["y"][1] - plane["y"][0]),
+            )
+            + 1.0
+        )
         # plotly.js selects the point it is hovering: glide in and let the hover settle before clicking.
         page.mouse.move(px, py, steps=6)
         hovered = True
@@ -469,18 +482,29 @@ class ClickTarget:
         page.mouse.click(px, py)
         error = None
         try:
-            page.wait_for_function("() => window.__armed && window.__armed.t1 !== null", polling=10,
-                                   timeout=timeout_s * 1000)  # fmt: skip
+            page.wait_for_function(
+                "() => window.__armed && window.__armed.t1 !== null", polling=10, timeout=timeout_s * 1000
+            )
         except Exception as exc:  # noqa: BLE001 - reported, the run goes on
             error = f"no new decoded image within {timeout_s:.0f} s ({type(exc).__name__})"
         wall = (time.perf_counter() - wall0) * 1000
         page.wait_for_timeout(30)  # let the rAF after the load land
         armed = page.evaluate("""() => { const s = window.__armed; s.stop();
             return {t0: s.t0, t1: s.t1, tFrame: s.tFrame, info: s.info, marks: s.marks,
-                    ws: (window.__wslog || []).filter((e) => s.t0 !== null && e[1] >= s.t0 - 1)}; }""")  # fmt: skip
-        result = {"page": self.name, "plot": n, "model": model, "spot": spot["label"], "warmup": warmup,
-                  "x": spot["x"], "y": spot["y"], "data_px": spot["data_px"], "hover_confirmed": hovered,
-                  "wall_ms": wall, "error": error}  # fmt: skip
+                    ws: (window.__wslog || []).filter((e) => s.t0 !== null && e[1] >= s.t0 - 1)}; }""")
+        result = {
+            "page": self.name,
+            "plot": n,
+            "model": model,
+            "spot": spot["label"],
+            "warmup": warmup,
+            "x": spot["x"],
+            "y": spot["y"],
+            "data_px": spot["data_px"],
+            "hover_confirmed": hovered,
+            "wall_ms": wall,
+            "error": error,
+        }
         t0, t1 = armed["t0"], armed["t1"]
         if t0 is not None and t1 is not None:
             result["latency_ms"] = t1 - t0
@@ -551,8 +575,18 @@ def run_clicks(targets: list[ClickTarget], clicks: int, timeout_s: float) -> Non
 
 def click_stats(target: ClickTarget) -> dict[str, Any]:
     timed = [r for r in target.results if not r["warmup"]]
-    keys = ("latency_ms", "frame_ms", "send_ms", "first_reply_ms", "last_reply_ms", "src_ms", "img_fetch_ms",
-            "img_fetched_ms", "received_kb", "wall_ms")  # fmt: skip
+    keys = (
+        "latency_ms",
+        "frame_ms",
+        "send_ms",
+        "first_reply_ms",
+        "last_reply_ms",
+        "src_ms",
+        "img_fetch_ms",
+        "img_fetched_ms",
+        "received_kb",
+        "wall_ms",
+    )
     return {
         "clicks": len(timed),
         "failed": sum(r["latency_ms"] is None for r in timed),
@@ -603,8 +637,10 @@ def open_16d_pair(page, timeout_s: float) -> float:
     choose(page, "Left model", PAIR_16D[0])
     page.wait_for_function(
         "(t) => window.__drawn(window.__plots()[0]) && window.__plots()[0]._fullLayout.title.text.includes(t)",
-        arg=f"{PAIR_16D[0]} ", polling=50, timeout=timeout_s * 1000,
-    )  # fmt: skip
+        arg=f"{PAIR_16D[0]} ",
+        polling=50,
+        timeout=timeout_s * 1000,
+    )
     wait_quiet(page)
     choose(page, "Right model", PAIR_16D[1], arm="PCA view")
     return wait_armed(page, timeout_s)
@@ -640,8 +676,10 @@ def print_clicks(targets: list[ClickTarget]) -> None:
         "\nClicks (in-browser ms from mousedown; send = rerun request on the WebSocket, reply = first message"
         " back,\n src = new <img> src in the DOM, load = image loaded (the measured latency); KB = bytes received)"
     )
-    head = f"  {'page':9s} {'model':7s} {'spot':20s} {'clicked':>17s} {'decoded':>15s} {'px':>4s} " \
-           f"{'send':>5s} {'reply':>6s} {'src':>6s} {'load':>6s} {'KB':>6s}"  # fmt: skip
+    head = (
+        f"  {'page':9s} {'model':7s} {'spot':20s} {'clicked':>17s} {'decoded':>15s} {'px':>4s} "
+        f"{'send':>5s} {'reply':>6s} {'src':>6s} {'load':>6s} {'KB':>6s}"
+    )
     print(head)
 
     def cell(r: dict[str, Any], key: str) -> str:
@@ -650,19 +688,22 @@ def print_clicks(targets: list[ClickTarget]) -> None:
     for target in targets:
         for r in target.results:
             dec = r.get("decoded")
-            print(f"  {r['page']:9s} {r['model']:7s} {(r['spot'] + (' (warm-up)' if r['warmup'] else ''))[:20]:20s} "
-                  f"({r['x']:6.2f},{r['y']:6.2f}) {'' if dec is None else f'({dec[0]:5.2f},{dec[1]:5.2f})':>15s} "
-                  f"{r['data_px']:4.0f} {cell(r, 'send_ms'):>5s} {cell(r, 'first_reply_ms'):>6s} {cell(r, 'src_ms'):>6s} "
-                  f"{cell(r, 'latency_ms'):>6s} {cell(r, 'received_kb'):>6s}"
-                  f"{'' if r['match'] else '  MISMATCH'}{'' if r['hover_confirmed'] else '  (hover not seen)'}")  # fmt: skip
+            print(
+                f"  {r['page']:9s} {r['model']:7s} {(r['spot'] + (' (warm-up)' if r['warmup'] else ''))[:20]:20s} "
+                f"({r['x']:6.2f},{r['y']:6.2f}) {'' if dec is None else f'({dec[0]:5.2f},{dec[1]:5.2f})':>15s} "
+                f"{r['data_px']:4.0f} {cell(r, 'send_ms'):>5s} {cell(r, 'first_reply_ms'):>6s} {cell(r, 'src_ms'):>6s} "
+                f"{cell(r, 'latency_ms'):>6s} {cell(r, 'received_kb'):>6s}"
+                f"{'' if r['match'] else '  MISMATCH'}{'' if r['hover_confirmed'] else '  (hover not seen)'}"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clicks", type=int, default=20, help="timed clicks per page (default 20)")
     parser.add_argument("--json", type=Path, help="save every result to this JSON file")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target fails")
@@ -709,9 +750,13 @@ def startup_step(browser, dash: StreamlitServer, results: dict[str, Any]):
 def print_spots(targets: list[ClickTarget]) -> None:
     for target in targets:
         for n in range(2):
-            print(f"  {target.name} plot {n} ({target.planes[n]['title']}): "
-                  + ", ".join(f"{s['label']} ({s['x']:.2f}, {s['y']:.2f}; data {s['data_px']:.0f} px)"
-                              for s in target.spots[n]), flush=True)  # fmt: skip
+            print(
+                f"  {target.name} plot {n} ({target.planes[n]['title']}): "
+                + ", ".join(
+                    f"{s['label']} ({s['x']:.2f}, {s['y']:.2f}; data {s['data_px']:.0f} px)" for s in target.spots[n]
+                ),
+                flush=True,
+            )
 
 
 def clicks_step(browser, base: StreamlitServer, dash_page, clicks: int, results: dict[str, Any]) -> list[ClickTarget]:
@@ -765,8 +810,10 @@ def cold_umap_step(browser, dash: StreamlitServer, umap_timeout_s: float, result
         cold = {"pair_16d_s": open_16d_pair(page, 180)}
         cold["umap_first_s"] = set_view(page, "UMAP", umap_timeout_s)
         results["umap_cold"] = cold
-        print(f"  cold process: 16-D pair {cold['pair_16d_s']:.2f} s, first UMAP switch "
-              f"{cold['umap_first_s']:.2f} s", flush=True)  # fmt: skip
+        print(
+            f"  cold process: 16-D pair {cold['pair_16d_s']:.2f} s, first UMAP switch {cold['umap_first_s']:.2f} s",
+            flush=True,
+        )
         close_page(page)
     except Exception as exc:  # noqa: BLE001
         results["errors"]["umap_cold"] = repr(exc)
@@ -780,8 +827,9 @@ def measure(args: argparse.Namespace, tmp: Path, results: dict[str, Any]) -> lis
 
     dash_env = {"VAE_MODELS_DIR": "models", "VAE_CACHE_DIR": str(tmp / "cache"), "VAE_PLANES": "server"}
     dash = StreamlitServer(REPO_ROOT / "dashboard.py", dash_env, tmp / "dashboard.log")
-    base = baseline_server(tmp / "baseline", tmp / "baseline.log",
-                           cwd=None if args.baseline_config == "default" else REPO_ROOT)  # fmt: skip
+    base = baseline_server(
+        tmp / "baseline", tmp / "baseline.log", cwd=None if args.baseline_config == "default" else REPO_ROOT
+    )
     targets: list[ClickTarget] = []
     try:
         with sync_playwright() as p:
@@ -815,13 +863,21 @@ def startup_rows(table: Table, startup: dict[str, Any] | None) -> None:
     table.add("start-up: launch -> port open", fmt_s(startup["port_open_s"]))
     table.add("start-up: launch -> first byte of /explorer", fmt_s(startup["first_byte_s"]))
     table.add("start-up: launch -> first contentful paint", fmt_s(startup["first_contentful_paint_s"]))
-    table.add("start-up: launch -> both plots drawn", fmt_s(startup["plots_drawn_s"]),
-              f"<= {TARGETS['startup_s']:.0f} s", verdict(startup["plots_drawn_s"], TARGETS["startup_s"]))  # fmt: skip
+    table.add(
+        "start-up: launch -> both plots drawn",
+        fmt_s(startup["plots_drawn_s"]),
+        f"<= {TARGETS['startup_s']:.0f} s",
+        verdict(startup["plots_drawn_s"], TARGETS["startup_s"]),
+    )
 
 
-CLICK_PARTS = (("send_ms", "click -> rerun request sent"), ("first_reply_ms", "click -> first reply"),
-               ("src_ms", "click -> new <img> src"), ("received_kb", "KB received per click"),
-               ("wall_ms", "Playwright wall time (click .. detected)"))  # fmt: skip
+CLICK_PARTS = (
+    ("send_ms", "click -> rerun request sent"),
+    ("first_reply_ms", "click -> first reply"),
+    ("src_ms", "click -> new <img> src"),
+    ("received_kb", "KB received per click"),
+    ("wall_ms", "Playwright wall time (click .. detected)"),
+)
 
 
 def page_click_rows(table: Table, name: str, stats: dict[str, Any]) -> None:
@@ -841,8 +897,12 @@ def page_click_rows(table: Table, name: str, stats: dict[str, Any]) -> None:
             unit = " KB" if key == "received_kb" else " ms"
             table.add(f"  {name}: {label}, median", f"{stats[key]['median']:.0f}{unit}")
     ok = stats["clicks"] - len(stats["mismatches"])
-    table.add(f"decoded where clicked, {name} (corners incl.)", f"{ok}/{stats['clicks']}", "all",
-              "PASS" if ok == stats["clicks"] and stats["clicks"] else "FAIL")  # fmt: skip
+    table.add(
+        f"decoded where clicked, {name} (corners incl.)",
+        f"{ok}/{stats['clicks']}",
+        "all",
+        "PASS" if ok == stats["clicks"] and stats["clicks"] else "FAIL",
+    )
 
 
 def click_rows(table: Table, stats: dict[str, dict[str, Any]], results: dict[str, Any]) -> None:
@@ -859,8 +919,12 @@ def click_rows(table: Table, stats: dict[str, dict[str, Any]], results: dict[str
     if dm is not None and bm:
         ratio = dm / bm
         results["ratio_median"] = ratio
-        table.add("dashboard / baseline, median", f"{ratio:.2f}", f"<= {TARGETS['ratio']:.1f}",
-                  verdict(ratio, TARGETS["ratio"]))  # fmt: skip
+        table.add(
+            "dashboard / baseline, median",
+            f"{ratio:.2f}",
+            f"<= {TARGETS['ratio']:.1f}",
+            verdict(ratio, TARGETS["ratio"]),
+        )
         d95, b95 = stats["dashboard"]["latency_ms"]["p95"], stats["baseline"]["latency_ms"]["p95"]
         table.add("dashboard / baseline, p95", f"{d95 / b95:.2f}")
     else:
@@ -875,8 +939,12 @@ def umap_rows(table: Table, umap: dict[str, Any] | None, cold: dict[str, Any] | 
         table.add("16-D pair picked -> both planes in PCA view", fmt_s(umap["pair_16d_s"]))
         table.add("UMAP, first time (fits both models)", fmt_s(umap["umap_first_s"]))
         table.add("UMAP -> PCA", fmt_s(umap["back_to_pca_s"]))
-        table.add("PCA -> UMAP again", fmt_s(umap["umap_again_s"]), target,
-                  verdict(umap["umap_again_s"], TARGETS["umap_switch_s"]))  # fmt: skip
+        table.add(
+            "PCA -> UMAP again",
+            fmt_s(umap["umap_again_s"]),
+            target,
+            verdict(umap["umap_again_s"], TARGETS["umap_switch_s"]),
+        )
     else:
         table.add("PCA -> UMAP again", "error", target, "FAIL")
     if cold:
@@ -884,19 +952,27 @@ def umap_rows(table: Table, umap: dict[str, Any] | None, cold: dict[str, Any] | 
         table.add("restarted server: first UMAP (disk cache)", fmt_s(cold["umap_first_s"]))
 
 
-def print_results(results: dict[str, Any], table: Table, targets: list[ClickTarget],
-                  stats: dict[str, dict[str, Any]], initial_load: float) -> None:  # fmt: skip
+def print_results(
+    results: dict[str, Any],
+    table: Table,
+    targets: list[ClickTarget],
+    stats: dict[str, dict[str, Any]],
+    initial_load: float,
+) -> None:
     if targets:
         print_clicks(targets)
         for target in targets:
             for r in stats.get(target.name, {}).get("mismatches", []):
-                print(f"  MISMATCH {target.name} {r['model']} {r['spot']}: clicked ({r['x']:.2f}, {r['y']:.2f}), "
-                      f"decoded {r.get('decoded')}, {r.get('error') or ''}")  # fmt: skip
+                print(
+                    f"  MISMATCH {target.name} {r['model']} {r['spot']}: clicked ({r['x']:.2f}, {r['y']:.2f}), "
+                    f"decoded {r.get('decoded')}, {r.get('error') or ''}"
+                )
     print(f"\nResults (load at start {results['load_at_start'][0]:.2f}, now {load_text()}):")
     table.print()
     if initial_load > LOAD_WARNING or os.getloadavg()[0] > LOAD_WARNING:
-        print(f"WARNING: load average above {LOAD_WARNING}: absolute times are inflated; the ratio is the "
-              "fairer number.")  # fmt: skip
+        print(
+            f"WARNING: load average above {LOAD_WARNING}: absolute times are inflated; the ratio is the fairer number."
+        )
     for section, err in results["errors"].items():
         print(f"ERROR in {section}: {err}")
     print(f"\n{table.outcome()}")
@@ -906,8 +982,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     require_chromium()
     require_models((*PAIR_2D, *([] if args.skip_umap else PAIR_16D)))
-    print(f"Click latency: {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"{args.clicks} timed clicks per page")  # fmt: skip
+    print(
+        f"Click latency: {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{args.clicks} timed clicks per page"
+    )
     initial_load = check_load("measuring")
     results: dict[str, Any] = {
         "load_at_start": list(os.getloadavg()),

@@ -75,9 +75,21 @@ from benchmarks.click_latency import (
 )
 
 VIEWPORT = {"width": 1600, "height": 1000}
-PAIRS = {"dense 2-D": ("ae-2d", "vae-2d"), "conv 2-D": ("ae-2d-conv", "vae-2d-conv"), "16-D (PCA view)": ("ae-16d", "vae-16d")}
-TARGETS = {"cold_start_s": 10.0, "bytes_mb": 20.0, "dense 2-D": 16.0, "conv 2-D": 33.0, "16-D (PCA view)": 33.0,
-           "speedup": 5.0, "sessions_ratio": 2.0, "server_cpu": 0.10}  # fmt: skip
+PAIRS = {
+    "dense 2-D": ("ae-2d", "vae-2d"),
+    "conv 2-D": ("ae-2d-conv", "vae-2d-conv"),
+    "16-D (PCA view)": ("ae-16d", "vae-16d"),
+}
+TARGETS = {
+    "cold_start_s": 10.0,
+    "bytes_mb": 20.0,
+    "dense 2-D": 16.0,
+    "conv 2-D": 33.0,
+    "16-D (PCA view)": 33.0,
+    "speedup": 5.0,
+    "sessions_ratio": 2.0,
+    "server_cpu": 0.10,
+}
 READY = "globalThis.latentExplorer && globalThis.latentExplorer.ready"
 
 
@@ -106,8 +118,10 @@ def choose_pair(page, left: str, right: str, timeout_s: float = 300) -> None:
     page.wait_for_function(
         """([l, r]) => { const e = globalThis.latentExplorer; if (!e || !e.ready || !e.probe) return false;
                         const names = e.probe.titles(); return names[0] === l && names[1] === r; }""",
-        arg=[left, right], polling=100, timeout=timeout_s * 1000,
-    )  # fmt: skip
+        arg=[left, right],
+        polling=100,
+        timeout=timeout_s * 1000,
+    )
     page.wait_for_timeout(1500)  # let both sessions and points settle
 
 
@@ -122,7 +136,9 @@ def plan_moves(boxes: dict[str, dict[str, float]], moves: int, seed: int) -> lis
     for i in range(moves):
         side = ("left", "right")[i % 2]
         box = boxes[side]
-        out.append((side, box["x"] + 4 + rng.random() * (box["width"] - 8), box["y"] + 4 + rng.random() * (box["height"] - 8)))
+        out.append(
+            (side, box["x"] + 4 + rng.random() * (box["width"] - 8), box["y"] + 4 + rng.random() * (box["height"] - 8))
+        )
     return out
 
 
@@ -150,8 +166,9 @@ async def hover_session(context, url: str, moves: int, seed: int, ready_timeout_
     return {"page": page, "moves": plan_moves(await page.evaluate(BOXES), moves, seed)}
 
 
-async def run_sessions(url: str, sessions: int, moves: int, ready_timeout_s: float, pid: int,
-                       pause_ms: int = 25) -> dict[str, Any]:
+async def run_sessions(
+    url: str, sessions: int, moves: int, ready_timeout_s: float, pid: int, pause_ms: int = 25
+) -> dict[str, Any]:
     """``sessions`` contexts open the explorer, then all hover at once; their timings and the server's CPU."""
     from playwright.async_api import async_playwright
 
@@ -159,7 +176,9 @@ async def run_sessions(url: str, sessions: int, moves: int, ready_timeout_s: flo
         browser = await launch_chromium(p)
         try:
             contexts = [await browser.new_context(viewport=VIEWPORT) for _ in range(sessions)]
-            opened = await asyncio.gather(*(hover_session(c, url, moves, 100 + i, ready_timeout_s) for i, c in enumerate(contexts)))
+            opened = await asyncio.gather(
+                *(hover_session(c, url, moves, 100 + i, ready_timeout_s) for i, c in enumerate(contexts))
+            )
             for s in opened:
                 await s["page"].evaluate(RESET)
             cpu0, wall0 = cpu_seconds(pid), time.monotonic()
@@ -178,8 +197,14 @@ async def run_sessions(url: str, sessions: int, moves: int, ready_timeout_s: flo
                 d, f = await s["page"].evaluate(READ)
                 drawn += d
                 frame += f
-            return {"sessions": sessions, "drawn_ms": stats(drawn), "frame_ms": stats(frame), "server_cpu_s": cpu,
-                    "wall_s": wall, "server_cpu_share": cpu / wall if wall > 0 else None}  # fmt: skip
+            return {
+                "sessions": sessions,
+                "drawn_ms": stats(drawn),
+                "frame_ms": stats(frame),
+                "server_cpu_s": cpu,
+                "wall_s": wall,
+                "server_cpu_share": cpu / wall if wall > 0 else None,
+            }
         finally:
             await browser.close()
 
@@ -191,9 +216,14 @@ def measure_bytes(browser, url: str, path: str, ready: str | None) -> dict[str, 
     cdp = context.new_cdp_session(page)
     cdp.send("Network.enable")
     totals = {"http": 0, "ws": 0, "requests": 0}
-    cdp.on("Network.loadingFinished", lambda e: totals.__setitem__("http", totals["http"] + e.get("encodedDataLength", 0)))
+    cdp.on(
+        "Network.loadingFinished", lambda e: totals.__setitem__("http", totals["http"] + e.get("encodedDataLength", 0))
+    )
     cdp.on("Network.requestWillBeSent", lambda e: totals.__setitem__("requests", totals["requests"] + 1))
-    cdp.on("Network.webSocketFrameReceived", lambda e: totals.__setitem__("ws", totals["ws"] + len(e["response"]["payloadData"])))
+    cdp.on(
+        "Network.webSocketFrameReceived",
+        lambda e: totals.__setitem__("ws", totals["ws"] + len(e["response"]["payloadData"])),
+    )
     out = {}
     try:
         for visit in ("first", "cached"):
@@ -205,7 +235,11 @@ def measure_bytes(browser, url: str, path: str, ready: str | None) -> dict[str, 
             else:
                 page.wait_for_load_state("networkidle")
             page.wait_for_timeout(2500)
-            out[visit] = {"http_mb": totals["http"] / 1e6, "websocket_mb": totals["ws"] / 1e6, "requests": totals["requests"]}
+            out[visit] = {
+                "http_mb": totals["http"] / 1e6,
+                "websocket_mb": totals["ws"] / 1e6,
+                "requests": totals["requests"],
+            }
             if visit == "first":
                 page.evaluate("globalThis.latentExplorer && (globalThis.latentExplorer.ready = false)")
     finally:
@@ -243,8 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cold_start_step(browser, dash: StreamlitServer, unexported: StreamlitServer, setup_exports: Path,
-                    results: dict[str, Any]) -> None:  # fmt: skip
+def cold_start_step(
+    browser, dash: StreamlitServer, unexported: StreamlitServer, setup_exports: Path, results: dict[str, Any]
+) -> None:
     """Part 1: the never-exported start first (then stopped), then the dashboard, which stays up."""
     print("\n1. Cold start: streamlit run -> both planes drawn on /explorer", flush=True)
     from vae.onnx.export import ExportCache, cache_store
@@ -254,18 +289,28 @@ def cold_start_step(browser, dash: StreamlitServer, unexported: StreamlitServer,
     results["cold_start_unexported_s"] = measure_cold_start(browser, unexported, 300)
     unexported.stop()
     results["cold_start_s"] = measure_cold_start(browser, dash, 300)
-    print(f"  after make setup: {results['cold_start_s']:.1f} s; models never exported (exports made "
-          f"on the way): {results['cold_start_unexported_s']:.1f} s", flush=True)  # fmt: skip
+    print(
+        f"  after make setup: {results['cold_start_s']:.1f} s; models never exported (exports made "
+        f"on the way): {results['cold_start_unexported_s']:.1f} s",
+        flush=True,
+    )
 
 
 def bytes_step(browser, dash: StreamlitServer, results: dict[str, Any]) -> None:
     print("\n2. Bytes downloaded", flush=True)
-    results["bytes"] = {"home": measure_bytes(browser, dash.url, "/", None),
-                        "explorer": measure_bytes(browser, dash.url, "/explorer", READY)}  # fmt: skip
+    results["bytes"] = {
+        "home": measure_bytes(browser, dash.url, "/", None),
+        "explorer": measure_bytes(browser, dash.url, "/explorer", READY),
+    }
     for page_name, visits in results["bytes"].items():
-        print(f"  {page_name}: " + "; ".join(
-            f"{v}: {d['http_mb']:.2f} MB over HTTP ({d['requests']} requests) + {d['websocket_mb']:.2f} MB WebSocket"
-            for v, d in visits.items()), flush=True)  # fmt: skip
+        print(
+            f"  {page_name}: "
+            + "; ".join(
+                f"{v}: {d['http_mb']:.2f} MB over HTTP ({d['requests']} requests) + {d['websocket_mb']:.2f} MB WebSocket"
+                for v, d in visits.items()
+            ),
+            flush=True,
+        )
 
 
 def hover_step(browser, dash: StreamlitServer, pairs: Sequence[str], moves: int, results: dict[str, Any]) -> None:
@@ -286,9 +331,11 @@ def hover_step(browser, dash: StreamlitServer, pairs: Sequence[str], moves: int,
         out["frames_sent"] = len(sent) - before
         results["hover"][name] = out
         d, f = out["drawn_ms"], out["frame_ms"]
-        print(f"  {name:16s} drawn p50 {d['p50']:5.1f} / p95 {d['p95']:5.1f} ms; frame p50 {f['p50']:5.1f} "
-              f"/ p95 {f['p95']:5.1f} ms ({d['n']} decodes); frames sent while hovering: {out['frames_sent']}",
-              flush=True)  # fmt: skip
+        print(
+            f"  {name:16s} drawn p50 {d['p50']:5.1f} / p95 {d['p95']:5.1f} ms; frame p50 {f['p50']:5.1f} "
+            f"/ p95 {f['p95']:5.1f} ms ({d['n']} decodes); frames sent while hovering: {out['frames_sent']}",
+            flush=True,
+        )
     close_page(page)
 
 
@@ -324,12 +371,16 @@ def sessions_step(dash: StreamlitServer, sessions: int, session_moves: int, resu
     results["one_session"] = asyncio.run(run_sessions(dash.url, 1, session_moves, 300, pid))
     results["many_sessions"] = asyncio.run(run_sessions(dash.url, sessions, session_moves, 600, pid))
     results["many_sessions_shared_rate"] = asyncio.run(
-        run_sessions(dash.url, sessions, session_moves, 600, pid, pause_ms=25 * sessions))
+        run_sessions(dash.url, sessions, session_moves, 600, pid, pause_ms=25 * sessions)
+    )
     for key in ("one_session", "many_sessions", "many_sessions_shared_rate"):
         r = results[key]
-        print(f"  {r['sessions']} session(s): frame p50 {r['frame_ms']['p50']:.1f} / p95 {r['frame_ms']['p95']:.1f} ms, "
-              f"drawn p95 {r['drawn_ms']['p95']:.1f} ms; server CPU {r['server_cpu_s']:.2f} s over {r['wall_s']:.1f} s "
-              f"({100 * r['server_cpu_share']:.1f} % of a core)", flush=True)  # fmt: skip
+        print(
+            f"  {r['sessions']} session(s): frame p50 {r['frame_ms']['p50']:.1f} / p95 {r['frame_ms']['p95']:.1f} ms, "
+            f"drawn p95 {r['drawn_ms']['p95']:.1f} ms; server CPU {r['server_cpu_s']:.2f} s over {r['wall_s']:.1f} s "
+            f"({100 * r['server_cpu_share']:.1f} % of a core)",
+            flush=True,
+        )
 
 
 def measure(args: argparse.Namespace, tmp: Path, results: dict[str, Any]) -> None:
@@ -339,8 +390,11 @@ def measure(args: argparse.Namespace, tmp: Path, results: dict[str, Any]) -> Non
     setup_exports = REPO_ROOT / ".cache" / "onnx"
     env = {"VAE_MODELS_DIR": "models", "VAE_CACHE_DIR": str(tmp / "cache"), "VAE_ONNX_DIR": str(setup_exports)}
     dash = StreamlitServer(REPO_ROOT / "dashboard.py", env, tmp / "dashboard.log")
-    unexported = StreamlitServer(REPO_ROOT / "dashboard.py", {**env, "VAE_CACHE_DIR": str(tmp / "cache-2"),
-                                 "VAE_ONNX_DIR": str(tmp / "onnx")}, tmp / "unexported.log")  # fmt: skip
+    unexported = StreamlitServer(
+        REPO_ROOT / "dashboard.py",
+        {**env, "VAE_CACHE_DIR": str(tmp / "cache-2"), "VAE_ONNX_DIR": str(tmp / "onnx")},
+        tmp / "unexported.log",
+    )
     try:
         with sync_playwright() as p:
             browser = launch_chromium(p)
@@ -369,36 +423,74 @@ def report(results: dict[str, Any], sessions: int) -> Table:
     cold = results["cold_start_s"]
     add("cold start: streamlit run -> both planes drawn", f"{cold:.1f} s", "<= 10 s", cold <= TARGETS["cold_start_s"])
     add("the same, models never exported", f"{results['cold_start_unexported_s']:.1f} s", "(reported)", None)
-    explorer_mb = results["bytes"]["explorer"]["first"]["http_mb"] + results["bytes"]["explorer"]["first"]["websocket_mb"]
+    explorer_mb = (
+        results["bytes"]["explorer"]["first"]["http_mb"] + results["bytes"]["explorer"]["first"]["websocket_mb"]
+    )
     add("/explorer first load, bytes", f"{explorer_mb:.1f} MB", "<= 20 MB", explorer_mb <= TARGETS["bytes_mb"])
     home_mb = results["bytes"]["home"]["first"]["http_mb"] + results["bytes"]["home"]["first"]["websocket_mb"]
     add("/ (Home) first load, bytes", f"{home_mb:.1f} MB", "<= 20 MB", home_mb <= TARGETS["bytes_mb"])
     for name, out in results.get("hover", {}).items():
         p95 = out["drawn_ms"]["p95"]
-        add(f"hover {name}: drawn p50 / p95", f"{out['drawn_ms']['p50']:.1f} / {p95:.1f} ms", f"p95 <= {TARGETS[name]:g} ms",
-            p95 <= TARGETS[name])  # fmt: skip
-        add(f"hover {name}: frame p50 / p95", f"{out['frame_ms']['p50']:.1f} / {out['frame_ms']['p95']:.1f} ms", "(reported)", None)
+        add(
+            f"hover {name}: drawn p50 / p95",
+            f"{out['drawn_ms']['p50']:.1f} / {p95:.1f} ms",
+            f"p95 <= {TARGETS[name]:g} ms",
+            p95 <= TARGETS[name],
+        )
+        add(
+            f"hover {name}: frame p50 / p95",
+            f"{out['frame_ms']['p50']:.1f} / {out['frame_ms']['p95']:.1f} ms",
+            "(reported)",
+            None,
+        )
         add(f"hover {name}: frames sent", str(out["frames_sent"]), "0", out["frames_sent"] == 0)
     clicks = results.get("clicks")
     if clicks and clicks.get("baseline") and results.get("hover", {}).get("dense 2-D"):
         bare = clicks["baseline"]["median"]
         dash_click = clicks["dashboard"]["median"] if clicks.get("dashboard") else math.nan
         hover_p95 = results["hover"]["dense 2-D"]["frame_ms"]["p95"]
-        add("server path click, dashboard median / p95", f"{dash_click:.0f} / {clicks['dashboard']['p95']:.0f} ms", "(reported)", None)
-        add("server path click, bare page median / p95", f"{bare:.0f} / {clicks['baseline']['p95']:.0f} ms", "(reported)", None)
-        add("bare click median / hover frame p95 (dense)", f"{bare / hover_p95:.1f}x", ">= 5x", bare / hover_p95 >= TARGETS["speedup"])
+        add(
+            "server path click, dashboard median / p95",
+            f"{dash_click:.0f} / {clicks['dashboard']['p95']:.0f} ms",
+            "(reported)",
+            None,
+        )
+        add(
+            "server path click, bare page median / p95",
+            f"{bare:.0f} / {clicks['baseline']['p95']:.0f} ms",
+            "(reported)",
+            None,
+        )
+        add(
+            "bare click median / hover frame p95 (dense)",
+            f"{bare / hover_p95:.1f}x",
+            ">= 5x",
+            bare / hover_p95 >= TARGETS["speedup"],
+        )
     if "many_sessions" in results:
         one = results["one_session"]["frame_ms"]["p95"]
         many = results["many_sessions"]["frame_ms"]["p95"]
         shared = results["many_sessions_shared_rate"]["frame_ms"]["p95"]
-        add(f"{sessions} sessions, each a move / 25 ms: frame p95", f"{many:.1f} vs {one:.1f} ms ({many / one:.1f}x)",
-            "(client CPU)", None)  # fmt: skip
-        add(f"{sessions} sessions sharing that rate: frame p95", f"{shared:.1f} vs {one:.1f} ms ({shared / one:.2f}x)",
-            "<= 2x", shared / one <= TARGETS["sessions_ratio"])  # fmt: skip
+        add(
+            f"{sessions} sessions, each a move / 25 ms: frame p95",
+            f"{many:.1f} vs {one:.1f} ms ({many / one:.1f}x)",
+            "(client CPU)",
+            None,
+        )
+        add(
+            f"{sessions} sessions sharing that rate: frame p95",
+            f"{shared:.1f} vs {one:.1f} ms ({shared / one:.2f}x)",
+            "<= 2x",
+            shared / one <= TARGETS["sessions_ratio"],
+        )
         for key in ("many_sessions", "many_sessions_shared_rate"):
             share = results[key]["server_cpu_share"]
-            add(f"server CPU while {sessions} sessions hover ({'full' if key == 'many_sessions' else 'shared'} rate)",
-                f"{100 * share:.1f} % of a core", "< 10 %", share < TARGETS["server_cpu"])  # fmt: skip
+            add(
+                f"server CPU while {sessions} sessions hover ({'full' if key == 'many_sessions' else 'shared'} rate)",
+                f"{100 * share:.1f} % of a core",
+                "< 10 %",
+                share < TARGETS["server_cpu"],
+            )
     return table
 
 
@@ -415,8 +507,10 @@ def print_rows(rows: list[tuple[str, str, str, str]]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     require_chromium()
-    print(f"Hover latency: {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"{args.moves} moves per pair")  # fmt: skip
+    print(
+        f"Hover latency: {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{args.moves} moves per pair"
+    )
     tmp = Path(tempfile.mkdtemp(prefix="hover-latency-"))
     results: dict[str, Any] = {"load_at_start": list(os.getloadavg()), "errors": {}}
     try:

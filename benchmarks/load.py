@@ -196,11 +196,13 @@ def plan_sessions(planes: list[dict[str, Any]], sessions: int, clicks: int) -> t
 
     Also returns the grid step (x, y) of each plot, the tolerance for a click whose hover was not seen.
     """
-    kinds = [["point" if k % DATA_EVERY == DATA_EVERY - 1 else "empty" for k in range(clicks)]
-             for _ in range(sessions)]  # fmt: skip
+    kinds = [["point" if k % DATA_EVERY == DATA_EVERY - 1 else "empty" for k in range(clicks)] for _ in range(sessions)]
     plots = [[(k + s) % 2 for k in range(clicks)] for s in range(sessions)]
-    need = {(n, kind): sum(1 for s in range(sessions) for k in range(clicks)
-                           if plots[s][k] == n and kinds[s][k] == kind) for n in range(2) for kind in ("empty", "point")}  # fmt: skip
+    need = {
+        (n, kind): sum(1 for s in range(sessions) for k in range(clicks) if plots[s][k] == n and kinds[s][k] == kind)
+        for n in range(2)
+        for kind in ("empty", "point")
+    }
     pools: dict[tuple[int, str], list[tuple[float, float]]] = {}
     steps = []
     for n, plane in enumerate(planes):
@@ -275,8 +277,11 @@ async def check_page(session: Session, everyone: list[Session], where: str) -> N
         for model, xs, ys in CAPTION_RE.findall(text):
             verdict = classify_caption(model, float(xs), float(ys), session, everyone)
             if verdict == "foreign":
-                owners = [o.index for o in everyone if o is not session
-                          and any(_close((model, float(xs), float(ys)), c) for c in o.clicked)]  # fmt: skip
+                owners = [
+                    o.index
+                    for o in everyone
+                    if o is not session and any(_close((model, float(xs), float(ys)), c) for c in o.clicked)
+                ]
                 session.foreign.append({"where": where, "caption": text.strip(), "owners": owners})
     count = await page.locator('[data-testid="stException"]').count()
     if count > session.exceptions_seen:
@@ -285,8 +290,9 @@ async def check_page(session: Session, everyone: list[Session], where: str) -> N
         session.exceptions_seen = count
 
 
-async def click_once(session: Session, everyone: list[Session], spot: Spot, k: int, steps: list[tuple],
-                     timeout_s: float) -> dict[str, Any]:  # fmt: skip
+async def click_once(
+    session: Session, everyone: list[Session], spot: Spot, k: int, steps: list[tuple], timeout_s: float
+) -> dict[str, Any]:
     page, n, model = session.page, spot.plot, PAIR_2D[spot.plot]
     with contextlib.suppress(Exception):
         await page.wait_for_function(WS_QUIET, arg=150, polling=50, timeout=15_000)
@@ -303,15 +309,26 @@ async def click_once(session: Session, everyone: list[Session], spot: Spot, k: i
     await page.evaluate("(text) => window.__armImage(text)", f"{model} decodes")
     wall0 = time.perf_counter()
     await page.mouse.click(px, py)
-    result: dict[str, Any] = {"session": session.index, "click": k, "plot": n, "model": model, "kind": spot.kind,
-                              "x": expected[1], "y": expected[2], "hover_confirmed": hovered is not None,
-                              "latency_ms": None, "error": None}  # fmt: skip
+    result: dict[str, Any] = {
+        "session": session.index,
+        "click": k,
+        "plot": n,
+        "model": model,
+        "kind": spot.kind,
+        "x": expected[1],
+        "y": expected[2],
+        "hover_confirmed": hovered is not None,
+        "latency_ms": None,
+        "error": None,
+    }
     try:
-        await page.wait_for_function("() => window.__armed && window.__armed.t1 !== null", polling=20,
-                                     timeout=timeout_s * 1000)  # fmt: skip
+        await page.wait_for_function(
+            "() => window.__armed && window.__armed.t1 !== null", polling=20, timeout=timeout_s * 1000
+        )
     except Exception as exc:  # noqa: BLE001 - recorded, the session goes on
-        result["error"] = f"click {k} ({model}, {spot.kind}): no new decoded image within {timeout_s:.0f} s " \
-                          f"({type(exc).__name__})"  # fmt: skip
+        result["error"] = (
+            f"click {k} ({model}, {spot.kind}): no new decoded image within {timeout_s:.0f} s ({type(exc).__name__})"
+        )
     result["wall_ms"] = (time.perf_counter() - wall0) * 1000
     armed = await page.evaluate(
         "() => { const s = window.__armed; s.stop(); return {t0: s.t0, t1: s.t1, info: s.info}; }"
@@ -323,8 +340,10 @@ async def click_once(session: Session, everyone: list[Session], spot: Spot, k: i
         tol = ROUND if hovered else max(steps[n]) + 0.011
         if decoded is None or not _close((model, *decoded), expected, tol):
             verdict = "no caption" if decoded is None else classify_caption(model, *decoded, session, everyone)
-            result["error"] = (f"click {k} ({model}, {spot.kind}): clicked ({expected[1]:.2f}, {expected[2]:.2f}), "
-                               f"caption shows {decoded} ({verdict})")  # fmt: skip
+            result["error"] = (
+                f"click {k} ({model}, {spot.kind}): clicked ({expected[1]:.2f}, {expected[2]:.2f}), "
+                f"caption shows {decoded} ({verdict})"
+            )
     elif result["error"] is None:
         result["error"] = f"click {k} ({model}): the click was not registered"
     if result["error"]:
@@ -334,8 +353,9 @@ async def click_once(session: Session, everyone: list[Session], spot: Spot, k: i
     return result
 
 
-async def run_session(session: Session, everyone: list[Session], spots: list[Spot], steps: list[tuple],
-                      timeout_s: float, verbose: bool) -> None:  # fmt: skip
+async def run_session(
+    session: Session, everyone: list[Session], spots: list[Spot], steps: list[tuple], timeout_s: float, verbose: bool
+) -> None:
     await session.page.bring_to_front()
     for k, spot in enumerate(spots):
         try:
@@ -345,8 +365,11 @@ async def run_session(session: Session, everyone: list[Session], spots: list[Spo
             break
         if verbose:
             lat = "   n/a" if r["latency_ms"] is None else f"{r['latency_ms']:6.0f}"
-            print(f"  session {session.index} click {k:2d} {r['model']:6s} {r['kind']:5s} {lat} ms"
-                  f"{'  ' + r['error'] if r['error'] else ''}", flush=True)  # fmt: skip
+            print(
+                f"  session {session.index} click {k:2d} {r['model']:6s} {r['kind']:5s} {lat} ms"
+                f"{'  ' + r['error'] if r['error'] else ''}",
+                flush=True,
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,8 +400,11 @@ async def start_training(context, url: str, hidden: str, epochs: int, batch: int
                 raise RuntimeError(f"/train: {label!r} #{i} shows {got!r}, not {value!r}")
     await button.click()
     # Both jobs are on the queue once their progress bars show up.
-    await page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stProgress\"]').length >= 2",
-                                 polling=100, timeout=timeout_s * 1000)  # fmt: skip
+    await page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=\"stProgress\"]').length >= 2",
+        polling=100,
+        timeout=timeout_s * 1000,
+    )
     return page
 
 
@@ -387,8 +413,9 @@ FINISHED = re.compile(r"^(completed|stopped|time_limit|diverged|failed)\b")
 
 async def training_status(page) -> list[str]:
     texts = await page.locator('[data-testid="stAlert"]').all_inner_texts()
-    return [t.strip() for t in texts if FINISHED.match(t.strip())] + \
-        [t.strip() for t in texts if t.strip().startswith("Training ")]  # fmt: skip
+    return [t.strip() for t in texts if FINISHED.match(t.strip())] + [
+        t.strip() for t in texts if t.strip().startswith("Training ")
+    ]
 
 
 async def watch_training(page, started: float, out: dict[str, Any], stop: asyncio.Event, timeout_s: float) -> None:
@@ -448,8 +475,10 @@ async def drive(url: str, cfg: LoadConfig, server_pid: int | None = None) -> dic
                 await ctx.add_init_script(INIT_SCRIPT)
                 contexts.append(ctx)
             t = time.monotonic()
-            loaded = await asyncio.gather(*(open_session(c, url, s, cfg.load_timeout_s)
-                                            for c, s in zip(contexts, sessions)), return_exceptions=True)  # fmt: skip
+            loaded = await asyncio.gather(
+                *(open_session(c, url, s, cfg.load_timeout_s) for c, s in zip(contexts, sessions)),
+                return_exceptions=True,
+            )
             out["sessions_loaded_s"] = time.monotonic() - t
             for s, res in zip(sessions, loaded):
                 if isinstance(res, BaseException):
@@ -469,22 +498,32 @@ async def drive(url: str, cfg: LoadConfig, server_pid: int | None = None) -> dic
                 train_ctx = await browser.new_context(viewport=VIEWPORT)
                 await train_ctx.add_init_script(INIT_SCRIPT)
                 try:
-                    train_page = await start_training(train_ctx, url, cfg.train_hidden, cfg.train_epochs,
-                                                      cfg.train_batch, cfg.load_timeout_s)  # fmt: skip
+                    train_page = await start_training(
+                        train_ctx, url, cfg.train_hidden, cfg.train_epochs, cfg.train_batch, cfg.load_timeout_s
+                    )
                     started = time.monotonic()
-                    out["training"] = {"started": True, "hidden": cfg.train_hidden, "epochs": cfg.train_epochs,
-                                       "batch": cfg.train_batch}  # fmt: skip
-                    watcher = asyncio.create_task(watch_training(train_page, started, out["training"], stop,
-                                                                 cfg.train_timeout_s))  # fmt: skip
+                    out["training"] = {
+                        "started": True,
+                        "hidden": cfg.train_hidden,
+                        "epochs": cfg.train_epochs,
+                        "batch": cfg.train_batch,
+                    }
+                    watcher = asyncio.create_task(
+                        watch_training(train_page, started, out["training"], stop, cfg.train_timeout_s)
+                    )
                 except Exception as exc:  # noqa: BLE001
                     out["training"] = {"started": False, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
             if cfg.verbose:
-                print(f"  {len(live)} sessions loaded in {out['sessions_loaded_s']:.1f} s; training "
-                      f"{'started' if out['training'].get('started') else 'NOT started'}; clicking…", flush=True)  # fmt: skip
+                print(
+                    f"  {len(live)} sessions loaded in {out['sessions_loaded_s']:.1f} s; training "
+                    f"{'started' if out['training'].get('started') else 'NOT started'}; clicking…",
+                    flush=True,
+                )
             t = time.monotonic()
             clicks_started = t
-            await asyncio.gather(*(run_session(s, sessions, plan[s.index], steps, cfg.timeout_s, cfg.verbose)
-                                   for s in live))  # fmt: skip
+            await asyncio.gather(
+                *(run_session(s, sessions, plan[s.index], steps, cfg.timeout_s, cfg.verbose) for s in live)
+            )
             out["clicks_s"] = time.monotonic() - t
             if watcher is not None:
                 finished_before = watcher.done()
@@ -511,8 +550,12 @@ async def drive(url: str, cfg: LoadConfig, server_pid: int | None = None) -> dic
 
 def run_load(cfg: LoadConfig, log_dir: Path) -> dict[str, Any]:
     """Start the server, drive the load, stop the server; returns the raw results."""
-    env = {"VAE_MODELS_DIR": "models", "VAE_CACHE_DIR": str(log_dir / "cache"), "OMP_WAIT_POLICY": "PASSIVE",
-           "VAE_PLANES": "server"}
+    env = {
+        "VAE_MODELS_DIR": "models",
+        "VAE_CACHE_DIR": str(log_dir / "cache"),
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "VAE_PLANES": "server",
+    }
     server = StreamlitServer(REPO_ROOT / "dashboard.py", env, log_dir / "streamlit.log")
     server.start(timeout=60)
     pid = server.proc.pid
@@ -575,8 +618,9 @@ def digest(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sessions", type=int, default=8, help="concurrent explorer sessions (default 8)")
     parser.add_argument("--clicks", type=int, default=20, help="clicks per session (default 20)")
     parser.add_argument("--json", type=Path, help="save every number to this JSON file")
@@ -608,12 +652,24 @@ def click_rows(table: Table, cfg: LoadConfig, raw: dict[str, Any], d: dict[str, 
     table.add("sessions x clicks", f"{cfg.sessions} x {cfg.clicks}")
     table.add("sessions: all /explorer loaded after", f"{raw.get('sessions_loaded_s', math.nan):.1f} s")
     answered = sum(p["images"] for p in d["per_session"])
-    table.add("clicks answered (new image at the clicked spot)", f"{answered}/{d['clicks_planned']}", "all",
-              "PASS" if answered == d["clicks_planned"] else "FAIL")  # fmt: skip
-    table.add("errors (timeouts, wrong captions, page errors, exception boxes)", str(len(d["errors"])), "0",
-              "PASS" if not d["errors"] else "FAIL")  # fmt: skip
-    table.add("sessions showing another session's coordinates", str(len(d["foreign_sessions"])), "0",
-              "PASS" if not d["foreign_sessions"] else "FAIL")  # fmt: skip
+    table.add(
+        "clicks answered (new image at the clicked spot)",
+        f"{answered}/{d['clicks_planned']}",
+        "all",
+        "PASS" if answered == d["clicks_planned"] else "FAIL",
+    )
+    table.add(
+        "errors (timeouts, wrong captions, page errors, exception boxes)",
+        str(len(d["errors"])),
+        "0",
+        "PASS" if not d["errors"] else "FAIL",
+    )
+    table.add(
+        "sessions showing another session's coordinates",
+        str(len(d["foreign_sessions"])),
+        "0",
+        "PASS" if not d["foreign_sessions"] else "FAIL",
+    )
     lat = d["latency_ms"]
     if lat:
         table.add("click -> image: median", f"{lat['median']:.0f} ms")
@@ -636,9 +692,12 @@ def training_rows(table: Table, cfg: LoadConfig, training: dict[str, Any]) -> No
         table.add("training started", f"no: {training.get('error')}", "yes", "FAIL")
     else:
         done = training.get("finished")
-        table.add("training finished (both models)",
-                  f"yes, {training['duration_s']:.1f} s" if done else f"no: {training.get('progress')}", "yes",
-                  "PASS" if done and training.get("ok") else "FAIL")  # fmt: skip
+        table.add(
+            "training finished (both models)",
+            f"yes, {training['duration_s']:.1f} s" if done else f"no: {training.get('progress')}",
+            "yes",
+            "PASS" if done and training.get("ok") else "FAIL",
+        )
         if done:
             table.add("  status", " / ".join(s.split(":")[0].split()[0] for s in training.get("status", [])))
             table.add("  training overlapped the clicks for", f"{max(training.get('overlap_s', 0.0), 0.0):.1f} s")
@@ -650,8 +709,12 @@ def server_rows(table: Table, raw: dict[str, Any], rss_limit_mb: float) -> None:
     table.add("server RSS with all sessions loaded", mb(raw.get("rss_loaded_mb")))
     table.add("server RSS peak (0.5 s samples)", mb(raw.get("rss_peak_mb")))
     after = raw.get("rss_after_mb")
-    table.add("server RSS after the run (sessions closed)", mb(after), f"< {rss_limit_mb:.0f} MB",
-              "PASS" if after is not None and after < rss_limit_mb else "FAIL")  # fmt: skip
+    table.add(
+        "server RSS after the run (sessions closed)",
+        mb(after),
+        f"< {rss_limit_mb:.0f} MB",
+        "PASS" if after is not None and after < rss_limit_mb else "FAIL",
+    )
     table.add("tracebacks in the server log", str(raw.get("server_tracebacks")))
 
 
@@ -661,8 +724,10 @@ def print_sessions(raw: dict[str, Any], d: dict[str, Any]) -> None:
     for p in d["per_session"]:
         med = "n/a" if p["median_ms"] is None else f"{p['median_ms']:.0f} ms"
         load_s = "n/a" if p["load_s"] is None else f"{p['load_s']:.1f} s"
-        print(f"  session {p['session']}: loaded {load_s}, {p['images']}/{p['clicks']} images, median {med}, "
-              f"{p['errors']} errors, {p['foreign']} foreign captions")  # fmt: skip
+        print(
+            f"  session {p['session']}: loaded {load_s}, {p['images']}/{p['clicks']} images, median {med}, "
+            f"{p['errors']} errors, {p['foreign']} foreign captions"
+        )
     for e in d["errors"][:30]:
         print(f"  ERROR {e}")
     for f in d["foreign"][:30]:
@@ -675,12 +740,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     require_chromium()
     require_models(PAIR_2D)
-    cfg = LoadConfig(sessions=args.sessions, clicks=args.clicks, timeout_s=args.timeout, train=not args.no_train,
-                     train_hidden=args.train_hidden, train_epochs=args.train_epochs, train_batch=args.train_batch,
-                     verbose=not args.quiet)  # fmt: skip
-    print(f"Load: {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, load {load_text()}; "
-          f"{cfg.sessions} sessions x {cfg.clicks} clicks, training "
-          f"{'off' if not cfg.train else f'hidden {cfg.train_hidden}, {cfg.train_epochs} epochs'}", flush=True)  # fmt: skip
+    cfg = LoadConfig(
+        sessions=args.sessions,
+        clicks=args.clicks,
+        timeout_s=args.timeout,
+        train=not args.no_train,
+        train_hidden=args.train_hidden,
+        train_epochs=args.train_epochs,
+        train_batch=args.train_batch,
+        verbose=not args.quiet,
+    )
+    print(
+        f"Load: {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, load {load_text()}; "
+        f"{cfg.sessions} sessions x {cfg.clicks} clicks, training "
+        f"{'off' if not cfg.train else f'hidden {cfg.train_hidden}, {cfg.train_epochs} epochs'}",
+        flush=True,
+    )
     tmp = Path(tempfile.mkdtemp(prefix="load-"))
     t0 = time.monotonic()
     try:

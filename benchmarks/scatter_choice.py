@@ -39,10 +39,22 @@ from benchmarks._browser import free_port, launch_chromium
 from benchmarks._report import percentile
 
 PACKAGES = {  # npm spec -> (tarball SHA-256, {member in the tarball: file name served})
-    "regl-scatterplot@1.16.0": ("602fc3a5f4eb6df3e2e7386d4c0ffbc2d8e0a1f81bde1d71bdf539a3b7c92f32", {"package/dist/regl-scatterplot.min.js": "regl-scatterplot.min.js"}),
-    "regl@2.1.1": ("cff2389d59585bf3635302712ead044d989253a3d64c7415a5e7fdea43abc634", {"package/dist/regl.min.js": "regl.min.js"}),
-    "pub-sub-es@3.0.0": ("dfcd95c989d59f5f356603cd1ad1b0ac851d80d031301ed0798e70628352b490", {"package/dist/index.js": "pub-sub-es.js"}),
-    "plotly.js-dist-min@4.1.2": ("4d4a67f627e33fa3b5296134210d5ba51e5312d7d287436fcc29eb533018e1b8", {"package/plotly.min.js": "plotly.min.js"}),
+    "regl-scatterplot@1.16.0": (
+        "602fc3a5f4eb6df3e2e7386d4c0ffbc2d8e0a1f81bde1d71bdf539a3b7c92f32",
+        {"package/dist/regl-scatterplot.min.js": "regl-scatterplot.min.js"},
+    ),
+    "regl@2.1.1": (
+        "cff2389d59585bf3635302712ead044d989253a3d64c7415a5e7fdea43abc634",
+        {"package/dist/regl.min.js": "regl.min.js"},
+    ),
+    "pub-sub-es@3.0.0": (
+        "dfcd95c989d59f5f356603cd1ad1b0ac851d80d031301ed0798e70628352b490",
+        {"package/dist/index.js": "pub-sub-es.js"},
+    ),
+    "plotly.js-dist-min@4.1.2": (
+        "4d4a67f627e33fa3b5296134210d5ba51e5312d7d287436fcc29eb533018e1b8",
+        {"package/plotly.min.js": "plotly.min.js"},
+    ),
 }
 N, SIZE, MOVES = 70_000, 700, 100
 
@@ -139,7 +151,7 @@ def main() -> int:
         for spec in PACKAGES:
             fetch(spec, root)
         shutil.copytree(REPO_ROOT / "static" / "lib", root / "lib")
-        for i, (name, body) in enumerate(PAGES.items()):
+        for i, body in enumerate(PAGES.values()):
             (root / f"page{i}.html").write_text(f"<!doctype html><html><body style='margin:0'>{body}</body></html>")
 
         class Quiet(http.server.SimpleHTTPRequestHandler):

@@ -86,13 +86,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         seconds: dict[str, list[float]] = {"with": [], "without": []}
         recorded: list[tuple[float, float, int]] = []  # (record seconds, training seconds, frames) per run
         for r in range(args.repeats):
-            for way in (("with", "without") if r % 2 == 0 else ("without", "with")):
+            for way in ("with", "without") if r % 2 == 0 else ("without", "with"):
                 gc.collect()
                 started = time.perf_counter()
                 result = train(
-                    config, train_images, test_images, settings, train_labels=train_labels, test_labels=test_labels,
+                    config,
+                    train_images,
+                    test_images,
+                    settings,
+                    train_labels=train_labels,
+                    test_labels=test_labels,
                     timeline=TimelineSettings() if way == "with" else None,
-                )  # fmt: skip
+                )
                 elapsed = time.perf_counter() - started
                 if result.status != "completed":
                     raise RuntimeError(f"{kind} {way}: training ended {result.status!r}: {result.message}")
@@ -101,42 +106,72 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if result.timeline is not None:
                     train_seconds = sum(record.seconds for record in result.history)
                     recorded.append((result.timeline.record_seconds, train_seconds, result.timeline.frames))
-                    line += (f"  ({result.timeline.frames} frames, recording {result.timeline.record_seconds:.2f} s "
-                             f"= {result.timeline.record_seconds / train_seconds:.1%} of the training)")  # fmt: skip
+                    line += (
+                        f"  ({result.timeline.frames} frames, recording {result.timeline.record_seconds:.2f} s "
+                        f"= {result.timeline.record_seconds / train_seconds:.1%} of the training)"
+                    )
                 print(line, flush=True)
         ratio = min(seconds["with"]) / min(seconds["without"])
         record_s, train_s, frames = min(recorded, key=lambda item: item[0] / item[1])
         # One frame's cost in batches of training, from the quieter of the recorded runs.
         frame_in_batches = (record_s / frames) / (train_s / (args.epochs * batches_per_epoch))
         projected = {
-            e: len(recording_steps(batches_per_epoch, e)) * frame_in_batches / (e * batches_per_epoch) for e in (1, 3, 10, 30)
+            e: len(recording_steps(batches_per_epoch, e)) * frame_in_batches / (e * batches_per_epoch)
+            for e in (1, 3, 10, 30)
         }
         results[kind] = {
-            "seconds": seconds, "ratio_of_fastest": ratio, "record_seconds": record_s, "train_seconds": train_s,
-            "frames": frames, "own_clock_share": record_s / train_s, "frame_in_batches": frame_in_batches,
-            "projected_share_by_epochs": projected, "status": "PASS" if ratio <= TARGET else "FAIL",
-        }  # fmt: skip
+            "seconds": seconds,
+            "ratio_of_fastest": ratio,
+            "record_seconds": record_s,
+            "train_seconds": train_s,
+            "frames": frames,
+            "own_clock_share": record_s / train_s,
+            "frame_in_batches": frame_in_batches,
+            "projected_share_by_epochs": projected,
+            "status": "PASS" if ratio <= TARGET else "FAIL",
+        }
 
     print()
-    print(f"{'kind':<5}{'without s':>11}{'with s':>9}{'with/without':>14}{'recorder clock':>16}{'frame = batches':>17}{'':>6}")
+    print(
+        f"{'kind':<5}{'without s':>11}{'with s':>9}{'with/without':>14}{'recorder clock':>16}{'frame = batches':>17}{'':>6}"
+    )
     for kind, r in results.items():
-        print(f"{kind:<5}{min(r['seconds']['without']):>11.1f}{min(r['seconds']['with']):>9.1f}{r['ratio_of_fastest']:>14.3f}"
-              f"{r['own_clock_share']:>16.1%}{r['frame_in_batches']:>17.1f}{r['status']:>6}")  # fmt: skip
+        print(
+            f"{kind:<5}{min(r['seconds']['without']):>11.1f}{min(r['seconds']['with']):>9.1f}{r['ratio_of_fastest']:>14.3f}"
+            f"{r['own_clock_share']:>16.1%}{r['frame_in_batches']:>17.1f}{r['status']:>6}"
+        )
     print()
     print("projected share of the training time, from one frame's cost and the schedule's frame count:")
     for kind, r in results.items():
-        parts = ", ".join(f"{e} epochs ({len(recording_steps(batches_per_epoch, e))} frames) {share:.1%}"
-                          for e, share in r["projected_share_by_epochs"].items())  # fmt: skip
+        parts = ", ".join(
+            f"{e} epochs ({len(recording_steps(batches_per_epoch, e))} frames) {share:.1%}"
+            for e, share in r["projected_share_by_epochs"].items()
+        )
         print(f"  {kind}: {parts}")
     failed = [kind for kind, r in results.items() if r["status"] == "FAIL"]
     print()
-    print(("FAIL: " + ", ".join(failed) + f" above {TARGET:g}x") if failed else f"PASS: with / without <= {TARGET:g} for every kind")
+    print(
+        ("FAIL: " + ", ".join(failed) + f" above {TARGET:g}x")
+        if failed
+        else f"PASS: with / without <= {TARGET:g} for every kind"
+    )
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"benchmark": "timeline_overhead", "epochs": args.epochs, "repeats": args.repeats,
-                                    "batch_size": BATCH_SIZE, "torch": torch.__version__, "results": results},
-                                   indent=2) + "\n")  # fmt: skip
+        path.write_text(
+            json.dumps(
+                {
+                    "benchmark": "timeline_overhead",
+                    "epochs": args.epochs,
+                    "repeats": args.repeats,
+                    "batch_size": BATCH_SIZE,
+                    "torch": torch.__version__,
+                    "results": results,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         print(f"wrote {path}")
     return 1 if failed and args.strict else 0
 

@@ -29,8 +29,9 @@ def require_browser() -> None:
 
 
 @contextmanager
-def streamlit_server(script: Path, env: dict[str, str] | None = None, log: Path | None = None,
-                     timeout: float = 60) -> Iterator[str]:
+def streamlit_server(
+    script: Path, env: dict[str, str] | None = None, log: Path | None = None, timeout: float = 60
+) -> Iterator[str]:
     """Run ``streamlit run script`` on a free localhost port; yields its URL, stops it afterwards."""
     server = StreamlitServer(script, env, log)
     try:

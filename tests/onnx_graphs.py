@@ -35,8 +35,14 @@ def weights(*shape: int, seed: int = 0, scale: float = 0.1) -> np.ndarray:
     return (np.random.default_rng(SEED + seed).normal(size=shape) * scale).astype(np.float32)
 
 
-def model_of(nodes: list, inputs: list, outputs: list, initializers: Sequence = (), opset: int = OPSET,
-             extra_opsets: Sequence[tuple[str, int]] = ()) -> onnx.ModelProto:
+def model_of(
+    nodes: list,
+    inputs: list,
+    outputs: list,
+    initializers: Sequence = (),
+    opset: int = OPSET,
+    extra_opsets: Sequence[tuple[str, int]] = (),
+) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "test", inputs, outputs, list(initializers))
     opsets = [helper.make_opsetid("", opset), *(helper.make_opsetid(d, v) for d, v in extra_opsets)]
     return helper.make_model(graph, opset_imports=opsets, producer_name="tests")
@@ -58,9 +64,16 @@ def sigmoid(h: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-h.astype(np.float64)))
 
 
-def mlp_encoder(input_dims: Sequence[Dim] = ("B", 784), latent: int = 2, outputs: Sequence[str] = ("mean",),
-                hidden: int = 16, input_name: str = "pixels", sample: bool = False, nhwc_only: bool = False,
-                input_type: int = TensorProto.FLOAT) -> Graph:
+def mlp_encoder(
+    input_dims: Sequence[Dim] = ("B", 784),
+    latent: int = 2,
+    outputs: Sequence[str] = ("mean",),
+    hidden: int = 16,
+    input_name: str = "pixels",
+    sample: bool = False,
+    nhwc_only: bool = False,
+    input_type: int = TensorProto.FLOAT,
+) -> Graph:
     """Flatten -> Gemm -> Relu -> one Gemm head per output (mean, log-variance, ...), each ``[B, latent]``.
 
     ``sample`` adds a third output, a draw ``mean + exp(logvar / 2) * eps`` made with RandomNormalLike, as the
@@ -68,8 +81,9 @@ def mlp_encoder(input_dims: Sequence[Dim] = ("B", 784), latent: int = 2, outputs
     only an NHWC image ``[B, 28, 28, 1]`` has of size 1.
     """
     w1, b1 = weights(784, hidden, seed=1), weights(hidden, seed=2)
-    heads = [(weights(hidden, latent, seed=10 + i, scale=0.5), weights(latent, seed=20 + i))
-             for i in range(len(outputs))]  # fmt: skip
+    heads = [
+        (weights(hidden, latent, seed=10 + i, scale=0.5), weights(latent, seed=20 + i)) for i in range(len(outputs))
+    ]
     init = [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(b1, "b1")]
     source = input_name
     nodes = []
@@ -77,23 +91,30 @@ def mlp_encoder(input_dims: Sequence[Dim] = ("B", 784), latent: int = 2, outputs
         nodes.append(helper.make_node("Cast", [input_name], ["as_float"], to=TensorProto.FLOAT))
         source = "as_float"
     if nhwc_only:
-        nodes += [constant("channel_axis", np.array([3], dtype=np.int64)),
-                  helper.make_node("Squeeze", [source, "channel_axis"], ["squeezed"])]  # fmt: skip
+        nodes += [
+            constant("channel_axis", np.array([3], dtype=np.int64)),
+            helper.make_node("Squeeze", [source, "channel_axis"], ["squeezed"]),
+        ]
         source = "squeezed"
-    nodes += [constant("flat_shape", np.array([-1, 784], dtype=np.int64)),
-             helper.make_node("Reshape", [source, "flat_shape"], ["flat"]),
-             helper.make_node("Gemm", ["flat", "w1", "b1"], ["h1"]), helper.make_node("Relu", ["h1"], ["h"])]
+    nodes += [
+        constant("flat_shape", np.array([-1, 784], dtype=np.int64)),
+        helper.make_node("Reshape", [source, "flat_shape"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "w1", "b1"], ["h1"]),
+        helper.make_node("Relu", ["h1"], ["h"]),
+    ]
     for i, (name, (w, b)) in enumerate(zip(outputs, heads)):
         init += [numpy_helper.from_array(w, f"w_{i}"), numpy_helper.from_array(b, f"b_{i}")]
         nodes.append(helper.make_node("Gemm", ["h", f"w_{i}", f"b_{i}"], [name]))
     graph_outputs = [value(name, ("B", latent)) for name in outputs]
     if sample:
-        nodes += [helper.make_node("RandomNormalLike", [outputs[0]], ["eps"]),
-                  constant("half", np.array(0.5, dtype=np.float32)),
-                  helper.make_node("Mul", [outputs[1], "half"], ["half_logvar"]),
-                  helper.make_node("Exp", ["half_logvar"], ["sigma"]),
-                  helper.make_node("Mul", ["sigma", "eps"], ["noise"]),
-                  helper.make_node("Add", [outputs[0], "noise"], ["z"])]  # fmt: skip
+        nodes += [
+            helper.make_node("RandomNormalLike", [outputs[0]], ["eps"]),
+            constant("half", np.array(0.5, dtype=np.float32)),
+            helper.make_node("Mul", [outputs[1], "half"], ["half_logvar"]),
+            helper.make_node("Exp", ["half_logvar"], ["sigma"]),
+            helper.make_node("Mul", ["sigma", "eps"], ["noise"]),
+            helper.make_node("Add", [outputs[0], "noise"], ["z"]),
+        ]
         graph_outputs.append(value("z", ("B", latent)))
 
     def reference(x: np.ndarray) -> list[np.ndarray]:
@@ -103,21 +124,32 @@ def mlp_encoder(input_dims: Sequence[Dim] = ("B", 784), latent: int = 2, outputs
     return Graph(model_of(nodes, [value(input_name, input_dims, input_type)], graph_outputs, init), reference)
 
 
-def mlp_decoder(latent: int = 2, output_dims: Sequence[int] = (784,), final: str | None = "Sigmoid",
-                hidden: int = 16, input_name: str = "code", output_name: str = "pixels",
-                input_dims: Sequence[Dim] | None = None) -> Graph:
+def mlp_decoder(
+    latent: int = 2,
+    output_dims: Sequence[int] = (784,),
+    final: str | None = "Sigmoid",
+    hidden: int = 16,
+    input_name: str = "code",
+    output_name: str = "pixels",
+    input_dims: Sequence[Dim] | None = None,
+) -> Graph:
     """Gemm -> Relu -> Gemm -> ``final`` (Sigmoid, or None for logits) -> Reshape to ``[B, *output_dims]``."""
     w1, b1 = weights(latent, hidden, seed=3, scale=0.5), weights(hidden, seed=4)
     w2, b2 = weights(hidden, 784, seed=5, scale=0.5), weights(784, seed=6)
     init = [numpy_helper.from_array(a, n) for a, n in ((w1, "dw1"), (b1, "db1"), (w2, "dw2"), (b2, "db2"))]
-    nodes = [helper.make_node("Gemm", [input_name, "dw1", "db1"], ["g1"]), helper.make_node("Relu", ["g1"], ["g"]),
-             helper.make_node("Gemm", ["g", "dw2", "db2"], ["raw"])]  # fmt: skip
+    nodes = [
+        helper.make_node("Gemm", [input_name, "dw1", "db1"], ["g1"]),
+        helper.make_node("Relu", ["g1"], ["g"]),
+        helper.make_node("Gemm", ["g", "dw2", "db2"], ["raw"]),
+    ]
     last = "raw"
     if final:
         nodes.append(helper.make_node(final, ["raw"], ["squashed"]))
         last = "squashed"
-    nodes += [constant("out_shape", np.array([-1, *output_dims], dtype=np.int64)),
-              helper.make_node("Reshape", [last, "out_shape"], [output_name])]  # fmt: skip
+    nodes += [
+        constant("out_shape", np.array([-1, *output_dims], dtype=np.int64)),
+        helper.make_node("Reshape", [last, "out_shape"], [output_name]),
+    ]
 
     def reference(z: np.ndarray) -> list[np.ndarray]:
         raw = relu(z @ w1 + b1) @ w2 + b2
@@ -135,15 +167,22 @@ def slow_decoder(latent: int = 2, iterations: int = 1000) -> Graph:
     w0 = weights(latent, 784, seed=7)
     w = weights(784, 784, seed=8, scale=0.01)
     body = helper.make_graph(
-        [helper.make_node("MatMul", ["h_in", "w"], ["product"]), helper.make_node("Tanh", ["product"], ["h_out"]),
-         helper.make_node("Identity", ["condition_in"], ["condition_out"])],
-        "body", [value("i", [], TensorProto.INT64), value("condition_in", [], TensorProto.BOOL), value("h_in", None)],
+        [
+            helper.make_node("MatMul", ["h_in", "w"], ["product"]),
+            helper.make_node("Tanh", ["product"], ["h_out"]),
+            helper.make_node("Identity", ["condition_in"], ["condition_out"]),
+        ],
+        "body",
+        [value("i", [], TensorProto.INT64), value("condition_in", [], TensorProto.BOOL), value("h_in", None)],
         [value("condition_out", [], TensorProto.BOOL), value("h_out", None)],
-    )  # fmt: skip
-    nodes = [helper.make_node("MatMul", ["z", "w0"], ["h0"]),
-             constant("trips", np.array(iterations, dtype=np.int64)), constant("go", np.array(True)),
-             helper.make_node("Loop", ["trips", "go", "h0"], ["h_last"], body=body),
-             helper.make_node("Sigmoid", ["h_last"], ["image"])]  # fmt: skip
+    )
+    nodes = [
+        helper.make_node("MatMul", ["z", "w0"], ["h0"]),
+        constant("trips", np.array(iterations, dtype=np.int64)),
+        constant("go", np.array(True)),
+        helper.make_node("Loop", ["trips", "go", "h0"], ["h_last"], body=body),
+        helper.make_node("Sigmoid", ["h_last"], ["image"]),
+    ]
     init = [numpy_helper.from_array(w0, "w0"), numpy_helper.from_array(w, "w")]
 
     def reference(z: np.ndarray) -> list[np.ndarray]:

@@ -73,7 +73,9 @@ def test_click_anywhere_decodes_and_a_point_links_both_planes(server) -> None:
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1300})
             page.goto(f"{server}/explorer")
-            page.wait_for_function("document.querySelectorAll('.js-plotly-plot .nsewdrag').length >= 2", timeout=120_000)
+            page.wait_for_function(
+                "document.querySelectorAll('.js-plotly-plot .nsewdrag').length >= 2", timeout=120_000
+            )
             page.wait_for_function(
                 "[...document.querySelectorAll('.js-plotly-plot')].filter(gd => gd._fullLayout).length >= 2"
             )
@@ -98,7 +100,8 @@ def test_click_anywhere_decodes_and_a_point_links_both_planes(server) -> None:
                     return !!(gd && gd._fullData) && gd._fullData.some(
                         t => t.name === label || (t.text && String(t.text).includes(label)));
                 }""",
-                arg=f"#{plane['index']}", timeout=30_000,
+                arg=f"#{plane['index']}",
+                timeout=30_000,
             )
             page.wait_for_timeout(500)
             page.screenshot(path=str(OUTPUT / "explorer-server.png"), full_page=True)

@@ -17,8 +17,8 @@ from PIL import Image
 from tests.browser import launch_chromium, shipped_dashboard
 from tests.conftest import REPO
 from vae.data import load_mnist
-from vae.metrics import embed_images
 from vae.images import to_uint8_image
+from vae.metrics import embed_images
 from vae.store import load_model
 
 OUTPUT = REPO / "test-output"
@@ -138,7 +138,7 @@ def test_hovering_a_point_shows_its_image_both_reconstructions_and_its_place_in_
     ring = explorer.page.locator("[data-testid=plane-right] canvas.plane-hover").evaluate(
         "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
         " let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"
-    )  # fmt: skip
+    )
     assert ring > 20
 
 
@@ -207,8 +207,13 @@ def test_the_interpolation_strip_scrubs_in_the_page(explorer) -> None:
 def test_both_planes_and_digits_fit_a_1600_by_1000_window(explorer) -> None:
     explorer.hover("left", *explorer.probe("point", "left", 3))
     explorer.wait_caption("right", "reconstructs #3")
-    for selector in ("[data-testid=plane-left]", "[data-testid=plane-right]", "canvas[data-testid=decoded-left]",
-                     "canvas[data-testid=decoded-right]", "canvas[data-testid=original-left]"):  # fmt: skip
+    for selector in (
+        "[data-testid=plane-left]",
+        "[data-testid=plane-right]",
+        "canvas[data-testid=decoded-left]",
+        "canvas[data-testid=decoded-right]",
+        "canvas[data-testid=original-left]",
+    ):
         box = explorer.page.locator(selector).bounding_box()
         assert box and box["y"] >= 0 and box["y"] + box["height"] <= VIEWPORT["height"], selector
         assert box["x"] >= 0 and box["x"] + box["width"] <= VIEWPORT["width"], selector
@@ -289,8 +294,9 @@ def test_the_umap_trained_model_explores_beside_the_vae(explorer) -> None:
     model, stored = load_model(REPO / "models" / "umap-ae-2d")
     assert stored.config.decoupled
     images, _ = load_mnist("test", REPO / "data")
-    np.testing.assert_allclose(explorer.probe("point", "left", 9), embed_images(model, images[9:10]).numpy()[0],
-                               atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        explorer.probe("point", "left", 9), embed_images(model, images[9:10]).numpy()[0], atol=1e-5
+    )
     x, y = explorer.probe("empty", "left", 0.3, 0.3)
     explorer.hover("left", x, y)
     explorer.wait_caption("left", f"decodes ({x:.2f}, {y:.2f})")

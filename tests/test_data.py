@@ -74,8 +74,11 @@ def place(root: Path, files: dict[str, bytes]) -> Path:
 
 def leftovers(root: Path) -> list[str]:
     """Anything under the data dir other than the final raw files (temp files, scratch dirs)."""
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                  if p.name.startswith(".") or ".fetch-" in str(p) or p.suffix in (".part", ".tmp"))
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.name.startswith(".") or ".fetch-" in str(p) or p.suffix in (".part", ".tmp")
+    )
 
 
 class FakeSource:
@@ -181,8 +184,11 @@ def test_partial_write_leaves_no_final_file_and_no_temp_files(tmp_path, fake):
 
 def test_progress_reports_bytes(tmp_path, fake):
     events = []
-    data.ensure_mnist(tmp_path, sources=[FakeSource("good", files=fake)],
-                      progress=lambda stage, done, total: events.append((stage, done, total)))
+    data.ensure_mnist(
+        tmp_path,
+        sources=[FakeSource("good", files=fake)],
+        progress=lambda stage, done, total: events.append((stage, done, total)),
+    )
     final = {stage: (done, total) for stage, done, total in events}
     assert final["good: train-images-idx3-ubyte"] == (len(fake["train-images-idx3-ubyte"]),) * 2
 
@@ -227,6 +233,7 @@ def test_torchvision_failure_restores_timeout_and_is_reported(tmp_path, fake, mo
 
 def make_tgz(path: Path, files: dict[str, bytes], symlink: tuple[str, str] | None = None) -> Path:
     with tarfile.open(path, "w:gz") as tar:
+
         def add(member_name: str, blob: bytes) -> None:
             info = tarfile.TarInfo(member_name)
             info.size = len(blob)
@@ -336,8 +343,14 @@ def test_dataset_sha256_is_hash_of_pinned_hashes(tmp_path, fake):
 
 def test_import_has_no_side_effects(tmp_path):
     code = "import sys, vae.data; print('torchvision' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(REPO)}, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=True,
+    ).stdout
     assert out.strip() == "False" and list(tmp_path.iterdir()) == []
 
 
@@ -355,8 +368,7 @@ def test_real_mnist_if_present():
         assert int(labels.min()) == 0 and int(labels.max()) == 9
         counts = torch.bincount(labels, minlength=10)
         assert counts.sum() == n and bool((counts > n // 20).all())  # every digit well represented
-    assert data.dataset_sha256(root) == sha(
-        "".join(f"{data.MNIST_SHA256[n]}  {n}\n" for n in sorted(NAMES)).encode())
+    assert data.dataset_sha256(root) == sha("".join(f"{data.MNIST_SHA256[n]}  {n}\n" for n in sorted(NAMES)).encode())
 
 
 # --- CLI ----------------------------------------------------------------------------------
@@ -456,8 +468,11 @@ def test_missing_debian_package_names_the_source_and_the_fix(tmp_path) -> None:
 
 
 def test_unknown_dataset_names_are_refused(tmp_path) -> None:
-    for call in (lambda: data.load_dataset("cifar", "test", tmp_path), lambda: data.ensure_dataset("cifar", tmp_path),
-                 lambda: data.class_names("cifar")):  # fmt: skip
+    for call in (
+        lambda: data.load_dataset("cifar", "test", tmp_path),
+        lambda: data.ensure_dataset("cifar", tmp_path),
+        lambda: data.class_names("cifar"),
+    ):
         with pytest.raises(ValueError, match="dataset must be one of"):
             call()
 

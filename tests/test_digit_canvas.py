@@ -28,8 +28,14 @@ def test_the_canvas_data_url_becomes_png_bytes_or_nothing() -> None:
     png = drawn_one()
     url = "data:image/png;base64," + base64.b64encode(png).decode()
     assert canvas.png_from_data_url(url) == png
-    for bad in (None, 42, "", "data:image/jpeg;base64,AAAA", "data:image/png;base64,@@not-base64@@",
-                "data:image/png;base64," + "A" * canvas.MAX_DATA_URL):  # fmt: skip
+    for bad in (
+        None,
+        42,
+        "",
+        "data:image/jpeg;base64,AAAA",
+        "data:image/png;base64,@@not-base64@@",
+        "data:image/png;base64," + "A" * canvas.MAX_DATA_URL,
+    ):
         assert canvas.png_from_data_url(bad) is None
 
 
@@ -141,7 +147,9 @@ def test_drawing_moves_both_markers_live_in_chromium(tmp_path) -> None:
                 redrawn = tab.locator("canvas[data-testid=redrawn-right]").evaluate("c => c.toDataURL()")
                 return json.loads(marks), redrawn, len(sent)
 
-            (first, redrawn_first, sent_first), (second, redrawn_second, sent_second) = stroke(tab, box, SEVEN, checkpoint)
+            (first, redrawn_first, sent_first), (second, redrawn_second, sent_second) = stroke(
+                tab, box, SEVEN, checkpoint
+            )
             assert sent_first == sent_second == before  # the markers moved with no message to the server
             for side in ("left", "right"):
                 assert first[side] != second[side]  # both markers moved during the stroke

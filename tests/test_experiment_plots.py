@@ -33,9 +33,9 @@ def test_maps_grid_draws_one_panel_per_map_with_shared_class_legend() -> None:
 
 
 def test_metric_curves_draw_a_line_per_family_and_leave_gaps() -> None:
-    rows = [
-        {"family": "PCA", "latent_dim": d, "mse": 0.1 / d, "kl": math.nan} for d in (2, 4, 8)
-    ] + [{"family": "VAE", "latent_dim": d, "mse": 0.08 / d, "kl": 5.0 * d} for d in (8, 2, 4)]
+    rows = [{"family": "PCA", "latent_dim": d, "mse": 0.1 / d, "kl": math.nan} for d in (2, 4, 8)] + [
+        {"family": "VAE", "latent_dim": d, "mse": 0.08 / d, "kl": 5.0 * d} for d in (8, 2, 4)
+    ]
     fig = metric_curves(rows, "latent_dim", {"mse": "MSE", "kl": "KL"}, log_x=True)
     assert [a.text for a in fig.layout.annotations] == ["MSE", "KL"]
     by_panel = {(t.name, t.xaxis) for t in fig.data}
@@ -74,8 +74,10 @@ def test_filter_mosaic_tiles_each_filter_scaled_with_gaps() -> None:
 def test_tradeoff_scatter_places_models_papers_and_targets() -> None:
     from vae.plots.studies import FAMILY_COLORS, tradeoff_scatter
 
-    rows = [{"family": "AE", "test_mse_per_pixel": 0.04, "knn5_accuracy": 0.8},
-            {"family": "broken", "test_mse_per_pixel": math.nan, "knn5_accuracy": 0.5}]  # fmt: skip
+    rows = [
+        {"family": "AE", "test_mse_per_pixel": 0.04, "knn5_accuracy": 0.8},
+        {"family": "broken", "test_mse_per_pixel": math.nan, "knn5_accuracy": 0.5},
+    ]
     fig = tradeoff_scatter(rows, references={"joint": (0.95, 0.036)}, targets=(0.955, 0.036))
     assert [t.name for t in fig.data] == ["AE", "paper: joint"]  # a non-finite model is left out
     assert (fig.data[0].x[0], fig.data[0].y[0]) == (0.04, 0.8) and (fig.data[1].x[0], fig.data[1].y[0]) == (0.036, 0.95)

@@ -3,8 +3,8 @@ model's two files, load back, and never follow a symlink."""
 
 from __future__ import annotations
 
-import json
 import io
+import json
 import os
 import zipfile
 from pathlib import Path

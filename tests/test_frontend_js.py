@@ -31,12 +31,19 @@ def b64(array: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(array, dtype=np.uint8).tobytes()).decode()
 
 
-def view_fixture(view, codes: np.ndarray, points: np.ndarray, queries: np.ndarray, spec: dict, inverse, transform) -> dict:
+def view_fixture(
+    view, codes: np.ndarray, points: np.ndarray, queries: np.ndarray, spec: dict, inverse, transform
+) -> dict:
     return {
-        "spec": spec, "dim": int(codes.shape[1]), "embedding": view.embedding_.tolist(), "codes": codes.tolist(),
-        "points": points.tolist(), "inverse": inverse(points).tolist(),
-        "queries": queries.tolist(), "transform": transform(queries).tolist(),
-    }  # fmt: skip
+        "spec": spec,
+        "dim": int(codes.shape[1]),
+        "embedding": view.embedding_.tolist(),
+        "codes": codes.tolist(),
+        "points": points.tolist(),
+        "inverse": inverse(points).tolist(),
+        "queries": queries.tolist(),
+        "transform": transform(queries).tolist(),
+    }
 
 
 def views() -> dict:
@@ -49,10 +56,13 @@ def views() -> dict:
     # Each spec is the one the page is sent (app.web_planes.view_spec).
     for name, view in (("pca", pca), ("identity", identity)):
         points = np.concatenate([rng.normal(size=(20, 2)) * 3, far, view.embedding_[[3, 77]]]).astype(np.float32)
-        out[name] = view_fixture(view, codes, points, codes[:15] + 0.1, view_spec(view), view.inverse_transform,
-                                 view.transform)  # fmt: skip
+        out[name] = view_fixture(
+            view, codes, points, codes[:15] + 0.1, view_spec(view), view.inverse_transform, view.transform
+        )
     # A non-linear layout (as UMAP's): the page has only its points, and maps both ways through neighbours.
-    embedding = np.stack([np.sin(codes[:, 0]) * 5 + codes[:, 1], codes[:, 2] ** 2 - codes[:, 3]], axis=1).astype(np.float32)
+    embedding = np.stack([np.sin(codes[:, 0]) * 5 + codes[:, 1], codes[:, 2] ** 2 - codes[:, 3]], axis=1).astype(
+        np.float32
+    )
 
     class Layout:
         name = "umap"
@@ -76,8 +86,14 @@ def points_pack() -> dict:
     n, d = 7, 3
     embedding, codes = rng.normal(size=(n, 2)).astype(np.float32), rng.normal(size=(n, d)).astype(np.float32)
     labels = rng.integers(0, 10, size=n).astype(np.uint8)
-    return {"count": n, "dim": d, "pack": b64(np.frombuffer(pack_points(embedding, codes, labels), np.uint8)),
-            "embedding": embedding.ravel().tolist(), "codes": codes.ravel().tolist(), "labels": labels.tolist()}  # fmt: skip
+    return {
+        "count": n,
+        "dim": d,
+        "pack": b64(np.frombuffer(pack_points(embedding, codes, labels), np.uint8)),
+        "embedding": embedding.ravel().tolist(),
+        "codes": codes.ravel().tolist(),
+        "labels": labels.tolist(),
+    }
 
 
 def byte_cases() -> dict:
@@ -89,13 +105,23 @@ def byte_cases() -> dict:
 def lanczos_cases() -> list[dict]:
     rng = np.random.default_rng(SEED + 1)
     cases = []
-    for (w, h), (ow, oh) in [((37, 53), (14, 20)), ((200, 90), (20, 9)), ((5, 3), (20, 12)), ((64, 64), (20, 20)),
-                              ((20, 33), (12, 20)), ((1, 40), (1, 20)), ((33, 203), (3, 20)), ((90, 200), (9, 20)),
-                              ((21, 100), (4, 20)), ((40, 1), (20, 1))]:  # fmt: skip
+    for (w, h), (ow, oh) in [
+        ((37, 53), (14, 20)),
+        ((200, 90), (20, 9)),
+        ((5, 3), (20, 12)),
+        ((64, 64), (20, 20)),
+        ((20, 33), (12, 20)),
+        ((1, 40), (1, 20)),
+        ((33, 203), (3, 20)),
+        ((90, 200), (9, 20)),
+        ((21, 100), (4, 20)),
+        ((40, 1), (20, 1)),
+    ]:
         pixels = (rng.random((h, w)) ** 3 * 255).astype(np.uint8)
         resized = np.asarray(Image.fromarray(pixels).resize((ow, oh), Image.LANCZOS))
-        cases.append({"width": w, "height": h, "out_width": ow, "out_height": oh, "input": b64(pixels),
-                      "output": b64(resized)})  # fmt: skip
+        cases.append(
+            {"width": w, "height": h, "out_width": ow, "out_height": oh, "input": b64(pixels), "output": b64(resized)}
+        )
     return cases
 
 
@@ -128,7 +154,9 @@ def mnist_cases() -> list[dict]:
         except ValueError:
             expected = None
         rgba = np.asarray(image.convert("RGBA"))
-        cases.append({"name": name, "width": image.width, "height": image.height, "rgba": b64(rgba), "expected": expected})
+        cases.append(
+            {"name": name, "width": image.width, "height": image.height, "rgba": b64(rgba), "expected": expected}
+        )
     return cases
 
 
@@ -139,15 +167,27 @@ def test_the_page_modules_compute_what_the_server_computes(tmp_path) -> None:
             pytest.fail("REQUIRE_BROWSER=1 but node is missing: the page's modules cannot be tested")
         pytest.skip("no node on PATH")
     fixtures = tmp_path / "fixtures.json"
-    fixtures.write_text(json.dumps({"views": views(), "bytes": byte_cases(), "lanczos": lanczos_cases(),
-                                    "mnist": mnist_cases(), "points": points_pack()}))  # fmt: skip
+    fixtures.write_text(
+        json.dumps(
+            {
+                "views": views(),
+                "bytes": byte_cases(),
+                "lanczos": lanczos_cases(),
+                "mnist": mnist_cases(),
+                "points": points_pack(),
+            }
+        )
+    )
     # The timeline player's helpers need no fixtures: tests/test_timeline_js.py runs them.
     tests = sorted(str(p) for p in (REPO / "static" / "tests").glob("*.test.js") if "timeline" not in p.name)
     assert len(tests) >= 2
     proc = subprocess.run(
-        [node, "--test", *tests], capture_output=True, text=True, timeout=120,
+        [node, "--test", *tests],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "FRONTEND_FIXTURES": str(fixtures)},
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     assert "# fail 0" in proc.stdout
     assert "# skipped 0" in proc.stdout  # a test file that found no fixtures skips, which would pass unseen

@@ -61,9 +61,11 @@ def test_the_graph_mostly_joins_digits_of_one_class(digits) -> None:
 
 def test_edges_are_drawn_in_proportion_to_their_weights() -> None:
     graph = NeighbourGraph(
-        heads=torch.tensor([0, 1, 2, 3]), tails=torch.tensor([1, 0, 3, 2]),
-        weights=torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64), n_points=4,
-    )  # fmt: skip
+        heads=torch.tensor([0, 1, 2, 3]),
+        tails=torch.tensor([1, 0, 3, 2]),
+        weights=torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64),
+        n_points=4,
+    )
     heads, tails = graph.sample(200_000, torch.Generator().manual_seed(SEED))
     assert torch.equal(tails, torch.tensor([1, 0, 3, 2])[heads])  # each draw is one whole edge
     shares = torch.bincount(heads, minlength=4).double() / len(heads)
@@ -76,8 +78,14 @@ def test_edges_are_drawn_in_proportion_to_their_weights() -> None:
     ("fields", "message"),
     [
         ({"heads": torch.tensor([0, 1]), "tails": torch.tensor([1]), "weights": torch.ones(2)}, "one length"),
-        ({"heads": torch.tensor([], dtype=torch.int64), "tails": torch.tensor([], dtype=torch.int64),
-          "weights": torch.ones(0)}, "no edges"),  # fmt: skip
+        (
+            {
+                "heads": torch.tensor([], dtype=torch.int64),
+                "tails": torch.tensor([], dtype=torch.int64),
+                "weights": torch.ones(0),
+            },
+            "no edges",
+        ),
         ({"heads": torch.tensor([0, 5]), "tails": torch.tensor([5, 0]), "weights": torch.ones(2)}, "index"),
     ],
 )
@@ -89,7 +97,7 @@ def test_malformed_graphs_are_refused(fields: dict, message: str) -> None:
 def test_training_with_the_umap_term_separates_classes_without_labels(mnist_subset) -> None:
     from vae.metrics import embed_images, knn_accuracy
     from vae.models import ModelConfig
-    from vae.training.trainer import train, TrainSettings
+    from vae.training.trainer import TrainSettings, train
 
     train_images, train_labels, test_images, test_labels = mnist_subset
     graph = fuzzy_graph(train_images)
@@ -106,9 +114,15 @@ def test_training_with_the_umap_term_separates_classes_without_labels(mnist_subs
         if name == "umap":
             assert history[-1].train["umap"] < 0.8 * history[0].train["umap"]
         model = result.model
-        accuracy[name] = knn_accuracy(embed_images(model, train_images), train_labels,
-                                      embed_images(model, test_images), test_labels)  # fmt: skip
+        accuracy[name] = knn_accuracy(
+            embed_images(model, train_images), train_labels, embed_images(model, test_images), test_labels
+        )
     assert accuracy["umap"] > accuracy["ae"] + 0.05
     with pytest.raises(ValueError, match="the graph joins"):
-        train(ModelConfig(kind="ae", latent_dim=2, hidden=(8,), umap_weight=1.0), train_images[:500], None,
-              settings, graph=graph)  # fmt: skip
+        train(
+            ModelConfig(kind="ae", latent_dim=2, hidden=(8,), umap_weight=1.0),
+            train_images[:500],
+            None,
+            settings,
+            graph=graph,
+        )

@@ -89,8 +89,9 @@ def test_a_study_job_takes_its_turn_on_the_queue_and_saves_its_result(data, mnis
     def on_subset(study, settings, data_dir=None, **kwargs):
         seen.append(training.snapshot().status)  # what the training job ahead was doing when the study began
         progress = kwargs.pop("progress")
-        return run_study(study, settings, data=mnist_subset, progress=lambda f, m: (progress(f, m), seen.append(f)),
-                         **kwargs)  # fmt: skip
+        return run_study(
+            study, settings, data=mnist_subset, progress=lambda f, m: (progress(f, m), seen.append(f)), **kwargs
+        )
 
     monkeypatch.setattr(vae.jobs, "run_study", on_subset)
     train_images, test_images = data

@@ -30,9 +30,17 @@ def test_concurrent_sessions_see_only_their_own_clicks_while_training(server) ->
     from benchmarks.load import LoadConfig, digest, drive
 
     cfg = LoadConfig(
-        sessions=SESSIONS, clicks=CLICKS, timeout_s=60, load_timeout_s=120,
-        train=True, train_hidden="16", train_epochs=1, train_batch=256, train_timeout_s=60, verbose=False,
-    )  # fmt: skip
+        sessions=SESSIONS,
+        clicks=CLICKS,
+        timeout_s=60,
+        load_timeout_s=120,
+        train=True,
+        train_hidden="16",
+        train_epochs=1,
+        train_batch=256,
+        train_timeout_s=60,
+        verbose=False,
+    )
     raw = asyncio.run(drive(server, cfg))
     d = digest(raw)
     training = raw["training"]

@@ -60,9 +60,13 @@ def test_interface_shapes_and_ranges(config: ModelConfig, images: torch.Tensor) 
     assert decoded.min() >= 0 and decoded.max() <= 1
     labels = torch.arange(len(images)) % 3
     terms = model.loss(images, labels, neighbours=images.flip(0))
-    expected = {"loss", "recon"} | ({"kl"} if config.kind == "vae" else set()) | (
-        {"sparsity"} if config.sparsity else set()
-    ) | ({"class"} if config.class_weight else set()) | ({"umap"} if config.umap_weight else set())
+    expected = (
+        {"loss", "recon"}
+        | ({"kl"} if config.kind == "vae" else set())
+        | ({"sparsity"} if config.sparsity else set())
+        | ({"class"} if config.class_weight else set())
+        | ({"umap"} if config.umap_weight else set())
+    )
     assert set(terms) == expected
     # Without neighbours (the test set is not in the training graph) the UMAP term is left out.
     assert "umap" not in model.loss(images, labels)
@@ -96,7 +100,9 @@ def test_kl_matches_torch_distributions() -> None:
     reference = kl_divergence(Normal(mean, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(1)
     assert ours.shape == (64,)
     assert torch.allclose(ours, reference, rtol=1e-5, atol=1e-5)
-    assert torch.allclose(VariationalAutoEncoder.kl_to_standard_normal(torch.zeros(2, 3), torch.zeros(2, 3)), torch.zeros(2))
+    assert torch.allclose(
+        VariationalAutoEncoder.kl_to_standard_normal(torch.zeros(2, 3), torch.zeros(2, 3)), torch.zeros(2)
+    )
 
 
 def test_vae_loss_is_recon_plus_beta_kl(images: torch.Tensor) -> None:
@@ -172,7 +178,9 @@ def test_pca_matches_scikit_learn() -> None:
     assert np.allclose(np.abs(z), np.abs(reference.transform(x.double().numpy())), atol=1e-3)
     # decode(embed(x)) is the orthogonal projection, the best rank-3 reconstruction
     projection = reference.inverse_transform(reference.transform(x.double().numpy()))
-    assert np.allclose(model.reconstruct(x.view(-1, 1, 28, 28)).view(300, 784).numpy(), np.clip(projection, 0, 1), atol=1e-3)
+    assert np.allclose(
+        model.reconstruct(x.view(-1, 1, 28, 28)).view(300, 784).numpy(), np.clip(projection, 0, 1), atol=1e-3
+    )
 
 
 def test_pca_is_deterministic_including_signs() -> None:
@@ -346,7 +354,7 @@ def test_class_term_is_weighted_into_the_loss_and_needs_labels(images: torch.Ten
 
 def test_class_term_pulls_classes_apart_in_training(mnist_subset) -> None:
     from vae.metrics import embed_images, overlap_matrix
-    from vae.training.trainer import train, TrainSettings
+    from vae.training.trainer import TrainSettings, train
 
     train_images, train_labels, test_images, test_labels = mnist_subset
     overlap = {}
@@ -493,8 +501,9 @@ def test_umap_cross_entropy_matches_a_hand_computed_case() -> None:
     tails = torch.tensor([[0.1, -0.2], [1.5, 2.0], [4.0, 4.0]], dtype=torch.float64)
     negatives = torch.tensor([[2, 1], [0, 2], [1, 1]])
     ours = float(umap_cross_entropy(heads, tails, negatives))
-    assert ours == pytest.approx(_umap_cross_entropy_by_hand(heads.tolist(), tails.tolist(), negatives.tolist(),
-                                                             UMAP_A, UMAP_B), rel=1e-9)  # fmt: skip
+    assert ours == pytest.approx(
+        _umap_cross_entropy_by_hand(heads.tolist(), tails.tolist(), negatives.tolist(), UMAP_A, UMAP_B), rel=1e-9
+    )
     # Pulling each edge together and pushing the negatives apart lowers it.
     assert float(umap_cross_entropy(heads, heads + 0.01, negatives)) < ours
     # A negative pair on top of each other hits the 1e-4 floor: log(1e-4), not infinity.

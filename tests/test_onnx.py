@@ -203,8 +203,9 @@ def test_the_command_line_exports_a_stored_model(tmp_path, capsys) -> None:
 
 def test_python_m_vae_onnx_offers_export_import_and_cache() -> None:
     """The package's ``__main__`` is the command scripts/setup.sh and the README run."""
-    result = subprocess.run([sys.executable, "-m", "vae.onnx", "--help"], capture_output=True, text=True, cwd=REPO,
-                            timeout=120, check=False)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "vae.onnx", "--help"], capture_output=True, text=True, cwd=REPO, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: python -m vae.onnx [-h] {export,cache,import} ...")
 
@@ -225,7 +226,9 @@ def test_the_command_line_refuses_a_missing_model_and_a_foreign_folder(tmp_path,
 
 def test_the_cache_command_exports_every_model_of_a_store_once(tmp_path, capsys) -> None:
     for name in ("a", "b"):
-        save_model(seeded_model(VARIANTS["ae-dense"] if name == "a" else VARIANTS["vae-dense"]), tmp_path / "store" / name)
+        save_model(
+            seeded_model(VARIANTS["ae-dense"] if name == "a" else VARIANTS["vae-dense"]), tmp_path / "store" / name
+        )
     with pytest.raises(SystemExit) as first:
         onnx_main(["cache", str(tmp_path / "store"), "--cache", str(tmp_path / "onnx")])
     assert first.value.code == 0

@@ -157,8 +157,11 @@ def test_the_store_entry_holds_every_graph_with_its_hash(vae_round_trip) -> None
 @pytest.mark.parametrize("name", ["ae-conv", "pca"])
 def test_other_kinds_round_trip(name, tmp_path, mnist) -> None:
     images = to_float_images(mnist[2][:256])
-    original = seeded(ModelConfig(kind="ae", arch="conv", latent_dim=3, hidden=(16,))) if name == "ae-conv" else \
-        fit_pca(mnist[0][:2000], 4)  # fmt: skip
+    original = (
+        seeded(ModelConfig(kind="ae", arch="conv", latent_dim=3, hidden=(16,)))
+        if name == "ae-conv"
+        else fit_pca(mnist[0][:2000], 4)
+    )
     pair = export_pair(original, tmp_path / "exported", images=images)
     imported, stored = import_onnx(pair.encoder, pair.decoder, tmp_path / "models" / name, data_dir=DATA)
     assert stored.config.kind == "ae"  # PCA has no posterior: it comes back as an auto-encoder of the same maps
@@ -186,8 +189,9 @@ def test_pair_for_serves_the_stored_standard_graphs_without_exporting(vae_round_
     (image,) = run_onnx(pair.decoder, {"z": z.numpy()})
     assert max_diff(image, original.decode(z).detach()) <= 1e-5
     # The entry must be the one the model was loaded from: its standard graphs are the files served.
-    other = dataclasses.replace(stored, files={**stored.files, "standard_decoder": {
-        **stored.files["standard_decoder"], "sha256": "ab" * 32}})  # fmt: skip
+    other = dataclasses.replace(
+        stored, files={**stored.files, "standard_decoder": {**stored.files["standard_decoder"], "sha256": "ab" * 32}}
+    )
     with pytest.raises(ValueError, match="not that of the model"):
         pair_for(other, imported, cache)
     with pytest.raises(ValueError, match="arch"):
@@ -198,8 +202,17 @@ def test_the_export_of_an_imported_model_imports_back_again(vae_round_trip, tmp_
     original, _, stored, _ = vae_round_trip
     onnx_main(["export", str(stored.path), "--out", str(tmp_path / "again"), "--data-dir", str(DATA)])
     assert "decoder.onnx" in capsys.readouterr().out
-    onnx_main(["import", str(tmp_path / "again" / "encoder.onnx"), str(tmp_path / "again" / "decoder.onnx"),
-                   "--out", str(tmp_path / "models" / "twice"), "--data-dir", str(DATA)])  # fmt: skip
+    onnx_main(
+        [
+            "import",
+            str(tmp_path / "again" / "encoder.onnx"),
+            str(tmp_path / "again" / "decoder.onnx"),
+            "--out",
+            str(tmp_path / "models" / "twice"),
+            "--data-dir",
+            str(DATA),
+        ]
+    )
     assert "imported twice (VAE onnx 2-D (imported))" in capsys.readouterr().out
     twice, _ = load_model(tmp_path / "models" / "twice")
     assert_same_model(twice, original)
@@ -270,19 +283,29 @@ class SquareDecoder(nn.Module):
         return self.net(z).view(-1, 28, 28)
 
 
-def torch_export(module: nn.Module, example: torch.Tensor, path: Path, names: tuple[list[str], list[str]],
-                 dynamo: bool) -> Path:
+def torch_export(
+    module: nn.Module, example: torch.Tensor, path: Path, names: tuple[list[str], list[str]], dynamo: bool
+) -> Path:
     """What a user would type: torch.onnx.export with a dynamic batch (dynamo writes the big weights beside)."""
     inputs, outputs = names
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if dynamo:
-            torch.onnx.export(module, (example,), str(path), dynamo=True, input_names=inputs, output_names=outputs,
-                              dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)  # fmt: skip
+            torch.onnx.export(
+                module,
+                (example,),
+                str(path),
+                dynamo=True,
+                input_names=inputs,
+                output_names=outputs,
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                verbose=False,
+            )
         else:
             axes = {name: {0: "batch"} for name in [*inputs, *outputs]}
-            torch.onnx.export(module, (example,), str(path), dynamo=False, input_names=inputs, output_names=outputs,
-                              dynamic_axes=axes)  # fmt: skip
+            torch.onnx.export(
+                module, (example,), str(path), dynamo=False, input_names=inputs, output_names=outputs, dynamic_axes=axes
+            )
     return path
 
 
@@ -294,8 +317,9 @@ def test_a_foreign_torch_vae_with_flat_input_logits_and_external_data_imports(tm
     torch_export(encoder, torch.rand(2, 784), folder / "encoder.onnx", (["pixels"], ["mu", "log_var"]), dynamo=True)
     torch_export(decoder, torch.randn(2, 3), folder / "decoder.onnx", (["code"], ["logits"]), dynamo=True)
     assert (folder / "encoder.onnx.data").is_file()  # the exporter's default: weights beside the graph
-    model, stored = import_onnx(folder / "encoder.onnx", folder / "decoder.onnx", tmp_path / "models" / "foreign",
-                                data_dir=DATA, logits=True)  # fmt: skip
+    model, stored = import_onnx(
+        folder / "encoder.onnx", folder / "decoder.onnx", tmp_path / "models" / "foreign", data_dir=DATA, logits=True
+    )
     assert stored.config.kind == "vae" and stored.config.latent_dim == 3
     assert stored.config.onnx == OnnxInterface("pixels", "flat", ("mu", "log_var"), "code", "logits", "flat", True)
     assert stored.extra["onnx"]["files"]["encoder"]["external_data"] == ["encoder.onnx.data"]
@@ -333,10 +357,12 @@ def test_a_foreign_channels_last_ae_from_the_legacy_exporter_imports(tmp_path) -
 def test_a_keras_like_vae_with_three_outputs_and_nhwc_images_imports(tmp_path) -> None:
     """The layout tf2onnx gives the Keras VAE example: input [None, 28, 28, 1], outputs z_mean, z_log_var and a
     sampled z; a decoder [None, 2] -> [None, 28, 28, 1]. Built with onnx.helper, checked against numpy."""
-    encoder = mlp_encoder(input_dims=(None, 28, 28, 1), outputs=("z_mean", "z_log_var"), sample=True,
-                          input_name="input_1")  # fmt: skip
-    decoder = mlp_decoder(output_dims=(28, 28, 1), final=None, input_name="input_2", output_name="conv2d_transpose",
-                          input_dims=(None, 2))  # fmt: skip
+    encoder = mlp_encoder(
+        input_dims=(None, 28, 28, 1), outputs=("z_mean", "z_log_var"), sample=True, input_name="input_1"
+    )
+    decoder = mlp_decoder(
+        output_dims=(28, 28, 1), final=None, input_name="input_2", output_name="conv2d_transpose", input_dims=(None, 2)
+    )
     files = [encoder.save(tmp_path / "encoder.onnx"), decoder.save(tmp_path / "decoder.onnx")]
     model, stored = import_onnx(*files, tmp_path / "models" / "keras", data_dir=DATA, logits=True)
     interface = stored.config.onnx
@@ -363,9 +389,14 @@ def test_an_open_layout_is_settled_by_the_one_that_runs(tmp_path) -> None:
 
 def test_an_upload_is_bytes_and_is_recorded_under_its_name(tmp_path) -> None:
     encoder, decoder = mlp_encoder(), mlp_decoder()
-    model, stored = import_onnx(encoder.model.SerializeToString(), decoder.model.SerializeToString(),
-                                tmp_path / "models" / "uploaded", data_dir=DATA, names=["e.onnx", "d.onnx"],
-                                origin="dashboard")  # fmt: skip
+    model, stored = import_onnx(
+        encoder.model.SerializeToString(),
+        decoder.model.SerializeToString(),
+        tmp_path / "models" / "uploaded",
+        data_dir=DATA,
+        names=["e.onnx", "d.onnx"],
+        origin="dashboard",
+    )
     assert stored.extra["onnx"]["files"]["encoder"]["name"] == "e.onnx" and stored.extra["source"] == "dashboard"
     assert 0 < stored.extra["onnx"]["seconds_per_256"]["decoder"] < 1.0
 
@@ -414,8 +445,9 @@ def case_empty(tmp: Path):
 
 
 def case_checker(tmp: Path):
-    model = model_of([helper.make_node("Relu", ["nowhere"], ["mean"])], [value("pixels", ("B", 784))],
-                     [value("mean", ("B", 2))])  # fmt: skip
+    model = model_of(
+        [helper.make_node("Relu", ["nowhere"], ["mean"])], [value("pixels", ("B", 784))], [value("mean", ("B", 2))]
+    )
     return write(tmp / "e.onnx", model.SerializeToString()), None, {}
 
 
@@ -523,9 +555,12 @@ def case_outside_zero_one(tmp: Path):
 
 
 def case_unknown_operator(tmp: Path):
-    model = model_of([helper.make_node("Decode", ["code"], ["pixels"], domain="com.example.custom")],
-                     [value("code", ("B", 2))], [value("pixels", ("B", 784))],
-                     extra_opsets=[("com.example.custom", 1)])  # fmt: skip
+    model = model_of(
+        [helper.make_node("Decode", ["code"], ["pixels"], domain="com.example.custom")],
+        [value("code", ("B", 2))],
+        [value("pixels", ("B", 784))],
+        extra_opsets=[("com.example.custom", 1)],
+    )
     return None, write(tmp / "d.onnx", model.SerializeToString()), {}
 
 
@@ -562,8 +597,10 @@ REFUSALS = {
     "decoder of another image size": (case_decoder_gives_another_size, "expected float32 \\[8, 784\\]"),
     "NaN codes": (case_nan_codes, "is NaN or infinite for 256 of 256 test images"),
     "infinite images": (case_infinite_images, "decoder's output 'pixels' is NaN or infinite"),
-    "images outside [0, 1]": (case_outside_zero_one,
-                              "outside \\[0, 1\\]\\. If it gives logits .* the logits option \\(--logits\\)"),
+    "images outside [0, 1]": (
+        case_outside_zero_one,
+        "outside \\[0, 1\\]\\. If it gives logits .* the logits option \\(--logits\\)",
+    ),
     "an operator onnxruntime cannot run": (case_unknown_operator, "onnxruntime cannot run the decoder"),
     "a decoder slower than 1 s per 256 codes": (case_slow_decoder, "decoder takes over 1 s per (256|8) codes"),
     "three outputs without names": (case_three_unnamed_outputs, "3 outputs \\['a', 'b', 'c'\\]: name the mean"),
@@ -599,7 +636,6 @@ def test_the_command_line_refuses_with_exit_2_and_leaves_no_folder(name, tmp_pat
     error = capsys.readouterr().err
     assert error.startswith("error: not imported: ")
 
-
     assert re.search(REFUSALS[name][1], error)
     assert not out.exists() and not out.parent.exists()
 
@@ -616,15 +652,21 @@ def test_refusals_that_only_the_api_can_meet(tmp_path) -> None:
     with pytest.raises(ImportRefused, match="encoder takes .* per 8 images, more than the 1e-09 s allowed"):
         import_onnx(e.model.SerializeToString(), d.model.SerializeToString(), out, data_dir=DATA, max_seconds=1e-9)
     with pytest.raises(ImportRefused, match="invalid model name"):
-        import_onnx(e.model.SerializeToString(), d.model.SerializeToString(), tmp_path / "models" / "a b",
-                    data_dir=DATA)  # fmt: skip
+        import_onnx(
+            e.model.SerializeToString(), d.model.SerializeToString(), tmp_path / "models" / "a b", data_dir=DATA
+        )
     with pytest.raises(ImportRefused, match="dataset must be one of"):
         import_onnx(e.model.SerializeToString(), d.model.SerializeToString(), out, data_dir=DATA, dataset="cifar")
     (tmp_path / "models" / "busy").mkdir(parents=True)
     (tmp_path / "models" / "busy" / "notes.txt").write_text("mine")
     with pytest.raises(ImportRefused, match="is not a model folder"):
-        import_onnx(e.model.SerializeToString(), d.model.SerializeToString(), tmp_path / "models" / "busy",
-                    data_dir=DATA, replace=True)  # fmt: skip
+        import_onnx(
+            e.model.SerializeToString(),
+            d.model.SerializeToString(),
+            tmp_path / "models" / "busy",
+            data_dir=DATA,
+            replace=True,
+        )
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["busy"]
     assert [p.name for p in (tmp_path / "models" / "busy").iterdir()] == ["notes.txt"]
 
@@ -646,8 +688,14 @@ def test_named_outputs_resolve_what_the_graph_leaves_open(tmp_path) -> None:
 # The config of an imported model
 
 
-INTERFACE = dict(encoder_input="x", input_layout="nchw", encoder_outputs=("mean",), decoder_input="z",
-                 decoder_output="image", output_layout="flat")  # fmt: skip
+INTERFACE = dict(
+    encoder_input="x",
+    input_layout="nchw",
+    encoder_outputs=("mean",),
+    decoder_input="z",
+    decoder_output="image",
+    output_layout="flat",
+)
 
 
 @pytest.mark.parametrize(

@@ -92,7 +92,10 @@ def test_a_simulated_click_decodes_and_links_the_selection(app: AppTest) -> None
     import json
 
     for chart in at.get("plotly_chart"):  # the selected image is ringed in both planes
-        assert any(trace.get("name") == "#7" or "#7" in str(trace.get("text")) for trace in json.loads(chart.proto.spec)["data"])
+        assert any(
+            trace.get("name") == "#7" or "#7" in str(trace.get("text"))
+            for trace in json.loads(chart.proto.spec)["data"]
+        )
 
 
 def test_projection_choice_changes_the_16d_planes(app: AppTest) -> None:

@@ -14,12 +14,12 @@ from vae.data import DATASETS, load_dataset
 @pytest.fixture(scope="module")
 def two_dataset_store(tmp_path_factory) -> Path:
     """ae/vae/pca 2-D on MNIST and on Fashion-MNIST, trained for one epoch on 1,000 images each."""
-    for name, dataset in DATASETS.items():
+    for dataset in DATASETS.values():
         if not (REPO / "data" / dataset.folder / "raw" / "t10k-images-idx3-ubyte").is_file():
             pytest.skip(f"{dataset.title} not fetched: run `python -m vae.data fetch`")
     from vae.models import ModelConfig, fit_pca
     from vae.store import save_model
-    from vae.training.trainer import train, TrainSettings
+    from vae.training.trainer import TrainSettings, train
 
     root = tmp_path_factory.mktemp("models")
     with torch_threads():
@@ -27,8 +27,13 @@ def two_dataset_store(tmp_path_factory) -> Path:
             images, _ = load_dataset(name, "train", REPO / "data")
             images = images[:1000]
             for kind in ("ae", "vae"):
-                result = train(ModelConfig(kind=kind, hidden=(32,)), images, None, TrainSettings(epochs=1, batch_size=50),
-                               device="cpu")  # fmt: skip
+                result = train(
+                    ModelConfig(kind=kind, hidden=(32,)),
+                    images,
+                    None,
+                    TrainSettings(epochs=1, batch_size=50),
+                    device="cpu",
+                )
                 save_model(result.model, root / f"{kind}-2d{suffix}", dataset={"name": name})
             save_model(fit_pca(images, 2), root / f"pca-2d{suffix}", dataset={"name": name})
     return root
@@ -62,7 +67,9 @@ def test_the_explorer_and_overlap_pages_show_the_chosen_dataset(app) -> None:
     at.sidebar.selectbox(key="dataset").set_value("fashion-mnist").run()  # switched while on the explorer
     assert not at.exception
     assert (at.selectbox(key="ex_from").value, at.selectbox(key="ex_to").value) == (
-        "centroid of T-shirt/top", "centroid of Trouser")
+        "centroid of T-shirt/top",
+        "centroid of Trouser",
+    )
     assert [t.split(" ")[0] for t in plane_titles(at)] == ["ae-2d-fashion", "vae-2d-fashion"]
     legend = planes_data(at)["classes"]
     assert "Ankle boot" in legend and "T-shirt/top" in legend and "7" not in legend

@@ -13,9 +13,20 @@ from vae.studies.pca_vs_ae import summarise_tied
 from vae.studies.registry import STUDIES, run_study, save_result, summarise
 from vae.studies.runner import StudyResult, StudySettings
 
-TINY = StudySettings(epochs=1, batch_size=64, dims=(2, 4), betas=(0.0, 2.0), class_weights=(0.0, 50.0),
-                     map_points=200, seed=SEED, graph_hidden=(32,), graph_epochs=1, graph_batch_size=64, long_epochs=1,
-                     long_batch_size=64)  # fmt: skip
+TINY = StudySettings(
+    epochs=1,
+    batch_size=64,
+    dims=(2, 4),
+    betas=(0.0, 2.0),
+    class_weights=(0.0, 50.0),
+    map_points=200,
+    seed=SEED,
+    graph_hidden=(32,),
+    graph_epochs=1,
+    graph_batch_size=64,
+    long_epochs=1,
+    long_batch_size=64,
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +46,16 @@ def results_dir(tmp_path: Path, tiny_results, monkeypatch) -> Path:
 
 def test_every_question_is_answered_with_its_numbers_and_charts(results_dir, tiny_results) -> None:
     at = open_dashboard("app_pages/experiments.py")
-    assert [tab.label for tab in at.tabs] == ["PCA vs AE", "Dense vs conv", "KL weight β", "Class-aware loss",
-                                              "Tied weights", "Inverse weights", "Conv filters vs patch PCA",
-                                              "Encoder without decoder"]  # fmt: skip
+    assert [tab.label for tab in at.tabs] == [
+        "PCA vs AE",
+        "Dense vs conv",
+        "KL weight β",
+        "Class-aware loss",
+        "Tied weights",
+        "Inverse weights",
+        "Conv filters vs patch PCA",
+        "Encoder without decoder",
+    ]
     answers = [block.value for block in at.success]
     expected = [summarise(tiny_results[s]) for s in ("pca_vs_ae", "conv", "beta", "class_aware")]
     expected.append(summarise_tied(tiny_results["pca_vs_ae"]))
@@ -82,8 +100,10 @@ def test_missing_and_damaged_results_are_explained(results_dir) -> None:
     (results_dir / "beta.json").unlink()
     (results_dir / "conv.npz").write_bytes(b"not a zip")
     at = open_dashboard("app_pages/experiments.py")
-    assert any("No result for this study on MNIST yet: none is shipped" in info.value and "--study beta" in info.value
-               for info in at.info)  # fmt: skip
+    assert any(
+        "No result for this study on MNIST yet: none is shipped" in info.value and "--study beta" in info.value
+        for info in at.info
+    )
     assert any("cannot be used" in error.value and "conv" in error.value for error in at.error)
     assert len(at.success) == 6  # pca, class-aware, tied and the three new studies still answer
 

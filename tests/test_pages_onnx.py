@@ -40,20 +40,27 @@ def onnx_store(tmp_path_factory) -> tuple[Path, Path]:
     from vae.onnx.export import export_pair
     from vae.onnx.importer import import_onnx
     from vae.store import save_model
-    from vae.training.trainer import train, TrainSettings
+    from vae.training.trainer import TrainSettings, train
 
     images, _ = load_mnist("train", DATA)
     test_images, _ = load_mnist("test", DATA)
     store, exports = tmp_path_factory.mktemp("models"), tmp_path_factory.mktemp("exports")
-    for name, config in (("onnx-ae", ModelConfig(kind="ae", latent_dim=2, hidden=(64,))),
-                         ("onnx-vae", ModelConfig(kind="vae", latent_dim=2, hidden=(64,)))):  # fmt: skip
+    for name, config in (
+        ("onnx-ae", ModelConfig(kind="ae", latent_dim=2, hidden=(64,))),
+        ("onnx-vae", ModelConfig(kind="vae", latent_dim=2, hidden=(64,))),
+    ):
         trained = train(config, images[:1000], None, TrainSettings(epochs=2, batch_size=50, seed=0), device="cpu")
         pair = export_pair(trained.model, exports / name, images=to_float_images(test_images[:256]))
         import_onnx(pair.encoder, pair.decoder, store / name, data_dir=DATA)
     keras_encoder = mlp_encoder(input_dims=(None, 28, 28, 1), outputs=("z_mean", "z_log_var"), sample=True)
     keras_decoder = mlp_decoder(output_dims=(28, 28, 1), final=None)
-    import_onnx(keras_encoder.model.SerializeToString(), keras_decoder.model.SerializeToString(), store / "keras-vae",
-                data_dir=DATA, logits=True)  # fmt: skip
+    import_onnx(
+        keras_encoder.model.SerializeToString(),
+        keras_decoder.model.SerializeToString(),
+        store / "keras-vae",
+        data_dir=DATA,
+        logits=True,
+    )
     save_model(fit_pca(images[:1000], 2), store / "pca-2d")
     return store, exports
 
@@ -116,8 +123,13 @@ def test_the_explorer_draws_decodes_and_reconstructs_with_imported_models(app) -
     at.run()
     assert not at.exception
     captions = image_captions(at)
-    for caption in ("onnx-ae decodes (0.50, -0.50)", "onnx-vae decodes (1.00, 1.00)", "onnx-ae reconstruction",
-                    "onnx-vae reconstruction", "image #7"):  # fmt: skip
+    for caption in (
+        "onnx-ae decodes (0.50, -0.50)",
+        "onnx-vae decodes (1.00, 1.00)",
+        "onnx-ae reconstruction",
+        "onnx-vae reconstruction",
+        "image #7",
+    ):
         assert caption in captions
     # The 2-D VAE's prior contours and the clicked image's posterior ellipse, from the imported encoder.
     right = json.loads(at.get("plotly_chart")[1].proto.spec)
@@ -150,11 +162,18 @@ def test_exports_offer_the_onnx_pair_of_every_model_and_it_imports_back(app, onn
     test_images, _ = load_mnist("test", DATA)
     data = analysis.onnx_zip(model, stored.name, stored.weights_sha256, test_images)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        assert sorted(archive.namelist()) == ["onnx-vae-onnx/decoder.onnx", "onnx-vae-onnx/encoder.onnx",
-                                              "onnx-vae-onnx/onnx.json"]  # fmt: skip
+        assert sorted(archive.namelist()) == [
+            "onnx-vae-onnx/decoder.onnx",
+            "onnx-vae-onnx/encoder.onnx",
+            "onnx-vae-onnx/onnx.json",
+        ]
         archive.extractall(tmp_path)
-    again, _ = import_onnx(tmp_path / "onnx-vae-onnx" / "encoder.onnx", tmp_path / "onnx-vae-onnx" / "decoder.onnx",
-                           tmp_path / "models" / "again", data_dir=DATA)  # fmt: skip
+    again, _ = import_onnx(
+        tmp_path / "onnx-vae-onnx" / "encoder.onnx",
+        tmp_path / "onnx-vae-onnx" / "decoder.onnx",
+        tmp_path / "models" / "again",
+        data_dir=DATA,
+    )
     x, z = torch.rand(4, 1, 28, 28), torch.randn(4, 2)
     assert float((again.embed(x) - model.embed(x)).abs().max()) <= 1e-5
     assert float((again.decode(z) - model.decode(z)).abs().max()) <= 1e-5

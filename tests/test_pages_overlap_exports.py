@@ -29,7 +29,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from vae.data import load_mnist
     from vae.models import ModelConfig, fit_pca
     from vae.store import save_model
-    from vae.training.trainer import train, TrainSettings
+    from vae.training.trainer import TrainSettings, train
 
     images, _ = load_mnist("train", REPO / "data")
     images = images[:1000]

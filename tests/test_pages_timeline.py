@@ -20,8 +20,8 @@ from app import frontend
 from app import timeline as player
 from tests.conftest import REPO, open_dashboard, plane_titles
 from vae.data import load_mnist
-from vae.metrics import embed_images
 from vae.images import to_uint8_image
+from vae.metrics import embed_images
 from vae.plots.palette import DIGIT_COLORS
 from vae.store import load_model, load_timeline
 from vae.training.timeline import plane_range, stratified_sample, view_of_frames
@@ -30,7 +30,9 @@ SHIPPED = REPO / "models"
 
 
 def shipped_with_timelines(*names: str) -> None:
-    missing = [n for n in names if not (SHIPPED / n / "model.json").is_file() or not list((SHIPPED / n).glob("timeline-*.npz"))]
+    missing = [
+        n for n in names if not (SHIPPED / n / "model.json").is_file() or not list((SHIPPED / n).glob("timeline-*.npz"))
+    ]
     if missing:
         pytest.skip(f"shipped models without a timeline: {missing} (run `make models`)")
 
@@ -85,7 +87,9 @@ def pack_of(data: dict) -> np.ndarray:
 
 def map_titles(at) -> list[str]:
     """The titles of the live maps on the Train page (its loss-curve charts have none)."""
-    titles = [json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "") for chart in at.get("plotly_chart")]
+    titles = [
+        json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "") for chart in at.get("plotly_chart")
+    ]
     return [t for t in titles if t.startswith("batch ")]
 
 
@@ -168,8 +172,9 @@ def test_a_click_pins_a_point_and_every_kept_decoder_draws_there(models, shown) 
     assert len(shown.calls) == runs + 1 and shown.calls[-1]["sides"][1]["pin"] == right["pin"]
 
 
-@pytest.mark.parametrize("click", [{"side": "middle", "x": 1, "y": 1}, {"side": "left", "x": "nan", "y": 0},
-                                   {"side": "left"}, "not a dict"])  # fmt: skip
+@pytest.mark.parametrize(
+    "click", [{"side": "middle", "x": 1, "y": 1}, {"side": "left", "x": "nan", "y": 0}, {"side": "left"}, "not a dict"]
+)
 def test_a_malformed_click_changes_nothing(models, shown, click) -> None:
     at = open_timeline()
     pins = [side["pin"] for side in shown.calls[-1]["sides"]]

@@ -16,10 +16,18 @@ import numpy as np
 import pytest
 
 from tests.browser import launch_chromium, require_browser, streamlit_server
-
 from vae.plots.charts import delta_heatmap, loss_curves, metric_bars, overlap_heatmap
 from vae.plots.palette import CLASS_NAMES, DIGIT_COLORS
-from vae.plots.scatter import Click, ClickGrid, GRID_GROUP, GRID_INDEX, latent_scatter, parse_box, parse_selection, selected_indices
+from vae.plots.scatter import (
+    GRID_GROUP,
+    GRID_INDEX,
+    Click,
+    ClickGrid,
+    latent_scatter,
+    parse_box,
+    parse_selection,
+    selected_indices,
+)
 
 SEED = 189212
 REPO = Path(__file__).resolve().parents[1]
@@ -237,13 +245,23 @@ def test_click_grid_handles_degenerate_input_and_rejects_bad_ranges() -> None:
 
 # As Streamlit 1.67 reports them (recorded from the browser test below).
 GRID_POINT = {
-    "curve_number": 0, "point_number": 797, "point_index": 797, "x": -1.27, "y": -1.68,
-    "customdata": -1, "legendgroup": GRID_GROUP,
-}  # fmt: skip
+    "curve_number": 0,
+    "point_number": 797,
+    "point_index": 797,
+    "x": -1.27,
+    "y": -1.68,
+    "customdata": -1,
+    "legendgroup": GRID_GROUP,
+}
 DATA_POINT = {
-    "curve_number": 6, "point_number": 0, "point_index": 0, "x": 0.25, "y": 0.5,
-    "customdata": 1600, "legendgroup": "5",
-}  # fmt: skip
+    "curve_number": 6,
+    "point_number": 0,
+    "point_index": 0,
+    "x": 0.25,
+    "y": 0.5,
+    "customdata": 1600,
+    "legendgroup": "5",
+}
 
 
 def selection(*points, box=()) -> dict:
@@ -318,8 +336,13 @@ def test_loss_curves_one_colour_per_term_solid_train_dashed_test() -> None:
     fig = loss_curves(history(("loss", "recon", "kl")))
     assert len(fig.data) == 6
     assert [t.name for t in fig.data] == [
-        "train loss", "test loss", "train recon", "test recon", "train kl", "test kl",
-    ]  # fmt: skip
+        "train loss",
+        "test loss",
+        "train recon",
+        "test recon",
+        "train kl",
+        "test kl",
+    ]
     for train, test in zip(fig.data[::2], fig.data[1::2]):
         assert train.line.dash == "solid" and test.line.dash == "dash"
         assert train.line.color == test.line.color

@@ -54,8 +54,6 @@ def fitted_umap(blobs: tuple[np.ndarray, np.ndarray]) -> tuple[UMAPView, list[st
     return view, messages
 
 
-
-
 # ---------------------------------------------------------------------------------------------
 # Shapes, dtypes, labels
 

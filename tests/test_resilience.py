@@ -90,7 +90,10 @@ def test_an_uploaded_digit_is_placed_on_both_planes(store: Path) -> None:
     assert not at.exception and not at.error
     assert image_captions(at) == ["as MNIST would store it", "ae-2d redraws it", "vae-2d redraws it"]
     for chart in at.get("plotly_chart"):
-        assert any(trace.get("text") == ["your digit"] or "your digit" in str(trace) for trace in json.loads(chart.proto.spec)["data"])
+        assert any(
+            trace.get("text") == ["your digit"] or "your digit" in str(trace)
+            for trace in json.loads(chart.proto.spec)["data"]
+        )
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,9 @@ from vae import files, store
 from vae.models import ModelConfig, build_model
 
 # vae/ recursively: its sub-packages (studies, training, plots, onnx) read files too.
-APP_SOURCES = sorted([*REPO.glob("vae/**/*.py"), *REPO.glob("app/*.py"), *REPO.glob("app_pages/*.py"), REPO / "dashboard.py"])
+APP_SOURCES = sorted(
+    [*REPO.glob("vae/**/*.py"), *REPO.glob("app/*.py"), *REPO.glob("app_pages/*.py"), REPO / "dashboard.py"]
+)
 UNSAFE_MODULES = {"pickle", "cPickle", "dill", "cloudpickle", "joblib", "marshal", "shelve", "yaml"}
 
 
@@ -111,7 +113,9 @@ def test_a_read_only_store_refuses_the_save_and_keeps_the_previous_model(tmp_pat
 
     real_open = os.open
 
-    def read_only(path, flags, *args, **kwargs):  # what creating a file meets in a read-only folder (root ignores chmod)
+    def read_only(
+        path, flags, *args, **kwargs
+    ):  # what creating a file meets in a read-only folder (root ignores chmod)
         if flags & os.O_CREAT:
             raise PermissionError(errno.EROFS, "Read-only file system")
         return real_open(path, flags, *args, **kwargs)

@@ -14,8 +14,21 @@ from vae.store import NoTimeline, list_models, load_model, load_timeline
 from vae.training.trainer import evaluate
 
 MODELS = REPO / "models"
-SHIPPED = ["ae-2d", "vae-2d", "ae-16d", "vae-16d", "pca-2d", "pca-16d", "vae-20d-60s", "ae-2d-conv", "vae-2d-conv",
-           "ae-2d-fashion", "vae-2d-fashion", "pca-2d-fashion", "umap-ae-2d"]  # fmt: skip
+SHIPPED = [
+    "ae-2d",
+    "vae-2d",
+    "ae-16d",
+    "vae-16d",
+    "pca-2d",
+    "pca-16d",
+    "vae-20d-60s",
+    "ae-2d-conv",
+    "vae-2d-conv",
+    "ae-2d-fashion",
+    "vae-2d-fashion",
+    "pca-2d-fashion",
+    "umap-ae-2d",
+]
 
 # Targets from the project's quality goals, checked on the numbers recorded at training time.
 TARGETS = {
@@ -85,7 +98,9 @@ def test_recorded_metrics_are_reproduced_on_a_subset(name: str, subsets) -> None
     train_images, train_labels, test_images, test_labels = subsets[stored.dataset_name]
     mse = reconstruction_mse(model, test_images)
     assert mse == pytest.approx(stored.metrics["test_mse_per_pixel"], rel=0.15)
-    accuracy = knn_accuracy(embed_images(model, train_images), train_labels, embed_images(model, test_images), test_labels)
+    accuracy = knn_accuracy(
+        embed_images(model, train_images), train_labels, embed_images(model, test_images), test_labels
+    )
     # Fewer neighbours to vote from than the full 60,000: allow a drop, never a big one.
     assert accuracy >= stored.metrics["knn5_accuracy"] - 0.08
     torch.manual_seed(0)
@@ -137,11 +152,20 @@ def studies():
 FASHION_STUDIES = ("pca_vs_ae", "conv", "beta", "class_aware")
 # Settings only the decoupled study reads: a run of another study made before they existed (or changed) is
 # still that study's full run.
-DECOUPLED_ONLY = {"graph_train_images", "graph_hidden", "graph_epochs", "graph_batch_size", "long_epochs",
-                  "long_batch_size", "umap_weight"}  # fmt: skip
+DECOUPLED_ONLY = {
+    "graph_train_images",
+    "graph_hidden",
+    "graph_epochs",
+    "graph_batch_size",
+    "long_epochs",
+    "long_batch_size",
+    "umap_weight",
+}
 
 
-@pytest.mark.parametrize(("dataset", "folder"), [("mnist", "experiments"), ("fashion-mnist", "experiments/fashion-mnist")])
+@pytest.mark.parametrize(
+    ("dataset", "folder"), [("mnist", "experiments"), ("fashion-mnist", "experiments/fashion-mnist")]
+)
 def test_shipped_studies_are_complete_full_runs(dataset: str, folder: str) -> None:
     from vae.studies.registry import STUDIES, load_result, variants
     from vae.studies.runner import StudySettings
@@ -164,8 +188,10 @@ def test_shipped_answer_pca_vs_ae(studies) -> None:
         assert mse[f"dense-{d}"] < mse[f"pca-{d}"]  # the non-linear one beats it
         assert max(result.extras["angles"][str(d)]["decoder"]) < 15.0
     assert all(mse[f"pca-{a}"] > mse[f"pca-{b}"] for a, b in zip(result.settings.dims, result.settings.dims[1:]))
-    assert all(result.row(f"tied-{d}")["parameters"] < 0.51 * result.row(f"dense-{d}")["parameters"]
-               for d in result.settings.dims)  # fmt: skip
+    assert all(
+        result.row(f"tied-{d}")["parameters"] < 0.51 * result.row(f"dense-{d}")["parameters"]
+        for d in result.settings.dims
+    )
 
 
 def test_shipped_answer_conv_beta_and_class_aware(studies) -> None:

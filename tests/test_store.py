@@ -618,9 +618,22 @@ def test_a_pickle_is_never_unpickled(tmp_path: Path, fmt: str) -> None:
 # Names
 
 BAD_NAMES = [
-    "../x", "/abs", ".hidden", "a/b", "", "a" * 65, "x..y",  # paths, hidden, empty, too long, ".."
-    "..", ".", "-x", "a b", "a\\b", "é", "a\x00b", "a\n",  # and other unportable names
-]  # fmt: skip
+    "../x",
+    "/abs",
+    ".hidden",
+    "a/b",
+    "",
+    "a" * 65,
+    "x..y",  # paths, hidden, empty, too long, ".."
+    "..",
+    ".",
+    "-x",
+    "a b",
+    "a\\b",
+    "é",
+    "a\x00b",
+    "a\n",  # and other unportable names
+]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
@@ -677,7 +690,11 @@ def test_list_and_scan_models(tmp_path: Path) -> None:
 
     scanned = scan_models(root)
     assert [e.name if isinstance(e, StoredModel) else e[0].name for e in scanned] == [
-        "alpha", "beta-2d", "broken", "empty", "gamma"
+        "alpha",
+        "beta-2d",
+        "broken",
+        "empty",
+        "gamma",
     ]
     errors = {e[0].name: e[1] for e in scanned if not isinstance(e, StoredModel)}
     assert isinstance(errors["broken"], CorruptModel) and "not valid JSON" in str(errors["broken"])
@@ -748,8 +765,12 @@ def test_sigkill_during_save_always_leaves_a_loadable_model(tmp_path: Path) -> N
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(folder)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO,
-    )  # fmt: skip
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     worker: int | None = None
     try:
         # While the server imports torch: the same seeded base model, saved first with marker 0.

@@ -17,9 +17,20 @@ from vae.studies.pca_vs_ae import principal_angles_degrees
 from vae.studies.registry import STUDIES, get_study, load_result, run_study, save_result, variants
 from vae.studies.runner import ExperimentFileError, StudySettings, StudyStopped
 
-TINY = StudySettings(epochs=1, batch_size=64, dims=(2, 4), betas=(0.0, 2.0), class_weights=(0.0, 50.0),
-                     map_points=200, seed=SEED, graph_hidden=(32,), graph_epochs=1, graph_batch_size=64, long_epochs=1,
-                     long_batch_size=64)  # fmt: skip
+TINY = StudySettings(
+    epochs=1,
+    batch_size=64,
+    dims=(2, 4),
+    betas=(0.0, 2.0),
+    class_weights=(0.0, 50.0),
+    map_points=200,
+    seed=SEED,
+    graph_hidden=(32,),
+    graph_epochs=1,
+    graph_batch_size=64,
+    long_epochs=1,
+    long_batch_size=64,
+)
 
 
 @pytest.mark.parametrize(
@@ -49,8 +60,15 @@ def test_invalid_study_settings_are_refused(fields: dict) -> None:
 def test_each_study_lists_its_variants_with_unique_keys() -> None:
     settings = StudySettings()
     counts = {study: len(variants(study, settings)) for study in STUDIES}
-    assert counts == {"pca_vs_ae": 5 * 5, "conv": 4, "beta": 6, "class_aware": 6, "invertible": 4 * 5,
-                      "conv_filters": 2, "decoupled": 6}  # fmt: skip
+    assert counts == {
+        "pca_vs_ae": 5 * 5,
+        "conv": 4,
+        "beta": 6,
+        "class_aware": 6,
+        "invertible": 4 * 5,
+        "conv_filters": 2,
+        "decoupled": 6,
+    }
     for study in STUDIES:
         keys = [v.key for v in variants(study, settings)]
         assert len(keys) == len(set(keys))
@@ -201,8 +219,12 @@ def test_beta_and_class_studies_record_what_each_knob_changes(mnist_subset) -> N
 
 def test_progress_is_reported_and_a_stop_is_honoured(mnist_subset) -> None:
     seen = []
-    run_study("conv", dataclasses.replace(TINY, conv_hidden=(16,)), data=mnist_subset,
-              progress=lambda fraction, message: seen.append((fraction, message)))  # fmt: skip
+    run_study(
+        "conv",
+        dataclasses.replace(TINY, conv_hidden=(16,)),
+        data=mnist_subset,
+        progress=lambda fraction, message: seen.append((fraction, message)),
+    )
     assert [f for f, _ in seen] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert "conv" in seen[2][1]
     with pytest.raises(StudyStopped):
@@ -216,8 +238,12 @@ def test_command_line_runs_a_quick_study_and_refuses_bad_options(tmp_path, monke
         calls.append((study, settings))
         images, labels = torch.zeros(300, 28, 28, dtype=torch.uint8), torch.arange(300) % 10
         images[:, 10:18, 10:18] = (labels * 25).to(torch.uint8).view(-1, 1, 1)
-        return run_study(study, dataclasses.replace(TINY, epochs=1, map_points=100),
-                         data=(images, labels, images[:200], labels[:200]), **kwargs)  # fmt: skip
+        return run_study(
+            study,
+            dataclasses.replace(TINY, epochs=1, map_points=100),
+            data=(images, labels, images[:200], labels[:200]),
+            **kwargs,
+        )
 
     monkeypatch.setattr(cli, "run_study", fake_run_study)
     assert cli.main(["run", "--study", "beta", "--quick", "--out", str(tmp_path)]) == 0
@@ -248,7 +274,9 @@ def test_the_answers_follow_the_numbers_not_the_expectation(pca_study) -> None:
     assert "45.0° (D=2)" in summarise(result)[1]
     # Every number quoted for the dense AE is the row's own.
     first = summarise(result)[0]
-    assert f"{result.row('dense-2')['test_mse_per_pixel']:.4f} vs {result.row('pca-2')['test_mse_per_pixel']:.4f}" in first
+    assert (
+        f"{result.row('dense-2')['test_mse_per_pixel']:.4f} vs {result.row('pca-2')['test_mse_per_pixel']:.4f}" in first
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,8 +343,14 @@ def test_conv_filters_study_compares_each_first_layer_with_the_patch_pca(mnist_s
     config = variants("conv_filters", TINY)[0].config
     from vae.training.trainer import TrainSettings, train
 
-    untouched = train(config, mnist_subset[0], None, TrainSettings(epochs=1, batch_size=64, seed=TINY.seed),
-                      should_stop=lambda: True, device="cpu").model  # fmt: skip
+    untouched = train(
+        config,
+        mnist_subset[0],
+        None,
+        TrainSettings(epochs=1, batch_size=64, seed=TINY.seed),
+        should_stop=lambda: True,
+        device="cpu",
+    ).model
     assert torch.equal(untouched.encoder.body[0].weight, initial_model(config, TINY.seed).encoder.body[0].weight)
     # MNIST's 4 x 4 patches: a flat level and two gradients carry most of the variance.
     k = leading_components(pca["explained_variance"])
@@ -348,6 +382,7 @@ def test_decoupled_study_trains_on_the_graph_without_labels_and_records_it(mnist
 
     built = []
     real = graph_module.fuzzy_graph
+
     def counting(images, **options):
         built.append(len(images))
         return real(images, **options)
@@ -369,7 +404,10 @@ def test_decoupled_study_trains_on_the_graph_without_labels_and_records_it(mnist
     # The wording follows the numbers: each target on its own, then both.
     rows["umap-decoupled"].update(knn5_accuracy=0.96, test_mse_per_pixel=0.05)
     rows["umap-joint"].update(knn5_accuracy=0.90, test_mse_per_pixel=0.035)
-    assert "kNN-5 met: best 0.960, UMAP encoder, decoupled decoder; MSE met: best 0.0350, UMAP + AE" in summarise(result)[2]
+    assert (
+        "kNN-5 met: best 0.960, UMAP encoder, decoupled decoder; MSE met: best 0.0350, UMAP + AE"
+        in summarise(result)[2]
+    )
     rows["umap-joint"].update(test_mse_per_pixel=0.04)
     assert "MSE missed: best 0.0400, UMAP + AE, joint" in summarise(result)[2]
     rows["umap-joint"].update(knn5_accuracy=0.97, test_mse_per_pixel=0.03)
@@ -380,7 +418,9 @@ def test_each_study_says_how_its_models_were_trained() -> None:
     from vae.studies.runner import QUICK, StudySettings
 
     full = StudySettings()
-    assert get_study("pca_vs_ae").describe_training(full) == "all training images, 10 epochs per model, batch 128, seed 0"
+    assert (
+        get_study("pca_vs_ae").describe_training(full) == "all training images, 10 epochs per model, batch 128, seed 0"
+    )
     assert get_study("beta").describe_training(QUICK).startswith("first 10,000 training images, 2 epochs per model")
     # The decoupled study: Parametric UMAP's 50,000 images, its longer recipe, and the graph's edges.
     decoupled = get_study("decoupled").describe_training(full)
@@ -397,9 +437,11 @@ def test_the_shipped_filter_banks_and_subspace_angles_come_out_as_drawn() -> Non
     filters = load_result(REPO / "experiments", "conv_filters")
     banks = filter_bank_images(filters)
     families = [row["family"] for row in filters.rows]
-    assert list(banks) == ["principal components of the patches, largest variance first",
-                           *(f"{f}: {part}" for f in families for part in ("trained filters", "change in training")),
-                           "random start (conv AE)"]  # fmt: skip
+    assert list(banks) == [
+        "principal components of the patches, largest variance first",
+        *(f"{f}: {part}" for f in families for part in ("trained filters", "change in training")),
+        "random start (conv AE)",
+    ]
     first = filters.extras["filters"][filters.rows[0]["key"]]["weights"]
     np.testing.assert_array_equal(banks["random start (conv AE)"], first["initial"])
     pca = load_result(REPO / "experiments", "pca_vs_ae")

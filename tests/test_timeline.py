@@ -46,9 +46,15 @@ def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def train_recorded(config, data, settings, timeline=SMALL, **kwargs):
     train_images, train_labels, test_images, test_labels = data
     return train(
-        config, train_images, test_images, settings, train_labels=train_labels, test_labels=test_labels,
-        timeline=timeline, **kwargs,
-    )  # fmt: skip
+        config,
+        train_images,
+        test_images,
+        settings,
+        train_labels=train_labels,
+        test_labels=test_labels,
+        timeline=timeline,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +98,15 @@ def test_recording_steps_are_geometric_plus_every_epoch_end() -> None:
 
 @pytest.mark.parametrize(
     ("fields", "message"),
-    [({"points": 5}, "points"), ({"loss_images": 3000}, "loss_images"), ({"points": 100, "loss_images": 200}, "exceed"),
-     ({"decoder_steps": (-1,)}, "decoder_steps"), ({"decoder_steps": (4, 4)}, "distinct"), ({"points": 2.5}, "points")],
-)  # fmt: skip
+    [
+        ({"points": 5}, "points"),
+        ({"loss_images": 3000}, "loss_images"),
+        ({"points": 100, "loss_images": 200}, "exceed"),
+        ({"decoder_steps": (-1,)}, "decoder_steps"),
+        ({"decoder_steps": (4, 4)}, "distinct"),
+        ({"points": 2.5}, "points"),
+    ],
+)
 def test_invalid_timeline_settings_are_refused(fields, message) -> None:
     with pytest.raises(ValueError, match=message):
         TimelineSettings(**fields)
@@ -116,7 +128,9 @@ def test_recording_needs_labels_and_enough_images(small_data) -> None:
 @pytest.mark.parametrize("config", [TINY_AE, TINY_VAE], ids=["ae", "vae"])
 def test_a_recorded_training_has_a_frame_at_every_recording_step(config, small_data) -> None:
     frames = []
-    result = train_recorded(config, small_data, TrainSettings(epochs=3, batch_size=64, seed=SEED), on_frame=frames.append)
+    result = train_recorded(
+        config, small_data, TrainSettings(epochs=3, batch_size=64, seed=SEED), on_frame=frames.append
+    )
     timeline = result.timeline
     assert result.status == "completed" and isinstance(timeline, Timeline)
     timeline.check(config.latent_dim)  # dtypes and shapes as the store writes them
@@ -167,8 +181,13 @@ def test_a_stopped_training_ends_on_a_frame_of_its_final_weights(small_data) -> 
         return len(calls) > 13
 
     batches = []
-    result = train_recorded(TINY_AE, small_data, TrainSettings(epochs=5, batch_size=64, seed=SEED),
-                            should_stop=stop_after_13_batches, on_batch=batches.append)  # fmt: skip
+    result = train_recorded(
+        TINY_AE,
+        small_data,
+        TrainSettings(epochs=5, batch_size=64, seed=SEED),
+        should_stop=stop_after_13_batches,
+        on_batch=batches.append,
+    )
     assert result.status == "stopped" and len(batches) == 12  # 13 polls: 12 batches and the one between epochs
     timeline = result.timeline
     assert timeline.steps.tolist() == [0, 1, 2, 4, 8, 10, 12]  # 12: where it stopped, between two steps
@@ -235,10 +254,14 @@ def test_int8_rows_round_trip_within_half_a_step() -> None:
 
 @pytest.mark.parametrize(
     "config",
-    [TINY_AE, TINY_VAE, ModelConfig(kind="ae", latent_dim=2, hidden=(16,), tied=True),
-     ModelConfig(kind="vae", arch="conv", latent_dim=2, hidden=(16,))],
+    [
+        TINY_AE,
+        TINY_VAE,
+        ModelConfig(kind="ae", latent_dim=2, hidden=(16,), tied=True),
+        ModelConfig(kind="vae", arch="conv", latent_dim=2, hidden=(16,)),
+    ],
     ids=["ae", "vae", "tied-ae", "conv-vae"],
-)  # fmt: skip
+)
 def test_a_snapshot_draws_as_the_decoder_did_then(config) -> None:
     torch.manual_seed(SEED)
     before = build_model(config).eval()
@@ -325,7 +348,20 @@ def test_the_command_line_records_a_timeline_unless_told_not_to(tmp_path, mnist_
     from vae.store import NoTimeline, load_model, load_timeline
 
     data = str(Path(__file__).resolve().parents[1] / "data")
-    common = ["--kind", "ae", "--hidden", "16", "--epochs", "1", "--batch-size", "100", "--limit", "500", "--data-dir", data]
+    common = [
+        "--kind",
+        "ae",
+        "--hidden",
+        "16",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "100",
+        "--limit",
+        "500",
+        "--data-dir",
+        data,
+    ]
     assert cli.main([*common, "--timeline-decoders", "0,2", "--out", str(tmp_path / "with")]) == 0
     timeline = load_timeline(tmp_path / "with")
     assert timeline.steps.tolist() == [0, 1, 2, 4, 5] and sorted(timeline.decoders) == [0, 2]  # 5 batches
@@ -353,8 +389,15 @@ def test_a_job_reports_its_latest_frame_and_refuses_a_timeline_without_labels(sm
     jobs = TrainingQueue()
     with pytest.raises(ValueError, match="needs test_images, train_labels and test_labels"):
         jobs.submit(TINY_AE, TrainSettings(epochs=1, batch_size=64), train_images, test_images, timeline=SMALL)
-    job = jobs.submit(TINY_AE, TrainSettings(epochs=2, batch_size=64, seed=SEED), train_images, test_images,
-                      train_labels=train_labels, test_labels=test_labels, timeline=SMALL)  # fmt: skip
+    job = jobs.submit(
+        TINY_AE,
+        TrainSettings(epochs=2, batch_size=64, seed=SEED),
+        train_images,
+        test_images,
+        train_labels=train_labels,
+        test_labels=test_labels,
+        timeline=SMALL,
+    )
     assert job.wait(120) and job.snapshot().status == "completed"
     snapshot = job.snapshot()
     assert snapshot.frame.step == 20 and snapshot.frame.index == job.result.timeline.frames - 1

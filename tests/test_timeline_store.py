@@ -41,7 +41,9 @@ def tiny(kind: str = "vae", latent_dim: int = 2, seed: int = 0) -> LatentModel:
     return build_model(ModelConfig(kind=kind, latent_dim=latent_dim, hidden=(8,)))
 
 
-def fake_timeline(model: LatentModel, frames: int = 5, points: int = 30, decoders: tuple[int, ...] = (0, 2)) -> Timeline:
+def fake_timeline(
+    model: LatentModel, frames: int = 5, points: int = 30, decoders: tuple[int, ...] = (0, 2)
+) -> Timeline:
     """A timeline of random codes (what the store must keep, whatever they are) and real decoder snapshots."""
     rng = np.random.default_rng(SEED)
     steps = np.array([0, 1, 2, 4, 8, 10, 16, 20][:frames], dtype=np.int64)
@@ -53,11 +55,16 @@ def fake_timeline(model: LatentModel, frames: int = 5, points: int = 30, decoder
         snapshots[frame] = decoder_snapshot(model)
     return Timeline(
         codes=rng.normal(size=(frames, points, model.config.latent_dim)).astype(np.float32),
-        steps=steps, epochs=steps / 10.0, image_index=np.sort(rng.choice(500, points, replace=False)).astype(np.int64),
+        steps=steps,
+        epochs=steps / 10.0,
+        image_index=np.sort(rng.choice(500, points, replace=False)).astype(np.int64),
         train_terms={"loss": rng.uniform(100, 500, frames), "kl": rng.uniform(0, 10, frames)},
         test_terms={"loss": rng.uniform(100, 500, frames), "kl": rng.uniform(0, 10, frames)},
-        batches_per_epoch=10, decoders=snapshots, record_seconds=1.25, loss_images=20,
-    )  # fmt: skip
+        batches_per_epoch=10,
+        decoders=snapshots,
+        record_seconds=1.25,
+        loss_images=20,
+    )
 
 
 @pytest.fixture
@@ -92,7 +99,12 @@ def npz_bytes(**arrays) -> bytes:
 
 
 def arrays_of(timeline: Timeline) -> dict[str, np.ndarray]:
-    out = {"codes": timeline.codes, "steps": timeline.steps, "epochs": timeline.epochs, "image_index": timeline.image_index}
+    out = {
+        "codes": timeline.codes,
+        "steps": timeline.steps,
+        "epochs": timeline.epochs,
+        "image_index": timeline.image_index,
+    }
     out.update({f"train_{k}": v for k, v in timeline.train_terms.items()})
     out.update({f"test_{k}": v for k, v in timeline.test_terms.items()})
     return out
@@ -118,8 +130,19 @@ def test_a_timeline_round_trips_with_its_hash_in_model_json(saved) -> None:
     assert (entry["frames"], entry["points"], entry["batches_per_epoch"], entry["loss_images"]) == (5, 30, 10, 20)
     # A plain npz of the documented arrays, readable without pickle by anyone's numpy.
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        assert set(npz.files) == {"codes", "steps", "epochs", "image_index", "train_loss", "train_kl", "test_loss", "test_kl"}
-        assert npz["codes"].dtype == np.float32 and npz["steps"].dtype == np.int64 and npz["image_index"].dtype == np.int64
+        assert set(npz.files) == {
+            "codes",
+            "steps",
+            "epochs",
+            "image_index",
+            "train_loss",
+            "train_kl",
+            "test_loss",
+            "test_kl",
+        }
+        assert (
+            npz["codes"].dtype == np.float32 and npz["steps"].dtype == np.int64 and npz["image_index"].dtype == np.int64
+        )
 
     back = load_timeline(folder)
     for name, array in arrays_of(timeline).items():
@@ -293,7 +316,11 @@ def test_a_frame_count_that_does_not_match_model_json(saved) -> None:
         (lambda a: a.pop("steps"), CorruptModel, "missing arrays \\['steps'\\]"),
         (lambda a: a.update(extra=np.zeros(3)), CorruptModel, "unexpected arrays \\['extra'\\]"),
         (lambda a: a.update(steps=a["steps"][::-1].copy()), CorruptModel, "strictly increasing"),
-        (lambda a: a.update(image_index=a["image_index"].astype(np.float32)), CorruptModel, "image_index must be int64"),
+        (
+            lambda a: a.update(image_index=a["image_index"].astype(np.float32)),
+            CorruptModel,
+            "image_index must be int64",
+        ),
         (lambda a: a.update(codes=np.full_like(a["codes"], np.nan)), CorruptModel, "finite"),
         (lambda a: a.update(epochs=a["epochs"][:2]), CorruptModel, "do not fit together"),
     ],

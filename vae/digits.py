@@ -34,7 +34,9 @@ def read_image(data: bytes) -> np.ndarray:
     if not data:
         raise ImageRejected("the file is empty")
     if len(data) > MAX_BYTES:
-        raise ImageRejected(f"the file is {len(data) / 2**20:.1f} MB; a digit image must be under {MAX_BYTES // 2**20} MB")
+        raise ImageRejected(
+            f"the file is {len(data) / 2**20:.1f} MB; a digit image must be under {MAX_BYTES // 2**20} MB"
+        )
     try:
         with warnings.catch_warnings():
             # Pillow warns between its two bomb limits; the size check below refuses those images anyway.
@@ -43,7 +45,9 @@ def read_image(data: bytes) -> np.ndarray:
     except UnidentifiedImageError:
         raise ImageRejected("this is not an image file (PNG, JPEG, GIF, BMP or WebP)") from None
     except Image.DecompressionBombError:  # Pillow's own guard, for claims far beyond ours
-        raise ImageRejected(f"the image claims billions of pixels; at most {MAX_SIDE} x {MAX_SIDE} is accepted") from None
+        raise ImageRejected(
+            f"the image claims billions of pixels; at most {MAX_SIDE} x {MAX_SIDE} is accepted"
+        ) from None
     width, height = image.size
     if width == 0 or height == 0:
         raise ImageRejected("the image has no pixels")

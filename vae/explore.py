@@ -52,7 +52,9 @@ def class_centroids(codes: np.ndarray, labels: np.ndarray, n_classes: int = 10) 
     return out.astype(np.float32)
 
 
-def interpolate(model: LatentModel, start: np.ndarray, end: np.ndarray, steps: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def interpolate(
+    model: LatentModel, start: np.ndarray, end: np.ndarray, steps: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
     """Straight line from code ``start`` to ``end`` (both ``[D]``) in ``steps`` points, decoded.
 
     Returns (codes ``[steps, D]``, images ``[steps, 28, 28]``). Linear in the latent space itself, not in

@@ -26,7 +26,15 @@ from typing import Any
 import numpy as np
 
 from vae.images import tile_grid, to_png_bytes, to_uint8_image, upscale
-from vae.store import GRAPH_ROLES, MAX_GRAPH_BYTES, MAX_META_BYTES, MAX_WEIGHTS_BYTES, META_FILE, StoreError, parse_metadata
+from vae.store import (
+    GRAPH_ROLES,
+    MAX_GRAPH_BYTES,
+    MAX_META_BYTES,
+    MAX_WEIGHTS_BYTES,
+    META_FILE,
+    StoreError,
+    parse_metadata,
+)
 
 # Zip entries get this fixed timestamp, so the same model always gives the same zip bytes.
 ZIP_DATE_TIME = (2020, 1, 1, 0, 0, 0)

@@ -104,5 +104,3 @@ def _as_uint8_stack(images: Any) -> np.ndarray:
     if arr.ndim != 3 or len(arr) == 0:
         raise ValueError(f"images must have shape [K, H, W] or [K, 1, H, W] with K >= 1, got {list(arr.shape)}")
     return np.stack([to_uint8_image(a) for a in arr])
-
-

@@ -23,7 +23,7 @@ from vae.models import ModelConfig
 from vae.studies.registry import run_study, save_result, variants
 from vae.studies.runner import StudySettings, StudyStopped
 from vae.training.timeline import Frame, TimelineSettings
-from vae.training.trainer import BatchProgress, EpochRecord, train, TrainResult, TrainSettings
+from vae.training.trainer import BatchProgress, EpochRecord, TrainResult, TrainSettings, train
 
 JobStatus = Literal["queued", "running", "completed", "stopped", "time_limit", "diverged", "failed"]
 FINISHED: frozenset[str] = frozenset({"completed", "stopped", "time_limit", "diverged", "failed"})
@@ -239,8 +239,9 @@ class StudyJob(_Lifecycle):
         if not self._begin():
             return
         try:
-            result = run_study(self.study, self.settings, self.data_dir, progress=self._progress,
-                               should_stop=self._stop.is_set)  # fmt: skip
+            result = run_study(
+                self.study, self.settings, self.data_dir, progress=self._progress, should_stop=self._stop.is_set
+            )
             save_result(result, self.out_dir)
         except StudyStopped:
             self._finish("stopped", "stopped on request; the previous result is kept")
@@ -285,9 +286,16 @@ class TrainingQueue:
                 f"batch_size ({settings.batch_size}) is larger than the training set ({len(train_images)} images)"
             )
         job = TrainingJob(
-            config, settings, train_images, test_images, label=label or config.describe(),
-            train_labels=train_labels, test_labels=test_labels, dataset=dataset, timeline=timeline,
-        )  # fmt: skip
+            config,
+            settings,
+            train_images,
+            test_images,
+            label=label or config.describe(),
+            train_labels=train_labels,
+            test_labels=test_labels,
+            dataset=dataset,
+            timeline=timeline,
+        )
         return self.enqueue(job)
 
     def enqueue(self, job: TrainingJob | StudyJob) -> TrainingJob | StudyJob:

@@ -108,8 +108,9 @@ def _as_class_indices(labels: np.ndarray, n_classes: int) -> np.ndarray:
         raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
     indices = labels.astype(np.int64)
     if indices.size and (indices.min() < 0 or indices.max() >= n_classes):
-        raise ValueError(f"labels must lie in 0 .. {n_classes - 1} (n_classes={n_classes}), "
-                         f"got {indices.min()} .. {indices.max()}")
+        raise ValueError(
+            f"labels must lie in 0 .. {n_classes - 1} (n_classes={n_classes}), got {indices.min()} .. {indices.max()}"
+        )
     return indices
 
 
@@ -151,9 +152,7 @@ def _vote_accuracy(codes: np.ndarray, neighbours: np.ndarray, n_codes: int) -> f
     return float(np.mean(counts.argmax(axis=1) == codes))
 
 
-def knn_accuracy_within(
-    embedding: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray, k: int = 5
-) -> float:
+def knn_accuracy_within(embedding: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray, k: int = 5) -> float:
     """Leave-one-out k-nearest-neighbour accuracy inside one set ``[N, D]`` with ``labels [N]``.
 
     Each point is classified by a majority vote of its k nearest *other* points (ties go to the

@@ -199,7 +199,7 @@ class LatentView(ABC):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
-    def _check_params(self) -> None:
+    def _check_params(self) -> None:  # noqa: B027 (a hook: a view without parameters has nothing to check)
         """Checks that do not depend on the data; ``fit`` adds those that do."""
 
     # -- fitting ---------------------------------------------------------------------------------------
@@ -235,7 +235,7 @@ class LatentView(ABC):
         """Z ``[N, D]`` -> its embedding ``[N, 2]`` float32 (the read-only ``embedding_``)."""
         return self.fit(Z, progress=progress).embedding_
 
-    def _check_data(self, codes: np.ndarray) -> None:
+    def _check_data(self, codes: np.ndarray) -> None:  # noqa: B027 (a hook, like _check_params)
         """Checks of the parameters against the data, e.g. UMAP's n_neighbors < N."""
 
     def _exact_inverse(self, latent_dim: int) -> bool:

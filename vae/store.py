@@ -42,7 +42,7 @@ import shutil
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -207,8 +207,12 @@ def _timeline_files(model: LatentModel, timeline: Timeline, files: dict[str, byt
         timeline.check(model.config.latent_dim)
     except ValueError as error:
         raise ValueError(f"cannot save this timeline: {error}") from None
-    arrays = {"codes": timeline.codes, "steps": timeline.steps, "epochs": timeline.epochs,
-              "image_index": timeline.image_index}  # fmt: skip
+    arrays = {
+        "codes": timeline.codes,
+        "steps": timeline.steps,
+        "epochs": timeline.epochs,
+        "image_index": timeline.image_index,
+    }
     for split, terms in (("train", timeline.train_terms), ("test", timeline.test_terms)):
         arrays.update({f"{split}_{term}": values for term, values in terms.items()})
     buffer = io.BytesIO()
@@ -218,10 +222,15 @@ def _timeline_files(model: LatentModel, timeline: Timeline, files: dict[str, byt
     name = f"timeline-{digest[:16]}.npz"
     files[name] = data
     entry: dict[str, Any] = {
-        "file": name, "sha256": digest, "frames": timeline.frames, "points": timeline.points,
-        "batches_per_epoch": timeline.batches_per_epoch, "loss_images": timeline.loss_images,
-        "record_seconds": round(float(timeline.record_seconds), 3), "decoders": None,
-    }  # fmt: skip
+        "file": name,
+        "sha256": digest,
+        "frames": timeline.frames,
+        "points": timeline.points,
+        "batches_per_epoch": timeline.batches_per_epoch,
+        "loss_images": timeline.loss_images,
+        "record_seconds": round(float(timeline.record_seconds), 3),
+        "decoders": None,
+    }
     if timeline.decoders:
         expected = decoder_state_keys(model)
         tensors: dict[str, torch.Tensor] = {}
@@ -239,8 +248,12 @@ def _timeline_files(model: LatentModel, timeline: Timeline, files: dict[str, byt
         blob_digest = _sha256(blob)
         blob_name = f"decoders-{blob_digest[:16]}.safetensors"
         files[blob_name] = blob
-        entry["decoders"] = {"file": blob_name, "sha256": blob_digest, "frames": sorted(timeline.decoders),
-                             "encoding": DECODER_ENCODING}  # fmt: skip
+        entry["decoders"] = {
+            "file": blob_name,
+            "sha256": blob_digest,
+            "frames": sorted(timeline.decoders),
+            "encoding": DECODER_ENCODING,
+        }
     return entry
 
 
@@ -283,15 +296,19 @@ def save_imported_model(
     return _commit(path, {files[role]["file"]: graphs[role] for role in GRAPH_ROLES}, meta)
 
 
-def _described(history: list[dict[str, Any]] | None, metrics: dict[str, Any] | None,
-               dataset: dict[str, Any] | None, extra: dict[str, Any] | None) -> dict[str, Any]:
+def _described(
+    history: list[dict[str, Any]] | None,
+    metrics: dict[str, Any] | None,
+    dataset: dict[str, Any] | None,
+    extra: dict[str, Any] | None,
+) -> dict[str, Any]:
     """The descriptive part of ``model.json``, the same for a trained and an imported model."""
     return {
         "history": history or [],
         "metrics": metrics or {},
         "dataset": dataset or {},
         "extra": extra or {},
-        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -308,8 +325,11 @@ def _commit(path: Path, blobs: dict[str, bytes], meta: dict[str, Any]) -> Path:
             write_atomically(path / META_FILE, meta_bytes)  # the commit point
             # Under the lock no other save is mid-write, so every other data file and temp file is
             # garbage: the previous version, or the leftovers of a writer that was killed.
-            data_files = [p for p in path.iterdir()
-                          if any(pattern.fullmatch(p.name) for pattern in (WEIGHTS_PATTERN, GRAPH_PATTERN, TIMELINE_FILES))]  # fmt: skip
+            data_files = [
+                p
+                for p in path.iterdir()
+                if any(pattern.fullmatch(p.name) for pattern in (WEIGHTS_PATTERN, GRAPH_PATTERN, TIMELINE_FILES))
+            ]
             for stale in [*data_files, *path.glob(TEMPORARY_GLOB)]:
                 if stale.name not in blobs:
                     stale.unlink(missing_ok=True)
@@ -556,12 +576,16 @@ def load_timeline(path: str | os.PathLike, *, decoders: bool = True) -> Timeline
         )
     seconds, loss_images = entry.get("record_seconds"), entry.get("loss_images")
     timeline = Timeline(
-        codes=codes, steps=arrays["steps"], epochs=arrays["epochs"], image_index=arrays["image_index"],
-        train_terms=terms["train"], test_terms=terms["test"],
+        codes=codes,
+        steps=arrays["steps"],
+        epochs=arrays["epochs"],
+        image_index=arrays["image_index"],
+        train_terms=terms["train"],
+        test_terms=terms["test"],
         batches_per_epoch=entry.get("batches_per_epoch"),  # checked below with the arrays
         record_seconds=float(seconds) if _is_number(seconds) else 0.0,
         loss_images=loss_images if _is_number(loss_images) else 0,
-    )  # fmt: skip
+    )
     try:
         timeline.check()
     except ValueError as error:
@@ -589,8 +613,9 @@ def _fits(tensor: torch.Tensor, dtype: torch.dtype, shape: tuple[int, ...]) -> b
 
 def _load_decoders(stored: StoredModel, entry: Any, frames: int) -> dict[int, dict[str, torch.Tensor]]:
     """The decoder snapshots a timeline entry names, checked against the model the config builds."""
-    data = _checked_file(stored.path, entry, "decoder snapshots", r"decoders-[0-9a-f]{16}\.safetensors",
-                         MAX_WEIGHTS_BYTES)  # fmt: skip
+    data = _checked_file(
+        stored.path, entry, "decoder snapshots", r"decoders-[0-9a-f]{16}\.safetensors", MAX_WEIGHTS_BYTES
+    )
     blob_path = stored.path / entry["file"]
     kept = entry.get("frames")
     if not isinstance(kept, list) or not all(_is_index(f, frames) for f in kept) or len(set(kept)) != len(kept):

@@ -92,7 +92,9 @@ class VariationalAutoEncoder(LatentModel):
         if config.kind != "vae":
             raise ValueError(f"VariationalAutoEncoder needs kind='vae', got {config.kind!r}")
         self.config = config
-        encoder_cls, decoder_cls = (DenseEncoder, DenseDecoder) if config.arch == "dense" else (ConvEncoder, ConvDecoder)
+        encoder_cls, decoder_cls = (
+            (DenseEncoder, DenseDecoder) if config.arch == "dense" else (ConvEncoder, ConvDecoder)
+        )
         # One head emits mean and log-variance side by side: [B, 2D].
         self.encoder = encoder_cls(config.hidden, 2 * config.latent_dim)
         self.decoder = decoder_cls(config.hidden, config.latent_dim)

@@ -80,6 +80,8 @@ def _check_tensor_name(field_name: str, value: Any) -> None:
         raise ValueError(
             f"{field_name} must be a tensor name of 1 to {MAX_GRAPH_NAME} printable characters, got {value!r}"
         )
+
+
 # The UMAP term is a mean over edges (about 1 nat) where reconstruction sums 784 pixels: weights in the
 # hundreds balance the two, so its range is wider than the other weights'.
 MAX_UMAP_WEIGHT = 10_000
@@ -198,14 +200,24 @@ class ModelConfig:
             raise ValueError(f"kind must be 'ae' or 'vae' for an imported model, got {self.kind!r}")
         if len(self.onnx.encoder_outputs) != (2 if self.kind == "vae" else 1):
             wanted = "mean and log-variance" if self.kind == "vae" else "one code"
-            raise ValueError(f"encoder_outputs must name {wanted} for kind={self.kind!r}, "
-                             f"got {self.onnx.encoder_outputs!r}")  # fmt: skip
-        for name, default in (("hidden", ()), ("beta", 1.0), ("sparsity", 0.0), ("tied", False), ("linear", False),
-                              ("class_weight", 0.0), ("invertible", False), ("umap_weight", 0.0),
-                              ("decoupled", False)):  # fmt: skip
+            raise ValueError(
+                f"encoder_outputs must name {wanted} for kind={self.kind!r}, got {self.onnx.encoder_outputs!r}"
+            )
+        for name, default in (
+            ("hidden", ()),
+            ("beta", 1.0),
+            ("sparsity", 0.0),
+            ("tied", False),
+            ("linear", False),
+            ("class_weight", 0.0),
+            ("invertible", False),
+            ("umap_weight", 0.0),
+            ("decoupled", False),
+        ):
             if getattr(self, name) != default:
-                raise ValueError(f"{name} does not apply to an imported model (arch={IMPORTED_ARCH!r}): "
-                                 f"leave it at {default!r}")  # fmt: skip
+                raise ValueError(
+                    f"{name} does not apply to an imported model (arch={IMPORTED_ARCH!r}): leave it at {default!r}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -156,10 +156,13 @@ class ConvEncoder(nn.Module):
         c1, c2 = CONV_CHANNELS
         sizes = [c2 * 7 * 7, *hidden]
         self.body = nn.Sequential(
-            nn.Conv2d(1, c1, CONV_KERNEL, stride=2, padding=1), _activation(linear),  # [B, c1, 14, 14]
-            nn.Conv2d(c1, c2, CONV_KERNEL, stride=2, padding=1), _activation(linear),  # [B, c2, 7, 7]
-            nn.Flatten(), *_mlp(sizes, linear),
-        )  # fmt: skip
+            nn.Conv2d(1, c1, CONV_KERNEL, stride=2, padding=1),
+            _activation(linear),  # [B, c1, 14, 14]
+            nn.Conv2d(c1, c2, CONV_KERNEL, stride=2, padding=1),
+            _activation(linear),  # [B, c2, 7, 7]
+            nn.Flatten(),
+            *_mlp(sizes, linear),
+        )
         self.head = nn.Linear(sizes[-1], out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, 1, 28, 28] -> [B, out_dim]
@@ -172,10 +175,12 @@ class ConvDecoder(nn.Module):
         c1, c2 = CONV_CHANNELS
         sizes = [latent_dim, *reversed(hidden), c2 * 7 * 7]
         self.body = nn.Sequential(
-            *_mlp(sizes, linear), nn.Unflatten(1, (c2, 7, 7)),
-            nn.ConvTranspose2d(c2, c1, CONV_KERNEL, stride=2, padding=1), _activation(linear),  # [B, c1, 14, 14]
+            *_mlp(sizes, linear),
+            nn.Unflatten(1, (c2, 7, 7)),
+            nn.ConvTranspose2d(c2, c1, CONV_KERNEL, stride=2, padding=1),
+            _activation(linear),  # [B, c1, 14, 14]
             nn.ConvTranspose2d(c1, 1, CONV_KERNEL, stride=2, padding=1),  # [B, 1, 28, 28]
-        )  # fmt: skip
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # [B, D] -> logits [B, 1, 28, 28]
         return self.body(z)

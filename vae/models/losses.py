@@ -19,9 +19,7 @@ def reconstruction_error(logits: torch.Tensor, x: torch.Tensor, kind: str) -> to
     return per_pixel.flatten(1).sum(1).mean()
 
 
-def soft_nearest_neighbour_loss(
-    z: torch.Tensor, labels: torch.Tensor | None, temperature: float = 0.1
-) -> torch.Tensor:
+def soft_nearest_neighbour_loss(z: torch.Tensor, labels: torch.Tensor | None, temperature: float = 0.1) -> torch.Tensor:
     """How entangled the classes of codes z ``[B, D]`` with labels ``[B]`` are -> scalar >= 0 (nats).
 
     Frosst, Papernot & Hinton (2019), eq. (1): for each point, minus the log of the share of its
@@ -54,8 +52,12 @@ UMAP_NEGATIVE_RATE = 5
 UMAP_EPS = 1e-4
 
 
-def umap_negatives(batch_size: int, rate: int = UMAP_NEGATIVE_RATE, generator: torch.Generator | None = None,
-                   device: torch.device | str = "cpu") -> torch.Tensor:  # fmt: skip
+def umap_negatives(
+    batch_size: int,
+    rate: int = UMAP_NEGATIVE_RATE,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """``[B, rate]`` indices into a batch of edge tails: the tails each head is pushed away from.
 
     Parametric UMAP repeats the tails ``rate`` times and shuffles them, so every tail serves ``rate`` times.
@@ -76,8 +78,10 @@ def umap_cross_entropy(
     (Sainburg, McInnes & Gentner, 2021, eq. 2 and umap-learn's ``umap_loss``).
     """
     if heads.shape != tails.shape or negatives.shape[0] != len(heads):
-        raise ValueError(f"heads {list(heads.shape)}, tails {list(tails.shape)} and negatives "
-                         f"{list(negatives.shape)} must describe the same B edges")  # fmt: skip
+        raise ValueError(
+            f"heads {list(heads.shape)}, tails {list(tails.shape)} and negatives "
+            f"{list(negatives.shape)} must describe the same B edges"
+        )
     # Squared distances, floored so that (d^2)^b has a finite gradient when two codes coincide.
     positive = (heads - tails).pow(2).sum(1).clamp_min(1e-12)  # [B]
     negative = (heads.unsqueeze(1) - tails[negatives]).pow(2).sum(2).clamp_min(1e-12)  # [B, R]
@@ -88,8 +92,9 @@ def umap_cross_entropy(
     return (attraction.sum() + repulsion.sum()) / (attraction.numel() + repulsion.numel())
 
 
-def add_class_term(terms: dict[str, torch.Tensor], z: torch.Tensor, labels: torch.Tensor | None,
-                    weight: float) -> dict[str, torch.Tensor]:
+def add_class_term(
+    terms: dict[str, torch.Tensor], z: torch.Tensor, labels: torch.Tensor | None, weight: float
+) -> dict[str, torch.Tensor]:
     if weight:
         terms["class"] = soft_nearest_neighbour_loss(z, labels)
         terms["loss"] = terms["loss"] + weight * terms["class"]

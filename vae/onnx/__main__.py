@@ -26,19 +26,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     export.add_argument("--out", required=True, help="folder for decoder.onnx, encoder.onnx and onnx.json")
     export.add_argument("--data-dir", default=None, help="where the datasets are (default ./data or $VAE_DATA_DIR)")
     warm = commands.add_parser(
-        "cache", help="export every model of MODELS_DIR into the export cache --cache (what the page runs)",
+        "cache",
+        help="export every model of MODELS_DIR into the export cache --cache (what the page runs)",
         description="Export every model of a store folder into an export cache, skipping those already there: "
         "what scripts/setup.sh does, so the first page that shows a model needs no export.",
-    )  # fmt: skip
+    )
     warm.add_argument("models_dir", help="a store folder (holds model folders)")
     warm.add_argument("--cache", required=True, help="the export cache (the app's is .cache/onnx)")
     warm.add_argument("--data-dir", default=None, help="where the datasets are (default ./data or $VAE_DATA_DIR)")
-    _add_import_arguments(commands.add_parser(
-        "import", help="import ENCODER.onnx and DECODER.onnx as a model of the store (--out models/NAME)",
-        description="Import an encoder and a decoder exported to ONNX as a model of the store: both graphs are "
-        "checked, normalised to the standard interface and measured on the test set; the model then loads with "
-        "vae.load_model like any other. A refusal says why and exits with status 2.",
-    ))  # fmt: skip
+    _add_import_arguments(
+        commands.add_parser(
+            "import",
+            help="import ENCODER.onnx and DECODER.onnx as a model of the store (--out models/NAME)",
+            description="Import an encoder and a decoder exported to ONNX as a model of the store: both graphs are "
+            "checked, normalised to the standard interface and measured on the test set; the model then loads with "
+            "vae.load_model like any other. A refusal says why and exits with status 2.",
+        )
+    )
     args = parser.parse_args(argv)
     if args.command == "import":
         code = _run_import(args)
@@ -73,20 +77,31 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _add_import_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("encoder", help="ENCODER.onnx: images [B, 1, 28, 28], [B, 28, 28, 1] or [B, 784] -> "
-                        "[B, D] (AE) or mean and log-variance (VAE)")  # fmt: skip
+    parser.add_argument(
+        "encoder",
+        help="ENCODER.onnx: images [B, 1, 28, 28], [B, 28, 28, 1] or [B, 784] -> "
+        "[B, D] (AE) or mean and log-variance (VAE)",
+    )
     parser.add_argument("decoder", help="DECODER.onnx: [B, D] -> [B, 784] or [B, 1, 28, 28] in [0, 1]")
     parser.add_argument("--out", required=True, help="the new model's folder, e.g. models/my-vae")
     parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"], help="what it was trained on")
     parser.add_argument("--logits", action="store_true", help="the decoder gives logits: a sigmoid is appended")
-    parser.add_argument("--encoder-outputs", default=None, metavar="MEAN[,LOGVAR]",
-                        help="the encoder's outputs to use, by name (when it has several, e.g. Keras's "
-                        "z_mean,z_log_var,z)")  # fmt: skip
+    parser.add_argument(
+        "--encoder-outputs",
+        default=None,
+        metavar="MEAN[,LOGVAR]",
+        help="the encoder's outputs to use, by name (when it has several, e.g. Keras's z_mean,z_log_var,z)",
+    )
     parser.add_argument("--decoder-output", default=None, metavar="NAME", help="the decoder's image output, by name")
-    parser.add_argument("--input-layout", default=None, choices=list(PIXEL_LAYOUTS),
-                        help="how the encoder takes the pixels, when its graph leaves it open")
-    parser.add_argument("--recon-loss", default="bce", choices=list(RECON_LOSSES),
-                        help="the reconstruction term measured")  # fmt: skip
+    parser.add_argument(
+        "--input-layout",
+        default=None,
+        choices=list(PIXEL_LAYOUTS),
+        help="how the encoder takes the pixels, when its graph leaves it open",
+    )
+    parser.add_argument(
+        "--recon-loss", default="bce", choices=list(RECON_LOSSES), help="the reconstruction term measured"
+    )
     parser.add_argument("--replace", action="store_true", help="replace a model of the same name")
     parser.add_argument("--data-dir", default=None, help="where the datasets are (default ./data or $VAE_DATA_DIR)")
 
@@ -98,10 +113,19 @@ def _run_import(args: argparse.Namespace) -> int:
     outputs = [n.strip() for n in args.encoder_outputs.split(",")] if args.encoder_outputs else None
     try:
         model, stored = import_onnx(
-            args.encoder, args.decoder, args.out, dataset=args.dataset, data_dir=args.data_dir, logits=args.logits,
-            encoder_outputs=outputs, decoder_output=args.decoder_output, input_layout=args.input_layout,
-            recon_loss=args.recon_loss, replace=args.replace, origin="python -m vae.onnx import",
-        )  # fmt: skip
+            args.encoder,
+            args.decoder,
+            args.out,
+            dataset=args.dataset,
+            data_dir=args.data_dir,
+            logits=args.logits,
+            encoder_outputs=outputs,
+            decoder_output=args.decoder_output,
+            input_layout=args.input_layout,
+            recon_loss=args.recon_loss,
+            replace=args.replace,
+            origin="python -m vae.onnx import",
+        )
     except ImportRefused as error:
         print(f"error: not imported: {error}", file=sys.stderr)
         return 2

@@ -55,8 +55,9 @@ class UserGraph:
 # Reading a graph: size, format, external data, onnx.checker
 
 
-def read_graph(source: str | os.PathLike | bytes, what: str, max_bytes: int = MAX_BYTES,
-               name: str | None = None) -> UserGraph:
+def read_graph(
+    source: str | os.PathLike | bytes, what: str, max_bytes: int = MAX_BYTES, name: str | None = None
+) -> UserGraph:
     """Read ``source`` (a file, or its bytes for an upload), fold in its external data, check it.
 
     External data: a tensor may live in another file only if its ``location`` is a plain file name (no
@@ -101,8 +102,9 @@ def read_graph(source: str | os.PathLike | bytes, what: str, max_bytes: int = MA
     return UserGraph(what, proto, proto.SerializeToString() if external else data, source_info)
 
 
-def _fold_in_external_data(proto: onnx.ModelProto, folder: Path | None, what: str, max_bytes: int,
-                           used: int) -> list[str]:
+def _fold_in_external_data(
+    proto: onnx.ModelProto, folder: Path | None, what: str, max_bytes: int, used: int
+) -> list[str]:
     """Copy every external tensor's bytes into ``proto`` (see :func:`read_graph`) -> the files read.
 
     ``used``: the graph file's own size, which counts towards ``max_bytes`` with its data.
@@ -130,11 +132,14 @@ def _fold_in_external_data(proto: onnx.ModelProto, folder: Path | None, what: st
                 offset = int(entries.get("offset") or 0)
                 length = int(entries["length"]) if entries.get("length") else size - offset
             except ValueError:
-                raise ImportRefused(f"the {what}'s external data for {tensor.name!r} has a bad offset or "
-                                    "length") from None  # fmt: skip
+                raise ImportRefused(
+                    f"the {what}'s external data for {tensor.name!r} has a bad offset or length"
+                ) from None
             if offset < 0 or length < 0 or offset + length > size:
-                raise ImportRefused(f"the {what}'s tensor {tensor.name!r} lies outside {location!r} "
-                                    f"(offset {offset}, length {length}, file {size} bytes)")  # fmt: skip
+                raise ImportRefused(
+                    f"the {what}'s tensor {tensor.name!r} lies outside {location!r} "
+                    f"(offset {offset}, length {length}, file {size} bytes)"
+                )
             used += length
             if used > max_bytes:  # checked before reading: a huge (or sparse) data file is never read
                 raise ImportRefused(f"the {what} and its external data are over the {_mb(max_bytes)} limit")
@@ -173,8 +178,9 @@ def _open_beside(folder: Path, location: str, what: str) -> int:
         raise ImportRefused(f"the {what}'s external data file {location!r} is not beside it in {folder}") from None
     except OSError:
         kind = "a symlink" if path.is_symlink() else "unreadable"
-        raise ImportRefused(f"the {what}'s external data file {location!r} is {kind}; only regular files are "
-                            "read") from None  # fmt: skip
+        raise ImportRefused(
+            f"the {what}'s external data file {location!r} is {kind}; only regular files are read"
+        ) from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise ImportRefused(f"the {what}'s external data {location!r} is not a regular file")
@@ -225,8 +231,10 @@ def _check_input(value_info: onnx.ValueInfoProto, what: str, rank: tuple[int, ..
     if not value_info.type.tensor_type.HasField("shape"):
         return None
     if len(dims) not in rank:
-        raise ImportRefused(f"the {what} {value_info.name!r} has rank {len(dims)} {_shape_text(dims)}; "
-                            f"expected rank {' or '.join(map(str, rank))}")  # fmt: skip
+        raise ImportRefused(
+            f"the {what} {value_info.name!r} has rank {len(dims)} {_shape_text(dims)}; "
+            f"expected rank {' or '.join(map(str, rank))}"
+        )
     if isinstance(dims[0], int) and dims[0] > 0:
         raise ImportRefused(
             f"the {what} {value_info.name!r} has a fixed batch size of {dims[0]} {_shape_text(dims)}: export it with a "
@@ -241,9 +249,10 @@ def _fitting_layouts(dims: Sequence[int | str | None] | None) -> list[str]:
         return list(PIXEL_LAYOUTS)
     rest = dims[1:]
     return [
-        name for name, shape in PIXEL_LAYOUTS.items()
+        name
+        for name, shape in PIXEL_LAYOUTS.items()
         if len(shape) == len(rest) and all(not isinstance(d, int) or d == s for d, s in zip(rest, shape))
-    ]  # fmt: skip
+    ]
 
 
 def _encoder_output_names(proto: onnx.ModelProto, names: Sequence[str] | None) -> list[str]:
@@ -251,8 +260,9 @@ def _encoder_output_names(proto: onnx.ModelProto, names: Sequence[str] | None) -
     if names:
         missing = [n for n in names if n not in available]
         if missing or not 1 <= len(names) <= 2 or len(set(names)) != len(names):
-            raise ImportRefused(f"encoder outputs {list(names)} must be 1 or 2 different names among the encoder's "
-                                f"outputs {available}")  # fmt: skip
+            raise ImportRefused(
+                f"encoder outputs {list(names)} must be 1 or 2 different names among the encoder's outputs {available}"
+            )
         return list(names)
     if len(available) == 1:
         return available
@@ -264,8 +274,10 @@ def _encoder_output_names(proto: onnx.ModelProto, names: Sequence[str] | None) -
     logvars = [n for n in available if "log_var" in n.lower() or "logvar" in n.lower()]
     if len(means) == 1 and len(logvars) == 1:
         return [means[0], logvars[0]]  # e.g. Keras's [z_mean, z_log_var, z]: the sample z is left out
-    raise ImportRefused(f"the encoder has {len(available)} outputs {available}: name the mean (and the log-variance) "
-                        "with --encoder-outputs MEAN,LOGVAR")  # fmt: skip
+    raise ImportRefused(
+        f"the encoder has {len(available)} outputs {available}: name the mean (and the log-variance) "
+        "with --encoder-outputs MEAN,LOGVAR"
+    )
 
 
 def _one(items: list[onnx.ValueInfoProto], name: str | None, what: str, option: str) -> onnx.ValueInfoProto:
@@ -283,8 +295,9 @@ def _one(items: list[onnx.ValueInfoProto], name: str | None, what: str, option: 
 # Running the user's graphs: shapes, values, speed
 
 
-def _bounded(runtime, outputs: list[str], feed: dict[str, np.ndarray], what: str,
-             limit: float) -> tuple[list[np.ndarray] | None, float]:
+def _bounded(
+    runtime, outputs: list[str], feed: dict[str, np.ndarray], what: str, limit: float
+) -> tuple[list[np.ndarray] | None, float]:
     """One run, stopped once it passes ``limit`` seconds -> (outputs, or None if stopped; seconds).
 
     onnxruntime checks ``RunOptions.terminate`` between nodes (and loop iterations), so a graph of any
@@ -319,8 +332,9 @@ def _too_slow(what: str, unit: str, seconds: float | None, limit: float, batch: 
     )
 
 
-def _small_run(runtime, outputs: list[str], feed: dict[str, np.ndarray], what: str, unit: str,
-               limit: float) -> list[np.ndarray]:
+def _small_run(
+    runtime, outputs: list[str], feed: dict[str, np.ndarray], what: str, unit: str, limit: float
+) -> list[np.ndarray]:
     """A first run on a few inputs (shapes, and a warm-up for the timing); one slower than ``limit`` is refused."""
     result, seconds = _bounded(runtime, outputs, feed, what, limit)
     if result is None or seconds > limit:
@@ -328,8 +342,9 @@ def _small_run(runtime, outputs: list[str], feed: dict[str, np.ndarray], what: s
     return result
 
 
-def _timed(runtime, outputs: list[str], feed: dict[str, np.ndarray], what: str, unit: str,
-           limit: float) -> tuple[list[np.ndarray], float]:
+def _timed(
+    runtime, outputs: list[str], feed: dict[str, np.ndarray], what: str, unit: str, limit: float
+) -> tuple[list[np.ndarray], float]:
     """The best of :data:`TIMING_ATTEMPTS` bounded runs -> (outputs, seconds); slower than ``limit``: refused."""
     completed = []
     for _ in range(TIMING_ATTEMPTS):
@@ -345,8 +360,9 @@ def _check_finite(arrays: Sequence[np.ndarray], names: Sequence[str], what: str,
     for array, name in zip(arrays, names):
         bad = ~np.isfinite(array).reshape(len(array), -1).all(axis=1)
         if bad.any():
-            raise ImportRefused(f"the {what}'s output {name!r} is NaN or infinite for {int(bad.sum())} of "
-                                f"{len(array)} {unit}")  # fmt: skip
+            raise ImportRefused(
+                f"the {what}'s output {name!r} is NaN or infinite for {int(bad.sum())} of {len(array)} {unit}"
+            )
 
 
 @dataclass(frozen=True)
@@ -362,8 +378,9 @@ class Wiring:
     seconds: dict[str, float]  # per TIMED_BATCH, encoder and decoder
 
 
-def _probe_encoder(graph: UserGraph, runtime, images: np.ndarray, outputs: Sequence[str] | None,
-                   layout: str | None, limit: float) -> tuple[str, str, list[str], list[np.ndarray], float]:
+def _probe_encoder(
+    graph: UserGraph, runtime, images: np.ndarray, outputs: Sequence[str] | None, layout: str | None, limit: float
+) -> tuple[str, str, list[str], list[np.ndarray], float]:
     """-> (input name, layout, output names, outputs on ``images``, seconds per TIMED_BATCH)."""
     chosen = _single_input(graph.proto, "encoder", "images")
     dims = _check_input(chosen, "encoder's input", rank=(2, 3, 4))
@@ -372,12 +389,16 @@ def _probe_encoder(graph: UserGraph, runtime, images: np.ndarray, outputs: Seque
         if layout not in PIXEL_LAYOUTS:
             raise ImportRefused(f"input layout must be one of {list(PIXEL_LAYOUTS)}, got {layout!r}")
         if layout not in layouts:
-            raise ImportRefused(f"input layout {layout!r} {list(PIXEL_LAYOUTS[layout])} does not fit the encoder's "
-                                f"input {chosen.name!r} {_shape_text(dims)}")  # fmt: skip
+            raise ImportRefused(
+                f"input layout {layout!r} {list(PIXEL_LAYOUTS[layout])} does not fit the encoder's "
+                f"input {chosen.name!r} {_shape_text(dims)}"
+            )
         layouts = [layout]
     if not layouts:
-        raise ImportRefused(f"the encoder's input {chosen.name!r} is {_shape_text(dims)}: expected 784 pixels as "
-                            "[B, 1, 28, 28], [B, 28, 28, 1], [B, 28, 28] or [B, 784]")  # fmt: skip
+        raise ImportRefused(
+            f"the encoder's input {chosen.name!r} is {_shape_text(dims)}: expected 784 pixels as "
+            "[B, 1, 28, 28], [B, 28, 28, 1], [B, 28, 28] or [B, 784]"
+        )
     names = _encoder_output_names(graph.proto, outputs)
     for value_info in graph.proto.graph.output:  # shapes are checked on the run: declared ones can be stale
         if value_info.name in names:
@@ -394,15 +415,19 @@ def _probe_encoder(graph: UserGraph, runtime, images: np.ndarray, outputs: Seque
         raise ImportRefused(failures[0] if len(failures) == 1 else " / ".join(failures))
     for name, array in zip(names, small):
         if array.ndim != 2 or len(array) != 8 or array.dtype != np.float32:
-            raise ImportRefused(f"the encoder's output {name!r} is {array.dtype} {list(array.shape)} for 8 images; "
-                                "expected float32 [8, D]")  # fmt: skip
+            raise ImportRefused(
+                f"the encoder's output {name!r} is {array.dtype} {list(array.shape)} for 8 images; "
+                "expected float32 [8, D]"
+            )
     latent_dim = small[0].shape[1]
     if not MIN_LATENT_DIM <= latent_dim <= MAX_LATENT_DIM:
-        raise ImportRefused(f"the encoder gives codes of D = {latent_dim} numbers; D must be from "
-                            f"{MIN_LATENT_DIM} to {MAX_LATENT_DIM}")  # fmt: skip
+        raise ImportRefused(
+            f"the encoder gives codes of D = {latent_dim} numbers; D must be from {MIN_LATENT_DIM} to {MAX_LATENT_DIM}"
+        )
     if len(small) == 2 and small[1].shape != small[0].shape:
-        raise ImportRefused(f"the encoder's mean {list(small[0].shape)} and log-variance {list(small[1].shape)} "
-                            "differ in shape")  # fmt: skip
+        raise ImportRefused(
+            f"the encoder's mean {list(small[0].shape)} and log-variance {list(small[1].shape)} differ in shape"
+        )
     feed = {chosen.name: images.reshape(-1, *PIXEL_LAYOUTS[candidate])}
     encoded, seconds = _timed(runtime, names, feed, "encoder", "images", limit)
     _check_finite(encoded, names, "encoder", "test images")
@@ -417,37 +442,50 @@ def _probe_codes(embedded: np.ndarray) -> np.ndarray:
     return np.concatenate([embedded[: TIMED_BATCH - RANDOM_CODES], extra]).astype(np.float32)
 
 
-def _probe_decoder(graph: UserGraph, runtime, codes: np.ndarray, output: str | None, logits: bool,
-                   limit: float) -> tuple[str, str, str, np.ndarray, float]:
+def _probe_decoder(
+    graph: UserGraph, runtime, codes: np.ndarray, output: str | None, logits: bool, limit: float
+) -> tuple[str, str, str, np.ndarray, float]:
     """-> (input name, output name, output layout, probabilities [M, 1, 28, 28], seconds per TIMED_BATCH)."""
     latent_dim = codes.shape[1]
     chosen = _single_input(graph.proto, "decoder", "codes")
     dims = _check_input(chosen, "decoder's input", rank=(2,))
     if dims is not None and isinstance(dims[1], int) and dims[1] != latent_dim:
-        raise ImportRefused(f"the decoder takes codes of {dims[1]} numbers {_shape_text(dims)}, the encoder gives "
-                            f"{latent_dim}")  # fmt: skip
+        raise ImportRefused(
+            f"the decoder takes codes of {dims[1]} numbers {_shape_text(dims)}, the encoder gives {latent_dim}"
+        )
     out = _one(list(graph.proto.graph.output), output, "decoder's outputs", "--decoder-output")
     _check_float(out, "decoder's output")
     (small,) = _small_run(runtime, [out.name], {chosen.name: codes[:8]}, "decoder", "codes", limit)
     layout = next((name for name, shape in PIXEL_LAYOUTS.items() if small.shape[1:] == shape), None)
     if small.dtype != np.float32 or len(small) != 8 or layout is None:
-        raise ImportRefused(f"the decoder's output {out.name!r} is {small.dtype} {list(small.shape)} for 8 codes; "
-                            "expected float32 [8, 784], [8, 1, 28, 28], [8, 28, 28, 1] or [8, 28, 28]")  # fmt: skip
+        raise ImportRefused(
+            f"the decoder's output {out.name!r} is {small.dtype} {list(small.shape)} for 8 codes; "
+            "expected float32 [8, 784], [8, 1, 28, 28], [8, 28, 28, 1] or [8, 28, 28]"
+        )
     (decoded,), seconds = _timed(runtime, [out.name], {chosen.name: codes}, "decoder", "codes", limit)
     _check_finite([decoded], [out.name], "decoder", "codes")
     if logits:
         decoded = 1.0 / (1.0 + np.exp(-decoded.astype(np.float64)))
     low, high = float(decoded.min()), float(decoded.max())
     if low < 0.0 or high > 1.0:
-        hint = "" if logits else " If it gives logits (no sigmoid at its end), say so with the logits option " \
-            "(--logits)."  # fmt: skip
+        hint = (
+            "" if logits else " If it gives logits (no sigmoid at its end), say so with the logits option (--logits)."
+        )
         raise ImportRefused(f"the decoder's outputs reach {low:.3g} to {high:.3g} on test codes, outside [0, 1].{hint}")
     return chosen.name, out.name, layout, decoded.astype(np.float32).reshape(-1, 1, 28, 28), seconds
 
 
-def probe(encoder: UserGraph, decoder: UserGraph, images: np.ndarray, *, encoder_outputs: Sequence[str] | None = None,
-          decoder_output: str | None = None, input_layout: str | None = None, logits: bool = False,
-          max_seconds: float = MAX_SECONDS) -> Wiring:
+def probe(
+    encoder: UserGraph,
+    decoder: UserGraph,
+    images: np.ndarray,
+    *,
+    encoder_outputs: Sequence[str] | None = None,
+    decoder_output: str | None = None,
+    input_layout: str | None = None,
+    logits: bool = False,
+    max_seconds: float = MAX_SECONDS,
+) -> Wiring:
     """Run both graphs on the probe images ``[M, 1, 28, 28]`` (M = TIMED_BATCH) and codes -> their wiring."""
     runtimes = {}
     for graph in (encoder, decoder):
@@ -463,11 +501,17 @@ def probe(encoder: UserGraph, decoder: UserGraph, images: np.ndarray, *, encoder
         decoder, runtimes["decoder"], codes, decoder_output, logits, max_seconds
     )
     interface = OnnxInterface(
-        encoder_input=enc_input, input_layout=layout, encoder_outputs=tuple(enc_outputs),
-        decoder_input=dec_input, decoder_output=dec_output, output_layout=out_layout, logits=logits,
-    )  # fmt: skip
-    return Wiring(interface, codes.shape[1], images, encoded, codes, decoded,
-                  {"encoder": enc_seconds, "decoder": dec_seconds})  # fmt: skip
+        encoder_input=enc_input,
+        input_layout=layout,
+        encoder_outputs=tuple(enc_outputs),
+        decoder_input=dec_input,
+        decoder_output=dec_output,
+        output_layout=out_layout,
+        logits=logits,
+    )
+    return Wiring(
+        interface, codes.shape[1], images, encoded, codes, decoded, {"encoder": enc_seconds, "decoder": dec_seconds}
+    )
 
 
 def _mb(n: int) -> str:

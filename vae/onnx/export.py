@@ -94,13 +94,23 @@ class OnnxPair:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "format": MANIFEST_FORMAT, "kind": self.kind, "latent_dim": self.latent_dim,
-            "weights_sha256": self.weights_sha256, "max_abs_error": self.max_abs_error, "opset": self.opset,
-            "decoder": {"file": self.decoder_file, "inputs": {"z": ["B", self.latent_dim]},
-                        "outputs": {"image": ["B", *IMAGE_SHAPE]}},
-            "encoder": {"file": self.encoder_file, "inputs": {"x": ["B", *IMAGE_SHAPE]},
-                        "outputs": {name: ["B", self.latent_dim] for name in self.encoder_outputs}},
-        }  # fmt: skip
+            "format": MANIFEST_FORMAT,
+            "kind": self.kind,
+            "latent_dim": self.latent_dim,
+            "weights_sha256": self.weights_sha256,
+            "max_abs_error": self.max_abs_error,
+            "opset": self.opset,
+            "decoder": {
+                "file": self.decoder_file,
+                "inputs": {"z": ["B", self.latent_dim]},
+                "outputs": {"image": ["B", *IMAGE_SHAPE]},
+            },
+            "encoder": {
+                "file": self.encoder_file,
+                "inputs": {"x": ["B", *IMAGE_SHAPE]},
+                "outputs": {name: ["B", self.latent_dim] for name in self.encoder_outputs},
+            },
+        }
 
 
 class _Decoder(nn.Module):
@@ -122,7 +132,9 @@ class _Encoder(nn.Module):
         return (mean,) if logvar is None else (mean, logvar)
 
 
-def check_inputs(model: LatentModel, images: torch.Tensor | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def check_inputs(
+    model: LatentModel, images: torch.Tensor | None = None, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The parity check's batch: images ``[M, 1, 28, 28]`` and codes ``[M + 64, D]``.
 
     The codes are the model's own embeddings of the images (where real points lie) and 64 draws of
@@ -145,9 +157,16 @@ def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: st
     with warnings.catch_warnings(), _quiet_exporter():
         warnings.simplefilter("ignore")  # the exporter's notes about its own internals, not about our model
         program = torch.onnx.export(
-            module, (example,), dynamo=True, input_names=[input_name], output_names=output_names,
-            dynamic_shapes=({0: batch},), opset_version=OPSET, external_data=False, verbose=False,
-        )  # fmt: skip
+            module,
+            (example,),
+            dynamo=True,
+            input_names=[input_name],
+            output_names=output_names,
+            dynamic_shapes=({0: batch},),
+            opset_version=OPSET,
+            external_data=False,
+            verbose=False,
+        )
         if program is None:
             raise OnnxExportError("torch.onnx.export returned no program")
         program.save(str(path), external_data=False)
@@ -196,8 +215,13 @@ def _max_error(ours: Sequence[np.ndarray], reference: Sequence[torch.Tensor]) ->
 _EXPORT_LOCK = threading.Lock()  # torch.export is not re-entrant: one export at a time per process
 
 
-def export_pair(model: LatentModel, out_dir: str | os.PathLike, weights_sha256: str = "",
-                images: torch.Tensor | None = None, tolerance: float = TOLERANCE) -> OnnxPair:
+def export_pair(
+    model: LatentModel,
+    out_dir: str | os.PathLike,
+    weights_sha256: str = "",
+    images: torch.Tensor | None = None,
+    tolerance: float = TOLERANCE,
+) -> OnnxPair:
     """Export ``model``'s decoder and encoder into ``out_dir`` (created), check both, write the manifest.
 
     ``images`` (float ``[M, 1, 28, 28]`` in [0, 1]) are the check batch's images; see :func:`check_inputs`.
@@ -267,8 +291,14 @@ def read_pair(directory: str | os.PathLike) -> OnnxPair:
     directory = Path(directory)
     try:
         manifest = json.loads((directory / MANIFEST_FILE).read_text())
-        pair = OnnxPair(directory, str(manifest["kind"]), int(manifest["latent_dim"]), str(manifest["weights_sha256"]),
-                        {k: float(v) for k, v in manifest["max_abs_error"].items()}, int(manifest["opset"]))  # fmt: skip
+        pair = OnnxPair(
+            directory,
+            str(manifest["kind"]),
+            int(manifest["latent_dim"]),
+            str(manifest["weights_sha256"]),
+            {k: float(v) for k, v in manifest["max_abs_error"].items()},
+            int(manifest["opset"]),
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise OnnxExportError(f"{directory} holds no complete ONNX export: {error}") from None
     if manifest.get("format") != MANIFEST_FORMAT or not (pair.decoder.is_file() and pair.encoder.is_file()):
@@ -315,8 +345,9 @@ class ExportCache:
         return read_pair(target)
 
 
-def pair_for(stored: StoredModel, model: LatentModel, cache: ExportCache,
-             images: torch.Tensor | None = None) -> OnnxPair:
+def pair_for(
+    stored: StoredModel, model: LatentModel, cache: ExportCache, images: torch.Tensor | None = None
+) -> OnnxPair:
     """The standard pair (names and shapes as in this module's docstring) of a stored model -> its files.
 
     ``stored`` and ``model`` are what :func:`vae.store.load_model` returned together. What the page runs for
@@ -343,9 +374,15 @@ def _imported_pair(stored: StoredModel, model: LatentModel) -> OnnxPair:
     opsets = onnx_extra.get("opset") if isinstance(onnx_extra.get("opset"), dict) else {}
     opset = opsets.get("decoder") if isinstance(opsets.get("decoder"), int) else 0  # the user's graph's own
     return OnnxPair(
-        stored.path, stored.config.kind, stored.config.latent_dim, stored.weights_sha256, errors, opset,
-        decoder_file=stored.files["standard_decoder"]["file"], encoder_file=stored.files["standard_encoder"]["file"],
-    )  # fmt: skip
+        stored.path,
+        stored.config.kind,
+        stored.config.latent_dim,
+        stored.weights_sha256,
+        errors,
+        opset,
+        decoder_file=stored.files["standard_decoder"]["file"],
+        encoder_file=stored.files["standard_encoder"]["file"],
+    )
 
 
 def check_images_of(dataset: str, data_dir: str | os.PathLike | None) -> torch.Tensor | None:

@@ -91,19 +91,34 @@ def import_onnx(
     if recon_loss not in RECON_LOSSES:
         raise ImportRefused(f"recon_loss must be one of {RECON_LOSSES}, got {recon_loss!r}")
     labels = list(names or (None, None))
-    graphs = [read_graph(source, what, max_bytes, label) for source, what, label in
-              zip((encoder, decoder), ("encoder", "decoder"), labels)]  # fmt: skip
+    graphs = [
+        read_graph(source, what, max_bytes, label)
+        for source, what, label in zip((encoder, decoder), ("encoder", "decoder"), labels)
+    ]
     try:
         test_images, test_labels = load_dataset(dataset, "test", data_dir)
         train_images, train_labels = load_dataset(dataset, "train", data_dir)
     except DatasetUnavailableError as error:
         raise ImportRefused(f"the {DATASETS[dataset].title} images check and measure the model: {error}") from None
     images = to_float_images(test_images[:TIMED_BATCH]).numpy()
-    wiring = probe(*graphs, images, encoder_outputs=encoder_outputs, decoder_output=decoder_output,
-                   input_layout=input_layout, logits=logits, max_seconds=max_seconds)  # fmt: skip
+    wiring = probe(
+        *graphs,
+        images,
+        encoder_outputs=encoder_outputs,
+        decoder_output=decoder_output,
+        input_layout=input_layout,
+        logits=logits,
+        max_seconds=max_seconds,
+    )
     kind = "vae" if len(wiring.interface.encoder_outputs) == 2 else "ae"
-    config = ModelConfig(kind=kind, arch=IMPORTED_ARCH, latent_dim=wiring.latent_dim, hidden=(), recon_loss=recon_loss,
-                         onnx=wiring.interface)  # fmt: skip
+    config = ModelConfig(
+        kind=kind,
+        arch=IMPORTED_ARCH,
+        latent_dim=wiring.latent_dim,
+        hidden=(),
+        recon_loss=recon_loss,
+        onnx=wiring.interface,
+    )
     standard = standard_graphs(*graphs, wiring)
     try:
         model = OnnxModel(config, standard["standard_encoder"], standard["standard_decoder"])
@@ -128,10 +143,13 @@ def import_onnx(
         },
     }
     save_imported_model(
-        out, config, {"encoder": encoder_graph.data, "decoder": decoder_graph.data, **standard}, metrics=metrics,
+        out,
+        config,
+        {"encoder": encoder_graph.data, "decoder": decoder_graph.data, **standard},
+        metrics=metrics,
         dataset=dataset_entry(dataset, data_dir, len(train_images)),
         extra=extra,
-    )  # fmt: skip
+    )
     return load_model(out)
 
 

@@ -47,8 +47,10 @@ class OnnxModel(LatentModel):
         outputs = ["embedding", "logvar"] if config.kind == "vae" else ["embedding"]
         for what, runtime, expected in (("encoder", self._encoder, outputs), ("decoder", self._decoder, ["image"])):
             if io_names(runtime) != (STANDARD_INPUTS[what], expected):
-                raise GraphRefused(f"the standard {what} has inputs and outputs {io_names(runtime)}, "
-                                   f"not {(STANDARD_INPUTS[what], expected)}")  # fmt: skip
+                raise GraphRefused(
+                    f"the standard {what} has inputs and outputs {io_names(runtime)}, "
+                    f"not {(STANDARD_INPUTS[what], expected)}"
+                )
         # One image and its code through both graphs: sizes that disagree with the config fail here, at load.
         try:
             code = self.embed(torch.zeros(1, *IMAGE_SHAPE))
@@ -68,8 +70,9 @@ class OnnxModel(LatentModel):
         try:
             return runtime.run(None, {name: np.ascontiguousarray(array, dtype=np.float32)})
         except Exception as error:  # onnxruntime's own exception types; the message says what failed
-            raise RuntimeError(f"onnxruntime failed on the {'encoder' if name == 'x' else 'decoder'}: "
-                               f"{first_line(error)}") from None  # fmt: skip
+            raise RuntimeError(
+                f"onnxruntime failed on the {'encoder' if name == 'x' else 'decoder'}: {first_line(error)}"
+            ) from None
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x ``[B, 1, 28, 28]`` -> (mean ``[B, D]``, log-variance ``[B, D]`` or None for an AE), on the CPU."""

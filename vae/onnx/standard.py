@@ -89,9 +89,16 @@ def _prune(graph: onnx.GraphProto) -> None:
     graph.initializer.extend(initializers)
 
 
-def _wrapped(user: onnx.ModelProto, standard_input: onnx.ValueInfoProto, user_input: str, head: list[onnx.NodeProto],
-             outputs: dict[str, str], tails: list[onnx.NodeProto], standard_outputs: list[onnx.ValueInfoProto],
-             reserved: set[str]) -> onnx.ModelProto:
+def _wrapped(
+    user: onnx.ModelProto,
+    standard_input: onnx.ValueInfoProto,
+    user_input: str,
+    head: list[onnx.NodeProto],
+    outputs: dict[str, str],
+    tails: list[onnx.NodeProto],
+    standard_outputs: list[onnx.ValueInfoProto],
+    reserved: set[str],
+) -> onnx.ModelProto:
     """``standard_input -> head -> (user's graph) -> tails -> standard_outputs`` as one model.
 
     ``head`` ends in the tensor ``user_input``; ``outputs`` maps the user's outputs to the names ``tails``
@@ -138,8 +145,10 @@ def _reshape(source: str, target: str, shape: Sequence[int], tag: str) -> list[o
     """``source`` reshaped to ``[-1, *shape]`` as ``target`` (the batch axis kept dynamic)."""
     shape_name = f"std/{tag}_shape"
     constant = numpy_helper.from_array(np.array([-1, *shape], dtype=np.int64), shape_name)
-    return [helper.make_node("Constant", [], [shape_name], value=constant),
-            helper.make_node("Reshape", [source, shape_name], [target])]  # fmt: skip
+    return [
+        helper.make_node("Constant", [], [shape_name], value=constant),
+        helper.make_node("Reshape", [source, shape_name], [target]),
+    ]
 
 
 def standard_graphs(encoder: UserGraph, decoder: UserGraph, wiring: Wiring) -> dict[str, bytes]:
@@ -156,26 +165,36 @@ def standard_graphs(encoder: UserGraph, decoder: UserGraph, wiring: Wiring) -> d
     z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", d])
     names = ["embedding", "logvar"][: len(interface.encoder_outputs)]
     std_encoder = _wrapped(
-        encoder.proto, x, interface.encoder_input, _reshape("x", "std/pixels", PIXEL_LAYOUTS[interface.input_layout],
-                                                            "in"),
-        dict(zip(interface.encoder_outputs, names)), [],
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", d]) for name in names], reserved,
-    )  # fmt: skip
+        encoder.proto,
+        x,
+        interface.encoder_input,
+        _reshape("x", "std/pixels", PIXEL_LAYOUTS[interface.input_layout], "in"),
+        dict(zip(interface.encoder_outputs, names)),
+        [],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", d]) for name in names],
+        reserved,
+    )
     probs = "std/image_probs"
     tails = [helper.make_node("Sigmoid", ["std/image_logits"], [probs])] if interface.logits else []
     source = "std/image_logits" if interface.logits else probs
     std_decoder = _wrapped(
-        decoder.proto, z, interface.decoder_input, [helper.make_node("Identity", ["z"], ["std/code"])],
-        {interface.decoder_output: source}, [*tails, *_reshape(probs, "image", (1, 28, 28), "out")],
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 28, 28])], reserved,
-    )  # fmt: skip
+        decoder.proto,
+        z,
+        interface.decoder_input,
+        [helper.make_node("Identity", ["z"], ["std/code"])],
+        {interface.decoder_output: source},
+        [*tails, *_reshape(probs, "image", (1, 28, 28), "out")],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 28, 28])],
+        reserved,
+    )
     out = {}
     for role, model in (("standard_encoder", std_encoder), ("standard_decoder", std_decoder)):
         try:
             onnx.checker.check_model(model, full_check=True)
         except Exception as error:
-            raise ImportRefused(f"the {role.replace('_', ' ')} built around yours fails onnx.checker: "
-                                f"{first_line(error)}") from None  # fmt: skip
+            raise ImportRefused(
+                f"the {role.replace('_', ' ')} built around yours fails onnx.checker: {first_line(error)}"
+            ) from None
         out[role] = model.SerializeToString()
     return out
 

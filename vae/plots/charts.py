@@ -10,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
+
 from vae.plots.palette import CLASS_NAMES, MODEL_COLORS, TERM_COLORS
 
 # ---------------------------------------------------------------------------------------------
@@ -63,9 +64,14 @@ def loss_curves(history: Sequence[Mapping[str, Any]], *, title: str = "", log_y:
     )
     if not fig.data:
         fig.add_annotation(
-            text="no training history yet", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+            text="no training history yet",
+            showarrow=False,
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
             font=dict(size=14, color="#777777"),
-        )  # fmt: skip
+        )
     return fig
 
 
@@ -142,19 +148,26 @@ def class_bars(
     fig = go.Figure(
         [
             go.Bar(
-                x=list(class_labels), y=list(v), name=model, marker_color=colours[model],
+                x=list(class_labels),
+                y=list(v),
+                name=model,
+                marker_color=colours[model],
                 hovertemplate=f"{model}, digit %{{x}}: %{{y:.3f}}<extra></extra>",
             )
             for model, v in values.items()
         ]
-    )  # fmt: skip
+    )
     if reference is not None:
         fig.add_hline(y=reference[0], line_dash="dot", line_color="#777777", annotation_text=reference[1])
     fig.update_layout(
-        template="plotly_white", barmode="group", height=330, margin={"l": 40, "r": 10, "t": 20, "b": 40},
-        xaxis={"title": "digit", "type": "category"}, yaxis={"title": y_title},
+        template="plotly_white",
+        barmode="group",
+        height=330,
+        margin={"l": 40, "r": 10, "t": 20, "b": 40},
+        xaxis={"title": "digit", "type": "category"},
+        yaxis={"title": y_title},
         legend={"orientation": "h", "x": 0.0, "y": 1.0, "yanchor": "bottom"},
-    )  # fmt: skip
+    )
     return fig
 
 

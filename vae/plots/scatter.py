@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+
 from vae.plots.palette import CLASS_NAMES, DIGIT_COLORS
 
 # How the click grid is recognised in a selection. Streamlit strips each point's trace data but keeps
@@ -46,7 +47,6 @@ def _no_dim(text_color: str = "black") -> dict[str, Any]:
         "selected": {"marker": {"opacity": 1.0}, "textfont": {"color": text_color}},
         "unselected": {"marker": {"opacity": 1.0}, "textfont": {"color": text_color}},
     }
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -552,5 +552,3 @@ def _custom_index(value: Any) -> int | None:
     except (TypeError, ValueError):
         return None
     return int(number) if math.isfinite(number) and number == int(number) else None
-
-

@@ -21,11 +21,20 @@ from vae.plots.palette import CLASS_NAMES, DIGIT_COLORS
 # PCA is drawn wide and pale under the others: the linear AE's line lies exactly on it, and both must show.
 FAMILY_LINES: dict[str, dict[str, Any]] = {"PCA": {"width": 7}, "linear AE": {"dash": "dot", "width": 2.5}}
 FAMILY_COLORS: dict[str, str] = {
-    "PCA": "#7F7F7F", "linear AE": "#9467BD", "dense AE": "#4C78A8", "tied AE": "#72B7B2", "VAE": "#E45756",
-    "AE": "#4C78A8", "dense": "#4C78A8", "conv": "#F58518", "invertible AE": "#54A24B",
-    "class-aware AE (labels)": "#B279A2", "UMAP encoder, decoupled decoder": "#F58518", "UMAP + AE, joint": "#54A24B",
+    "PCA": "#7F7F7F",
+    "linear AE": "#9467BD",
+    "dense AE": "#4C78A8",
+    "tied AE": "#72B7B2",
+    "VAE": "#E45756",
+    "AE": "#4C78A8",
+    "dense": "#4C78A8",
+    "conv": "#F58518",
+    "invertible AE": "#54A24B",
+    "class-aware AE (labels)": "#B279A2",
+    "UMAP encoder, decoupled decoder": "#F58518",
+    "UMAP + AE, joint": "#54A24B",
     "UMAP, decoupled decoder": "#F58518",  # the paper's name for it
-}  # fmt: skip
+}
 
 
 def maps_grid(
@@ -55,9 +64,12 @@ def maps_grid(
     rows = math.ceil(len(keys) / columns)
     titles = titles or {}
     fig = make_subplots(
-        rows=rows, cols=columns, subplot_titles=[titles.get(k, k) for k in keys],
-        horizontal_spacing=0.06, vertical_spacing=0.2 / rows,
-    )  # fmt: skip
+        rows=rows,
+        cols=columns,
+        subplot_titles=[titles.get(k, k) for k in keys],
+        horizontal_spacing=0.06,
+        vertical_spacing=0.2 / rows,
+    )
     for n, key in enumerate(keys):
         row, col = divmod(n, columns)
         points = np.asarray(maps[key], dtype=np.float32)
@@ -67,21 +79,29 @@ def maps_grid(
                 # SVG, not WebGL: plotly.js clips WebGL traces of lower subplot rows whose axes have an equal
                 # aspect (seen in Chromium); a few thousand points per panel draw fast enough either way.
                 go.Scatter(
-                    x=points[mask, 0], y=points[mask, 1], mode="markers", name=name, legendgroup=name,
-                    showlegend=n == 0, marker=dict(size=3, opacity=0.6, color=DIGIT_COLORS[c % len(DIGIT_COLORS)]),
+                    x=points[mask, 0],
+                    y=points[mask, 1],
+                    mode="markers",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=n == 0,
+                    marker=dict(size=3, opacity=0.6, color=DIGIT_COLORS[c % len(DIGIT_COLORS)]),
                     hovertemplate=f"{name}<br>(%{{x:.2f}}, %{{y:.2f}})<extra>{titles.get(key, key)}</extra>",
                 ),
-                row=row + 1, col=col + 1,
-            )  # fmt: skip
+                row=row + 1,
+                col=col + 1,
+            )
         axis = "" if n == 0 else str(n + 1)
         fig.update_yaxes(scaleanchor=f"x{axis}", scaleratio=1, row=row + 1, col=col + 1)
     fig.update_xaxes(showticklabels=True, zeroline=False)
     fig.update_yaxes(zeroline=False)
     fig.update_layout(
         # The legend on the right, clear of the panels' titles along the top.
-        template="plotly_white", height=height_per_row * rows + 40, margin=dict(l=30, r=10, t=40, b=20),
+        template="plotly_white",
+        height=height_per_row * rows + 40,
+        margin=dict(l=30, r=10, t=40, b=20),
         legend=dict(itemsizing="constant", title="class"),
-    )  # fmt: skip
+    )
     return fig
 
 
@@ -116,13 +136,19 @@ def metric_curves(
                 continue
             fig.add_trace(
                 go.Scatter(
-                    x=[row[x] for row in members], y=ys, mode="lines+markers", name=g, legendgroup=g,
-                    showlegend=col == 1, line=dict(color=colors[g], **FAMILY_LINES.get(g, {})),
+                    x=[row[x] for row in members],
+                    y=ys,
+                    mode="lines+markers",
+                    name=g,
+                    legendgroup=g,
+                    showlegend=col == 1,
+                    line=dict(color=colors[g], **FAMILY_LINES.get(g, {})),
                     opacity=0.45 if g == "PCA" else 1.0,
                     hovertemplate=f"{g}<br>{x} %{{x}}<br>{metrics[metric]} %{{y:.4g}}<extra></extra>",
                 ),
-                row=1, col=col,
-            )  # fmt: skip
+                row=1,
+                col=col,
+            )
     fig.update_xaxes(title=x_title or x, type="log" if log_x else "linear")
     if log_y:
         fig.update_yaxes(type="log", exponentformat="power")
@@ -130,12 +156,13 @@ def metric_curves(
         values = sorted({row[x] for row in rows})
         fig.update_xaxes(tickvals=values, ticktext=[f"{v:g}" for v in values])
     fig.update_layout(
-        template="plotly_white", title=title or None, height=330,
+        template="plotly_white",
+        title=title or None,
+        height=330,
         margin=dict(l=40, r=10, t=70 if title else 45, b=40),
         legend=dict(orientation="h", x=0.0, y=-0.25, yanchor="top"),
-    )  # fmt: skip
+    )
     return fig
-
 
 
 def filter_mosaic(bank: Any, columns: int = 16, gap: int = 1) -> np.ndarray:
@@ -166,21 +193,39 @@ def filter_banks(banks: Mapping[str, Any], *, columns: int = 16, height_per_row:
         raise ValueError("banks is empty")
     mosaics = {title: filter_mosaic(bank, columns) for title, bank in banks.items()}
     heights = [m.shape[0] for m in mosaics.values()]
-    fig = make_subplots(rows=len(mosaics), cols=1, subplot_titles=list(mosaics), row_heights=heights,
-                        vertical_spacing=0.3 / len(mosaics))  # fmt: skip
+    fig = make_subplots(
+        rows=len(mosaics),
+        cols=1,
+        subplot_titles=list(mosaics),
+        row_heights=heights,
+        vertical_spacing=0.3 / len(mosaics),
+    )
     for row, mosaic in enumerate(mosaics.values(), start=1):
         fig.add_trace(
-            go.Heatmap(z=mosaic, zmin=-1, zmax=1, colorscale="RdBu", reversescale=True, showscale=row == 1,
-                       colorbar=dict(title="weight / max", len=0.5), hoverongaps=False,
-                       hovertemplate="%{z:.2f}<extra></extra>"),
-            row=row, col=1,
-        )  # fmt: skip
-        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{'' if row == 1 else row}", showticklabels=False,
-                         row=row, col=1)  # fmt: skip
+            go.Heatmap(
+                z=mosaic,
+                zmin=-1,
+                zmax=1,
+                colorscale="RdBu",
+                reversescale=True,
+                showscale=row == 1,
+                colorbar=dict(title="weight / max", len=0.5),
+                hoverongaps=False,
+                hovertemplate="%{z:.2f}<extra></extra>",
+            ),
+            row=row,
+            col=1,
+        )
+        fig.update_yaxes(
+            autorange="reversed", scaleanchor=f"x{'' if row == 1 else row}", showticklabels=False, row=row, col=1
+        )
         fig.update_xaxes(showticklabels=False, row=row, col=1)
     total_rows = sum(math.ceil(len(np.asarray(bank)) / columns) for bank in banks.values())
-    fig.update_layout(template="plotly_white", height=height_per_row * total_rows + 60 * len(mosaics),
-                      margin=dict(l=10, r=10, t=40, b=10))  # fmt: skip
+    fig.update_layout(
+        template="plotly_white",
+        height=height_per_row * total_rows + 60 * len(mosaics),
+        margin=dict(l=10, r=10, t=40, b=10),
+    )
     return fig
 
 
@@ -202,27 +247,53 @@ def tradeoff_scatter(
         x, y = finite_or_none(row.get("test_mse_per_pixel")), finite_or_none(row.get("knn5_accuracy"))
         if x is None or y is None:
             continue
-        fig.add_trace(go.Scatter(
-            x=[x], y=[y], mode="markers", name=row["family"],
-            marker=dict(size=13, color=FAMILY_COLORS.get(row["family"], "#444444"), line=dict(width=1, color="white")),
-            hovertemplate=f"{row['family']}<br>MSE %{{x:.4f}}<br>kNN-5 %{{y:.4f}}<extra></extra>",
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=[x],
+                y=[y],
+                mode="markers",
+                name=row["family"],
+                marker=dict(
+                    size=13, color=FAMILY_COLORS.get(row["family"], "#444444"), line=dict(width=1, color="white")
+                ),
+                hovertemplate=f"{row['family']}<br>MSE %{{x:.4f}}<br>kNN-5 %{{y:.4f}}<extra></extra>",
+            )
+        )
     for name, (knn, mse) in (references or {}).items():
-        fig.add_trace(go.Scatter(
-            x=[mse], y=[knn], mode="markers", name=f"paper: {name}",
-            marker=dict(size=12, symbol="circle-open", color=FAMILY_COLORS.get(name, "#555555"), line_width=2.5),
-            hovertemplate=f"paper: {name}<br>MSE %{{x:.4f}}<br>kNN-5 %{{y:.4f}}<extra></extra>",
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=[mse],
+                y=[knn],
+                mode="markers",
+                name=f"paper: {name}",
+                marker=dict(size=12, symbol="circle-open", color=FAMILY_COLORS.get(name, "#555555"), line_width=2.5),
+                hovertemplate=f"paper: {name}<br>MSE %{{x:.4f}}<br>kNN-5 %{{y:.4f}}<extra></extra>",
+            )
+        )
     if targets is not None:
         knn, mse = targets
-        fig.add_hline(y=knn, line_dash="dot", line_color="#777777", annotation_text=f"kNN-5 target {knn}",
-                      annotation_position="bottom right")  # fmt: skip
-        fig.add_vline(x=mse, line_dash="dot", line_color="#777777", annotation_text=f"MSE target {mse}",
-                      annotation_position="bottom right")  # fmt: skip
+        fig.add_hline(
+            y=knn,
+            line_dash="dot",
+            line_color="#777777",
+            annotation_text=f"kNN-5 target {knn}",
+            annotation_position="bottom right",
+        )
+        fig.add_vline(
+            x=mse,
+            line_dash="dot",
+            line_color="#777777",
+            annotation_text=f"MSE target {mse}",
+            annotation_position="bottom right",
+        )
     fig.update_layout(
-        template="plotly_white", title=title or None, height=460, showlegend=True,
+        template="plotly_white",
+        title=title or None,
+        height=460,
+        showlegend=True,
         legend=dict(title="filled: this study; open: the paper"),
-        xaxis_title="MSE per pixel (test, lower is better)", yaxis_title="kNN-5 accuracy (test, higher is better)",
+        xaxis_title="MSE per pixel (test, lower is better)",
+        yaxis_title="kNN-5 accuracy (test, higher is better)",
         margin=dict(l=50, r=20, t=50 if title else 20, b=50),
-    )  # fmt: skip
+    )
     return fig

@@ -18,8 +18,10 @@ class Beta(Study):
     )
 
     def variants(self, settings: StudySettings) -> list[Variant]:
-        return [Variant(f"beta-{b:g}", "VAE", ModelConfig(kind="vae", hidden=settings.hidden, beta=b))
-                for b in settings.betas]  # fmt: skip
+        return [
+            Variant(f"beta-{b:g}", "VAE", ModelConfig(kind="vae", hidden=settings.hidden, beta=b))
+            for b in settings.betas
+        ]
 
     def summarise(self, result: StudyResult) -> list[str]:
         ordered = sorted(result.rows, key=lambda row: row["beta"])
@@ -33,5 +35,6 @@ class Beta(Study):
             "Class overlap (share of 5 nearest neighbours from another class) by beta: "
             + ", ".join(f"{row['overlap']:.3f} (β={row['beta']:g})" for row in ordered)
             + f"; most at β={worst['beta']:g}. kNN-5 accuracy: "
-            + ", ".join(f"{row['knn5_accuracy']:.3f}" for row in ordered) + ".",
+            + ", ".join(f"{row['knn5_accuracy']:.3f}" for row in ordered)
+            + ".",
         ]

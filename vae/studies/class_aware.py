@@ -46,10 +46,15 @@ class ClassAware(Study):
                 f"{base['test_mse_per_pixel']:.4f} -> {top['test_mse_per_pixel']:.4f} "
                 f"({_pct(top['test_mse_per_pixel'], base['test_mse_per_pixel'])})"
                 + (
-                    "; in between: " + ", ".join(
+                    "; in between: "
+                    + ", ".join(
                         f"weight {w:g} overlap {rows[f'{kind}-class-{w:g}']['overlap']:.3f}, MSE "
-                        f"{rows[f'{kind}-class-{w:g}']['test_mse_per_pixel']:.4f}" for w in weights[1:-1]
-                    ) if len(weights) > 2 else ""
-                ) + "."
+                        f"{rows[f'{kind}-class-{w:g}']['test_mse_per_pixel']:.4f}"
+                        for w in weights[1:-1]
+                    )
+                    if len(weights) > 2
+                    else ""
+                )
+                + "."
             )
         return lines

@@ -36,11 +36,18 @@ def _model_saver(
             return
         metrics = {k: v for k, v in row.items() if k.startswith("test_") or k in ("knn5_accuracy", "train_seconds")}
         save_model(
-            model, Path(models_dir) / f"{study.store_names[variant.key]}{suffix}", metrics=metrics, history=history,
+            model,
+            Path(models_dir) / f"{study.store_names[variant.key]}{suffix}",
+            metrics=metrics,
+            history=history,
             dataset=dataset_entry(settings.dataset, data_dir, study.training_images(settings)),
-            extra={"settings": settings.to_dict(), "study": study.name, "status": row.get("status", "completed"),
-                   "command": f"python -m vae.experiments {arguments}"},
-        )  # fmt: skip
+            extra={
+                "settings": settings.to_dict(),
+                "study": study.name,
+                "status": row.get("status", "completed"),
+                "command": f"python -m vae.experiments {arguments}",
+            },
+        )
 
     return save
 
@@ -55,14 +62,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--epochs", type=int, default=None, help="override the epochs per model")
     run.add_argument("--out", default="experiments", help="folder for <study>.json/.npz (default: experiments)")
     run.add_argument("--data-dir", default=None)
-    run.add_argument("--save-models", metavar="DIR", default=None,
-                     help="also save the conv study's conv AE and VAE and the decoupled study's UMAP encoder (with its "
-                          "decoder) into the model store DIR, to explore them")
+    run.add_argument(
+        "--save-models",
+        metavar="DIR",
+        default=None,
+        help="also save the conv study's conv AE and VAE and the decoupled study's UMAP encoder (with its "
+        "decoder) into the model store DIR, to explore them",
+    )
     args = parser.parse_args(argv)
 
     base = QUICK if args.quick else StudySettings()
     try:
-        settings = dataclasses.replace(base, dataset=args.dataset, epochs=base.epochs if args.epochs is None else args.epochs)
+        settings = dataclasses.replace(
+            base, dataset=args.dataset, epochs=base.epochs if args.epochs is None else args.epochs
+        )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -71,8 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"== {name}: {study.question}")
         last = [0.0]
 
-        def report(fraction: float, message: str) -> None:
-            print(f"  [{fraction:4.0%}] {message} (+{time.perf_counter() - last[0]:.0f} s)" if last[0] else f"  {message}")
+        def report(fraction: float, message: str, last: list[float] = last) -> None:
+            print(
+                f"  [{fraction:4.0%}] {message} (+{time.perf_counter() - last[0]:.0f} s)" if last[0] else f"  {message}"
+            )
             last[0] = time.perf_counter()
 
         arguments = " ".join(sys.argv[1:] if argv is None else argv)
@@ -81,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = save_result(result, args.out)
         print(f"  saved {path} in {result.seconds:.0f} s")
         for row in result.rows:
-            print(f"  {row['key']:>18}: mse {row['test_mse_per_pixel']:.4f}  kNN {row['knn5_accuracy']:.3f}  "
-                  f"silhouette {row['silhouette']:+.3f}  overlap {row['overlap']:.3f}")  # fmt: skip
+            print(
+                f"  {row['key']:>18}: mse {row['test_mse_per_pixel']:.4f}  kNN {row['knn5_accuracy']:.3f}  "
+                f"silhouette {row['silhouette']:+.3f}  overlap {row['overlap']:.3f}"
+            )
     return 0

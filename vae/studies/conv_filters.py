@@ -42,10 +42,15 @@ def conv_filter_extras(
     the trained filters, the ones it started from, and what training changed (trained - initial)."""
     pca = patch_pca(train_images, CONV_KERNEL, stride=2, padding=1)  # the conv stack's first layer's patches
     out: dict[str, Any] = {
-        "patch_pca": {"components": pca.components.tolist(), "explained_variance": pca.explained_variance.tolist(),
-                      "mean": pca.mean.tolist(), "kernel": pca.kernel, "n_patches": pca.n_patches},
+        "patch_pca": {
+            "components": pca.components.tolist(),
+            "explained_variance": pca.explained_variance.tolist(),
+            "mean": pca.mean.tolist(),
+            "kernel": pca.kernel,
+            "n_patches": pca.n_patches,
+        },
         "filters": {},
-    }  # fmt: skip
+    }
     for key, model in models.items():
         trained = first_layer_filters(model)
         initial = first_layer_filters(initial_model(configs[key], seed))
@@ -87,8 +92,10 @@ def filter_rows(result: StudyResult) -> tuple[list[dict[str, Any]], list[dict[st
     the patches' own variance share; largest principal angle per k), one family per bank."""
     pca = result.extras["patch_pca"]
     variance = np.asarray(pca["explained_variance"])
-    energy = [{"family": "patches' variance", "component": j + 1, "share": float(v)}
-              for j, v in enumerate(variance / variance.sum())]  # fmt: skip
+    energy = [
+        {"family": "patches' variance", "component": j + 1, "share": float(v)}
+        for j, v in enumerate(variance / variance.sum())
+    ]
     energy.append({"family": "no preference", "component": 1, "share": 1 / len(variance)})
     energy.append({"family": "no preference", "component": len(variance), "share": 1 / len(variance)})
     angles = []
@@ -100,8 +107,10 @@ def filter_rows(result: StudyResult) -> tuple[list[dict[str, Any]], list[dict[st
                 continue  # one random start is enough to show the chance level
             family = f"{row['family']}: {name}" if bank != "initial" else f"random filters ({row['family']}'s start)"
             energy += [{"family": family, "component": j + 1, "share": e} for j, e in enumerate(f["energy"][bank])]
-            angles += [{"family": family, "k": k + 1, "largest": max(a), "mean": float(np.mean(a))}
-                       for k, a in enumerate(f["angles"][bank])]  # fmt: skip
+            angles += [
+                {"family": family, "k": k + 1, "largest": max(a), "mean": float(np.mean(a))}
+                for k, a in enumerate(f["angles"][bank])
+            ]
     return energy, angles
 
 
@@ -133,17 +142,23 @@ class ConvFilters(Study):
         conv = settings.conv_hidden
         return [
             Variant("conv-ae", "conv AE", ModelConfig(kind="ae", arch="conv", hidden=conv)),
-            Variant("linear-conv-ae", "linear conv AE",
-                    ModelConfig(kind="ae", arch="conv", hidden=conv, linear=True, recon_loss="mse")),
-        ]  # fmt: skip
+            Variant(
+                "linear-conv-ae",
+                "linear conv AE",
+                ModelConfig(kind="ae", arch="conv", hidden=conv, linear=True, recon_loss="mse"),
+            ),
+        ]
 
     def keeps(self, variant: Variant) -> bool:
         return True  # every model's first layer is compared
 
     def extras(
-        self, models: dict[str, LatentModel], variants: list[Variant], train_images: torch.Tensor,
+        self,
+        models: dict[str, LatentModel],
+        variants: list[Variant],
+        train_images: torch.Tensor,
         settings: StudySettings,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         return conv_filter_extras(models, {v.key: v.config for v in variants}, train_images, settings.seed)
 
     def summarise(self, result: StudyResult) -> list[str]:
@@ -159,11 +174,11 @@ class ConvFilters(Study):
                 f"These are derivative-like: the first is the patch's mean level (cosine {shape['flat']:.2f} with a "
                 f"flat patch), the next two span the horizontal and vertical gradients (largest angle "
                 f"{shape['gradients']:.0f}° to the span of two ramps)."
-                if shape["flat"] > 0.9 and shape["gradients"] < 20 else
-                f"They are not simply a mean level and two gradients here: cosine {shape['flat']:.2f} between the "
+                if shape["flat"] > 0.9 and shape["gradients"] < 20
+                else f"They are not simply a mean level and two gradients here: cosine {shape['flat']:.2f} between the "
                 f"first and a flat patch, {shape['gradients']:.0f}° between the next two and the span of two ramps."
             )
-        ]  # fmt: skip
+        ]
         for row in result.rows:
             f = result.extras["filters"][row["key"]]
             top = {name: float(np.sum(f["energy"][name][:k])) for name in ("trained", "initial", "change")}
@@ -171,10 +186,12 @@ class ConvFilters(Study):
             mean = {name: float(np.mean(f["angles"][name][k - 1])) for name in ("trained", "initial", "change")}
             verdict = "are close to a local PCA" if angle["trained"] < 20 else "are not a local PCA"
             change = (
-                "lies in those components" if angle["change"] < 20 else
-                "lies mostly in those components" if top["change"] > 2 * k / size else
-                "does not line up with them either"
-            )  # fmt: skip
+                "lies in those components"
+                if angle["change"] < 20
+                else "lies mostly in those components"
+                if top["change"] > 2 * k / size
+                else "does not line up with them either"
+            )
             family = row["family"][0].upper() + row["family"][1:]
             ratio = f["change_norm_ratio"]
             lines.append(

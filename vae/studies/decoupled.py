@@ -16,8 +16,11 @@ from vae.studies.runner import Study, StudyResult, StudySettings, Variant
 
 # Parametric UMAP's numbers at D = 2 on MNIST's test set, kNN-5 fitted on 50,000 training embeddings
 # (Sainburg, McInnes & Gentner, 2021), and the targets the issue set from them.
-PAPER_DECOUPLED = {"UMAP + AE, joint": (0.9537, 0.0360), "UMAP, decoupled decoder": (0.9614, 0.0374),
-                   "AE": (0.7926, 0.0369)}  # fmt: skip
+PAPER_DECOUPLED = {
+    "UMAP + AE, joint": (0.9537, 0.0360),
+    "UMAP, decoupled decoder": (0.9614, 0.0374),
+    "AE": (0.7926, 0.0369),
+}
 TARGET_KNN, TARGET_MSE = 0.955, 0.036
 
 
@@ -50,13 +53,22 @@ class Decoupled(Study):
             Variant("pca", "PCA", ModelConfig(kind="pca", hidden=(), recon_loss="mse")),
             Variant("ae", "AE", ModelConfig(kind="ae", hidden=graph), longer),
             Variant("vae", "VAE", ModelConfig(kind="vae", hidden=graph), longer),
-            Variant("class-ae", "class-aware AE (labels)",
-                    ModelConfig(kind="ae", hidden=graph, class_weight=100.0), longer),
-            Variant("umap-decoupled", "UMAP encoder, decoupled decoder",
-                    ModelConfig(kind="ae", hidden=graph, umap_weight=1.0, decoupled=True), edges),
-            Variant("umap-joint", "UMAP + AE, joint",
-                    ModelConfig(kind="ae", hidden=graph, umap_weight=settings.umap_weight), edges),
-        ]  # fmt: skip
+            Variant(
+                "class-ae", "class-aware AE (labels)", ModelConfig(kind="ae", hidden=graph, class_weight=100.0), longer
+            ),
+            Variant(
+                "umap-decoupled",
+                "UMAP encoder, decoupled decoder",
+                ModelConfig(kind="ae", hidden=graph, umap_weight=1.0, decoupled=True),
+                edges,
+            ),
+            Variant(
+                "umap-joint",
+                "UMAP + AE, joint",
+                ModelConfig(kind="ae", hidden=graph, umap_weight=settings.umap_weight),
+                edges,
+            ),
+        ]
 
     def training_subset(self, settings: StudySettings) -> int | None:
         return settings.graph_train_images  # Parametric UMAP's protocol: the first 50,000 training images only
@@ -64,8 +76,10 @@ class Decoupled(Study):
     def recipe(self, settings: StudySettings, images: int) -> str:
         edges = settings.graph_epochs * images
         total = f"{edges / 1e6:g} million" if edges >= 1e6 else f"{edges:,}"
-        return (f"AE, VAE and class-aware AE {settings.long_epochs} epochs, batch {settings.long_batch_size}; UMAP "
-                f"models {settings.graph_epochs} passes of {images:,} edges ({total}), batch {settings.graph_batch_size}")  # fmt: skip
+        return (
+            f"AE, VAE and class-aware AE {settings.long_epochs} epochs, batch {settings.long_batch_size}; UMAP "
+            f"models {settings.graph_epochs} passes of {images:,} edges ({total}), batch {settings.graph_batch_size}"
+        )
 
     def summarise(self, result: StudyResult) -> list[str]:
         rows = {row["key"]: row for row in result.rows}
@@ -76,16 +90,19 @@ class Decoupled(Study):
         ours = [k for k in ("umap-decoupled", "umap-joint") if k in rows]
         meeting = [rows[k]["family"] for k in ours if meets_targets(rows[k])]
         best_knn, best_mse = max(ours, key=knn), min(ours, key=mse)
-        partly = "; ".join([
-            f"kNN-5 {'met' if knn(best_knn) >= TARGET_KNN else 'missed'}: best {knn(best_knn):.3f}, {rows[best_knn]['family']}",
-            f"MSE {'met' if mse(best_mse) <= TARGET_MSE else 'missed'}: best {mse(best_mse):.4f}, {rows[best_mse]['family']}",
-        ])  # fmt: skip
+        partly = "; ".join(
+            [
+                f"kNN-5 {'met' if knn(best_knn) >= TARGET_KNN else 'missed'}: best {knn(best_knn):.3f}, {rows[best_knn]['family']}",
+                f"MSE {'met' if mse(best_mse) <= TARGET_MSE else 'missed'}: best {mse(best_mse):.4f}, {rows[best_mse]['family']}",
+            ]
+        )
         graph = result.extras.get("graph", {})
         gain = min(knn(k) for k in ours) - max(knn(k) for k in unsupervised)
         verdict = (
-            f"separates the classes better than reconstruction does (by {gain:+.3f} kNN-5 at least)" if gain > 0 else
-            "does not separate the classes better than reconstruction does in this run"
-        )  # fmt: skip
+            f"separates the classes better than reconstruction does (by {gain:+.3f} kNN-5 at least)"
+            if gain > 0
+            else "does not separate the classes better than reconstruction does in this run"
+        )
         lines = [
             f"Without labels the graph loss {verdict}: kNN-5 "
             f"{knn('umap-decoupled'):.3f} (UMAP encoder, decoupled decoder) and {knn('umap-joint'):.3f} (UMAP + AE, "
@@ -98,7 +115,11 @@ class Decoupled(Study):
             f"{mse('class-ae'):.4f} (class-aware), {mse('pca'):.4f} (PCA). Best kNN-5 without the graph: "
             f"{rows[best_plain]['family']} {knn(best_plain):.3f}.",
             f"Targets kNN-5 >= {TARGET_KNN} and MSE <= {TARGET_MSE}: "
-            + (f"both met by {' and '.join(meeting)}" if meeting else f"not both met by either UMAP model here ({partly})")
+            + (
+                f"both met by {' and '.join(meeting)}"
+                if meeting
+                else f"not both met by either UMAP model here ({partly})"
+            )
             + ". Parametric UMAP reports (kNN-5 / MSE): "
             + ", ".join(f"{name} {k:.4f} / {m:.4f}" for name, (k, m) in PAPER_DECOUPLED.items())
             + f"; here: UMAP + AE {knn('umap-joint'):.4f} / {mse('umap-joint'):.4f}, decoupled "

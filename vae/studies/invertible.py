@@ -36,8 +36,10 @@ def right_inverse_errors(model: LatentModel, test_codes: torch.Tensor, seed: int
     factor = torch.linalg.cholesky(covariance + 1e-9 * torch.eye(len(mean), dtype=torch.float64))
     random = (mean + torch.randn(n, len(mean), generator=generator, dtype=torch.float64) @ factor.t()).float()
     on_data = on_data.float()
-    out = {"inverse_error": right_inverse_error(model, on_data),
-           "inverse_error_random": right_inverse_error(model, random)}  # fmt: skip
+    out = {
+        "inverse_error": right_inverse_error(model, on_data),
+        "inverse_error_random": right_inverse_error(model, random),
+    }
     if isinstance(model, AutoEncoder) and model.draws_pixels:
         out["inverse_error_exact"] = max(right_inverse_error(model, z, through_pixels=True) for z in (on_data, random))
     return out
@@ -65,9 +67,12 @@ class Invertible(Study):
                 Variant(f"pca-{d}", "PCA", ModelConfig(kind="pca", latent_dim=d, hidden=(), recon_loss="mse")),
                 Variant(f"dense-{d}", "dense AE", ModelConfig(kind="ae", latent_dim=d, hidden=hidden)),
                 Variant(f"tied-{d}", "tied AE", ModelConfig(kind="ae", latent_dim=d, hidden=hidden, tied=True)),
-                Variant(f"invertible-{d}", "invertible AE",
-                        ModelConfig(kind="ae", latent_dim=d, hidden=hidden, invertible=True, recon_loss="mse")),
-            ]  # fmt: skip
+                Variant(
+                    f"invertible-{d}",
+                    "invertible AE",
+                    ModelConfig(kind="ae", latent_dim=d, hidden=hidden, invertible=True, recon_loss="mse"),
+                ),
+            ]
         return out
 
     def measure(self, model: LatentModel, test_codes: torch.Tensor, settings: StudySettings) -> dict[str, float]:
@@ -81,8 +86,10 @@ class Invertible(Study):
         err = lambda key, where="inverse_error": rows[key][where]  # noqa: E731
         pair = lambda key: f"{err(key):.2g} / {err(key, 'inverse_error_random'):.2g}"  # noqa: E731
         exact = max(rows[f"invertible-{d}"]["inverse_error_exact"] for d in dims)
-        closer = {where: sum(err(f"invertible-{d}", where) < err(f"dense-{d}", where) for d in dims)
-                  for where in ("inverse_error", "inverse_error_random")}  # fmt: skip
+        closer = {
+            where: sum(err(f"invertible-{d}", where) < err(f"dense-{d}", where) for d in dims)
+            for where in ("inverse_error", "inverse_error_random")
+        }
         ordinary = [err(f"{family}-{d}") for family in ("dense", "tied") for d in dims]
         ordinary_random = [err(f"{family}-{d}", "inverse_error_random") for family in ("dense", "tied") for d in dims]
         beats_pca = sum(mse(f"invertible-{d}") < mse(f"pca-{d}") for d in dims)
@@ -98,9 +105,12 @@ class Invertible(Study):
             f"{pair(f'tied-{lo}')} and {pair(f'tied-{hi}')}. It is closer than the untied AE at "
             f"{closer['inverse_error']} of {len(dims)} sizes on test codes and {closer['inverse_error_random']} of "
             f"{len(dims)} on random codes: "
-            + (f"ordinary AEs are nearly right inverses too where real images' codes lie (within {max(ordinary):.1%} "
-               f"of the codes' spread)" if max(ordinary) < 0.05 else
-               f"ordinary AEs land up to {max(ordinary):.1%} of the codes' spread away even on real images' codes")
+            + (
+                f"ordinary AEs are nearly right inverses too where real images' codes lie (within {max(ordinary):.1%} "
+                f"of the codes' spread)"
+                if max(ordinary) < 0.05
+                else f"ordinary AEs land up to {max(ordinary):.1%} of the codes' spread away even on real images' codes"
+            )
             + f"; on random codes, away from the data, up to {max(ordinary_random):.0%}.",
             f"The price of an exact inverse, MSE per pixel: {mse(f'invertible-{lo}'):.4f} vs "
             f"{mse(f'dense-{lo}'):.4f} (untied), {mse(f'tied-{lo}'):.4f} (tied) and {mse(f'pca-{lo}'):.4f} (PCA) at "

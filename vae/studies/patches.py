@@ -43,9 +43,7 @@ def image_patches(images: torch.Tensor, kernel: int, stride: int = 1, padding: i
     return columns.transpose(1, 2).reshape(-1, kernel * kernel)
 
 
-def patch_pca(
-    images: torch.Tensor, kernel: int, stride: int = 1, padding: int = 0, chunk: int = 5000
-) -> PatchPCA:
+def patch_pca(images: torch.Tensor, kernel: int, stride: int = 1, padding: int = 0, chunk: int = 5000) -> PatchPCA:
     """PCA of every ``kernel x kernel`` patch of ``images`` a conv layer with this stride and padding sees.
 
     Accumulates the patch sums and second moments in float64, ``chunk`` images at a time, so 60,000
@@ -72,9 +70,12 @@ def patch_pca(
     components = eigenvectors[:, order].t()  # [P, P], rows
     signs = torch.sign(components.gather(1, components.abs().argmax(1, keepdim=True)))
     return PatchPCA(
-        components=(components * signs).numpy(), explained_variance=eigenvalues[order].clamp_min(0).numpy(),
-        mean=mean.numpy(), kernel=kernel, n_patches=count,
-    )  # fmt: skip
+        components=(components * signs).numpy(),
+        explained_variance=eigenvalues[order].clamp_min(0).numpy(),
+        mean=mean.numpy(),
+        kernel=kernel,
+        n_patches=count,
+    )
 
 
 def _bank(filters: np.ndarray | torch.Tensor) -> np.ndarray:

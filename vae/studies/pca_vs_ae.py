@@ -91,21 +91,28 @@ class PcaVsAe(Study):
         for d in settings.dims:
             out += [
                 Variant(f"pca-{d}", "PCA", ModelConfig(kind="pca", latent_dim=d, hidden=(), recon_loss="mse")),
-                Variant(f"linear-{d}", "linear AE",
-                        ModelConfig(kind="ae", latent_dim=d, hidden=(), linear=True, recon_loss="mse"), LINEAR_AE),
+                Variant(
+                    f"linear-{d}",
+                    "linear AE",
+                    ModelConfig(kind="ae", latent_dim=d, hidden=(), linear=True, recon_loss="mse"),
+                    LINEAR_AE,
+                ),
                 Variant(f"dense-{d}", "dense AE", ModelConfig(kind="ae", latent_dim=d, hidden=hidden)),
                 Variant(f"tied-{d}", "tied AE", ModelConfig(kind="ae", latent_dim=d, hidden=hidden, tied=True)),
                 Variant(f"vae-{d}", "VAE", ModelConfig(kind="vae", latent_dim=d, hidden=hidden)),
-            ]  # fmt: skip
+            ]
         return out
 
     def keeps(self, variant: Variant) -> bool:
         return variant.config.kind == "pca" or variant.config.linear  # the pair the angles compare
 
     def extras(
-        self, models: dict[str, LatentModel], variants: list[Variant], train_images: torch.Tensor,
+        self,
+        models: dict[str, LatentModel],
+        variants: list[Variant],
+        train_images: torch.Tensor,
         settings: StudySettings,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         return {"angles": linear_ae_angles(models, settings.dims)}
 
     def summarise(self, result: StudyResult) -> list[str]:
@@ -128,12 +135,12 @@ class PcaVsAe(Study):
             f"at {sum(g > 0 for g in gain.values())} of {len(dims)} sizes, by {gain[best]:.0%} at best (D={best}).",
             (
                 f"The linear AE learns PCA's subspace: its MSE is within {off:.1%} of PCA's at every size, and "
-                if learned else
-                f"The linear AE reconstructs as well as PCA (MSE within {off:.1%} at every size) and spans nearly "
+                if learned
+                else f"The linear AE reconstructs as well as PCA (MSE within {off:.1%} at every size) and spans nearly "
                 "its subspace, except along directions of almost equal variance, which gradient descent finds "
                 "slowly: "
-                if off < 0.05 else
-                f"In this run the linear AE has not reached PCA's subspace yet (its MSE is up to {off:.0%} off "
+                if off < 0.05
+                else f"In this run the linear AE has not reached PCA's subspace yet (its MSE is up to {off:.0%} off "
                 "PCA's; it needs more training steps), and "
             )
             + "the largest principal angle between its decoder's columns and PCA's axes is "
@@ -141,7 +148,9 @@ class PcaVsAe(Study):
             + (
                 f". Its encoder's rows stray further ({min(encoder):.0f}-{max(encoder):.0f}°): along directions "
                 "in which the images barely vary, misreading costs almost nothing, so gradient descent never "
-                "corrects it." if learned and encoder else "."
+                "corrects it."
+                if learned and encoder
+                else "."
             ),
             f"The VAE reconstructs worse than the AE at {vae_worse} of {len(dims)} sizes ({mse(f'vae-{lo}'):.4f} at "
             f"D={lo}, {mse(f'vae-{hi}'):.4f} at D={hi}): the price of its sampling noise and its KL term.",

@@ -21,10 +21,15 @@ from vae.studies.runner import Progress, Study, StudyResult, StudySettings, Vari
 STUDIES: dict[str, Study] = {
     study.name: study
     for study in (
-        pca_vs_ae.PcaVsAe(), conv.Conv(), beta.Beta(), class_aware.ClassAware(), invertible.Invertible(),
-        conv_filters.ConvFilters(), decoupled.Decoupled(),
+        pca_vs_ae.PcaVsAe(),
+        conv.Conv(),
+        beta.Beta(),
+        class_aware.ClassAware(),
+        invertible.Invertible(),
+        conv_filters.ConvFilters(),
+        decoupled.Decoupled(),
     )
-}  # fmt: skip
+}
 
 
 def get_study(name: str) -> Study:
@@ -50,8 +55,9 @@ def run_study(
     on_model: Callable[[Variant, LatentModel, dict[str, Any], list[dict[str, Any]]], None] | None = None,
 ) -> StudyResult:
     """Train and measure every variant of ``study`` (:func:`vae.studies.runner.run`, whose arguments these are)."""
-    return run(get_study(study), settings, data_dir, progress=progress, should_stop=should_stop, data=data,
-               on_model=on_model)  # fmt: skip
+    return run(
+        get_study(study), settings, data_dir, progress=progress, should_stop=should_stop, data=data, on_model=on_model
+    )
 
 
 def summarise(result: StudyResult) -> list[str]:

@@ -21,7 +21,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,7 +33,7 @@ from vae.images import tile_grid
 from vae.metrics import embed_images, overlap_report
 from vae.models import LatentModel, ModelConfig, count_parameters, fit_pca, to_float_images
 from vae.training.saving import evaluate_for_metadata
-from vae.training.trainer import train, TrainSettings
+from vae.training.trainer import TrainSettings, train
 
 # Bump when the files' layout changes; older files are then refused with a message, not misread.
 RESULT_FORMAT = 1
@@ -123,8 +123,15 @@ class StudySettings:
 
 
 # A minute-scale version for the page's "quick" recompute and the tests: same models, less of everything.
-QUICK = StudySettings(epochs=2, train_limit=10_000, dims=(2, 8, 32), betas=(0.0, 1.0, 4.0), class_weights=(0.0, 100.0),
-                      long_epochs=3, graph_epochs=12)  # fmt: skip
+QUICK = StudySettings(
+    epochs=2,
+    train_limit=10_000,
+    dims=(2, 8, 32),
+    betas=(0.0, 1.0, 4.0),
+    class_weights=(0.0, 100.0),
+    long_epochs=3,
+    graph_epochs=12,
+)
 
 
 @dataclass(frozen=True)
@@ -215,9 +222,12 @@ class Study(ABC):
         return False
 
     def extras(
-        self, models: dict[str, LatentModel], variants: list[Variant], train_images: torch.Tensor,
+        self,
+        models: dict[str, LatentModel],
+        variants: list[Variant],
+        train_images: torch.Tensor,
         settings: StudySettings,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """What the study records beyond the rows, from the models :meth:`keeps` kept (key -> model)."""
         return {}
 
@@ -274,9 +284,16 @@ def _fit(
         return fit_pca(train_images, variant.config.latent_dim), {"train_seconds": time.perf_counter() - started}, []
     train_settings = dataclasses.replace(settings.train_settings(), **dict(variant.overrides))
     result = train(
-        variant.config, train_images, test_images, train_settings, should_stop=should_stop,
-        train_labels=train_labels, test_labels=test_labels, device="cpu", graph=graph,
-    )  # fmt: skip
+        variant.config,
+        train_images,
+        test_images,
+        train_settings,
+        should_stop=should_stop,
+        train_labels=train_labels,
+        test_labels=test_labels,
+        device="cpu",
+        graph=graph,
+    )
     if result.status == "stopped":
         raise StudyStopped("stopped on request")
     timing = {"train_seconds": time.perf_counter() - started, "status": result.status}
@@ -352,9 +369,11 @@ def run(
         graph_started = time.perf_counter()
         graph = fuzzy_graph(train_images, seed=settings.seed)
         result.extras["graph"] = {
-            "seconds": time.perf_counter() - graph_started, "points": len(train_images), "edges": len(graph.heads),
+            "seconds": time.perf_counter() - graph_started,
+            "points": len(train_images),
+            "edges": len(graph.heads),
             "same_class_share": _same_class_share(graph, train_labels),
-        }  # fmt: skip
+        }
     models: dict[str, LatentModel] = {}
     for i, variant in enumerate(todo):
         if should_stop is not None and should_stop():
@@ -365,8 +384,14 @@ def run(
         model, timing, history = _fit(variant, settings, data, should_stop, model_graph)
         model.eval()
         test_codes = embed_images(model, test_images)  # [N, D], for the overlap numbers and the map
-        row = {"key": variant.key, "family": variant.family, "label": variant.config.describe(),
-               **variant.config.to_dict(), **timing, **_measure(model, data, test_codes, settings.seed)}  # fmt: skip
+        row = {
+            "key": variant.key,
+            "family": variant.family,
+            "label": variant.config.describe(),
+            **variant.config.to_dict(),
+            **timing,
+            **_measure(model, data, test_codes, settings.seed),
+        }
         row |= study.measure(model, test_codes, settings)
         result.rows.append(row)
         with torch.no_grad():
@@ -381,7 +406,7 @@ def run(
             models[variant.key] = model
     result.extras |= study.extras(models, todo, train_images, settings)
     result.seconds = time.perf_counter() - started
-    result.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    result.created = datetime.now(UTC).isoformat(timespec="seconds")
     if progress is not None:
         progress(1.0, "done")
     return result
@@ -407,10 +432,16 @@ def write_result(result: StudyResult, directory: str | Path, question: str) -> P
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     meta = {
-        "format": RESULT_FORMAT, "study": result.study, "question": question,
-        "settings": result.settings.to_dict(), "rows": result.rows, "extras": result.extras,
-        "arrays": sorted(arrays), "created": result.created, "seconds": result.seconds,
-    }  # fmt: skip
+        "format": RESULT_FORMAT,
+        "study": result.study,
+        "question": question,
+        "settings": result.settings.to_dict(),
+        "rows": result.rows,
+        "extras": result.extras,
+        "arrays": sorted(arrays),
+        "created": result.created,
+        "seconds": result.seconds,
+    }
     write_atomically(npz_path, buffer.getvalue())
     write_atomically(json_path, json.dumps(meta, indent=1, allow_nan=True).encode())
     return json_path
@@ -427,8 +458,10 @@ def read_result(directory: str | Path, name: str) -> StudyResult:
     try:
         meta = json.loads(json_path.read_text())
         if meta.get("format") != RESULT_FORMAT or meta.get("study") != name:
-            raise ExperimentFileError(f"{json_path}: format {meta.get('format')!r} of study {meta.get('study')!r}, "
-                                      f"expected format {RESULT_FORMAT} of {name!r}")  # fmt: skip
+            raise ExperimentFileError(
+                f"{json_path}: format {meta.get('format')!r} of study {meta.get('study')!r}, "
+                f"expected format {RESULT_FORMAT} of {name!r}"
+            )
         with np.load(npz_path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except ExperimentFileError:

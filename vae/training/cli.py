@@ -19,14 +19,16 @@ from vae.data import DATASETS
 from vae.models import ModelConfig
 from vae.training.saving import measure_and_save
 from vae.training.timeline import TimelineSettings
-from vae.training.trainer import BatchProgress, EpochRecord, pick_device, train, TrainSettings
+from vae.training.trainer import BatchProgress, EpochRecord, TrainSettings, pick_device, train
 
 
 def _parse_hidden(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated integers, e.g. 512,256; got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--hidden takes comma-separated integers, e.g. 512,256; got {text!r}"
+        ) from None
 
 
 def _parse_steps(text: str) -> tuple[int, ...]:
@@ -43,7 +45,8 @@ def _parse_steps(text: str) -> tuple[int, ...]:
 def build_parser() -> argparse.ArgumentParser:
     defaults, settings = ModelConfig(), TrainSettings()
     parser = argparse.ArgumentParser(
-        prog="python -m vae.train", description="Train an AE or a VAE on MNIST or Fashion-MNIST and save it to the model store."
+        prog="python -m vae.train",
+        description="Train an AE or a VAE on MNIST or Fashion-MNIST and save it to the model store.",
     )
     model = parser.add_argument_group("model")
     model.add_argument("--kind", choices=["ae", "vae", "pca"], default=defaults.kind, help="pca fits, no training")
@@ -54,16 +57,31 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--beta", type=float, default=defaults.beta, help="KL weight (VAE only)")
     model.add_argument("--sparsity", type=float, default=defaults.sparsity, help="L1 weight on z (AE only)")
     model.add_argument("--tied", action="store_true", help="decoder reuses the encoder's weights (dense AE)")
-    model.add_argument("--linear", action="store_true", help="linear AE: no hidden layers, MSE (overrides --hidden and --recon-loss)")
-    model.add_argument("--class-weight", type=float, default=defaults.class_weight,
-                       help="weight of the class-aware term (uses the labels)")
-    model.add_argument("--invertible", action="store_true",
-                       help="dense AE whose decoder is its encoder's exact inverse (orthonormal weights; "
-                            "needs --recon-loss mse)")
-    model.add_argument("--umap-weight", type=float, default=defaults.umap_weight,
-                       help="weight of the UMAP term on the training images' neighbour graph (AE; no labels)")
-    model.add_argument("--decoupled", action="store_true",
-                       help="the decoder learns from stop-gradient codes: only the UMAP term shapes the map")
+    model.add_argument(
+        "--linear", action="store_true", help="linear AE: no hidden layers, MSE (overrides --hidden and --recon-loss)"
+    )
+    model.add_argument(
+        "--class-weight",
+        type=float,
+        default=defaults.class_weight,
+        help="weight of the class-aware term (uses the labels)",
+    )
+    model.add_argument(
+        "--invertible",
+        action="store_true",
+        help="dense AE whose decoder is its encoder's exact inverse (orthonormal weights; needs --recon-loss mse)",
+    )
+    model.add_argument(
+        "--umap-weight",
+        type=float,
+        default=defaults.umap_weight,
+        help="weight of the UMAP term on the training images' neighbour graph (AE; no labels)",
+    )
+    model.add_argument(
+        "--decoupled",
+        action="store_true",
+        help="the decoder learns from stop-gradient codes: only the UMAP term shapes the map",
+    )
     opt = parser.add_argument_group("training")
     opt.add_argument("--epochs", type=int, default=settings.epochs)
     opt.add_argument("--batch-size", type=int, default=settings.batch_size)
@@ -73,10 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--seed", type=int, default=settings.seed)
     opt.add_argument("--max-seconds", type=float, default=None, help="stop training after this long")
     timeline = parser.add_argument_group("timeline (see vae.training.timeline)")
-    timeline.add_argument("--no-timeline", action="store_true",
-                          help="do not record the codes of 2,000 test images while training")
-    timeline.add_argument("--timeline-decoders", type=_parse_steps, default=TimelineSettings().decoder_steps,
-                          metavar="STEPS", help="batches seen at which to keep the decoder (default 0,32,256,2048)")
+    timeline.add_argument(
+        "--no-timeline", action="store_true", help="do not record the codes of 2,000 test images while training"
+    )
+    timeline.add_argument(
+        "--timeline-decoders",
+        type=_parse_steps,
+        default=TimelineSettings().decoder_steps,
+        metavar="STEPS",
+        help="batches seen at which to keep the decoder (default 0,32,256,2048)",
+    )
     io = parser.add_argument_group("input and output")
     io.add_argument("--dataset", choices=list(DATASETS), default="mnist", help="what to train on (default: mnist)")
     io.add_argument("--data-dir", default=None, help="data location (default: $VAE_DATA_DIR or ./data)")
@@ -96,15 +120,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_name(Path(args.out).name)
         config = ModelConfig(
-            kind=args.kind, arch=args.arch, latent_dim=args.latent_dim, hidden=() if args.kind == "pca" or args.linear else args.hidden,
-            recon_loss="mse" if args.linear else args.recon_loss, beta=args.beta, sparsity=args.sparsity, tied=args.tied, linear=args.linear,
-            class_weight=args.class_weight, invertible=args.invertible, umap_weight=args.umap_weight,
+            kind=args.kind,
+            arch=args.arch,
+            latent_dim=args.latent_dim,
+            hidden=() if args.kind == "pca" or args.linear else args.hidden,
+            recon_loss="mse" if args.linear else args.recon_loss,
+            beta=args.beta,
+            sparsity=args.sparsity,
+            tied=args.tied,
+            linear=args.linear,
+            class_weight=args.class_weight,
+            invertible=args.invertible,
+            umap_weight=args.umap_weight,
             decoupled=args.decoupled,
-        )  # fmt: skip
+        )
         settings = TrainSettings(
-            epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, schedule=args.schedule,
-            weight_decay=args.weight_decay, seed=args.seed, max_seconds=args.max_seconds,
-        )  # fmt: skip
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.lr,
+            schedule=args.schedule,
+            weight_decay=args.weight_decay,
+            seed=args.seed,
+            max_seconds=args.max_seconds,
+        )
         recorded = not args.no_timeline and args.kind != "pca"
         timeline = TimelineSettings(decoder_steps=args.timeline_decoders) if recorded else None
         if args.limit is not None and args.limit < 1:
@@ -136,9 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         result = train(
-            config, train_images, test_images, settings, on_batch=on_batch, on_epoch=on_epoch,
-            train_labels=train_labels, test_labels=test_labels, timeline=timeline,
-        )  # fmt: skip
+            config,
+            train_images,
+            test_images,
+            settings,
+            on_batch=on_batch,
+            on_epoch=on_epoch,
+            train_labels=train_labels,
+            test_labels=test_labels,
+            timeline=timeline,
+        )
     except ValueError as error:
         bar.close()
         print(f"error: {error}", file=sys.stderr)
@@ -153,17 +198,27 @@ def main(argv: list[str] | None = None) -> int:
     train_seconds = sum(record.seconds for record in result.history)
     if result.timeline is not None:
         share = result.timeline.record_seconds / max(train_seconds, 1e-9)
-        print(f"timeline: {result.timeline.frames} frames of {result.timeline.points:,} test images, "
-              f"{len(result.timeline.decoders)} decoders kept; recording took "
-              f"{result.timeline.record_seconds:.1f} s ({share:.1%} of the training time)")  # fmt: skip
+        print(
+            f"timeline: {result.timeline.frames} frames of {result.timeline.points:,} test images, "
+            f"{len(result.timeline.decoders)} decoders kept; recording took "
+            f"{result.timeline.record_seconds:.1f} s ({share:.1%} of the training time)"
+        )
     path, metrics = measure_and_save(
-        result.model, args.out, (train_images, train_labels, test_images, test_labels),
-        dataset=args.dataset, data_dir=args.data_dir,
+        result.model,
+        args.out,
+        (train_images, train_labels, test_images, test_labels),
+        dataset=args.dataset,
+        data_dir=args.data_dir,
         recorded={"train_seconds": train_seconds, "epochs_completed": len(result.history)},
         history=[record.to_dict() for record in result.history],
         extra={
-            "settings": dataclasses.asdict(settings), "status": result.status, "message": result.message,
-            "wall_seconds": seconds, "device": str(pick_device()), "torch": torch.__version__, "command": command,
+            "settings": dataclasses.asdict(settings),
+            "status": result.status,
+            "message": result.message,
+            "wall_seconds": seconds,
+            "device": str(pick_device()),
+            "torch": torch.__version__,
+            "command": command,
         },
         timeline=result.timeline,
     )
@@ -187,8 +242,13 @@ def _fit_and_save_pca(
     model = fit_pca(train_images, config.latent_dim, recon_loss=config.recon_loss)
     seconds = time.perf_counter() - started
     path, metrics = measure_and_save(
-        model, args.out, (train_images, train_labels, test_images, test_labels), dataset=args.dataset,
-        data_dir=args.data_dir, recorded={"train_seconds": seconds}, extra={"status": "fitted", "command": command},
+        model,
+        args.out,
+        (train_images, train_labels, test_images, test_labels),
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        recorded={"train_seconds": seconds},
+        extra={"status": "fitted", "command": command},
     )
     print(f"saved {path}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     return 0

@@ -90,8 +90,12 @@ def fuzzy_graph(images: torch.Tensor, n_neighbours: int = N_NEIGHBOURS, seed: in
     indices, distances = nearest_neighbours(images, n_neighbours)
     graph, _, _ = fuzzy_simplicial_set(
         np.zeros((len(images), 1), dtype=np.float32),  # unused when the neighbours are given
-        n_neighbours, np.random.RandomState(seed), "euclidean", knn_indices=indices, knn_dists=distances,
-    )  # fmt: skip
+        n_neighbours,
+        np.random.RandomState(seed),
+        "euclidean",
+        knn_indices=indices,
+        knn_dists=distances,
+    )
     coo = graph.tocoo()
     keep = coo.data > 0
     return NeighbourGraph(

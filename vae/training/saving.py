@@ -69,7 +69,12 @@ def measure_and_save(
     """
     metrics = {**evaluate_for_metadata(model, *data), **(recorded or {})}
     saved = save_model(
-        model, path, history=history, metrics=metrics, dataset=dataset_entry(dataset, data_dir, len(data[0])),
-        extra=extra, timeline=timeline,
+        model,
+        path,
+        history=history,
+        metrics=metrics,
+        dataset=dataset_entry(dataset, data_dir, len(data[0])),
+        extra=extra,
+        timeline=timeline,
     )
     return saved, metrics

@@ -150,8 +150,12 @@ class Timeline:
     def check(self, latent_dim: int | None = None) -> None:
         """Raise ValueError (saying what) unless the arrays fit together; the store calls it both ways."""
         codes, steps, epochs, index = self.codes, self.steps, self.epochs, self.image_index
-        expected = (("codes", codes, np.float32, 3), ("steps", steps, np.int64, 1),
-                    ("epochs", epochs, np.float64, 1), ("image_index", index, np.int64, 1))  # fmt: skip
+        expected = (
+            ("codes", codes, np.float32, 3),
+            ("steps", steps, np.int64, 1),
+            ("epochs", epochs, np.float64, 1),
+            ("image_index", index, np.int64, 1),
+        )
         for name, array, dtype, ndim in expected:
             if not isinstance(array, np.ndarray) or array.dtype != dtype or array.ndim != ndim:
                 got = f"{array.dtype} with {array.ndim} dims" if isinstance(array, np.ndarray) else type(array).__name__
@@ -189,11 +193,17 @@ class Timeline:
         """The frames up to and including ``step`` (a training that went back to earlier weights)."""
         keep = int(np.searchsorted(self.steps, step, side="right"))
         return Timeline(
-            self.codes[:keep], self.steps[:keep], self.epochs[:keep], self.image_index,
-            {k: v[:keep] for k, v in self.train_terms.items()}, {k: v[:keep] for k, v in self.test_terms.items()},
-            self.batches_per_epoch, {f: s for f, s in self.decoders.items() if f < keep}, self.record_seconds,
+            self.codes[:keep],
+            self.steps[:keep],
+            self.epochs[:keep],
+            self.image_index,
+            {k: v[:keep] for k, v in self.train_terms.items()},
+            {k: v[:keep] for k, v in self.test_terms.items()},
+            self.batches_per_epoch,
+            {f: s for f, s in self.decoders.items() if f < keep},
+            self.record_seconds,
             self.loss_images,
-        )  # fmt: skip
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,8 +311,9 @@ def frame_at(steps: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def decode_with_snapshots(model: LatentModel, snapshots: Mapping[int, LatentModel], code: np.ndarray,
-                          final_frame: int) -> list[tuple[int, np.ndarray]]:
+def decode_with_snapshots(
+    model: LatentModel, snapshots: Mapping[int, LatentModel], code: np.ndarray, final_frame: int
+) -> list[tuple[int, np.ndarray]]:
     """What each kept decoder draws at ``code`` ``[D]`` -> [(frame, image float32 ``[28, 28]``)], by frame,
     the final model last (as frame ``final_frame``)."""
     z = torch.as_tensor(np.asarray(code, dtype=np.float32).reshape(1, -1))

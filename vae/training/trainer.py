@@ -17,7 +17,14 @@ import numpy as np
 import torch
 
 from vae.models import LatentModel, ModelConfig, build_model, evaluating, to_float_images
-from vae.training.timeline import Frame, Timeline, TimelineSettings, decoder_snapshot, is_recording_step, stratified_sample
+from vae.training.timeline import (
+    Frame,
+    Timeline,
+    TimelineSettings,
+    decoder_snapshot,
+    is_recording_step,
+    stratified_sample,
+)
 
 if TYPE_CHECKING:
     from vae.training.graph import NeighbourGraph
@@ -54,9 +61,7 @@ class TrainSettings:
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if self.max_seconds is not None and not (
-            isinstance(self.max_seconds, (int, float)) and self.max_seconds > 0
-        ):
+        if self.max_seconds is not None and not (isinstance(self.max_seconds, (int, float)) and self.max_seconds > 0):
             raise ValueError(f"max_seconds must be positive or None, got {self.max_seconds!r}")
 
 
@@ -364,12 +369,20 @@ def train(
     recorder = None
     if timeline is not None:
         if test_images is None or test_labels is None or train_labels is None:
-            raise ValueError("recording a timeline needs test_images, test_labels and train_labels "
-                             "(its images are chosen per class)")  # fmt: skip
+            raise ValueError(
+                "recording a timeline needs test_images, test_labels and train_labels (its images are chosen per class)"
+            )
         recorder = TimelineRecorder(
-            timeline, n_batches, test_images, test_labels, train_images, train_labels, device,
-            with_labels=bool(config.class_weight), on_frame=on_frame,
-        )  # fmt: skip
+            timeline,
+            n_batches,
+            test_images,
+            test_labels,
+            train_images,
+            train_labels,
+            device,
+            with_labels=bool(config.class_weight),
+            on_frame=on_frame,
+        )
 
     result = TrainResult(model=model, settings=settings)
     last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -403,7 +416,15 @@ def train(
         recorded_before = recorder.seconds if recorder is not None else 0.0
         try:
             train_terms, cut_short = train_epoch(
-                model, optimizer, x_train, settings.batch_size, generator, scheduler, report, stop_requested, y_train,
+                model,
+                optimizer,
+                x_train,
+                settings.batch_size,
+                generator,
+                scheduler,
+                report,
+                stop_requested,
+                y_train,
                 graph,
             )
             # The epoch's training time, without the frames recorded in it (their cost is the timeline's).
