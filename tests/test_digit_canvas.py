@@ -182,7 +182,8 @@ def test_drawing_with_the_mouse_on_the_servers_canvas_in_chromium(tmp_path) -> N
             stroke(tab, surface.bounding_box(), SEVEN)
             tab.get_by_text("as MNIST would store it").wait_for(timeout=60_000)
             tab.get_by_text("vae-2d redraws it").wait_for(timeout=60_000)
-            assert tab.locator(".js-plotly-plot").count() == 2
+            # Plotly draws its charts after their captions are in the page (its bundle loads lazily).
+            tab.wait_for_function("document.querySelectorAll('.js-plotly-plot').length === 2", timeout=60_000)
             (REPO / "test-output").mkdir(exist_ok=True)
             tab.screenshot(path=str(REPO / "test-output" / "digit-server.png"), full_page=True)
             tab.get_by_role("button", name="Clear").click()
