@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from vae.studies.runner import StudySettings
+
 SEED = 189212
 REPO = Path(__file__).resolve().parents[1]
 REAL_RAW = REPO / "data" / "MNIST" / "raw"
@@ -115,3 +117,20 @@ def plane_titles(at) -> list[str]:
 def image_captions(at) -> list[str]:
     """The captions of every image an AppTest shows, in page order."""
     return [img.caption for image in at.image for img in image.proto.imgs]
+
+
+# The smallest settings every study runs with in the tests: one epoch, two sizes, two betas, two weights.
+TINY_STUDY = StudySettings(
+    epochs=1,
+    batch_size=64,
+    dims=(2, 4),
+    betas=(0.0, 2.0),
+    class_weights=(0.0, 50.0),
+    map_points=200,
+    seed=SEED,
+    graph_hidden=(32,),
+    graph_epochs=1,
+    graph_batch_size=64,
+    long_epochs=1,
+    long_batch_size=64,
+)

@@ -7,31 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SEED, image_captions, open_dashboard
+from tests.conftest import TINY_STUDY, image_captions, open_dashboard
 from vae.studies import runner
 from vae.studies.pca_vs_ae import summarise_tied
 from vae.studies.registry import STUDIES, run_study, save_result, summarise
-from vae.studies.runner import StudyResult, StudySettings
-
-TINY = StudySettings(
-    epochs=1,
-    batch_size=64,
-    dims=(2, 4),
-    betas=(0.0, 2.0),
-    class_weights=(0.0, 50.0),
-    map_points=200,
-    seed=SEED,
-    graph_hidden=(32,),
-    graph_epochs=1,
-    graph_batch_size=64,
-    long_epochs=1,
-    long_batch_size=64,
-)
+from vae.studies.runner import StudyResult
 
 
 @pytest.fixture(scope="module")
 def tiny_results(tmp_path_factory, mnist_subset) -> dict[str, StudyResult]:
-    return {study: run_study(study, TINY, data=mnist_subset) for study in STUDIES}
+    return {study: run_study(study, TINY_STUDY, data=mnist_subset) for study in STUDIES}
 
 
 @pytest.fixture
@@ -109,7 +94,7 @@ def test_missing_and_damaged_results_are_explained(results_dir) -> None:
 
 
 def test_a_recompute_runs_in_the_background_and_its_result_can_be_chosen(results_dir, monkeypatch) -> None:
-    monkeypatch.setattr(runner, "QUICK", dataclasses.replace(TINY, train_limit=512, betas=(0.0, 4.0)))
+    monkeypatch.setattr(runner, "QUICK", dataclasses.replace(TINY_STUDY, train_limit=512, betas=(0.0, 4.0)))
     at = open_dashboard("app_pages/experiments.py")
     at.button(key="beta_go").click().run()
     assert not at.exception

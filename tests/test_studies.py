@@ -9,28 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import SEED
+from tests.conftest import SEED, TINY_STUDY
 from vae.metrics import reconstruction_mse
 from vae.models import fit_pca
 from vae.studies import cli, runner
 from vae.studies.pca_vs_ae import principal_angles_degrees
 from vae.studies.registry import STUDIES, get_study, load_result, run_study, save_result, variants
 from vae.studies.runner import ExperimentFileError, StudySettings, StudyStopped
-
-TINY = StudySettings(
-    epochs=1,
-    batch_size=64,
-    dims=(2, 4),
-    betas=(0.0, 2.0),
-    class_weights=(0.0, 50.0),
-    map_points=200,
-    seed=SEED,
-    graph_hidden=(32,),
-    graph_epochs=1,
-    graph_batch_size=64,
-    long_epochs=1,
-    long_batch_size=64,
-)
 
 
 @pytest.mark.parametrize(
@@ -129,20 +114,20 @@ def test_principal_angles_see_subspaces_not_bases() -> None:
 
 @pytest.fixture(scope="module")
 def pca_study(mnist_subset):
-    return run_study("pca_vs_ae", TINY, data=mnist_subset)
+    return run_study("pca_vs_ae", TINY_STUDY, data=mnist_subset)
 
 
 def test_pca_vs_ae_measures_every_model_and_matches_a_direct_pca(pca_study, mnist_subset) -> None:
     train_images, _, test_images, _ = mnist_subset
-    assert [row["key"] for row in pca_study.rows] == [v.key for v in variants("pca_vs_ae", TINY)]
-    for d in TINY.dims:
+    assert [row["key"] for row in pca_study.rows] == [v.key for v in variants("pca_vs_ae", TINY_STUDY)]
+    for d in TINY_STUDY.dims:
         direct = reconstruction_mse(fit_pca(train_images, d), test_images)
         assert pca_study.row(f"pca-{d}")["test_mse_per_pixel"] == pytest.approx(direct, rel=1e-6)
     assert pca_study.row("pca-4")["test_mse_per_pixel"] < pca_study.row("pca-2")["test_mse_per_pixel"]
     # Maps only for the 2-D models, one point per kept test image, with its manifold grid.
     assert sorted(pca_study.maps) == sorted(f"{f}-2" for f in ("pca", "linear", "dense", "tied", "vae"))
-    assert all(m.shape == (TINY.map_points, 2) for m in pca_study.maps.values())
-    assert pca_study.labels.shape == (TINY.map_points,)
+    assert all(m.shape == (TINY_STUDY.map_points, 2) for m in pca_study.maps.values())
+    assert pca_study.labels.shape == (TINY_STUDY.map_points,)
     assert pca_study.images["grid/vae-2"].shape == (runner.GRID**2, 28, 28)
     assert pca_study.images["recon/dense-4"].shape == pca_study.images["originals"].shape == (10, 28, 28)
     # Tied weights: about half the dense AE's parameters.
@@ -206,11 +191,11 @@ class Boom:
 
 
 def test_beta_and_class_studies_record_what_each_knob_changes(mnist_subset) -> None:
-    beta = run_study("beta", dataclasses.replace(TINY, epochs=2), data=mnist_subset)
+    beta = run_study("beta", dataclasses.replace(TINY_STUDY, epochs=2), data=mnist_subset)
     low, high = beta.row("beta-0"), beta.row("beta-2")
     assert high["test_kl"] < low["test_kl"]  # the KL weight is what shrinks the KL
     assert set(beta.maps) == {"beta-0", "beta-2"}
-    classes = run_study("class_aware", dataclasses.replace(TINY, epochs=2), data=mnist_subset)
+    classes = run_study("class_aware", dataclasses.replace(TINY_STUDY, epochs=2), data=mnist_subset)
     for kind in ("ae", "vae"):
         base, weighted = classes.row(f"{kind}-class-0"), classes.row(f"{kind}-class-50")
         assert "test_class" in weighted and "test_class" not in base
@@ -221,14 +206,14 @@ def test_progress_is_reported_and_a_stop_is_honoured(mnist_subset) -> None:
     seen = []
     run_study(
         "conv",
-        dataclasses.replace(TINY, conv_hidden=(16,)),
+        dataclasses.replace(TINY_STUDY, conv_hidden=(16,)),
         data=mnist_subset,
         progress=lambda fraction, message: seen.append((fraction, message)),
     )
     assert [f for f, _ in seen] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert "conv" in seen[2][1]
     with pytest.raises(StudyStopped):
-        run_study("beta", TINY, data=mnist_subset, should_stop=lambda: True)
+        run_study("beta", TINY_STUDY, data=mnist_subset, should_stop=lambda: True)
 
 
 def test_command_line_runs_a_quick_study_and_refuses_bad_options(tmp_path, monkeypatch, capsys) -> None:
@@ -240,7 +225,7 @@ def test_command_line_runs_a_quick_study_and_refuses_bad_options(tmp_path, monke
         images[:, 10:18, 10:18] = (labels * 25).to(torch.uint8).view(-1, 1, 1)
         return run_study(
             study,
-            dataclasses.replace(TINY, epochs=1, map_points=100),
+            dataclasses.replace(TINY_STUDY, epochs=1, map_points=100),
             data=(images, labels, images[:200], labels[:200]),
             **kwargs,
         )
@@ -262,7 +247,7 @@ def test_the_answers_follow_the_numbers_not_the_expectation(pca_study) -> None:
     from vae.studies.registry import summarise
 
     result = copy.deepcopy(pca_study)
-    for d in TINY.dims:
+    for d in TINY_STUDY.dims:
         result.row(f"linear-{d}")["test_mse_per_pixel"] = result.row(f"pca-{d}")["test_mse_per_pixel"] * 1.001
         result.extras["angles"][str(d)]["decoder"] = [0.5] * d
     assert summarise(result)[1].startswith("The linear AE learns PCA's subspace: its MSE is within 0.1%")
@@ -285,15 +270,15 @@ def test_the_answers_follow_the_numbers_not_the_expectation(pca_study) -> None:
 
 @pytest.fixture(scope="module")
 def invertible_study(mnist_subset):
-    return run_study("invertible", TINY, data=mnist_subset)
+    return run_study("invertible", TINY_STUDY, data=mnist_subset)
 
 
 def test_invertible_study_measures_how_far_each_encoder_lands_from_its_decoders_code(invertible_study) -> None:
     from vae.studies.registry import summarise
 
     rows = {row["key"]: row for row in invertible_study.rows}
-    assert list(rows) == [v.key for v in variants("invertible", TINY)]
-    for d in TINY.dims:
+    assert list(rows) == [v.key for v in variants("invertible", TINY_STUDY)]
+    for d in TINY_STUDY.dims:
         inverse = rows[f"invertible-{d}"]
         assert inverse["inverse_error_exact"] < 1e-8  # float rounding: the layers invert exactly
         assert "inverse_error_exact" not in rows[f"dense-{d}"]
@@ -327,7 +312,7 @@ def test_conv_filters_study_compares_each_first_layer_with_the_patch_pca(mnist_s
     from vae.studies.patches import patch_pca
     from vae.studies.registry import summarise
 
-    result = run_study("conv_filters", dataclasses.replace(TINY, conv_hidden=(16,)), data=mnist_subset)
+    result = run_study("conv_filters", dataclasses.replace(TINY_STUDY, conv_hidden=(16,)), data=mnist_subset)
     assert [row["key"] for row in result.rows] == ["conv-ae", "linear-conv-ae"]
     pca = result.extras["patch_pca"]
     direct = patch_pca(mnist_subset[0], 4, stride=2, padding=1)
@@ -340,18 +325,18 @@ def test_conv_filters_study_compares_each_first_layer_with_the_patch_pca(mnist_s
         assert len(f["angles"]["trained"]) == 16 and sum(f["energy"]["change"]) == pytest.approx(1.0)
         assert not np.allclose(trained, initial)  # training moved them
     # The recorded start is the trainer's: a run stopped before its first step keeps exactly those weights.
-    config = variants("conv_filters", TINY)[0].config
+    config = variants("conv_filters", TINY_STUDY)[0].config
     from vae.training.trainer import TrainSettings, train
 
     untouched = train(
         config,
         mnist_subset[0],
         None,
-        TrainSettings(epochs=1, batch_size=64, seed=TINY.seed),
+        TrainSettings(epochs=1, batch_size=64, seed=TINY_STUDY.seed),
         should_stop=lambda: True,
         device="cpu",
     ).model
-    assert torch.equal(untouched.encoder.body[0].weight, initial_model(config, TINY.seed).encoder.body[0].weight)
+    assert torch.equal(untouched.encoder.body[0].weight, initial_model(config, TINY_STUDY.seed).encoder.body[0].weight)
     # MNIST's 4 x 4 patches: a flat level and two gradients carry most of the variance.
     k = leading_components(pca["explained_variance"])
     assert 2 <= k <= 5
@@ -388,7 +373,7 @@ def test_decoupled_study_trains_on_the_graph_without_labels_and_records_it(mnist
         return real(images, **options)
 
     monkeypatch.setattr(graph_module, "fuzzy_graph", counting)
-    settings = dataclasses.replace(TINY, graph_train_images=1500, graph_epochs=2)
+    settings = dataclasses.replace(TINY_STUDY, graph_train_images=1500, graph_epochs=2)
     result = run_study("decoupled", settings, data=mnist_subset)
     assert built == [1500]  # one graph for both UMAP models, over the 1,500 training images used
     rows = {row["key"]: row for row in result.rows}
@@ -396,7 +381,7 @@ def test_decoupled_study_trains_on_the_graph_without_labels_and_records_it(mnist
     assert rows["umap-decoupled"]["decoupled"] and rows["umap-joint"]["umap_weight"] == settings.umap_weight
     assert "test_umap" not in rows["umap-joint"]  # the test set is not in the graph: no UMAP term there
     assert 0.5 < result.extras["graph"]["same_class_share"] <= 1
-    assert len(result.maps) == 6 and all(m.shape == (TINY.map_points, 2) for m in result.maps.values())
+    assert len(result.maps) == 6 and all(m.shape == (TINY_STUDY.map_points, 2) for m in result.maps.values())
     lines = summarise(result)
     assert f"{rows['umap-joint']['knn5_accuracy']:.3f} (UMAP + AE, joint)" in lines[0]
     met = any(meets_targets(rows[k]) for k in ("umap-decoupled", "umap-joint"))
