@@ -18,6 +18,7 @@ PAGES = (
     ("app_pages/explorer.py", "Latent explorer", ":material/explore:", "explorer"),
     ("app_pages/timeline.py", "Training timeline", ":material/movie:", "timeline"),
     ("app_pages/overlap.py", "Class overlap", ":material/join_inner:", "overlap"),
+    ("app_pages/inside.py", "Inside the latent space", ":material/grain:", "inside"),
     ("app_pages/experiments.py", "Experiments", ":material/science:", "experiments"),
     ("app_pages/digit.py", "Your digit", ":material/draw:", "digit"),
     ("app_pages/train.py", "Train", ":material/model_training:", "train"),

@@ -16,6 +16,7 @@ from vae.explore import (
     posterior_2d,
     reconstruct,
     step_changes,
+    traversals,
 )
 from vae.images import tile_grid
 from vae.models import ModelConfig, build_model, to_float_images
@@ -117,3 +118,22 @@ def test_posterior_only_for_a_two_dimensional_vae(ae2, vae8, images) -> None:
     np.testing.assert_allclose(means, mean.numpy(), atol=1e-6)
     np.testing.assert_allclose(sigmas, np.exp(0.5 * logvar.numpy()), rtol=1e-5)
     assert (sigmas > 0).all()
+
+
+def test_traversals_sweep_one_dimension_over_its_percentiles(vae8) -> None:
+    codes = np.random.default_rng(4).normal(size=(500, 8)).astype(np.float32) * np.arange(1, 9, dtype=np.float32)
+    rows = traversals(vae8, codes, dims=[6, 0], steps=5)
+    assert rows.shape == (2, 5, 28, 28)
+    mean = codes.mean(0)
+    expected = np.repeat(mean[None], 5, axis=0)
+    expected[:, 6] = np.linspace(np.percentile(codes[:, 6], 1), np.percentile(codes[:, 6], 99), 5)
+    np.testing.assert_allclose(rows[0], decode_codes(vae8, expected), atol=1e-6)
+    base = np.zeros(8, dtype=np.float32)
+    from_zero = traversals(vae8, codes, dims=[0], steps=3, base=base)
+    middle = base.copy()
+    middle[0] = (np.percentile(codes[:, 0], 1) + np.percentile(codes[:, 0], 99)) / 2
+    np.testing.assert_allclose(from_zero[0, 1], decode_codes(vae8, middle[None])[0], atol=1e-5)
+    with pytest.raises(ValueError, match="dims must lie in 0..7"):
+        traversals(vae8, codes, dims=[8])
+    with pytest.raises(ValueError, match="steps must be at least 2"):
+        traversals(vae8, codes, dims=[0], steps=1)

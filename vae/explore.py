@@ -104,3 +104,27 @@ def posterior_2d(model: LatentModel, images: torch.Tensor) -> tuple[np.ndarray, 
         return None
     mean, logvar = model.encode(to_float_images(images).to(model.device))
     return mean.cpu().numpy(), torch.exp(0.5 * logvar).cpu().numpy()
+
+
+def traversals(
+    model: LatentModel, codes: np.ndarray, dims: list[int], steps: int = 9, base: np.ndarray | None = None
+) -> np.ndarray:
+    """For each dimension in ``dims``, a row of decodes from ``base`` (``[D]``; default the mean of ``codes``)
+    with that one dimension swept from the 1st to the 99th percentile of ``codes [N, D]`` -> ``[len(dims), steps, 28, 28]``.
+
+    The percentiles keep each sweep inside the values the encoder really gives, so a dimension the model
+    does not use shows as a row that does not change.
+    """
+    codes = np.asarray(codes, dtype=np.float32)
+    if steps < 2:
+        raise ValueError(f"steps must be at least 2, got {steps}")
+    if any(not 0 <= d < codes.shape[1] for d in dims):
+        raise ValueError(f"dims must lie in 0..{codes.shape[1] - 1}, got {list(dims)}")
+    start = codes.mean(0) if base is None else np.asarray(base, dtype=np.float32)
+    lo, hi = np.percentile(codes, 1, axis=0), np.percentile(codes, 99, axis=0)
+    rows = []
+    for d in dims:
+        sweep = np.repeat(start[None], steps, axis=0)  # [steps, D]
+        sweep[:, d] = np.linspace(lo[d], hi[d], steps)
+        rows.append(decode_codes(model, sweep))
+    return np.stack(rows) if rows else np.zeros((0, steps, 28, 28), dtype=np.float32)

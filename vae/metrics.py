@@ -6,7 +6,11 @@ embeddings (numpy arrays or torch tensors), checks them, and returns plain float
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.manifold import trustworthiness
 from sklearn.metrics import silhouette_score
@@ -377,3 +381,120 @@ def overlap_report(
         report["knn_accuracy_2d"] = knn_accuracy_within(view, codes, k=k)
         report["trustworthiness"] = view_trustworthiness(x, view, k=k, seed=seed)
     return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Inside the latent space: which dimensions are used, and what sampling it gives.
+
+# Burda et al. (2016), "Importance Weighted Autoencoders", section 5.2: a unit is active when the variance
+# over images of its posterior mean, Cov_x(E_q[z_j | x]), exceeds 0.01.
+ACTIVE_VARIANCE = 0.01
+# A decoded image the judge gives at least this probability counts as a confident digit.
+CONFIDENT = 0.9
+
+
+@torch.no_grad()
+def latent_dimensions(model: LatentModel, images: torch.Tensor, batch_size: int = 2000) -> pd.DataFrame:
+    """One row per latent dimension over ``images`` (uint8 ``[N, 28, 28]``): ``dim``, ``kl``, ``variance``, ``active``.
+
+    ``kl`` is the dimension's mean KL(q(z_j | x) || N(0, 1)) in nats (NaN for an AE or PCA, which have no
+    posterior); the KLs sum to the model's ``kl`` loss term on the same images. ``variance`` is the variance
+    over images of the code (the posterior mean for a VAE), ``active`` whether it passes Burda et al.'s 0.01.
+    """
+    means, kls = [], []
+    with evaluating(model):
+        for i in range(0, len(images), batch_size):
+            mean, logvar = model.encode(to_float_images(images[i : i + batch_size]).to(model.device))
+            means.append(mean.cpu().double())
+            if logvar is not None:
+                # Kingma & Welling (2014), appendix B, per dimension: -1/2 (1 + log s^2 - m^2 - s^2).
+                kls.append((-0.5 * (1 + logvar - mean**2 - logvar.exp())).cpu().double())
+    codes = torch.cat(means)  # [N, D]
+    variance = codes.var(0, unbiased=False).numpy()
+    kl = torch.cat(kls).mean(0).numpy() if kls else np.full(codes.shape[1], np.nan)
+    return pd.DataFrame(
+        {"dim": np.arange(codes.shape[1]), "kl": kl, "variance": variance, "active": variance > ACTIVE_VARIANCE}
+    )
+
+
+@dataclass(frozen=True)
+class SampleQuality:
+    """What the judge says of a set of decoded images: the share it calls a confident digit (max probability
+    >= :data:`CONFIDENT`), the share of each class among its verdicts ``[10]``, and that histogram's entropy in
+    nats (``log 10`` = 2.303 when the classes are balanced, 0 when every image is one class)."""
+
+    n: int
+    confident_share: float
+    class_shares: np.ndarray
+    entropy: float
+
+
+def judged(judge: Any, decoded: torch.Tensor) -> SampleQuality:
+    """The judge's verdict on images float ``[N, 1, 28, 28]`` in [0, 1] (``judge.predict_proba`` -> ``[N, 10]``)."""
+    probabilities = judge.predict_proba(decoded).double()
+    if len(probabilities) == 0:
+        raise ValueError("no images to judge")
+    top, classes = probabilities.max(1)
+    shares = np.bincount(classes.numpy(), minlength=probabilities.shape[1]) / len(classes)
+    nonzero = shares[shares > 0]
+    return SampleQuality(
+        len(classes), float((top >= CONFIDENT).double().mean()), shares, float(-(nonzero * np.log(nonzero)).sum())
+    )
+
+
+@torch.no_grad()
+def sample_codes(
+    model: LatentModel, n: int, seed: int = 0, fit_codes: torch.Tensor | np.ndarray | None = None
+) -> torch.Tensor:
+    """``n`` random codes ``[n, D]`` to decode: a VAE's prior N(0, I); for an AE or PCA, which have no prior, a
+    Gaussian with the mean and covariance of ``fit_codes`` ``[M, D]`` (their training codes), the fair analogue."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    generator = torch.Generator().manual_seed(seed)
+    dim = model.config.latent_dim
+    noise = torch.randn(n, dim, generator=generator, dtype=torch.float64)
+    if model.config.kind == "vae":
+        return noise.float()
+    if fit_codes is None:
+        raise ValueError(
+            f"a {model.config.kind.upper()} has no prior: pass fit_codes, the codes of its training images"
+        )
+    codes = torch.tensor(np.asarray(fit_codes, dtype=np.float64))  # a copy: the caches hand out read-only arrays
+    if codes.ndim != 2 or codes.shape[1] != dim or len(codes) <= dim:
+        raise ValueError(f"fit_codes must be [M, {dim}] with M > {dim}, got {tuple(codes.shape)}")
+    mean = codes.mean(0)
+    covariance = torch.cov(codes.T).reshape(dim, dim) + 1e-9 * torch.eye(dim, dtype=torch.float64)
+    return (mean + noise @ torch.linalg.cholesky(covariance).T).float()
+
+
+@torch.no_grad()
+def sample_quality(
+    model: LatentModel,
+    judge: Any,
+    n: int = 10_000,
+    seed: int = 0,
+    fit_codes: torch.Tensor | np.ndarray | None = None,
+    batch_size: int = 2000,
+) -> SampleQuality:
+    """Decode ``n`` seeded samples (:func:`sample_codes`) and let the judge (``vae.judge``) say what they are."""
+    codes = sample_codes(model, n, seed, fit_codes)
+    with evaluating(model):
+        decoded = torch.cat(
+            [model.decode(codes[i : i + batch_size].to(model.device)).cpu() for i in range(0, n, batch_size)]
+        )
+    return judged(judge, decoded)
+
+
+@torch.no_grad()
+def reconstruction_quality(
+    model: LatentModel, judge: Any, images: torch.Tensor, batch_size: int = 2000
+) -> SampleQuality:
+    """The judge's verdict on decode(embed(x)) for ``images`` (uint8 ``[N, 28, 28]``): the ceiling for samples."""
+    with evaluating(model):
+        decoded = torch.cat(
+            [
+                model.reconstruct(to_float_images(images[i : i + batch_size]).to(model.device)).cpu()
+                for i in range(0, len(images), batch_size)
+            ]
+        )
+    return judged(judge, decoded)

@@ -1,0 +1,125 @@
+"""vae.metrics' look inside the latent space: which dimensions a model uses, and what its samples are."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tests.conftest import SEED
+from vae.metrics import (
+    ACTIVE_VARIANCE,
+    embed_images,
+    judged,
+    latent_dimensions,
+    reconstruction_quality,
+    sample_codes,
+    sample_quality,
+)
+from vae.models import ModelConfig, build_model, to_float_images
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return torch.randint(0, 256, (300, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(SEED))
+
+
+def vae_with_a_dead_dimension(dead: int = 1) -> nn.Module:
+    """A 4-D VAE whose dimension ``dead`` has mean 0 and log-variance 0 for every image: KL 0, variance 0."""
+    torch.manual_seed(SEED)
+    model = build_model(ModelConfig(kind="vae", latent_dim=4, hidden=(32,))).eval()
+    head = [m for m in model.encoder.modules() if isinstance(m, nn.Linear)][-1]  # [2D] outputs: means, logvars
+    with torch.no_grad():
+        for row in (dead, 4 + dead):
+            head.weight[row] = 0
+            head.bias[row] = 0
+        head.weight[:4] *= 20  # the live means vary well past Burda's 0.01
+    return model
+
+
+class ByBrightness:
+    """A stand-in judge for the tests: class = mean brightness in tenths, probability 0.95 for it."""
+
+    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        brightness = images.flatten(1).mean(1)
+        classes = (brightness * 10).long().clamp(0, 9)
+        probabilities = torch.full((len(images), 10), 0.05 / 9)
+        probabilities[torch.arange(len(images)), classes] = 0.95
+        return probabilities
+
+
+def test_per_dimension_kls_sum_to_the_models_kl_and_a_dead_dimension_is_inactive(images) -> None:
+    model = vae_with_a_dead_dimension(dead=1)
+    table = latent_dimensions(model, images, batch_size=128)
+    assert list(table.columns) == ["dim", "kl", "variance", "active"]
+    assert list(table["dim"]) == [0, 1, 2, 3]
+    with torch.no_grad():
+        expected = float(model.loss(to_float_images(images))["kl"])
+    assert table["kl"].sum() == pytest.approx(expected, rel=1e-5)
+    assert table.loc[1, "kl"] == pytest.approx(0.0, abs=1e-9) and table.loc[1, "variance"] == pytest.approx(0.0)
+    assert list(table["active"]) == [True, False, True, True]
+    assert (table["active"] == (table["variance"] > ACTIVE_VARIANCE)).all()
+
+
+def test_an_autoencoder_has_variances_but_no_kl(images) -> None:
+    torch.manual_seed(SEED)
+    model = build_model(ModelConfig(kind="ae", latent_dim=3, hidden=(16,))).eval()
+    table = latent_dimensions(model, images)
+    assert table["kl"].isna().all()
+    codes = embed_images(model, images).double().numpy()
+    np.testing.assert_allclose(table["variance"], codes.var(0), rtol=1e-6)
+
+
+def test_a_vae_samples_its_prior_and_an_ae_a_gaussian_fitted_to_its_codes() -> None:
+    vae = build_model(ModelConfig(kind="vae", latent_dim=3, hidden=(8,)))
+    prior = sample_codes(vae, 20_000, seed=1).double()
+    np.testing.assert_allclose(prior.mean(0), 0, atol=0.03)
+    np.testing.assert_allclose(torch.cov(prior.T), np.eye(3), atol=0.04)
+    torch.testing.assert_close(sample_codes(vae, 50, seed=1), sample_codes(vae, 50, seed=1))  # seeded
+
+    ae = build_model(ModelConfig(kind="ae", latent_dim=2, hidden=(8,)))
+    rng = np.random.default_rng(0)
+    fit = rng.multivariate_normal([3.0, -1.0], [[2.0, 0.8], [0.8, 0.5]], size=5000)
+    drawn = sample_codes(ae, 20_000, seed=2, fit_codes=fit).double()
+    np.testing.assert_allclose(drawn.mean(0), [3.0, -1.0], atol=0.05)
+    np.testing.assert_allclose(torch.cov(drawn.T), np.cov(fit.T), atol=0.06)
+    with pytest.raises(ValueError, match="has no prior: pass fit_codes"):
+        sample_codes(ae, 10)
+    with pytest.raises(ValueError, match=r"fit_codes must be \[M, 2\]"):
+        sample_codes(ae, 10, fit_codes=fit[:, :1])
+    with pytest.raises(ValueError, match="n must be at least 1"):
+        sample_codes(vae, 0)
+
+
+def test_the_verdict_counts_confidence_classes_and_their_entropy() -> None:
+    class Fixed:
+        def predict_proba(self, images):
+            # Two confident 0s, one confident 1, one unsure 1.
+            return torch.tensor(
+                [[0.95, 0.05] + [0] * 8, [0.97, 0.03] + [0] * 8, [0.05, 0.95] + [0] * 8, [0.4, 0.6] + [0] * 8]
+            )
+
+    verdict = judged(Fixed(), torch.zeros(4, 1, 28, 28))
+    assert verdict.n == 4 and verdict.confident_share == pytest.approx(0.75)
+    np.testing.assert_allclose(verdict.class_shares, [0.5, 0.5] + [0] * 8)
+    assert verdict.entropy == pytest.approx(math.log(2))
+    with pytest.raises(ValueError, match="no images to judge"):
+        judged(ByBrightness(), torch.zeros(0, 1, 28, 28))
+
+
+def test_samples_and_reconstructions_are_judged_as_decoded(images) -> None:
+    torch.manual_seed(SEED)
+    vae = build_model(ModelConfig(kind="vae", latent_dim=2, hidden=(8,))).eval()
+    verdict = sample_quality(vae, ByBrightness(), n=500, seed=4, batch_size=128)
+    with torch.no_grad():
+        decoded = vae.decode(sample_codes(vae, 500, seed=4))
+    assert verdict.n == 500 and verdict.confident_share == 1.0
+    np.testing.assert_allclose(verdict.class_shares, judged(ByBrightness(), decoded).class_shares)
+    recon = reconstruction_quality(vae, ByBrightness(), images)
+    with torch.no_grad():
+        expected = judged(ByBrightness(), vae.reconstruct(to_float_images(images)))
+    np.testing.assert_allclose(recon.class_shares, expected.class_shares)
+    assert recon.n == len(images)
