@@ -8,6 +8,8 @@ server, never mutated by callers. Small results that pages may modify are `cache
 from __future__ import annotations
 
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +17,14 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from vae.data import class_names, load_dataset
+from vae.data import class_names, load_dataset, load_subset
 from vae.explore import class_centroids
 from vae.jobs import StudyJob, TrainingQueue
 from vae.metrics import embed_images
 from vae.models import LatentModel
 from vae.onnx.export import ExportCache
 from vae.plots.scatter import ClickGrid, latent_scatter
-from vae.projections import LatentView, ViewCache, make_view, view_cache_key
+from vae.projections import LatentView, ViewCache, expected_fit_seconds, make_view, view_cache_key
 from vae.store import StoredModel, list_models, load_model
 from vae.studies.registry import load_result
 from vae.studies.runner import StudyResult
@@ -30,7 +32,6 @@ from vae.studies.runner import StudyResult
 REPO = Path(__file__).resolve().parents[1]
 
 # Points shown per plot: the test set by default; "all" adds the training images (70,000).
-SUBSETS = {"test": "10,000 test images", "all": "all 70,000 images"}
 
 
 def models_dir() -> Path:
@@ -60,13 +61,7 @@ def dataset(name: str, subset: str, directory: str) -> tuple[torch.Tensor, torch
 
     Shared by every session: callers must not modify the tensors.
     """
-    if subset not in SUBSETS:
-        raise ValueError(f"subset must be one of {list(SUBSETS)}, got {subset!r}")
-    images, labels = load_dataset(name, "test", directory)
-    if subset == "all":
-        train_images, train_labels = load_dataset(name, "train", directory)
-        images, labels = torch.cat([images, train_images]), torch.cat([labels, train_labels])
-    return images, labels
+    return load_subset(name, subset, directory)
 
 
 def dataset_of(path: str, weights_sha256: str) -> str:
@@ -101,6 +96,11 @@ def training_data(name: str, directory: str) -> tuple[torch.Tensor, torch.Tensor
     return (*load_dataset(name, "train", directory), *load_dataset(name, "test", directory))
 
 
+# UMAP views of the shipped models with D > 2, fitted once by scripts/ship_views.py and committed, so a fresh
+# clone's first UMAP view of them is a file read (each file is checked against the codes it is used for).
+SHIPPED_VIEWS = REPO / "views"
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("VAE_CACHE_DIR") or REPO / ".cache")
 
@@ -122,13 +122,14 @@ def view(path: str, weights_sha256: str, subset: str, directory: str, method: st
     codes = embedding(path, weights_sha256, subset, directory)
     if method == "identity":
         return make_view("identity").fit(codes)
-    disk = ViewCache(cache_dir() / "views")
     key = view_cache_key(weights_sha256, method, len(codes))
+    shipped = ViewCache(SHIPPED_VIEWS, read_only=True).load(key, codes)
+    if shipped is not None:
+        return shipped
+    disk = ViewCache(cache_dir() / "views")
     fitted = disk.load(key, codes)
     if fitted is None:
-        label = {"umap": "UMAP", "pca": "PCA"}.get(method, method)
-        with st.spinner(f"Fitting {label} on {len(codes):,} points (once per model; UMAP takes about a minute)…"):
-            fresh = make_view(method).fit(codes)
+        fresh = fit_with_progress(method, codes)
         try:
             disk.save(key, fresh)
         except OSError:
@@ -138,6 +139,30 @@ def view(path: str, weights_sha256: str, subset: str, directory: str, method: st
         # one behave the same.
         fitted = disk.load(key, codes) or fresh
     return fitted
+
+
+def fit_with_progress(method: str, codes: np.ndarray) -> LatentView:
+    """Fit a view of ``codes [N, D]`` in a worker thread while a progress bar counts against the expected time
+    (``vae.projections.expected_fit_seconds``); the bar stops short of full until the fit really ends."""
+    label = {"umap": "UMAP", "pca": "PCA"}.get(method, method)
+    expected = expected_fit_seconds(method, len(codes), first_in_process=method not in _FITTED_IN_PROCESS)
+    bar = st.progress(0.0, text=f"Fitting {label} on {len(codes):,} points (once per model): about {expected:.0f} s")
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(make_view(method).fit, codes)
+        while not future.done():
+            elapsed = time.monotonic() - started
+            bar.progress(
+                min(elapsed / expected, 0.99),
+                text=f"Fitting {label} on {len(codes):,} points (once per model): {elapsed:.0f} s of about {expected:.0f} s",
+            )
+            wait([future], timeout=0.5)
+    bar.empty()
+    _FITTED_IN_PROCESS.add(method)
+    return future.result()
+
+
+_FITTED_IN_PROCESS: set[str] = set()  # numba compiles UMAP once per process: later fits skip that cost
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)

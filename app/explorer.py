@@ -15,7 +15,7 @@ import streamlit as st
 
 from app import cache, state
 from app.views import chosen_view, plane_title
-from vae.data import class_names
+from vae.data import SUBSETS, class_names
 from vae.explore import interpolate, step_changes
 from vae.models import LatentModel
 from vae.projections import LatentView
@@ -158,7 +158,7 @@ def smoothness_caption(planes: dict[str, Plane], paths: dict[str, Interpolation]
 def controls(high_dim: bool, container=st.sidebar) -> Options:
     """The explorer's options, in the sidebar so the planes can take the page."""
     container.subheader("Explorer")
-    subset = container.radio("Points", list(cache.SUBSETS), format_func=cache.SUBSETS.get, key="ex_subset")
+    subset = container.radio("Points", list(SUBSETS), format_func=SUBSETS.get, key="ex_subset")
     method = state.view_picker(container, high_dim, help="How models with more than two latent dimensions are drawn.")
     return Options(
         subset=subset,

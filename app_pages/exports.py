@@ -15,6 +15,7 @@ import streamlit as st
 from app import analysis, cache, state
 from app.views import chosen_view
 from vae import export
+from vae.data import SUBSETS
 from vae.explore import decode_at, manifold_grid
 from vae.plots.scatter import ClickGrid
 from vae.projections import LatentView
@@ -217,7 +218,7 @@ def render() -> None:
     if pair is None:
         return
     a, b = st.columns(2)
-    subset = a.radio("Points", list(cache.SUBSETS), format_func=cache.SUBSETS.get, key="ex_subset", horizontal=True)
+    subset = a.radio("Points", list(SUBSETS), format_func=SUBSETS.get, key="ex_subset", horizontal=True)
     high_dim = max(pair.left.config.latent_dim, pair.right.config.latent_dim) > 2
     method = state.view_picker(
         b,

@@ -427,6 +427,23 @@ def load_dataset(
     return images.clone(), labels.clone()
 
 
+# What a plane can show: the test set, or every image (test first, then train, so index i < 10,000 is test image i).
+SUBSETS = {"test": "10,000 test images", "all": "all 70,000 images"}
+
+
+def load_subset(
+    name: str, subset: str, data_dir: str | os.PathLike[str] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images ``uint8 [N, 28, 28]`` and labels ``[N]`` of one of :data:`SUBSETS` of dataset ``name``."""
+    if subset not in SUBSETS:
+        raise ValueError(f"subset must be one of {list(SUBSETS)}, got {subset!r}")
+    images, labels = load_dataset(name, "test", data_dir)
+    if subset == "all":
+        train_images, train_labels = load_dataset(name, "train", data_dir)
+        images, labels = torch.cat([images, train_images]), torch.cat([labels, train_labels])
+    return images, labels
+
+
 def load_mnist(split: str, data_dir: str | os.PathLike[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`load_dataset` for MNIST."""
     return load_dataset("mnist", split, data_dir)
