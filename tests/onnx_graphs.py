@@ -73,11 +73,13 @@ def mlp_encoder(
     sample: bool = False,
     nhwc_only: bool = False,
     input_type: int = TensorProto.FLOAT,
+    random_op: str = "RandomNormalLike",
 ) -> Graph:
     """Flatten -> Gemm -> Relu -> one Gemm head per output (mean, log-variance, ...), each ``[B, latent]``.
 
-    ``sample`` adds a third output, a draw ``mean + exp(logvar / 2) * eps`` made with RandomNormalLike, as the
-    Keras VAE example's encoder outputs ``[z_mean, z_log_var, z]``. ``nhwc_only`` first squeezes axis 3, which
+    ``sample`` adds a third output, a draw ``mean + exp(logvar / 2) * eps`` made with ``random_op``, as the
+    Keras VAE example's encoder outputs ``[z_mean, z_log_var, z]``; tf2onnx writes it as
+    ``StatelessRandomNormalV2``, an operator ONNX does not define. ``nhwc_only`` first squeezes axis 3, which
     only an NHWC image ``[B, 28, 28, 1]`` has of size 1.
     """
     w1, b1 = weights(784, hidden, seed=1), weights(hidden, seed=2)
@@ -108,7 +110,7 @@ def mlp_encoder(
     graph_outputs = [value(name, ("B", latent)) for name in outputs]
     if sample:
         nodes += [
-            helper.make_node("RandomNormalLike", [outputs[0]], ["eps"]),
+            helper.make_node(random_op, [outputs[0]], ["eps"], name="draw"),
             constant("half", np.array(0.5, dtype=np.float32)),
             helper.make_node("Mul", [outputs[1], "half"], ["half_logvar"]),
             helper.make_node("Exp", ["half_logvar"], ["sigma"]),
@@ -132,8 +134,13 @@ def mlp_decoder(
     input_name: str = "code",
     output_name: str = "pixels",
     input_dims: Sequence[Dim] | None = None,
+    extra_op: str | None = None,
 ) -> Graph:
-    """Gemm -> Relu -> Gemm -> ``final`` (Sigmoid, or None for logits) -> Reshape to ``[B, *output_dims]``."""
+    """Gemm -> Relu -> Gemm -> ``final`` (Sigmoid, or None for logits) -> Reshape to ``[B, *output_dims]``.
+
+    ``extra_op`` adds a second output ``extra`` [B, 784], that operator applied to the pre-activation (a
+    decoder that also gives, say, its logits or a draw), after the image output.
+    """
     w1, b1 = weights(latent, hidden, seed=3, scale=0.5), weights(hidden, seed=4)
     w2, b2 = weights(hidden, 784, seed=5, scale=0.5), weights(784, seed=6)
     init = [numpy_helper.from_array(a, n) for a, n in ((w1, "dw1"), (b1, "db1"), (w2, "dw2"), (b2, "db2"))]
@@ -156,8 +163,12 @@ def mlp_decoder(
         out = sigmoid(raw) if final == "Sigmoid" else raw
         return [out.reshape(len(z), *output_dims)]
 
+    outputs = [value(output_name, ("B", *output_dims))]
+    if extra_op:
+        nodes.append(helper.make_node(extra_op, ["raw"], ["extra"], name="extra_head"))
+        outputs.append(value("extra", ("B", 784)))
     inputs = [value(input_name, input_dims or ("B", latent))]
-    return Graph(model_of(nodes, inputs, [value(output_name, ("B", *output_dims))], init), reference)
+    return Graph(model_of(nodes, inputs, outputs, init), reference)
 
 
 def slow_decoder(latent: int = 2, iterations: int = 1000) -> Graph:

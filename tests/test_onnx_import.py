@@ -31,6 +31,7 @@ from vae.metrics import reconstruction_mse
 from vae.models import ModelConfig, OnnxInterface, build_model, fit_pca, to_float_images
 from vae.onnx import export as onnx_export
 from vae.onnx.__main__ import main as onnx_main
+from vae.onnx.checks import kept, read_graph
 from vae.onnx.export import ExportCache, export_pair, pair_for, run_onnx
 from vae.onnx.importer import ImportRefused, import_onnx
 from vae.onnx.model import OnnxModel
@@ -402,6 +403,106 @@ def test_an_upload_is_bytes_and_is_recorded_under_its_name(tmp_path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Outputs the import does not use: chosen first, cut away with every node only they need, then checked
+
+UNKNOWN_OP = "StatelessRandomNormalV2"  # what tf2onnx 1.17 leaves in the Keras example's encoder
+
+
+def sampling_pair(tmp_path: Path, outputs=("z_mean", "z_log_var")) -> tuple[Graph, Graph, list[Path]]:
+    """The Keras example's layout with the sample drawn by an operator ONNX does not define, and a decoder whose
+    second output needs it too."""
+    encoder = mlp_encoder(input_dims=(None, 28, 28, 1), outputs=outputs, sample=True, random_op=UNKNOWN_OP)
+    decoder = mlp_decoder(extra_op=UNKNOWN_OP)
+    return encoder, decoder, [encoder.save(tmp_path / "e.onnx"), decoder.save(tmp_path / "d.onnx")]
+
+
+def assert_every_node_feeds_an_output(model: onnx.ModelProto) -> None:
+    """Written apart from the import's own walk: each node's result is read by a later node or is an output."""
+    graph = model.graph
+    read = {o.name for o in graph.output}
+    for node in reversed(graph.node):
+        assert set(node.output) & read, f"{node.op_type} {node.name!r} feeds no output"
+        read.update(node.input)
+    assert {t.name for t in graph.initializer} <= read and {i.name for i in graph.input} <= read
+
+
+def test_an_unknown_operator_that_feeds_only_a_dropped_output_is_cut_away(tmp_path, capsys) -> None:
+    encoder, decoder, files = sampling_pair(tmp_path)
+    with pytest.raises(onnx.checker.ValidationError, match=f"No Op registered for {UNKNOWN_OP}"):
+        onnx.checker.check_model(encoder.model, full_check=True)  # the whole graph, as the import once judged it
+    model, stored = import_onnx(*files, tmp_path / "models" / "sampled", data_dir=DATA, decoder_output="pixels")
+    assert (
+        stored.config.onnx.encoder_outputs == ("z_mean", "z_log_var") and stored.config.onnx.decoder_output == "pixels"
+    )
+    # The sample's six nodes (the draw, 0.5, Mul, Exp, Mul, Add) and the decoder's extra head went.
+    assert stored.extra["onnx"]["pruned"] == {
+        "encoder": {"outputs": ["z"], "nodes": 6},
+        "decoder": {"outputs": ["extra"], "nodes": 1},
+    }
+    for role in ("standard_encoder", "standard_decoder"):
+        standard = onnx.load(str(stored.path / stored.files[role]["file"]))
+        assert UNKNOWN_OP not in {n.op_type for n in standard.graph.node}
+        assert_every_node_feeds_an_output(standard)
+    x, z = fresh(5), fresh(5, 2).numpy()
+    mean, logvar = encoder.reference(x.permute(0, 2, 3, 1).numpy())
+    assert max_diff(model.encode(x)[0], mean) <= 1e-5 and max_diff(model.encode(x)[1], logvar) <= 1e-5
+    assert max_diff(model.decode(torch.from_numpy(z)), decoder.reference(z)[0].reshape(5, 1, 28, 28)) <= 1e-5
+    cli = tmp_path / "models" / "cli"
+    onnx_main(["import", *map(str, files), "--out", str(cli), "--data-dir", str(DATA), "--decoder-output", "pixels"])
+    said = capsys.readouterr().out
+    assert "the encoder's output 'z' dropped, with 6 node(s)" in said
+    assert "the decoder's output 'extra' dropped, with 1 node(s)" in said
+
+
+def test_an_unknown_operator_that_a_chosen_output_needs_is_refused_naming_both(tmp_path, capsys) -> None:
+    _, _, files = sampling_pair(tmp_path)
+    out = tmp_path / "models" / "refused"
+    with pytest.raises(
+        ImportRefused, match=f"the encoder's output 'z' needs the operator {UNKNOWN_OP} \\(node 'draw'\\)"
+    ):
+        import_onnx(*files, out, data_dir=DATA, encoder_outputs=["z_mean", "z"], decoder_output="pixels")
+    with pytest.raises(ImportRefused, match=f"the decoder's output 'extra' needs the operator {UNKNOWN_OP} "):
+        import_onnx(*files, out, data_dir=DATA, decoder_output="extra")
+    with pytest.raises(SystemExit) as exit_:
+        onnx_main(["import", *map(str, files), "--out", str(out), "--data-dir", str(DATA), "--decoder-output=extra"])
+    assert exit_.value.code == 2 and f"'extra' needs the operator {UNKNOWN_OP}" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_the_sample_is_found_by_what_it_is_computed_from_when_names_do_not_say(tmp_path) -> None:
+    """tf2onnx names Keras's [z_mean, z_log_var, z] output_0..2: the one computed from the other two is the draw."""
+    encoder, decoder, files = sampling_pair(tmp_path, outputs=("output_0", "output_1"))
+    model, stored = import_onnx(*files, tmp_path / "models" / "generic", data_dir=DATA, decoder_output="pixels")
+    assert stored.config.onnx.encoder_outputs == ("output_0", "output_1")
+    x = fresh(3)
+    assert max_diff(model.encode(x)[1], encoder.reference(x.permute(0, 2, 3, 1).numpy())[1]) <= 1e-5
+
+
+def test_the_cut_graph_holds_only_what_the_chosen_outputs_reach(tmp_path) -> None:
+    encoder = mlp_encoder(outputs=("mean", "spare"), sample=True, random_op=UNKNOWN_OP)
+    encoder.model.graph.input.append(value("temperature", [1]))  # read by nothing: cut away with the rest
+    encoder.model.graph.node.append(helper.make_node("Neg", ["h"], ["dead"]))  # feeds no output at all
+    graph = read_graph(encoder.model.SerializeToString(), "encoder")
+    cut = kept(graph, ["mean"])
+    assert_every_node_feeds_an_output(cut.proto)
+    assert [o.name for o in cut.proto.graph.output] == ["mean"] and [i.name for i in cut.proto.graph.input] == [
+        "pixels"
+    ]
+    assert {t.name for t in cut.proto.graph.initializer} == {"w1", "b1", "w_0", "b_0"}
+    assert cut.dropped_outputs == ("spare", "z")
+    assert cut.dropped_nodes == len(graph.proto.graph.node) - len(cut.proto.graph.node) == 8  # spare, sample, dead
+    assert onnx.load_model_from_string(cut.data) == cut.proto  # what is run is what was checked
+    model, _ = import_onnx(
+        encoder.model.SerializeToString(),
+        mlp_decoder().model.SerializeToString(),
+        tmp_path / "models" / "cut",
+        data_dir=DATA,
+        encoder_outputs=["mean"],
+    )
+    assert max_diff(model.embed(fresh(2)), encoder.reference(fresh(2).numpy())[0]) <= 1e-5
+
+
+# ---------------------------------------------------------------------------------------------
 # Refusals: each through the API and the command line, none leaving a folder behind
 
 
@@ -501,8 +602,12 @@ def case_fixed_batch(tmp: Path):
 
 
 def case_two_inputs(tmp: Path):
+    """A second input the mean needs (one that nothing reads is cut away with what no output uses)."""
     graph = mlp_encoder()
     graph.model.graph.input.append(value("temperature", [1]))
+    head = next(node for node in graph.model.graph.node if "mean" in node.output)
+    head.output[0] = "cold_mean"
+    graph.model.graph.node.append(helper.make_node("Div", ["cold_mean", "temperature"], ["mean"]))
     return graph.save(tmp / "e.onnx"), None, {}
 
 
@@ -601,7 +706,10 @@ REFUSALS = {
         case_outside_zero_one,
         "outside \\[0, 1\\]\\. If it gives logits .* the logits option \\(--logits\\)",
     ),
-    "an operator onnxruntime cannot run": (case_unknown_operator, "onnxruntime cannot run the decoder"),
+    "an operator onnxruntime cannot run": (
+        case_unknown_operator,
+        "onnxruntime cannot run the decoder: .*; it needs com\\.example\\.custom\\.Decode \\(for 'pixels'\\)",
+    ),
     "a decoder slower than 1 s per 256 codes": (case_slow_decoder, "decoder takes over 1 s per (256|8) codes"),
     "three outputs without names": (case_three_unnamed_outputs, "3 outputs \\['a', 'b', 'c'\\]: name the mean"),
     "a layout that does not fit": (case_layout_that_does_not_fit, "input layout 'nhwc' .* does not fit"),

@@ -25,7 +25,17 @@ import onnx
 from onnx import TensorProto
 
 from vae.models import MAX_LATENT_DIM, MIN_LATENT_DIM, PIXEL_LAYOUTS, OnnxInterface
-from vae.onnx.graphs import GraphRefused, all_tensors, first_line, parse_graph, session, uses_external_data
+from vae.onnx.graphs import (
+    GraphRefused,
+    all_tensors,
+    first_line,
+    needed,
+    parse_graph,
+    pruned,
+    session,
+    subgraphs,
+    uses_external_data,
+)
 
 MAX_BYTES = 200 * 1024 * 1024  # per graph, external data included (MB of 2**20 bytes, as Streamlit counts them)
 MAX_SECONDS = 1.0  # per TIMED_BATCH images or codes: the explorer decodes on every click, grids by the hundred
@@ -43,22 +53,24 @@ class ImportRefused(ValueError):
 
 @dataclass(frozen=True)
 class UserGraph:
-    """One of the user's graphs, read and checked, with any external data folded in."""
+    """One of the user's graphs, read, with any external data folded in; or (:func:`kept`) cut to the outputs used."""
 
     what: str  # "encoder" or "decoder"
     proto: onnx.ModelProto
-    data: bytes  # ``proto`` serialised: what is stored and run
+    data: bytes  # ``proto`` serialised: as read, what is stored; once kept, what is run and wrapped
     source: dict[str, Any]  # file name, SHA-256 and size as given, the external data files folded in
+    dropped_outputs: tuple[str, ...] = ()  # the outputs the import does not use, cut away by kept()
+    dropped_nodes: int = 0  # the nodes that went with them (or that fed no output at all)
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading a graph: size, format, external data, onnx.checker
+# Reading a graph: size, format, external data (the whole file as read)
 
 
 def read_graph(
     source: str | os.PathLike | bytes, what: str, max_bytes: int = MAX_BYTES, name: str | None = None
 ) -> UserGraph:
-    """Read ``source`` (a file, or its bytes for an upload), fold in its external data, check it.
+    """Read ``source`` (a file, or its bytes for an upload) and fold in its external data; :func:`kept` checks it.
 
     External data: a tensor may live in another file only if its ``location`` is a plain file name (no
     ``/``, ``\\``, ``..``, drive or absolute path) of a regular file (not a symlink) in the graph's own
@@ -93,10 +105,6 @@ def read_graph(
     except GraphRefused as error:
         raise ImportRefused(str(error)) from None
     external = _fold_in_external_data(proto, folder, what, max_bytes, len(data))
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except Exception as error:  # ValidationError, InferenceError, and the C++ checker's own types
-        raise ImportRefused(f"the {what} fails onnx.checker: {first_line(error)}") from None
     digest = hashlib.sha256(data).hexdigest()
     source_info = {"name": label, "sha256": digest, "bytes": len(data), "external_data": external}
     return UserGraph(what, proto, proto.SerializeToString() if external else data, source_info)
@@ -188,6 +196,79 @@ def _open_beside(folder: Path, location: str, what: str) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# Cutting a graph to the outputs used, then onnx.checker
+
+# The domains onnx.defs describes: an operator of one of them that has no schema at the graph's version is
+# unknown to onnx.checker and to onnxruntime alike. Other domains are left to onnxruntime (which ships
+# com.microsoft's operators and no one else's).
+ONNX_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training")
+
+
+def kept(graph: UserGraph, outputs: Sequence[str]) -> UserGraph:
+    """``graph`` cut to ``outputs`` (its other outputs and every node only they need dropped), then checked.
+
+    Refused, naming the operator and the output it feeds: a node of a standard domain that no operator set
+    of the graph's version defines (as a converter that says "not supported" yet writes the file leaves).
+    Then ``onnx.checker`` (full check, shape inference included) on the cut graph.
+    """
+    model, dropped = pruned(graph.proto, outputs)
+    left_out = tuple(o.name for o in graph.proto.graph.output if o.name not in outputs)
+    versions = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
+    for top, node in _walk(model.graph):
+        domain = "" if node.domain == "ai.onnx" else node.domain
+        if domain not in ONNX_DOMAINS or domain not in versions or _is_local_function(model, node):
+            continue  # an unimported domain is onnx.checker's to refuse, a custom one onnxruntime's
+        try:
+            onnx.defs.get_schema(node.op_type, versions[domain], domain)
+        except onnx.defs.SchemaError:
+            fed = outputs_fed(model.graph, top, outputs)
+            opset = f"{domain or 'ai.onnx'} {versions[domain]}"
+            raise ImportRefused(
+                f"the {graph.what}'s output {fed[0]!r} needs the operator {node.op_type} (node {node.name!r}), which "
+                f"ONNX ({opset}) does not define, so nothing can run it: export the {graph.what} without it, or "
+                "use outputs that do not need it"
+            ) from None
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as error:  # ValidationError, InferenceError, and the C++ checker's own types
+        raise ImportRefused(f"the {graph.what} fails onnx.checker: {first_line(error)}") from None
+    data = graph.data if not dropped and not left_out else model.SerializeToString()
+    return UserGraph(graph.what, model, data, graph.source, left_out, dropped)
+
+
+def outputs_fed(graph: onnx.GraphProto, index: int, outputs: Sequence[str]) -> list[str]:
+    """Which of ``outputs`` node ``index`` of ``graph`` feeds (each one needs it)."""
+    return [name for name in outputs if index in needed(graph, [name])[0]]
+
+
+def custom_operators(graph: UserGraph) -> str:
+    """The operators of domains onnxruntime may not ship, with the output each feeds: for its refusal."""
+    outputs = [o.name for o in graph.proto.graph.output]
+    found = []
+    for top, node in _walk(graph.proto.graph):
+        if node.domain not in (*ONNX_DOMAINS, "com.microsoft") and not _is_local_function(graph.proto, node):
+            fed = outputs_fed(graph.proto.graph, top, outputs)
+            found.append(f"{node.domain}.{node.op_type}" + (f" (for {fed[0]!r})" if fed else ""))
+    return f"; it needs {', '.join(dict.fromkeys(found))}" if found else ""
+
+
+def _walk(graph: onnx.GraphProto):
+    """Every node of ``graph``, the bodies' included -> (index of its top-level node, node)."""
+    for index, node in enumerate(graph.node):
+        yield index, node
+        pending = list(subgraphs(node))
+        while pending:
+            body = pending.pop()
+            for inner in body.node:
+                yield index, inner
+                pending.extend(subgraphs(inner))
+
+
+def _is_local_function(model: onnx.ModelProto, node: onnx.NodeProto) -> bool:
+    return any(f.domain == node.domain and f.name == node.op_type for f in model.functions)
+
+
+# ---------------------------------------------------------------------------------------------
 # Inputs and outputs
 
 
@@ -255,8 +336,11 @@ def _fitting_layouts(dims: Sequence[int | str | None] | None) -> list[str]:
     ]
 
 
-def _encoder_output_names(proto: onnx.ModelProto, names: Sequence[str] | None) -> list[str]:
-    available = [o.name for o in proto.graph.output]
+def _encoder_output_names(
+    proto: onnx.ModelProto, names: Sequence[str] | None, among: Sequence[str] | None = None
+) -> list[str]:
+    """The encoder outputs the import takes: ``names`` if given, else found (the rules are :mod:`vae.onnx.importer`'s)."""
+    available = list(among) if among is not None else [o.name for o in proto.graph.output]
     if names:
         missing = [n for n in names if n not in available]
         if missing or not 1 <= len(names) <= 2 or len(set(names)) != len(names):
@@ -274,6 +358,12 @@ def _encoder_output_names(proto: onnx.ModelProto, names: Sequence[str] | None) -
     logvars = [n for n in available if "log_var" in n.lower() or "logvar" in n.lower()]
     if len(means) == 1 and len(logvars) == 1:
         return [means[0], logvars[0]]  # e.g. Keras's [z_mean, z_log_var, z]: the sample z is left out
+    if len(available) == 3:
+        # The sample z = mean + exp(logvar / 2) * eps is computed from the other two outputs: tf2onnx names
+        # Keras's [z_mean, z_log_var, z] output_0..2, and the graph still says which one is the draw.
+        samples = [n for n in available if set(available) - {n} <= needed(proto.graph, [n])[1]]
+        if len(samples) == 1:
+            return _encoder_output_names(proto, None, [n for n in available if n != samples[0]])
     raise ImportRefused(
         f"the encoder has {len(available)} outputs {available}: name the mean (and the log-variance) "
         "with --encoder-outputs MEAN,LOGVAR"
@@ -376,12 +466,14 @@ class Wiring:
     codes: np.ndarray  # [M, D]: the probe codes
     decoded: np.ndarray  # the user's decoder on them, as probabilities, [M, 1, 28, 28]
     seconds: dict[str, float]  # per TIMED_BATCH, encoder and decoder
+    encoder: UserGraph  # the user's graphs cut to the outputs used (kept): what the standard graphs wrap
+    decoder: UserGraph
 
 
 def _probe_encoder(
-    graph: UserGraph, runtime, images: np.ndarray, outputs: Sequence[str] | None, layout: str | None, limit: float
-) -> tuple[str, str, list[str], list[np.ndarray], float]:
-    """-> (input name, layout, output names, outputs on ``images``, seconds per TIMED_BATCH)."""
+    graph: UserGraph, runtime, images: np.ndarray, names: list[str], layout: str | None, limit: float
+) -> tuple[str, str, list[np.ndarray], float]:
+    """``graph`` kept to its outputs ``names`` -> (input name, layout, outputs on ``images``, seconds per TIMED_BATCH)."""
     chosen = _single_input(graph.proto, "encoder", "images")
     dims = _check_input(chosen, "encoder's input", rank=(2, 3, 4))
     layouts = _fitting_layouts(dims)
@@ -399,7 +491,6 @@ def _probe_encoder(
             f"the encoder's input {chosen.name!r} is {_shape_text(dims)}: expected 784 pixels as "
             "[B, 1, 28, 28], [B, 28, 28, 1], [B, 28, 28] or [B, 784]"
         )
-    names = _encoder_output_names(graph.proto, outputs)
     for value_info in graph.proto.graph.output:  # shapes are checked on the run: declared ones can be stale
         if value_info.name in names:
             _check_float(value_info, "encoder's output")
@@ -431,7 +522,7 @@ def _probe_encoder(
     feed = {chosen.name: images.reshape(-1, *PIXEL_LAYOUTS[candidate])}
     encoded, seconds = _timed(runtime, names, feed, "encoder", "images", limit)
     _check_finite(encoded, names, "encoder", "test images")
-    return chosen.name, candidate, names, encoded, seconds
+    return chosen.name, candidate, encoded, seconds
 
 
 def _probe_codes(embedded: np.ndarray) -> np.ndarray:
@@ -443,9 +534,10 @@ def _probe_codes(embedded: np.ndarray) -> np.ndarray:
 
 
 def _probe_decoder(
-    graph: UserGraph, runtime, codes: np.ndarray, output: str | None, logits: bool, limit: float
-) -> tuple[str, str, str, np.ndarray, float]:
-    """-> (input name, output name, output layout, probabilities [M, 1, 28, 28], seconds per TIMED_BATCH)."""
+    graph: UserGraph, runtime, codes: np.ndarray, logits: bool, limit: float
+) -> tuple[str, str, np.ndarray, float]:
+    """``graph`` kept to its image output -> (input name, output layout, probabilities [M, 1, 28, 28], seconds per
+    TIMED_BATCH)."""
     latent_dim = codes.shape[1]
     chosen = _single_input(graph.proto, "decoder", "codes")
     dims = _check_input(chosen, "decoder's input", rank=(2,))
@@ -453,7 +545,7 @@ def _probe_decoder(
         raise ImportRefused(
             f"the decoder takes codes of {dims[1]} numbers {_shape_text(dims)}, the encoder gives {latent_dim}"
         )
-    out = _one(list(graph.proto.graph.output), output, "decoder's outputs", "--decoder-output")
+    (out,) = graph.proto.graph.output
     _check_float(out, "decoder's output")
     (small,) = _small_run(runtime, [out.name], {chosen.name: codes[:8]}, "decoder", "codes", limit)
     layout = next((name for name, shape in PIXEL_LAYOUTS.items() if small.shape[1:] == shape), None)
@@ -472,7 +564,7 @@ def _probe_decoder(
             "" if logits else " If it gives logits (no sigmoid at its end), say so with the logits option (--logits)."
         )
         raise ImportRefused(f"the decoder's outputs reach {low:.3g} to {high:.3g} on test codes, outside [0, 1].{hint}")
-    return chosen.name, out.name, layout, decoded.astype(np.float32).reshape(-1, 1, 28, 28), seconds
+    return chosen.name, layout, decoded.astype(np.float32).reshape(-1, 1, 28, 28), seconds
 
 
 def probe(
@@ -486,31 +578,40 @@ def probe(
     logits: bool = False,
     max_seconds: float = MAX_SECONDS,
 ) -> Wiring:
-    """Run both graphs on the probe images ``[M, 1, 28, 28]`` (M = TIMED_BATCH) and codes -> their wiring."""
+    """Choose the outputs used, cut both graphs to them (:func:`kept`), run them on the probe images ``[M, 1, 28,
+    28]`` (M = TIMED_BATCH) and codes -> their wiring, which holds the cut graphs."""
+    chosen = {
+        "encoder": _encoder_output_names(encoder.proto, encoder_outputs),
+        "decoder": [
+            _one(list(decoder.proto.graph.output), decoder_output, "decoder's outputs", "--decoder-output").name
+        ],
+    }
+    graphs = {graph.what: kept(graph, chosen[graph.what]) for graph in (encoder, decoder)}
     runtimes = {}
-    for graph in (encoder, decoder):
+    for what, graph in graphs.items():
         try:
-            runtimes[graph.what] = session(graph.data, graph.what)
+            runtimes[what] = session(graph.data, what)
         except GraphRefused as error:
-            raise ImportRefused(str(error)) from None
-    enc_input, layout, enc_outputs, encoded, enc_seconds = _probe_encoder(
-        encoder, runtimes["encoder"], images, encoder_outputs, input_layout, max_seconds
+            raise ImportRefused(f"{error}{custom_operators(graph)}") from None
+    enc_input, layout, encoded, enc_seconds = _probe_encoder(
+        graphs["encoder"], runtimes["encoder"], images, chosen["encoder"], input_layout, max_seconds
     )
     codes = _probe_codes(encoded[0])
-    dec_input, dec_output, out_layout, decoded, dec_seconds = _probe_decoder(
-        decoder, runtimes["decoder"], codes, decoder_output, logits, max_seconds
+    dec_input, out_layout, decoded, dec_seconds = _probe_decoder(
+        graphs["decoder"], runtimes["decoder"], codes, logits, max_seconds
     )
     interface = OnnxInterface(
         encoder_input=enc_input,
         input_layout=layout,
-        encoder_outputs=tuple(enc_outputs),
+        encoder_outputs=tuple(chosen["encoder"]),
         decoder_input=dec_input,
-        decoder_output=dec_output,
+        decoder_output=chosen["decoder"][0],
         output_layout=out_layout,
         logits=logits,
     )
+    seconds = {"encoder": enc_seconds, "decoder": dec_seconds}
     return Wiring(
-        interface, codes.shape[1], images, encoded, codes, decoded, {"encoder": enc_seconds, "decoder": dec_seconds}
+        interface, codes.shape[1], images, encoded, codes, decoded, seconds, graphs["encoder"], graphs["decoder"]
     )
 
 

@@ -12,7 +12,7 @@ Safety rules, applied to every graph before onnxruntime (or ``onnx``) reads it:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import onnx
@@ -113,6 +113,101 @@ def first_line(error: BaseException) -> str:
     """An error's first line (at most 500 characters), or its type's name if it says nothing: for a refusal."""
     text = str(error).strip().splitlines()
     return text[0][:500] if text else type(error).__name__
+
+
+def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    """The bodies of a Loop, If or Scan node (none for other nodes)."""
+    return [g for attribute in node.attribute for g in ([attribute.g] if attribute.HasField("g") else attribute.graphs)]
+
+
+def outer_references(node: onnx.NodeProto) -> set[str]:
+    """Every name a node's bodies read (a superset of what they take from the outer graph)."""
+    names: set[str] = set()
+    for subgraph in subgraphs(node):
+        for inner in subgraph.node:
+            names.update(inner.input)
+            names |= outer_references(inner)
+    return names
+
+
+def needed(graph: onnx.GraphProto, outputs: Iterable[str]) -> tuple[list[int], set[str]]:
+    """What ``outputs`` are computed from -> (indices of the nodes, in graph order; every tensor name read).
+
+    Walked back from the outputs through each tensor's producer, the names a Loop's or If's body reads
+    included; the names include ``outputs`` themselves. The graph's order does not matter.
+    """
+    producer: dict[str, int] = {}
+    for index, node in enumerate(graph.node):
+        for name in node.output:
+            if name:  # an optional output left out
+                producer.setdefault(name, index)
+    nodes: set[int] = set()
+    names: set[str] = set()
+    stack = list(outputs)
+    while stack:
+        name = stack.pop()
+        if name in names:
+            continue
+        names.add(name)
+        index = producer.get(name)
+        if index is not None and index not in nodes:
+            nodes.add(index)
+            stack.extend(graph.node[index].input)
+            stack.extend(outer_references(graph.node[index]))
+    return sorted(nodes), names
+
+
+def prune_graph(graph: onnx.GraphProto) -> int:
+    """Drop, in place, what no output of ``graph`` needs: nodes, initializers, inputs, value infos -> nodes dropped."""
+    kept, names = needed(graph, [o.name for o in graph.output])
+    dropped = len(graph.node) - len(kept)
+    nodes = [graph.node[i] for i in kept]
+    for field in (graph.initializer, graph.input, graph.value_info):
+        items = [item for item in field if item.name in names]
+        del field[:]
+        field.extend(items)
+    sparse = [s for s in graph.sparse_initializer if s.values.name in names]
+    del graph.sparse_initializer[:]
+    graph.sparse_initializer.extend(sparse)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return dropped
+
+
+def pruned(model: onnx.ModelProto, outputs: Sequence[str]) -> tuple[onnx.ModelProto, int]:
+    """A copy of ``model`` that computes ``outputs`` (in that order) and nothing else -> (the copy, nodes dropped).
+
+    Its other outputs go, with every node, initializer, input and value info only they needed, and the
+    local functions no kept node calls: e.g. a Keras encoder's sampled ``z`` and the random operator that
+    draws it, which a converter may have written as an operator ONNX does not define.
+    """
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    by_name = {o.name: o for o in model.graph.output}
+    del copy.graph.output[:]
+    copy.graph.output.extend(by_name[name] for name in outputs)
+    dropped = prune_graph(copy.graph)
+    functions = {(f.domain, f.name): f for f in copy.functions}
+    called: set[tuple[str, str]] = set()
+    pending = list(_all_nodes(copy.graph.node))
+    while pending:
+        node = pending.pop()
+        key = (node.domain, node.op_type)
+        if key in functions and key not in called:
+            called.add(key)
+            pending.extend(_all_nodes(functions[key].node))
+    kept = [f for key, f in functions.items() if key in called]
+    del copy.functions[:]
+    copy.functions.extend(kept)
+    return copy, dropped
+
+
+def _all_nodes(nodes: Iterable[onnx.NodeProto]) -> Iterator[onnx.NodeProto]:
+    """``nodes`` and the nodes of their bodies, at any depth."""
+    for node in nodes:
+        yield node
+        for subgraph in subgraphs(node):
+            yield from _all_nodes(subgraph.node)
 
 
 def io_names(runtime: onnxruntime.InferenceSession) -> tuple[list[str], list[str]]:

@@ -7,15 +7,19 @@
 - a decoder: ``[B, D]`` -> ``[B, 784]``, ``[B, 1, 28, 28]``, ``[B, 28, 28, 1]`` or ``[B, 28, 28]`` in [0, 1]
   (or logits, with ``logits=True``),
 
-checks them (:mod:`vae.onnx.checks`), writes normalised copies with the standard interface of
+chooses the outputs it uses and cuts both graphs down to what those need, checks the cut graphs
+(:mod:`vae.onnx.checks`), writes normalised copies with the standard interface of
 :mod:`vae.onnx.export` (``x -> embedding [, logvar]``, ``z -> image [B, 1, 28, 28]``; :mod:`vae.onnx.standard`),
 measures the model on the test set and stores all four graphs (``vae.store.save_imported_model``). The model then loads through ``vae.load_model`` as an
 :class:`~vae.onnx.model.OnnxModel`, like any other.
 
 Every refusal raises :class:`ImportRefused` (exit 2 on the command line) before anything is written, so a
-refused import leaves no folder behind. Refused: files over :data:`MAX_BYTES`; bytes that are not ONNX; a
-graph that fails ``onnx.checker`` (full check); external data anywhere but in plain files beside the graph
-(see :func:`~vae.onnx.checks.read_graph`); inputs or outputs of the wrong type, rank or size; a fixed batch size; D outside
+refused import leaves no folder behind. Refused, for the whole file as read: files over :data:`MAX_BYTES`;
+bytes that are not ONNX; external data anywhere but in plain files beside the graph (see
+:func:`~vae.onnx.checks.read_graph`). Refused, for the graph cut to the outputs used (so that an operator
+feeding only a dropped output, like the random draw tf2onnx cannot convert in a Keras encoder, does not
+matter): an operator ONNX does not define, named with the output that needs it; a graph that fails
+``onnx.checker`` (full check); inputs or outputs of the wrong type, rank or size; a fixed batch size; D outside
 2..128; outputs that are NaN, infinite or (for the decoder) outside [0, 1]; operators onnxruntime cannot
 run (no custom operator library is ever loaded); an encoder or decoder slower than :data:`MAX_SECONDS`
 per :data:`TIMED_BATCH` images or codes.
@@ -23,8 +27,9 @@ per :data:`TIMED_BATCH` images or codes.
 Names are found from the graphs. Each graph must have one input (the images, the codes): the standard
 graphs feed nothing else. The encoder's outputs: one is an AE's code; two are (mean, log-variance) in
 order, unless only the first one's name mentions "var"; of three or more, the one named like "mean" and
-the one like "log_var" / "logvar" are taken (Keras's ``z_mean, z_log_var, z``), else ``encoder_outputs``
-must name them. A decoder with several outputs needs ``decoder_output``. An encoder input whose layout the
+the one like "log_var" / "logvar" are taken (Keras's ``z_mean, z_log_var, z``); of three whose names do not
+say (tf2onnx's ``output_0..2``), the one the graph computes from the other two is the sample z and the other
+two are taken as two; else ``encoder_outputs`` must name them. A decoder with several outputs needs ``decoder_output``. An encoder input whose layout the
 graph leaves open (``[B, ?, ?, ?]``) is tried as ``nchw``, then ``nhwc``, unless ``input_layout`` says.
 """
 
@@ -119,7 +124,7 @@ def import_onnx(
         recon_loss=recon_loss,
         onnx=wiring.interface,
     )
-    standard = standard_graphs(*graphs, wiring)
+    standard = standard_graphs(wiring.encoder, wiring.decoder, wiring)
     try:
         model = OnnxModel(config, standard["standard_encoder"], standard["standard_decoder"])
     except GraphRefused as error:
@@ -137,6 +142,11 @@ def import_onnx(
             "files": {g.what: g.source for g in graphs},
             "opset": {g.what: default_opset(g.proto) for g in graphs},
             "producer": {g.what: f"{g.proto.producer_name} {g.proto.producer_version}".strip() for g in graphs},
+            # What the import cut away: the outputs it does not use, and the nodes only they needed.
+            "pruned": {
+                g.what: {"outputs": list(g.dropped_outputs), "nodes": g.dropped_nodes}
+                for g in (wiring.encoder, wiring.decoder)
+            },
             "max_abs_error": errors,
             "seconds_per_256": wiring.seconds,
             "import_seconds": time.perf_counter() - started,
@@ -163,5 +173,18 @@ def summary(stored: StoredModel) -> str:
     return (
         f"imported {stored.name} ({stored.config.describe()}) into {stored.path}: encoder {interface.encoder_input!r} "
         f"({interface.input_layout}) -> {outputs}; decoder {interface.decoder_input!r} -> {interface.decoder_output!r} "
-        f"({interface.output_layout}{', logits' if interface.logits else ''}); {numbers}"
+        f"({interface.output_layout}{', logits' if interface.logits else ''}); {numbers}{_pruned_text(stored)}"
     )
+
+
+def _pruned_text(stored: StoredModel) -> str:
+    """What the import cut away from each graph (``extra.onnx.pruned``; absent in imports made before it cut)."""
+    parts = []
+    for what, cut in stored.extra.get("onnx", {}).get("pruned", {}).items():
+        outputs, nodes = cut.get("outputs", []), cut.get("nodes", 0)
+        if outputs:
+            names = ", ".join(repr(n) for n in outputs)
+            parts.append(f"the {what}'s output{'s' if len(outputs) > 1 else ''} {names} dropped, with {nodes} node(s)")
+        elif nodes:
+            parts.append(f"{nodes} node(s) of the {what} that feed no output dropped")
+    return f"; {'; '.join(parts)}" if parts else ""

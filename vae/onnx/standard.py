@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from vae.models import PIXEL_LAYOUTS
 from vae.onnx.checks import ImportRefused, UserGraph, Wiring
-from vae.onnx.graphs import TOLERANCE, first_line
+from vae.onnx.graphs import TOLERANCE, first_line, prune_graph, subgraphs
 
 if TYPE_CHECKING:
     from vae.onnx.model import OnnxModel
@@ -27,18 +27,13 @@ if TYPE_CHECKING:
 STANDARD_NAMES = ("x", "embedding", "logvar", "z", "image")
 
 
-def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
-    """The bodies of a Loop, If or Scan node (none for other nodes)."""
-    return [g for attribute in node.attribute for g in ([attribute.g] if attribute.HasField("g") else attribute.graphs)]
-
-
 def _names_in(graph: onnx.GraphProto) -> set[str]:
     names = {i.name for i in graph.input} | {o.name for o in graph.output} | {t.name for t in graph.initializer}
     names |= {v.name for v in graph.value_info}
     for node in graph.node:
         names.update(node.input)
         names.update(node.output)
-        for subgraph in _subgraphs(node):
+        for subgraph in subgraphs(node):
             names |= _names_in(subgraph)
     return names
 
@@ -58,35 +53,9 @@ def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:
             for i, name in enumerate(field):
                 if name == old:
                     field[i] = new
-        for subgraph in _subgraphs(node):
+        for subgraph in subgraphs(node):
             if old not in {i.name for i in subgraph.input}:  # a body input of that name shadows it
                 _rename(subgraph, old, new)
-
-
-def _outer_references(node: onnx.NodeProto) -> set[str]:
-    """Every name a node's bodies read (a superset of what they take from the outer graph)."""
-    names: set[str] = set()
-    for subgraph in _subgraphs(node):
-        for inner in subgraph.node:
-            names.update(inner.input)
-            names |= _outer_references(inner)
-    return names
-
-
-def _prune(graph: onnx.GraphProto) -> None:
-    """Drop the nodes and initializers no graph output needs (e.g. Keras's sampled z, with its random op)."""
-    needed = {o.name for o in graph.output}
-    kept = []
-    for node in reversed(graph.node):
-        if any(name in needed for name in node.output):
-            kept.append(node)
-            needed.update(node.input)
-            needed |= _outer_references(node)
-    del graph.node[:]
-    graph.node.extend(reversed(kept))
-    initializers = [t for t in graph.initializer if t.name in needed]
-    del graph.initializer[:]
-    graph.initializer.extend(initializers)
 
 
 def _wrapped(
@@ -135,7 +104,7 @@ def _wrapped(
     graph.input.extend([standard_input, *kept_inputs])
     del graph.output[:]
     graph.output.extend(standard_outputs)
-    _prune(graph)
+    prune_graph(graph)  # what the user's graph computes beyond the outputs taken
     graph.name = f"standard_{graph.name or 'graph'}"
     del model.metadata_props[:]  # our graph now; nothing of the original's configuration travels with it
     return model
