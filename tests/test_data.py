@@ -508,3 +508,20 @@ def test_fetch_command_reports_each_dataset_and_fashion_is_optional(fake, fake_f
     monkeypatch.setattr(data, "default_sources", lambda name="mnist": [data.DebianSource(debian)])
     data.main(["fetch", "--dataset", "fashion-mnist", "--data-dir", str(root)])
     assert "Fashion-MNIST ready" in capsys.readouterr().out
+
+
+def test_a_subset_is_the_test_set_or_every_image_test_first() -> None:
+    from tests.conftest import REAL_RAW
+    from vae.data import load_subset
+
+    if not (REAL_RAW / "train-images-idx3-ubyte").is_file():
+        pytest.skip("MNIST not fetched")
+    test_images, test_labels = data.load_dataset("mnist", "test")
+    train_images, _ = data.load_dataset("mnist", "train")
+    images, labels = load_subset("mnist", "all")
+    assert images.shape == (70_000, 28, 28) and labels.shape == (70_000,)
+    assert torch.equal(images[:10_000], test_images) and torch.equal(images[10_000:], train_images)
+    only_test, only_test_labels = load_subset("mnist", "test")
+    assert torch.equal(only_test, test_images) and torch.equal(only_test_labels, test_labels)
+    with pytest.raises(ValueError, match="subset must be one of"):
+        load_subset("mnist", "train")

@@ -439,6 +439,8 @@ def load_subset(
         raise ValueError(f"subset must be one of {list(SUBSETS)}, got {subset!r}")
     images, labels = load_dataset(name, "test", data_dir)
     if subset == "all":
+        import torch  # imported where used: `python -m vae.data` runs without torch
+
         train_images, train_labels = load_dataset(name, "train", data_dir)
         images, labels = torch.cat([images, train_images]), torch.cat([labels, train_labels])
     return images, labels
