@@ -94,10 +94,30 @@ def answer(lines: list[str]) -> None:
     st.success("\n".join(f"- {line}" for line in lines))
 
 
-def table(rows: list[dict]) -> None:
+# What a dash in a table means, by column: said under the table when the column has one.
+MISSING = {"test_kl": "an AE has no KL term (only a VAE's loss has one)"}
+
+
+def table_frame(rows: list[dict]) -> tuple[pd.DataFrame, list[str]]:
+    """The rows as the page shows them: rounded, named columns, a dash where a model has no such number
+    (never "None"); and the sentences that say why, one per column with a dash."""
     frame = pd.DataFrame(rows)
     columns = [c for c in TABLE_COLUMNS if c in frame]
-    st.dataframe(frame[columns].round(4).rename(columns=TABLE_COLUMNS), hide_index=True, width="stretch")
+    frame = frame[columns].round(4)
+    notes = []
+    for column in columns:
+        missing = frame[column].isna()
+        if missing.any():
+            frame[column] = [("—" if gap else f"{value:g}") for value, gap in zip(frame[column], missing)]
+            notes.append(f"A dash under {TABLE_COLUMNS[column]}: {MISSING.get(column, 'not measured for that model')}.")
+    return frame.rename(columns=TABLE_COLUMNS), notes
+
+
+def table(rows: list[dict]) -> None:
+    frame, notes = table_frame(rows)
+    st.dataframe(frame, hide_index=True, width="stretch")
+    if notes:
+        st.caption(" ".join(notes))
 
 
 def reconstructions(result: StudyResult, keys: list[str], titles: dict[str, str]) -> None:

@@ -93,14 +93,36 @@ def record_click(side: str, x: float, y: float, index: int | None) -> str:
     st.session_state["ex_selected"] = int(index)
     history = [i for i in st.session_state["ex_history"] if i != index] + [int(index)]
     st.session_state["ex_history"] = history[-HISTORY:]
+    # The last two clicked images are the interpolation's ends (the first click alone is its To); the sidebar's
+    # From and To show them and can pick others. Set before those widgets are drawn in the coming run.
+    if len(history) >= 2:
+        st.session_state["ex_from"] = image_option(history[-2])
+    st.session_state["ex_to"] = image_option(history[-1])
     return "point"
+
+
+def image_option(index: int) -> str:
+    """The From / To option of clicked image ``index``: the same words however many clicks follow."""
+    return f"clicked image #{index}"
 
 
 def endpoint_options() -> dict[str, tuple[str, int]]:
     options = {f"centroid of {name}": ("centroid", c) for c, name in enumerate(class_names(state.dataset()))}
-    for i, index in enumerate(reversed(st.session_state["ex_history"])):
-        options[f"clicked image #{index}" + (" (latest)" if i == 0 else "")] = ("image", index)
+    for index in reversed(st.session_state["ex_history"]):
+        options[image_option(index)] = ("image", index)
     return options
+
+
+def end_images() -> list[dict[str, int | str]]:
+    """The clicked images that are the interpolation's ends now: ``[{"end": "from" | "to", "index": i}]``, for
+    the planes to ring them while they are ends."""
+    options = endpoint_options()
+    ends = []
+    for end, key in (("from", "ex_from"), ("to", "ex_to")):
+        kind, value = options.get(st.session_state.get(key), ("centroid", 0))
+        if kind == "image":
+            ends.append({"end": end, "index": int(value)})
+    return ends
 
 
 @dataclass(frozen=True)
@@ -117,12 +139,25 @@ class Interpolation:
 
 
 def interpolation_choice(container=st.sidebar) -> tuple[str, str, int]:
-    """From, To and Steps; the first two classes' centroids by default."""
+    """From, To and Steps; the first two classes' centroids by default, the last two clicked images after clicks."""
     options = endpoint_options()
     names = list(options)
-    container.markdown("**Interpolate between**")
-    start = container.selectbox("From", names, index=0, key="ex_from")
-    end = container.selectbox("To", names, index=1, key="ex_to")
+    latest = image_option(st.session_state["ex_history"][-1]) if st.session_state["ex_history"] else None
+    # Defaults through the session state, not `index`: clicks set these keys too, and a widget given both a
+    # default and a session-state value warns. A choice gone from the options (another dataset) starts over.
+    for key, default in (("ex_from", names[0]), ("ex_to", names[1])):
+        if st.session_state.get(key) not in options:
+            st.session_state[key] = default
+    container.markdown(
+        "**Interpolate between**",
+        help="Clicking two images in a plane makes them From and To; the lists pick class centroids or earlier clicks.",
+    )
+
+    def label(name: str) -> str:
+        return name + (" (latest)" if name == latest else "")
+
+    start = container.selectbox("From", names, key="ex_from", format_func=label)
+    end = container.selectbox("To", names, key="ex_to", format_func=label)
     steps = int(container.number_input("Steps", 3, 20, 10, key="ex_steps"))
     return start, end, steps
 

@@ -22,7 +22,7 @@ import numpy as np
 import streamlit as st
 
 from app import cache, frontend, vendor
-from app.explorer import SIDES, Interpolation, Options, Plane, record_click, smoothness_caption
+from app.explorer import SIDES, Interpolation, Options, Plane, end_images, record_click, smoothness_caption
 from vae.data import class_names
 from vae.explore import posterior_2d
 from vae.models import to_float_images
@@ -219,9 +219,11 @@ def explorer(planes: dict[str, Plane], options: Options, paths: dict[str, Interp
         "selected": selected,
         "pins": {side: pins.get(side) for side in planes},
         "grid": {"n": options.grid_n} if options.grid else None,
-        "interpolation": {"from": first.start, "to": first.end} if first else None,
+        # The clicked images that are From and To: ringed in both planes while they are ends.
+        "interpolation": {"from": first.start, "to": first.end, "images": end_images()} if first else None,
         "hint": "Hover anywhere: each plane's decoder runs in this page. Hover a point for its image and both "
-        "reconstructions; click to pin it (it becomes an interpolation end point).",
+        "reconstructions; click to pin it. The last two clicked images are the interpolation's ends (From and "
+        "To in the sidebar pick others).",
     }
     frontend.component(COMPONENT)(
         key=KEY,

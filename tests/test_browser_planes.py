@@ -195,10 +195,11 @@ def test_zoom_moves_the_manifold_grid_and_the_legend_hides_a_class(explorer) -> 
 def test_the_interpolation_strip_scrubs_in_the_page(explorer) -> None:
     sent = len(explorer.sent)
     slider = explorer.page.locator("input[data-testid=scrub]")
-    slider.evaluate("s => { s.value = '500'; s.dispatchEvent(new Event('input')); }")
-    explorer.wait_caption("left", "at t = 0.50 on the path")
+    # One slider step per strip image (ten by default): image 4 is t = 3/9.
+    slider.evaluate("s => { s.value = '3'; s.dispatchEvent(new Event('input')); }")
+    explorer.wait_caption("left", "at t = 0.33 on the path")
     middle = explorer.pixels("decoded-right")
-    slider.evaluate("s => { s.value = '1000'; s.dispatchEvent(new Event('input')); }")
+    slider.evaluate("s => { s.value = '9'; s.dispatchEvent(new Event('input')); }")
     explorer.wait_caption("right", "at t = 1.00 on the path")
     assert np.abs(middle.astype(int) - explorer.pixels("decoded-right").astype(int)).max() > 30
     assert len(explorer.sent) == sent

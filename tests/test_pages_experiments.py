@@ -121,3 +121,15 @@ def test_a_dataset_without_shipped_results_says_so_and_offers_the_recompute(resu
     assert any("--study decoupled --dataset fashion-mnist" in text for text in missing)
     for study in ("invertible", "conv_filters", "decoupled"):
         assert at.button(key=f"{study}_go").label == "Recompute"
+
+
+def test_tables_show_a_dash_and_say_why_where_an_ae_has_no_kl(results_dir) -> None:
+    at = open_dashboard("app_pages/experiments.py")
+    conv = next(
+        d.value for d in at.dataframe if "KL (nats)" in d.value.columns and "VAE conv" in " ".join(d.value["model"])
+    )
+    assert not conv.astype(str).isin(["None", "nan", "NaN"]).any().any()
+    kl = dict(zip(conv["model"], conv["KL (nats)"]))
+    assert all(value == "—" for model, value in kl.items() if model.startswith("AE"))
+    assert all(value != "—" for model, value in kl.items() if model.startswith("VAE"))
+    assert any("A dash under KL (nats): an AE has no KL term" in c.value for c in at.caption)

@@ -501,3 +501,20 @@ def test_class_bars_group_each_models_values_by_class_in_its_colour() -> None:
     assert fig.data[1].marker.color == "#222222" and fig.layout.yaxis.title.text == "ratio"
     assert len(fig.layout.shapes) == 1 and fig.layout.shapes[0].y0 == 1.0
     assert not class_bars(values, names, {"ae-2d": "#111111", "vae-2d": "#222222"}, y_title="spread").layout.shapes
+
+
+def test_one_epoch_of_loss_curves_says_why_there_is_no_curve() -> None:
+    history = [{"epoch": 1, "train": {"loss": 160.0, "recon": 150.0}, "test": {"loss": 158.0, "recon": 149.0}}]
+    fig = loss_curves(history)
+    notes = [a.text for a in fig.layout.annotations]
+    assert any("One epoch" in n and "a curve needs a second epoch" in n for n in notes)
+    assert list(fig.layout.xaxis.range) == [0.5, 1.5] and fig.layout.xaxis.dtick == 1  # not Plotly's 0-2
+    two = loss_curves([history[0], {**history[0], "epoch": 2}])
+    assert not any("One epoch" in a.text for a in two.layout.annotations)
+
+
+def test_the_difference_heatmap_names_its_difference_in_the_title_not_beside_the_bar() -> None:
+    fig = delta_heatmap(np.eye(3), np.zeros((3, 3)), names=("ae-2d (AE dense)", "vae-2d (VAE dense)"))
+    assert fig.data[0].colorbar.title.text == "Δ" and fig.data[0].colorbar.title.side == "top"
+    assert fig.layout.title.text == "Δ = ae-2d (AE dense) − vae-2d (VAE dense)"
+    assert delta_heatmap(np.eye(3), np.zeros((3, 3)), title="left − right").layout.title.text == "left − right"

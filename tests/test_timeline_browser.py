@@ -89,7 +89,7 @@ def test_scrub_play_and_pin_in_the_page(server) -> None:
             page.wait_for_timeout(600)
             page.locator(".tl").screenshot(path=str(OUTPUT / "timeline-playing.png"))
             wait_until(lambda: state(page)["frame"] == last and state(page)["playing"] == "0", 60, "the end of play")
-            assert page.get_by_role("button", name="Replay").is_visible()
+            assert page.get_by_role("button", name="Play from the start").is_visible()  # the README's word, Play
             assert [plane_pixels(page, 0), plane_pixels(page, 1)] == final  # the last frame is the final map
             # Two planes, each drawn once per frame it moved to: the page only draws when a frame changes.
             assert state(page)["draws"] - draws <= 2 * (last + 1) + 4

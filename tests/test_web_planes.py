@@ -120,7 +120,7 @@ def test_pins_and_clicked_images_reach_the_page(app: AppTest) -> None:
     assert ellipses.shape == (2, 4) and (ellipses[:, 2:] > 0).all()
     _, codes, _ = points(right)
     np.testing.assert_allclose(ellipses[1, :2], codes[7], atol=1e-5)  # centred on the image's mean code
-    assert "clicked image #7 (latest)" in at.selectbox(key="ex_from").options
+    assert "clicked image #7 (latest)" in at.selectbox(key="ex_from").options  # format_func: the option is stable
 
 
 def test_clicks_from_the_page_pin_what_was_clicked(monkeypatch) -> None:
@@ -279,3 +279,37 @@ def test_vendoring_writes_what_is_pinned_and_refuses_anything_else(tmp_path) -> 
     with pytest.raises(vendor.VendorError, match="lacks"):
         vendor.fetch(missing, root, command, log=lambda _: None)
     assert not (root / "other").exists()  # nothing that failed its check was written
+
+
+def test_the_last_two_clicked_images_become_the_interpolation_ends(monkeypatch) -> None:
+    state: dict = {}
+    monkeypatch.setattr(st, "session_state", state)
+    for index in (11, 42):
+        state[web_planes.KEY] = {"click": {"side": "left", "x": 1.0, "y": 2.0, "index": index}}
+        web_planes._on_click()
+        if index == 11:  # one click: it is the To, From stays where it was
+            assert "ex_from" not in state and state["ex_to"] == "clicked image #11"
+    assert (state["ex_from"], state["ex_to"]) == ("clicked image #11", "clicked image #42")
+    state[web_planes.KEY] = {"click": {"side": "right", "x": 0.5, "y": 0.5, "index": None}}
+    web_planes._on_click()  # a spot is pinned for decoding, the ends stay the two images
+    assert (state["ex_from"], state["ex_to"]) == ("clicked image #11", "clicked image #42")
+
+
+def test_clicked_ends_reach_the_strips_and_the_rings(app: AppTest) -> None:
+    at = explorer(app)
+    at.session_state["ex_history"] = [3, 7]
+    at.session_state["ex_selected"] = 7
+    at.run()  # the clicked images among the options first (AppTest reads the last run's options)
+    at.session_state["ex_from"], at.session_state["ex_to"] = "clicked image #3", "clicked image #7"
+    at.run()
+    assert not at.exception
+    data = planes_data(at)
+    assert data["interpolation"] == {
+        "from": "clicked image #3",
+        "to": "clicked image #7",
+        "images": [{"end": "from", "index": 3}, {"end": "to", "index": 7}],
+    }
+    _, codes, _ = points(data["planes"][0])
+    np.testing.assert_allclose(data["planes"][0]["interpolation"]["codes"][0], codes[3], atol=1e-5)
+    np.testing.assert_allclose(data["planes"][0]["interpolation"]["codes"][-1], codes[7], atol=1e-5)
+    assert at.selectbox(key="ex_to").value == "clicked image #7"

@@ -263,10 +263,29 @@ export class LatentPlane {
       for (const r of [1, 2, 3]) this.#ellipse(ctx, 0, 0, r, r);
       ctx.setLineDash([]);
     }
-    for (const [mx, my, sx, sy] of d.ellipses || []) {
-      ctx.strokeStyle = "rgba(20, 20, 20, 0.9)";
-      ctx.fillStyle = "rgba(20, 20, 20, 0.12)";
-      this.#ellipse(ctx, mx, my, sx, sy, true);
+    // Posterior ellipses (mean +- sigma) are often a pixel or two across at the home zoom: all of them are
+    // drawn magnified by one round factor until the smallest can be seen, and the factor is said on the plane.
+    const ellipses = d.ellipses || [];
+    const scale = this.size / (2 * this.view.half);
+    this.ellipseMagnification = ellipseMagnification(Math.min(...ellipses.map(([, , sx, sy]) => Math.min(sx, sy))) * scale);
+    const k = this.ellipseMagnification;
+    this.ellipseRadii = ellipses.map(([, , sx, sy]) => [k * sx * scale, k * sy * scale]);
+    for (const [mx, my, sx, sy] of ellipses) {
+      // A white halo under the outline keeps it readable over a dense cloud; dashed when magnified.
+      ctx.lineWidth = 3.5;
+      ctx.strokeStyle = "rgba(255, 255, 255, 0.85)";
+      ctx.fillStyle = "rgba(20, 20, 20, 0.15)";
+      this.#ellipse(ctx, mx, my, k * sx, k * sy, true);
+      ctx.lineWidth = 1.5;
+      ctx.strokeStyle = "rgba(20, 20, 20, 0.95)";
+      if (k > 1) ctx.setLineDash([5, 3]);
+      this.#ellipse(ctx, mx, my, k * sx, k * sy);
+      ctx.setLineDash([]);
+    }
+    ctx.lineWidth = 1;
+    if (ellipses.length) {
+      const text = k > 1 ? `posterior ±1σ, drawn ×${k}` : "posterior ±1σ, true size";
+      this.#label(ctx, this.size - ctx.measureText(text).width - 12, 14, text);
     }
     if (d.path && d.path.length > 1) {
       ctx.strokeStyle = "rgba(0, 0, 0, 0.85)";
@@ -410,6 +429,18 @@ export class LatentPlane {
     this.gl?.getExtension("WEBGL_lose_context")?.loseContext();
     this.root.replaceChildren();
   }
+}
+
+// The smallest posterior ellipse is drawn at least this many CSS pixels across its narrow side (radius): more
+// than a selected image's ring (8 px), so the ring never hides it.
+export const ELLIPSE_MIN_RADIUS = 12;
+const MAGNIFICATIONS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
+
+// The round factor (1, 2, 5, 10, ...) that brings an ellipse whose narrow radius is `radius` CSS pixels to
+// ELLIPSE_MIN_RADIUS; 1 when it is already that large (or there is none).
+export function ellipseMagnification(radius) {
+  if (!(radius > 0) || !Number.isFinite(radius)) return 1;
+  return MAGNIFICATIONS.find((k) => k * radius >= ELLIPSE_MIN_RADIUS) ?? MAGNIFICATIONS[MAGNIFICATIONS.length - 1];
 }
 
 function formatTick(t) {

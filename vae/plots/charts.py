@@ -62,6 +62,20 @@ def loss_curves(history: Sequence[Mapping[str, Any]], *, title: str = "", log_y:
         legend=dict(orientation="h", x=0.0, y=1.0, yanchor="bottom"),
         hovermode="x unified",
     )
+    if 0 < len(epochs) < 10:
+        # Whole epochs on the axis: with one epoch Plotly's own range would be 0-2 around a lone point.
+        fig.update_xaxes(range=[min(epochs) - 0.5, max(epochs) + 0.5], dtick=1)
+    if len(epochs) == 1 and fig.data:
+        fig.add_annotation(
+            text="One epoch: each point is that epoch's average, so a curve needs a second epoch<br>"
+            "(the Training timeline replays the map batch by batch).",
+            showarrow=False,
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+            font=dict(size=12, color="#777777"),
+        )
     if not fig.data:
         fig.add_annotation(
             text="no training history yet",
@@ -128,10 +142,12 @@ def delta_heatmap(
             text=_cell_text(d, "{:+.2f}"),
             texttemplate="%{text}",
             hovertemplate=f"true %{{y}}, neighbour %{{x}}: {label} = %{{z:+.3f}}<extra></extra>",
-            colorbar=dict(thickness=12, title=dict(text=label, side="right")),
+            # A one-character title over the bar: the names go in the figure's title, where they have the
+            # figure's width, instead of running down beside the bar's tick labels, where a narrow column cut them.
+            colorbar=dict(thickness=12, title=dict(text="Δ", side="top")),
         )
     )
-    _heatmap_layout(fig, title)
+    _heatmap_layout(fig, title or f"Δ = {label}")
     return fig
 
 

@@ -37,6 +37,12 @@ FAMILY_COLORS: dict[str, str] = {
 }
 
 
+# Room a vertical legend of marker traces takes in Plotly at its default font (measured in Chromium: 29 px
+# an entry, its title and the top margin above the first), for the figure to be made tall enough.
+LEGEND_ITEM = 30
+LEGEND_TOP = 70
+
+
 def maps_grid(
     maps: Mapping[str, np.ndarray],
     labels: np.ndarray,
@@ -96,9 +102,10 @@ def maps_grid(
     fig.update_xaxes(showticklabels=True, zeroline=False)
     fig.update_yaxes(zeroline=False)
     fig.update_layout(
-        # The legend on the right, clear of the panels' titles along the top.
+        # The legend on the right, clear of the panels' titles along the top; the figure at least as tall as
+        # the legend, which Plotly would otherwise cut (a single row of panels hid the last classes).
         template="plotly_white",
-        height=height_per_row * rows + 40,
+        height=max(height_per_row * rows + 40, LEGEND_TOP + LEGEND_ITEM * len(names) + 20),
         margin=dict(l=30, r=10, t=40, b=20),
         legend=dict(itemsizing="constant", title="class"),
     )

@@ -34,6 +34,13 @@ function probe(explorer) {
       return [s.embedding[2 * index], s.embedding[2 * index + 1]];
     },
     label(name, index) { return side(name).labels[index]; },
+    // The hover layer's markers (scrub dot, rings) in plane coordinates, and each ellipse's on-screen radii.
+    markers(name) { return side(name).plane.markers.map((m) => ({ kind: m.kind, point: [...m.point], label: m.label ?? "" })); },
+    rings(name) { return (side(name).plane.decorations.rings || []).map((r) => ({ point: [...r.point], label: r.label })); },
+    ellipses(name) {
+      const plane = side(name).plane;
+      return { magnification: plane.ellipseMagnification ?? 1, radii: plane.ellipseRadii ?? [], note: side(name).decorNote.textContent };
+    },
     titles() { return Object.values(explorer.sides).map((s) => s.spec?.name ?? null); },
     count(name) { return side(name).spec.count; },
     box(name) {
@@ -96,6 +103,7 @@ class Side {
     this.originalCaption = element("div", "caption", this.originalBox);
     this.note = element("div", "note", readout);
     this.axes = element("div", "axes", this.root);
+    this.decorNote = element("div", "decor-note", this.root);
     this.plane = new LatentPlane(this.host, {
       onHover: (x, y, index, event) => explorer.hover(this, x, y, index, event),
       onLeave: () => explorer.leave(this),
@@ -106,6 +114,19 @@ class Side {
     this.decoder = null;
     this.code = null;
     this.point = new Float64Array(2);
+    // Bumped to drop a decode still under way when what it was for is gone (model changed, pointer left).
+    this.token = 0;
+  }
+
+  // Nothing of the previous model, view or strip left on screen: markers, digits, captions.
+  reset() {
+    this.token++;
+    this.plane.drawHover([]);
+    this.decoded.blank();
+    this.caption.textContent = "";
+    this.note.textContent = "";
+    this.originalBox.hidden = true;
+    this.originalIndex = null;
   }
 
   // Load what changed: points, decoder. Resolves when this side can decode.
@@ -117,6 +138,8 @@ class Side {
     this.plane.setPalette(palette);
     const newPoints = !previous || previous.points !== spec.points;
     const newDecoder = !previous || previous.decoder !== spec.decoder;
+    // Another model or view: what was drawn for the old one (scrub dot, rings, digits) would be off its plane.
+    if (previous && (newPoints || newDecoder)) this.reset();
     // Points and decoder travel at once; the points are drawn as soon as they arrive.
     const graph = newDecoder ? loadGraph(this.explorer.runtime, spec.decoder) : null;
     if (newPoints) {
@@ -132,22 +155,42 @@ class Side {
       this.decoder = new LatestDecoder(this.graph, spec.dim);
     }
     this.plane.setDecor(this.decor());
+    this.describeDecor();
   }
 
+  // The selected image, and the clicked images that are interpolation ends, ringed: earlier clicks stay
+  // marked for as long as they are From or To.
   decor() {
     const d = this.spec.decor || {};
-    const rings = [];
+    const labels = new Map();
     const selected = this.explorer.data.selected;
-    if (selected !== null && selected !== undefined && selected < this.spec.count) {
-      rings.push({ point: [this.embedding[2 * selected], this.embedding[2 * selected + 1]], label: `#${selected}` });
+    if (selected !== null && selected !== undefined) labels.set(selected, `#${selected}`);
+    for (const { end, index } of this.explorer.data.interpolation?.images || []) {
+      labels.set(index, `#${index} (${end})`);
+    }
+    const rings = [];
+    for (const [index, label] of labels) {
+      if (index < this.spec.count) rings.push({ point: [this.embedding[2 * index], this.embedding[2 * index + 1]], label });
     }
     return { ...d, rings, pins: d.pin ? [{ point: d.pin, label: "pinned" }] : [] };
+  }
+
+  // What the posterior ellipses' size means, and how much they are magnified at this zoom.
+  describeDecor() {
+    const count = this.spec.decor?.ellipses?.length ?? 0;
+    const k = this.plane.ellipseMagnification ?? 1;
+    this.decorNote.textContent = count
+      ? `Ellipses: each clicked image's posterior q(z|x), mean ± 1σ: the region its code is drawn from (small: the ` +
+        `encoder is sure where it goes). ${k > 1 ? `Drawn ×${k} to be seen at this zoom; zoom in for their true size.` : "True size."}`
+      : "";
   }
 
   // Decode `code` (Float32Array [D]) and show it with `caption`; `started` is when the pointer moved.
   show(code, caption, started) {
     if (!this.decoder) return;
+    const token = this.token;
     this.decoder.request(code, (pixels) => {
+      if (token !== this.token) return;
       this.decoded.draw(pixels);
       this.caption.textContent = caption;
       // Timed twice: to the pixels written, and to the start of the next frame, which shows them.
@@ -216,8 +259,9 @@ class Explorer {
       return;
     }
     this.status.textContent = data.hint || "";
-    this.showPinned();
+    this.hovered = null;
     this.buildStrips(data);
+    this.showPinned();
     this.refreshGrids();
     hooks.probe = probe(this);
     hooks.ready = true;
@@ -349,8 +393,9 @@ class Explorer {
         s.note.textContent = s.spec.exact ? "" : `${s.describeCode(s.code)} · ${s.spec.approximate}`;
         s.originalBox.hidden = true;
       } else {
+        // Nothing pinned: no digit either, rather than the last one under a caption that no longer fits it.
+        s.reset();
         s.caption.textContent = "Hover anywhere in the plane to decode there.";
-        s.originalBox.hidden = true;
       }
     }
   }
@@ -362,22 +407,32 @@ class Explorer {
     if (this.stripKey === key) return;
     this.stripKey = key;
     this.strips.replaceChildren();
+    // A new strip starts at t = 0: the old one's dot and digits go with it.
+    for (const side of Object.values(this.sides)) if (side.spec) side.reset();
     const planes = data.planes.filter((p) => p.interpolation);
     if (!planes.length) return;
     const header = element("div", "strip-header", this.strips);
     element("span", "strip-title", header, `Interpolation: ${data.interpolation?.from ?? "start"} → ${data.interpolation?.to ?? "end"}`);
+    // One slider step per image of the strip (both strips have as many), so an arrow key moves to the next
+    // image and the dot lands on the path's own points.
+    const steps = planes[0].interpolation.codes.length;
     const slider = element("input", "scrub", header);
-    Object.assign(slider, { type: "range", min: "0", max: "1000", value: "0" });
+    Object.assign(slider, { type: "range", min: "0", max: String(steps - 1), step: "1", value: "0" });
     slider.dataset.testid = "scrub";
-    slider.setAttribute("aria-label", "position along the interpolation path");
-    const value = element("span", "scrub-value", header, "t = 0.00");
+    slider.setAttribute("aria-label", "position along the interpolation path (arrow keys: one image)");
+    const value = element("span", "scrub-value", header);
+    value.dataset.testid = "scrub-value";
+    const cursors = [];
     for (const spec of planes) {
       const side = this.sides[spec.side];
       const row = element("div", "strip-row", this.strips);
       element("div", "strip-name", row, spec.name);
-      const canvas = element("canvas", "strip", row);
+      const frame = element("div", "strip-frame", row);
+      const canvas = element("canvas", "strip", frame);
+      const cursor = element("div", "strip-cursor", frame);
+      cursor.style.width = `${100 / steps}%`;
+      cursors.push(cursor);
       canvas.dataset.testid = `strip-${spec.side}`;
-      const steps = spec.interpolation.codes.length;
       canvas.width = 28 * steps;
       canvas.height = 28;
       const flat = Float32Array.from(spec.interpolation.codes.flat());
@@ -393,13 +448,20 @@ class Explorer {
       canvas.addEventListener("click", (event) => {
         const box = canvas.getBoundingClientRect();
         const i = Math.min(steps - 1, Math.floor(((event.clientX - box.left) / box.width) * steps));
-        slider.value = String(Math.round((i / (steps - 1)) * 1000));
+        slider.value = String(i);
         slider.dispatchEvent(new Event("input"));
       });
     }
+    const label = () => {
+      const i = Number(slider.value), t = i / (steps - 1);
+      value.textContent = `t = ${t.toFixed(2)} (image ${i + 1} of ${steps})`;
+      slider.setAttribute("aria-valuetext", value.textContent);
+      for (const cursor of cursors) cursor.style.left = `${(100 * i) / steps}%`;
+      return t;
+    };
+    label();
     slider.addEventListener("input", () => {
-      const t = Number(slider.value) / 1000;
-      value.textContent = `t = ${t.toFixed(2)}`;
+      const t = label();
       for (const spec of planes) this.scrub(this.sides[spec.side], spec, t);
     });
   }
@@ -421,6 +483,7 @@ class Explorer {
   // --- manifold grid: the decoders over the visible region, redone as the view moves ------------------
 
   viewChanged(side) {
+    if (side.spec) side.describeDecor();
     if (this.data?.grid) this.refreshGrid(side);
   }
 

@@ -149,8 +149,12 @@ class Player {
     cancelAnimationFrame(this.raf);
     this.el.dataset.playing = "0";
     const atEnd = this.data && this.position >= this.data.steps.length - 1;
-    this.playButton.textContent = atEnd ? "↺ Replay" : "▶ Play";
-    this.playButton.setAttribute("aria-label", atEnd ? "Replay" : "Play");
+    // "Play" everywhere, as the README names it; on the last frame (where the page opens) it says it starts over.
+    this.playButton.textContent = atEnd ? "▶ Play from the start" : "▶ Play";
+    this.playButton.setAttribute("aria-label", atEnd ? "Play from the start" : "Play");
+    this.playButton.title = atEnd
+      ? "The timeline opens on the finished map; Play runs the training from its first recorded frame."
+      : "";
   }
 
   show(position) {
@@ -169,7 +173,7 @@ class Player {
     if (batchesPerEpoch) text += ` · epoch ${formatEpoch(step / batchesPerEpoch)}`;
     this.label.textContent = text;
     for (const side of this.sides) side.draw(this.position, force);
-    if (!this.playing) this.pause(); // refresh the button: "Replay" at the end, "Play" elsewhere
+    if (!this.playing) this.pause(); // refresh the button: "Play from the start" at the end, "Play" elsewhere
   }
 
   countDraw() {
