@@ -115,3 +115,38 @@ def plane_titles(at) -> list[str]:
 def image_captions(at) -> list[str]:
     """The captions of every image an AppTest shows, in page order."""
     return [img.caption for image in at.image for img in image.proto.imgs]
+
+
+@pytest.fixture
+def shown_media(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
+    """The bytes of every image and download an AppTest run hands Streamlit, by file id (which ends each
+    element's URL): AppTest drops its media store after each run, so they are recorded as they are stored."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    recorded: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        recorded[file_id] = path_or_data if isinstance(path_or_data, bytes) else Path(path_or_data).read_bytes()
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", load_and_get_id)
+    return recorded
+
+
+def media_pixels(recorded: dict[str, bytes], url: str):
+    """The uint8 pixels ``[H, W]`` of the PNG behind an element's ``url`` (see :func:`shown_media`)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    (data,) = [blob for file_id, blob in recorded.items() if file_id in url]
+    return np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+
+
+def image_by_caption(at, recorded: dict[str, bytes], caption: str):
+    """The pixels of the image an AppTest shows under a caption starting with ``caption``."""
+    (url,) = [img.url for image in at.image for img in image.proto.imgs if img.caption.startswith(caption)]
+    return media_pixels(recorded, url)
