@@ -1,5 +1,5 @@
 # Every target installs what it needs first (scripts/setup.sh is idempotent and fast when done).
-.PHONY: setup app test bench models experiments
+.PHONY: setup app test bench models experiments mutants
 
 setup:
 	scripts/setup.sh
@@ -26,3 +26,8 @@ models: setup
 # conv pair, umap-ae-2d): about 2.5 hours on two CPU cores; the page can also recompute one study at a time.
 experiments: setup
 	OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m vae.experiments run --save-models models
+
+# Mutation testing of the core modules (mutmut, in its own venv under .cache): all of them (about 25 minutes on
+# two cores), or one: make mutants MODULE=vae/store.py. Not part of make test or CI; the README has the last report.
+mutants: setup
+	OMP_WAIT_POLICY=PASSIVE .venv/bin/python scripts/mutants.py $(MODULE)

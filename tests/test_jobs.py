@@ -283,3 +283,82 @@ def test_stopping_a_running_study_stops_it_and_the_queue_goes_on(data, recorder,
     assert snapshot.status == "stopped" and snapshot.message == "stopped on request; the previous result is kept"
     assert snapshot.fraction == 0.25 and saved == [] and checks  # nothing saved over the previous result
     assert after.wait(30) and after.snapshot().status == "completed" and starts(recorder) == ["after"]
+
+
+def test_a_job_carries_what_it_was_submitted_with_and_reports_nothing_before_it_starts(data, recorder) -> None:
+    """What mutation testing found unchecked: submit's pass-through, the first snapshot, the worker thread."""
+    import vae.jobs
+    from vae.jobs import StudyJob
+    from vae.studies.runner import StudySettings
+    from vae.training.timeline import TimelineSettings
+
+    train_images, test_images = data
+    labels = torch.arange(len(train_images)) % 10
+    test_labels = torch.arange(len(test_images)) % 10
+    timeline = TimelineSettings()
+    jobs = TrainingQueue()
+    gate = recorder.hold("held")
+    held = jobs.submit(TINY, TrainSettings(epochs=3, batch_size=64), train_images, label="held")
+    assert recorder.started["held"].wait(30)
+    job = jobs.submit(
+        TINY,
+        TrainSettings(epochs=2, batch_size=64),
+        train_images,
+        test_images,
+        train_labels=labels,
+        test_labels=test_labels,
+        dataset="fashion-mnist",
+        timeline=timeline,
+    )
+    assert job.train_labels is labels and job.test_labels is test_labels and job.timeline is timeline
+    assert job.dataset == "fashion-mnist" and held.dataset == "mnist"
+    before = job.snapshot()
+    assert (before.job_id, before.status, before.epoch, before.epochs) == (job.job_id, "queued", 0, 2)
+    assert (before.batch, before.batches_per_epoch, before.batch_terms, before.elapsed) == (0, 0, {}, 0.0)
+    assert before.frame is None and before.frame_labels is None and before.fraction == 0.0
+    assert job.job_id > held.job_id
+    worker = jobs._worker
+    assert worker.name == "training-worker" and worker.daemon  # a daemon: it never holds the server open
+    study = StudyJob("beta", StudySettings(epochs=1, batch_size=64, betas=(0.0,)), "out")
+    snapshot = study.snapshot()
+    assert (snapshot.study, snapshot.status, snapshot.fraction, snapshot.message) == (
+        "beta",
+        "queued",
+        0.0,
+        "waiting for the CPU",
+    )
+    assert snapshot.elapsed == 0.0 and study.job_id > job.job_id
+    gate.set()
+    job.stop()
+    assert held.wait(30) and job.wait(30)
+    assert held.snapshot().elapsed > 0 and vae.jobs.FINISHED >= {held.snapshot().status}
+
+
+def test_submit_refusals_say_exactly_what_is_wrong(data) -> None:
+    train_images, test_images = data
+    labels = torch.zeros(len(train_images), dtype=torch.long)
+    jobs = TrainingQueue()
+    with pytest.raises(ValueError, match=r"^class_weight > 0 trains on labels: pass train_labels$"):
+        jobs.submit(ModelConfig(kind="ae", hidden=(8,), class_weight=1.0), TrainSettings(batch_size=8), train_images)
+    with pytest.raises(ValueError, match=r"^PCA is fitted, not trained$"):
+        jobs.submit(ModelConfig(kind="pca", hidden=()), TrainSettings(batch_size=8), train_images)
+    from vae.training.timeline import TimelineSettings
+
+    needs = r"^recording a timeline needs test_images, train_labels and test_labels$"
+    for missing in ("test_images", "train_labels", "test_labels"):
+        given = {"test_images": test_images, "train_labels": labels, "test_labels": labels[:64]}
+        given[missing] = None
+        with pytest.raises(ValueError, match=needs):
+            jobs.submit(
+                TINY,
+                TrainSettings(batch_size=8),
+                train_images,
+                given["test_images"],
+                train_labels=given["train_labels"],
+                test_labels=given["test_labels"],
+                timeline=TimelineSettings(),
+            )
+    # A batch as large as the training set is one batch, and allowed.
+    job = jobs.submit(TINY, TrainSettings(epochs=1, batch_size=len(train_images)), train_images)
+    job.stop()
+    assert job.wait(30)
