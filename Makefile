@@ -1,5 +1,5 @@
 # Every target installs what it needs first (scripts/setup.sh is idempotent and fast when done).
-.PHONY: setup app test bench models experiments judges
+.PHONY: setup app test bench models experiments judges mutants
 
 setup:
 	scripts/setup.sh
@@ -32,3 +32,8 @@ experiments: setup
 judges: setup
 	OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m vae.judge train --dataset mnist
 	OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m vae.judge train --dataset fashion-mnist
+
+# Mutation testing of the core modules (mutmut, in its own venv under .cache): all of them (about 25 minutes on
+# two cores), or one: make mutants MODULE=vae/store.py. Not part of make test or CI; the README has the last report.
+mutants: setup
+	OMP_WAIT_POLICY=PASSIVE .venv/bin/python scripts/mutants.py $(MODULE)

@@ -2,7 +2,8 @@
 # Install everything the project needs, idempotently: a virtual environment in .venv with requirements.txt,
 # the page's vendored front-end files in static/vendor (from the npm registry, checked by SHA-256), and
 # verified MNIST (and, from Debian's package, Fashion-MNIST) files in ./data. With --browser, also Chromium
-# for the browser tests (Debian's package; Playwright's own browser download cannot work offline).
+# and Node for the browser and JavaScript tests (Debian's packages; Playwright's own browser download cannot
+# work offline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +46,18 @@ echo "==> MNIST and Fashion-MNIST"
 # What the page runs for each shipped model: exported once per weights, so no page waits for an export.
 echo "==> the models' decoders and encoders as ONNX (for the in-page planes)"
 OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m vae.onnx cache models --cache "${VAE_ONNX_DIR:-${VAE_CACHE_DIR:-.cache}/onnx}"
+
+# Node runs the page's JavaScript tests (static/tests/, node --test); Debian's package, like Chromium.
+if [ "${1:-}" = "--browser" ] && ! command -v node >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "==> installing Node for the page's JavaScript tests"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null
+    else
+        echo "note: node is missing and cannot be installed here (needs root and apt-get);" >&2
+        echo "      the JavaScript tests will be skipped. Install it with: sudo apt-get install nodejs" >&2
+    fi
+fi
 
 if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -20,12 +20,18 @@ __all__ = ["launch_chromium", "require_browser", "shipped_dashboard", "streamlit
 
 
 def require_browser() -> None:
-    """Skip without Chromium, unless REQUIRE_BROWSER=1 (CI), where a missing browser is a failure."""
+    """Skip without Chromium or Playwright, unless REQUIRE_BROWSER=1 (CI), where either missing is a failure."""
+    required = os.environ.get("REQUIRE_BROWSER") == "1"
     if not CHROMIUM.exists():
-        if os.environ.get("REQUIRE_BROWSER") == "1":
+        if required:
             pytest.fail("REQUIRE_BROWSER=1 but /usr/bin/chromium is missing (apt-get install chromium)")
         pytest.skip("no /usr/bin/chromium (make test installs it)")
-    pytest.importorskip("playwright")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        if required:
+            pytest.fail("REQUIRE_BROWSER=1 but playwright is not installed (pip install -r requirements.txt)")
+        pytest.skip("playwright is not installed (make setup installs it)")
 
 
 @contextmanager

@@ -137,3 +137,43 @@ def test_traversals_sweep_one_dimension_over_its_percentiles(vae8) -> None:
         traversals(vae8, codes, dims=[8])
     with pytest.raises(ValueError, match="steps must be at least 2"):
         traversals(vae8, codes, dims=[0], steps=1)
+
+
+# What mutation testing (make mutants) found unchecked: boundaries, defaults, dtypes, axes.
+
+
+def test_class_centroids_average_over_the_images_not_the_dimensions_in_float64() -> None:
+    codes = np.array([[0.0, 2.0, 4.0], [2.0, 4.0, 8.0]], dtype=np.float32)  # 2 images of 3 dims: axes differ
+    out = class_centroids(codes, np.array([1, 1]))
+    assert out.shape == (10, 3) and out.dtype == np.float32  # ten classes by default
+    np.testing.assert_allclose(out[1], [1.0, 3.0, 6.0])
+    # Summed in float32, 1e8 + 1 - 1e8 is 0; the mean must be taken in float64 and then stored as float32.
+    wide = np.array([[1e8], [1.0], [-1e8]], dtype=np.float32)
+    np.testing.assert_allclose(class_centroids(wide, np.zeros(3, dtype=int), n_classes=1), [[1 / 3]], rtol=1e-6)
+
+
+def test_interpolate_gives_float32_codes_ten_steps_by_default_and_accepts_two(ae2) -> None:
+    start, end = np.array([-1.0, 0.0]), np.array([3.0, 2.0])  # float64 in: the codes are float32 all the same
+    codes, images = interpolate(ae2, start, end)
+    assert codes.shape == (10, 2) and codes.dtype == np.float32 and images.shape == (10, 28, 28)
+    codes, _ = interpolate(ae2, start.astype(np.float32), end)
+    assert codes.dtype == np.float32
+    codes, _ = interpolate(ae2, start, end.astype(np.float32))
+    assert codes.dtype == np.float32
+    codes, _ = interpolate(ae2, start, end, steps=2)
+    np.testing.assert_allclose(codes, [start, end])
+
+
+def test_step_changes_per_step_and_of_uint8_frames_without_wrapping() -> None:
+    frames = np.zeros((3, 28, 28), dtype=np.float32)
+    frames[1, :14] = 1.0  # half the pixels switch on, then a quarter switch off again
+    frames[2, :7] = 1.0
+    np.testing.assert_allclose(step_changes(frames), [0.5, 0.25])
+    levels = np.stack([np.full((28, 28), v, dtype=np.uint8) for v in (0, 200, 50)])  # 0 - 200 wraps in uint8
+    np.testing.assert_allclose(step_changes(levels), [200.0, 150.0])
+
+
+def test_manifold_grid_accepts_n_from_2_to_40(ae2) -> None:
+    view = make_view("identity").fit(np.zeros((4, 2), dtype=np.float32))
+    assert manifold_grid(ae2, view, (-1.0, 1.0), (-1.0, 1.0), 2).shape == (4, 28, 28)
+    assert manifold_grid(ae2, view, (-1.0, 1.0), (-1.0, 1.0), 40).shape == (1600, 28, 28)

@@ -77,7 +77,41 @@ def views() -> dict:
     # Another k, so the page is seen to take k from the spec rather than knowing it.
     inverse, forward = NeighbourInverse(embedding, codes, k=3), _NeighbourInterpolator(codes, embedding, k=3)
     out["neighbours k=3"] = view_fixture(Layout, codes, points, queries, {**spec, "k": 3}, inverse, forward)
+
+    # Three points and k = 8: every point is a neighbour. The expected values are brute force, not the
+    # server's class, so a bug shared by both sides (a neighbour too few) still fails here.
+    class Few:
+        name = "umap"
+        embedding_ = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+
+    few_codes = np.eye(3, dtype=np.float32)
+    few_points = np.array([[1.0, 1.0], [0.5, 0.0], [-2.0, 3.0], [0.0, 1.0]], dtype=np.float32)
+    out["neighbours, fewer points than k"] = view_fixture(
+        Few,
+        few_codes,
+        few_points,
+        few_codes * 0.5 + 0.25,
+        {**spec, "k": 8},
+        lambda p: brute_force_neighbours(Few.embedding_, few_codes, p, 8),
+        lambda q: brute_force_neighbours(few_codes, Few.embedding_, q, 8),
+    )
+    # [1, 1] is 1 from two points and sqrt(2) from the third: weights [.26, .37, .37], never [0, .5, .5].
+    np.testing.assert_allclose(
+        out["neighbours, fewer points than k"]["inverse"][0], [0.2612, 0.3694, 0.3694], atol=1e-4
+    )
     return out
+
+
+def brute_force_neighbours(sources: np.ndarray, values: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Inverse-distance weights of the min(k, N) nearest sources, by a full sort: the definition, written out."""
+    out = []
+    for query in np.asarray(queries, dtype=np.float64):
+        distances = np.linalg.norm(sources.astype(np.float64) - query, axis=1)
+        nearest = np.argsort(distances, kind="stable")[:k]
+        d = distances[nearest]
+        weights = (d == 0).astype(np.float64) if (d == 0).any() else 1 / d
+        out.append(weights @ values[nearest].astype(np.float64) / weights.sum())
+    return np.array(out, dtype=np.float32)
 
 
 def points_pack() -> dict:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -119,3 +123,242 @@ def test_a_study_job_takes_its_turn_on_the_queue_and_saves_its_result(data, mnis
     assert after.wait(60) and after.snapshot().status == "completed"  # the worker survived
     with pytest.raises(ValueError, match="study must be one of"):
         StudyJob("gan", settings, str(tmp_path))
+
+
+# ---------------------------------------------------------------------------------------------
+# The queue's order, one job at a time, positions and stops: a stand-in for train() that records when each
+# job starts and ends and can be held at its start, so nothing depends on how long a real training takes.
+
+
+class Recorder:
+    """Replaces vae.jobs.train: logs ("start"/"end", label), counts jobs running at once, holds on a gate."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most_at_once = 0
+        self.gates: dict[str, threading.Event] = {}
+        self.started: dict[str, threading.Event] = {}
+
+    def hold(self, label: str) -> threading.Event:
+        self.started[label] = threading.Event()
+        self.gates[label] = gate = threading.Event()
+        return gate
+
+    def __call__(self, config, train_images, test_images, settings, **kwargs) -> SimpleNamespace:
+        label = self.current  # the running job's label, set by the recorder fixture
+        with self.lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+            self.log.append(("start", label))
+        if label in self.gates:
+            self.started[label].set()
+            assert self.gates[label].wait(30)
+        time.sleep(0.001)  # long enough for a second worker, if there were one, to start beside it
+        with self.lock:
+            self.running -= 1
+            self.log.append(("end", label))
+        return SimpleNamespace(status="completed", message="done")
+
+
+@pytest.fixture
+def recorder(monkeypatch) -> Recorder:
+    import vae.jobs
+
+    fake = Recorder()
+    real_run = vae.jobs.TrainingJob.run
+
+    def run(job) -> None:
+        fake.current = job.label
+        real_run(job)
+
+    monkeypatch.setattr(vae.jobs, "train", fake)
+    monkeypatch.setattr(vae.jobs.TrainingJob, "run", run)
+    return fake
+
+
+def starts(recorder: Recorder) -> list[str]:
+    return [label for event, label in recorder.log if event == "start"]
+
+
+def assert_one_at_a_time(recorder: Recorder) -> None:
+    """Every start is followed by its own end before the next start."""
+    assert recorder.most_at_once == 1
+    events = recorder.log
+    assert all(a[0] == "start" and b == ("end", a[1]) for a, b in zip(events[::2], events[1::2])), events
+
+
+def test_jobs_start_in_the_order_submitted_one_at_a_time(data, recorder) -> None:
+    train_images, _ = data
+    jobs = TrainingQueue()
+    labels = [f"job {i}" for i in range(6)]
+    submitted = [jobs.submit(TINY, TrainSettings(epochs=1, batch_size=64), train_images, label=x) for x in labels]
+    assert all(job.wait(30) for job in submitted)
+    assert starts(recorder) == labels
+    assert_one_at_a_time(recorder)
+
+
+def test_positions_of_waiting_jobs_count_down_as_the_queue_moves(data, recorder) -> None:
+    train_images, _ = data
+    jobs = TrainingQueue()
+    gate_a, gate_b = recorder.hold("a"), recorder.hold("b")
+    a = jobs.submit(TINY, TrainSettings(epochs=1, batch_size=64), train_images, label="a")
+    assert recorder.started["a"].wait(30)
+    b, c, d = (jobs.submit(TINY, TrainSettings(epochs=1, batch_size=64), train_images, label=x) for x in "bcd")
+    assert [jobs.position(job) for job in (a, b, c, d)] == [0, 1, 2, 3]  # a runs; b is next
+    gate_a.set()
+    assert recorder.started["b"].wait(30)
+    assert [jobs.position(job) for job in (a, b, c, d)] == [0, 0, 1, 2]
+    c.stop()  # stopped while waiting: it never starts, and d moves up once the worker passes it
+    gate_b.set()
+    assert d.wait(30) and c.wait(30)
+    assert c.snapshot().status == "stopped" and c.snapshot().message == "stopped before it started"
+    assert starts(recorder) == ["a", "b", "d"]
+    assert [jobs.position(job) for job in (a, b, c, d)] == [0, 0, 0, 0]
+
+
+def test_submits_from_several_threads_run_once_each_in_the_order_positions_told(data, recorder) -> None:
+    train_images, _ = data
+    jobs = TrainingQueue()
+    gate = recorder.hold("first")
+    first = jobs.submit(TINY, TrainSettings(epochs=1, batch_size=64), train_images, label="first")
+    assert recorder.started["first"].wait(30)
+    submitted: dict[str, list] = {}
+    barrier = threading.Barrier(4)
+
+    def submit_five(thread: int) -> None:
+        barrier.wait()
+        submitted[thread] = [
+            jobs.submit(TINY, TrainSettings(epochs=1, batch_size=64), train_images, label=f"{thread}.{i}")
+            for i in range(5)
+        ]
+
+    threads = [threading.Thread(target=submit_five, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    waiting = [job for each in submitted.values() for job in each]
+    positions = {job.label: jobs.position(job) for job in waiting}
+    assert sorted(positions.values()) == list(range(1, 21))  # every waiting job has its own place
+    gate.set()
+    assert first.wait(30) and all(job.wait(30) for job in waiting)
+    ran = starts(recorder)
+    assert ran == ["first", *sorted(positions, key=positions.get)]  # the queue ran them as positions said
+    for thread, each in submitted.items():  # and each thread's jobs in the order that thread submitted them
+        mine = [label for label in ran if label.startswith(f"{thread}.")]
+        assert mine == [job.label for job in each]
+    assert_one_at_a_time(recorder)
+
+
+def test_stopping_a_running_study_stops_it_and_the_queue_goes_on(data, recorder, tmp_path, monkeypatch) -> None:
+    import vae.jobs
+    from vae.jobs import StudyJob
+    from vae.studies.runner import StudySettings, StudyStopped
+
+    running, checks, saved = threading.Event(), [], []
+
+    def slow_study(study, settings, data_dir=None, *, progress, should_stop):
+        progress(0.25, "variant 1 of 4")
+        running.set()
+        while not should_stop():  # a real study checks between batches
+            checks.append(1)
+            time.sleep(0.001)
+        raise StudyStopped("stopped")
+
+    monkeypatch.setattr(vae.jobs, "run_study", slow_study)
+    monkeypatch.setattr(vae.jobs, "save_result", lambda *a: saved.append(a))
+    train_images, _ = data
+    jobs = TrainingQueue()
+    study = jobs.enqueue(StudyJob("beta", StudySettings(epochs=1, batch_size=64, betas=(0.0,)), str(tmp_path)))
+    after = jobs.submit(TINY, TrainSettings(epochs=1, batch_size=64), train_images, label="after")
+    assert running.wait(30)
+    snapshot = study.snapshot()
+    assert (snapshot.status, snapshot.fraction, snapshot.message) == ("running", 0.25, "variant 1 of 4")
+    assert jobs.position(after) == 1 and starts(recorder) == []  # the training waits for the study
+    study.stop()
+    assert study.wait(30)
+    snapshot = study.snapshot()
+    assert snapshot.status == "stopped" and snapshot.message == "stopped on request; the previous result is kept"
+    assert snapshot.fraction == 0.25 and saved == [] and checks  # nothing saved over the previous result
+    assert after.wait(30) and after.snapshot().status == "completed" and starts(recorder) == ["after"]
+
+
+def test_a_job_carries_what_it_was_submitted_with_and_reports_nothing_before_it_starts(data, recorder) -> None:
+    """What mutation testing found unchecked: submit's pass-through, the first snapshot, the worker thread."""
+    import vae.jobs
+    from vae.jobs import StudyJob
+    from vae.studies.runner import StudySettings
+    from vae.training.timeline import TimelineSettings
+
+    train_images, test_images = data
+    labels = torch.arange(len(train_images)) % 10
+    test_labels = torch.arange(len(test_images)) % 10
+    timeline = TimelineSettings()
+    jobs = TrainingQueue()
+    gate = recorder.hold("held")
+    held = jobs.submit(TINY, TrainSettings(epochs=3, batch_size=64), train_images, label="held")
+    assert recorder.started["held"].wait(30)
+    job = jobs.submit(
+        TINY,
+        TrainSettings(epochs=2, batch_size=64),
+        train_images,
+        test_images,
+        train_labels=labels,
+        test_labels=test_labels,
+        dataset="fashion-mnist",
+        timeline=timeline,
+    )
+    assert job.train_labels is labels and job.test_labels is test_labels and job.timeline is timeline
+    assert job.dataset == "fashion-mnist" and held.dataset == "mnist"
+    before = job.snapshot()
+    assert (before.job_id, before.status, before.epoch, before.epochs) == (job.job_id, "queued", 0, 2)
+    assert (before.batch, before.batches_per_epoch, before.batch_terms, before.elapsed) == (0, 0, {}, 0.0)
+    assert before.frame is None and before.frame_labels is None and before.fraction == 0.0
+    assert job.job_id > held.job_id
+    worker = jobs._worker
+    assert worker.name == "training-worker" and worker.daemon  # a daemon: it never holds the server open
+    study = StudyJob("beta", StudySettings(epochs=1, batch_size=64, betas=(0.0,)), "out")
+    snapshot = study.snapshot()
+    assert (snapshot.study, snapshot.status, snapshot.fraction, snapshot.message) == (
+        "beta",
+        "queued",
+        0.0,
+        "waiting for the CPU",
+    )
+    assert snapshot.elapsed == 0.0 and study.job_id > job.job_id
+    gate.set()
+    job.stop()
+    assert held.wait(30) and job.wait(30)
+    assert held.snapshot().elapsed > 0 and vae.jobs.FINISHED >= {held.snapshot().status}
+
+
+def test_submit_refusals_say_exactly_what_is_wrong(data) -> None:
+    train_images, test_images = data
+    labels = torch.zeros(len(train_images), dtype=torch.long)
+    jobs = TrainingQueue()
+    with pytest.raises(ValueError, match=r"^class_weight > 0 trains on labels: pass train_labels$"):
+        jobs.submit(ModelConfig(kind="ae", hidden=(8,), class_weight=1.0), TrainSettings(batch_size=8), train_images)
+    with pytest.raises(ValueError, match=r"^PCA is fitted, not trained$"):
+        jobs.submit(ModelConfig(kind="pca", hidden=()), TrainSettings(batch_size=8), train_images)
+    from vae.training.timeline import TimelineSettings
+
+    needs = r"^recording a timeline needs test_images, train_labels and test_labels$"
+    for missing in ("test_images", "train_labels", "test_labels"):
+        given = {"test_images": test_images, "train_labels": labels, "test_labels": labels[:64]}
+        given[missing] = None
+        with pytest.raises(ValueError, match=needs):
+            jobs.submit(
+                TINY,
+                TrainSettings(batch_size=8),
+                train_images,
+                given["test_images"],
+                train_labels=given["train_labels"],
+                test_labels=given["test_labels"],
+                timeline=TimelineSettings(),
+            )
+    # A batch as large as the training set is one batch, and allowed.
+    job = jobs.submit(TINY, TrainSettings(epochs=1, batch_size=len(train_images)), train_images)
+    job.stop()
+    assert job.wait(30)

@@ -572,6 +572,42 @@ def case_external_symlink(tmp: Path):
     return path, None, {}
 
 
+def case_external_subfolder(tmp: Path):
+    graph = mlp_encoder()
+    write(tmp / "graphs" / "sub" / "weights.bin", weight_bytes(graph))  # a real file: refused by name alone
+    return external(graph, tmp / "graphs" / "e.onnx", "sub/weights.bin"), None, {}
+
+
+def case_external_symlinked_folder(tmp: Path):
+    # O_NOFOLLOW guards only the last component: a symlinked folder on the way would lead outside.
+    graph = mlp_encoder()
+    write(tmp / "outside" / "secret.bin", weight_bytes(graph))
+    (tmp / "graphs").mkdir(parents=True)
+    (tmp / "graphs" / "link").symlink_to(tmp / "outside", target_is_directory=True)
+    return external(graph, tmp / "graphs" / "e.onnx", "link/secret.bin"), None, {}
+
+
+def case_external_backslash(tmp: Path):
+    # On Windows a folder separator; on Linux a legal file name, which exists here so only the name refuses it.
+    graph = mlp_encoder()
+    write(tmp / "graphs" / "sub\\weights.bin", weight_bytes(graph))
+    return external(graph, tmp / "graphs" / "e.onnx", "sub\\weights.bin"), None, {}
+
+
+def case_external_colon(tmp: Path):
+    # A Windows drive ("C:x") or alternate data stream ("x:y"); on Linux a legal name, present here.
+    graph = mlp_encoder()
+    write(tmp / "graphs" / "weights.bin:stream", weight_bytes(graph))
+    return external(graph, tmp / "graphs" / "e.onnx", "weights.bin:stream"), None, {}
+
+
+def case_external_nul(tmp: Path):
+    # C would stop at the NUL and read "weights.bin": refused by name before any open.
+    graph = mlp_encoder()
+    write(tmp / "graphs" / "weights.bin", weight_bytes(graph))
+    return external(graph, tmp / "graphs" / "e.onnx", "weights.bin\x00.txt"), None, {}
+
+
 def case_external_beyond_its_file(tmp: Path):
     graph = mlp_encoder()
     write(tmp / "graphs" / "weights.bin", weight_bytes(graph)[:1000])  # shorter than the tensor
@@ -688,6 +724,14 @@ REFUSALS = {
     "external data in ../": (case_external_parent, "not a plain file name beside the graph.*never \\.\\./"),
     "external data at an absolute path": (case_external_absolute, "not a plain file name beside the graph"),
     "external data through a symlink": (case_external_symlink, "is a symlink"),
+    "external data in a subfolder": (case_external_subfolder, "not a plain file name beside the graph"),
+    "external data through a symlinked folder": (
+        case_external_symlinked_folder,
+        "not a plain file name beside the graph",
+    ),
+    "external data behind a backslash": (case_external_backslash, "not a plain file name beside the graph"),
+    "external data behind a colon": (case_external_colon, "not a plain file name beside the graph"),
+    "external data with a NUL": (case_external_nul, "not a plain file name beside the graph"),
     "external data beyond its file": (case_external_beyond_its_file, "lies outside 'weights.bin'"),
     "external data over 200 MB": (case_external_over_the_cap, "over the 200.0 MB limit"),
     "a file over 200 MB": (case_file_over_the_cap, "is 200.0 MB, over the 200.0 MB limit"),

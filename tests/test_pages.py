@@ -6,10 +6,14 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO, chart_titles, image_captions, open_dashboard, plane_titles
+from tests.conftest import REPO, chart_titles, image_by_caption, image_captions, open_dashboard, plane_titles
+from vae.images import to_uint8_image, upscale
+from vae.metrics import embed_images
 
 SHIPPED = REPO / "models"
 
@@ -96,6 +100,42 @@ def test_a_simulated_click_decodes_and_links_the_selection(app: AppTest) -> None
             trace.get("name") == "#7" or "#7" in str(trace.get("text"))
             for trace in json.loads(chart.proto.spec)["data"]
         )
+
+
+def decoded_there(name: str, view_name: str, x: float, y: float) -> np.ndarray:
+    """What a click at (x, y) must show, from scratch: model.decode(view.inverse_transform(point)), 7x, uint8."""
+    from vae.data import load_mnist
+    from vae.projections import make_view
+    from vae.store import load_model
+
+    model, _ = load_model(SHIPPED / name)
+    images, _ = load_mnist("test", REPO / "data")
+    view = make_view(view_name).fit(embed_images(model, images).numpy())
+    code = view.inverse_transform(np.array([[x, y]], dtype=np.float32))
+    with torch.no_grad():
+        image = model.decode(torch.from_numpy(code)).reshape(28, 28).numpy()
+    return upscale(to_uint8_image(image), 7)
+
+
+def test_a_click_shows_the_decoder_at_the_views_inverse_of_the_point(app: AppTest, shown_media) -> None:
+    # Points off the diagonal, so x and y swapped would draw another digit.
+    at = explorer(app)
+    at.session_state["ex_decoded"] = {"left": (0.5, -1.5), "right": (1.25, -0.25)}
+    at.run()
+    assert not at.exception
+    for name, (x, y) in (("ae-2d", (0.5, -1.5)), ("vae-2d", (1.25, -0.25))):
+        shown = image_by_caption(at, shown_media, f"{name} decodes ({x:.2f}, {y:.2f})")
+        expected = decoded_there(name, "identity", x, y)
+        assert shown.shape == expected.shape == (196, 196)
+        assert np.abs(shown.astype(int) - expected).max() <= 1, name
+        assert np.abs(shown.astype(int) - decoded_there(name, "identity", y, x)).max() > 8  # it would show
+    # A 16-D latent through the PCA view: the code is the view's inverse of the point.
+    at.sidebar.selectbox(key="left_model").set_value("ae-16d").run()
+    at.session_state["ex_decoded"] = {"left": (2.0, -1.0)}
+    at.run()
+    assert not at.exception
+    shown = image_by_caption(at, shown_media, "ae-16d decodes (2.00, -1.00)")
+    assert np.abs(shown.astype(int) - decoded_there("ae-16d", "pca", 2.0, -1.0)).max() <= 2
 
 
 def test_projection_choice_changes_the_16d_planes(app: AppTest) -> None:

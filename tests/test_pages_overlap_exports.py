@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import REAL_RAW, REPO, open_dashboard, torch_threads
+from tests.conftest import REAL_RAW, REPO, image_by_caption, media_pixels, open_dashboard, torch_threads
 
 MODEL_NAMES = ("ae-2d", "vae-2d", "vae-16d", "pca-2d")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -188,6 +188,49 @@ def test_exports_decodes_at_the_explorers_last_click(app) -> None:
     captions = [caption for image in at.get("image") for caption in image.captions]
     assert any(caption.startswith("vae-2d decodes (0.250, -0.500); 280 × 280 px") for caption in captions)
     assert any(caption.startswith("vae-2d: 6 × 6 digits") for caption in captions)
+
+
+def test_exports_digit_and_grid_are_the_decoder_at_the_views_inverse(app, tiny_models: Path, shown_media) -> None:
+    """The PNGs offered hold model.decode(view.inverse_transform(point)), computed here from scratch."""
+    import torch
+
+    from vae.data import load_mnist
+    from vae.images import tile_grid, to_uint8_image, upscale
+    from vae.metrics import embed_images
+    from vae.plots.scatter import ClickGrid
+    from vae.projections import make_view
+    from vae.store import load_model
+
+    app.session_state["ex_click"] = {"side": "right", "x": 0.75, "y": -0.25, "index": None}
+    at = app.switch_page("app_pages/exports.py").run()
+    at.slider(key="exp_grid_n").set_value(5).run()
+    assert not at.exception
+    model, _ = load_model(tiny_models / "vae-2d")
+    images, _ = load_mnist("test", REPO / "data")
+    view = make_view("identity").fit(embed_images(model, images).numpy())
+
+    def decode(points: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model.decode(torch.from_numpy(view.inverse_transform(points))).reshape(-1, 28, 28).numpy()
+
+    digit = upscale(to_uint8_image(decode(np.array([[0.75, -0.25]], dtype=np.float32))[0]), 10)
+    # The bytes the download button offers (what is shown may be re-encoded by Streamlit on the way).
+    offered = media_pixels(shown_media, _buttons(at)["Download vae-2d digit (PNG)"].proto.url)
+    assert offered.shape == digit.shape and np.abs(offered.astype(int) - digit).max() <= 1
+    swapped = upscale(to_uint8_image(decode(np.array([[-0.25, 0.75]], dtype=np.float32))[0]), 10)
+    assert np.abs(offered.astype(int) - swapped).max() > 8  # x and y swapped would show
+    # What is shown is the same picture, re-encoded by Streamlit (JPEG: a few grey levels off).
+    shown = image_by_caption(at, shown_media, "vae-2d decodes (0.750, -0.250)")
+    assert shown.shape == digit.shape and np.abs(shown.astype(int) - digit).mean() < 2
+    # The grid: x fastest, y increasing by row, tiled with the highest y on top, over the whole plane.
+    extent = ClickGrid.covering(view.embedding_, n=2, margin=0.0)
+    xs, ys = np.linspace(*extent.x_range, 5), np.linspace(*extent.y_range, 5)
+    lattice = np.array([[x, y] for y in ys for x in xs], dtype=np.float32)
+    expected = tile_grid(decode(lattice), 5)
+    grid = media_pixels(shown_media, _buttons(at)["Download vae-2d manifold grid (PNG)"].proto.url)
+    scale = grid.shape[0] // expected.shape[0]
+    assert grid.shape == (expected.shape[0] * scale, expected.shape[1] * scale)
+    assert np.abs(grid.astype(int) - upscale(expected, scale)).max() <= 1
 
 
 def test_model_zip_of_the_store_loads_back(app, tiny_models: Path, tmp_path: Path) -> None:

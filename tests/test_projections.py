@@ -258,7 +258,10 @@ def test_neighbour_inverse_with_fewer_points_than_k() -> None:
     embedding, codes = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), np.eye(3)
     result = NeighbourInverse(embedding, codes, k=8)(np.array([[0.0, 0.0], [1.0, 1.0]]))
     assert result[0].tolist() == [1.0, 0.0, 0.0]
-    np.testing.assert_allclose(result[1].sum(), 1.0, rtol=1e-6)
+    # All three points are neighbours, weighted 1/d: d = sqrt(2), 1, 1 -> [.26, .37, .37] (never [0, .5, .5]).
+    weights = np.array([1 / np.sqrt(2), 1.0, 1.0])
+    np.testing.assert_allclose(result[1], weights / weights.sum(), rtol=1e-6)
+    assert NeighbourInverse(embedding, codes, k=8).k == 3
 
 
 def test_neighbour_inverse_checks_its_input() -> None:

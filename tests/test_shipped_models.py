@@ -10,7 +10,7 @@ import torch
 from tests.conftest import REPO
 from vae.data import DATASETS, _manifest_sha256, load_dataset
 from vae.metrics import embed_images, knn_accuracy, reconstruction_mse
-from vae.store import NoTimeline, list_models, load_model, load_timeline
+from vae.store import META_FILE, NoTimeline, list_models, load_model, load_timeline
 from vae.training.trainer import evaluate
 
 MODELS = REPO / "models"
@@ -46,11 +46,32 @@ TARGETS = {
 }
 
 
+def model_files(stored) -> list:
+    """The files a model's model.json names: itself, its weights or graphs, its timeline and decoders."""
+    names = [META_FILE, *(entry["file"] for entry in stored.files.values())]
+    if isinstance(stored.timeline, dict):
+        names.append(stored.timeline["file"])
+        if isinstance(stored.timeline.get("decoders"), dict):
+            names.append(stored.timeline["decoders"]["file"])
+    return [stored.path / name for name in names]
+
+
+def test_the_size_cap_counts_every_file_of_a_shipped_model() -> None:
+    """model_files misses none of a shipped model's files (so the cap below cannot undercount), and names
+    nothing outside its folder (so a person's own models in models/ never count)."""
+    for name in SHIPPED:
+        stored = next(s for s in list_models(MODELS) if s.name == name)
+        files = model_files(stored)
+        assert {p.name for p in files} == {p.name for p in stored.path.iterdir()} - {".lock"}, name
+        assert all(p.parent == MODELS / name and p.is_file() for p in files), name
+
+
 def test_every_shipped_model_is_listed_and_small() -> None:
     listed = {stored.name: stored for stored in list_models(MODELS)}
     assert set(SHIPPED) <= set(listed)
-    total = sum(f.stat().st_size for f in MODELS.rglob("*") if f.is_file())
-    # 43 MB of models and 21 MB of their training timelines (README, "Shipped models").
+    # The shipped models' own files only, never the whole folder: a person's models saved from the Train
+    # page live in models/ too. 43 MB of models and 21 MB of their training timelines (README, "Shipped models").
+    total = sum(path.stat().st_size for name in SHIPPED for path in model_files(listed[name]))
     assert total < 64 * 1024 * 1024, f"shipped models take {total / 2**20:.1f} MB"
     for name in SHIPPED:
         stored = listed[name]

@@ -844,3 +844,123 @@ def test_sigkill_during_save_always_leaves_a_loadable_model(tmp_path: Path) -> N
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+# A kill placed inside the write of model.json itself, deterministically: the random SIGKILL above rarely
+# lands in the few microseconds that write takes. A fork server imports the store once; each saver it forks
+# installs an audit hook (sys.addaudithook) that watches for the save opening model.json's bytes for writing
+# (its temporary file, or model.json itself) and then either caps the file size there (RLIMIT_FSIZE with
+# SIGXFSZ at its default action: the kernel kills the saver after exactly ``limit`` bytes of that file) or
+# SIGKILLs itself before the ``n``-th audited call after that open (the rename, the folder's fsync, the
+# clean-up). Whatever a save does with model.json's bytes, every cut point is tried and the folder must
+# hold the old model (marker 0) or the new one (marker 1), complete.
+CUT_SERVER = """
+import os, resource, signal, sys
+import torch
+from vae.models import ModelConfig, build_model
+from vae.store import save_model
+
+torch.manual_seed(0)
+model = build_model(ModelConfig(kind="ae", arch="dense", latent_dim=2, hidden=(8,)))
+with torch.no_grad():
+    model.state_dict()["encoder.head.bias"].fill_(1.0)
+folder = sys.argv[1]
+print("ready", flush=True)
+for line in sys.stdin:
+    mode, which, amount = line.split()
+    which, amount = int(which), int(amount)
+    pid = os.fork()
+    if pid == 0:
+        state = {"opens": 0, "after": 0}
+
+        def hook(event, args):
+            if event == "open" and "model.json" in os.path.basename(str(args[0])) and args[2] & (os.O_WRONLY | os.O_RDWR):
+                state["opens"] += 1
+                if mode == "bytes" and state["opens"] == which:
+                    resource.setrlimit(resource.RLIMIT_FSIZE, (amount, resource.RLIM_INFINITY))
+                return
+            if mode == "event" and state["opens"] >= 1:
+                state["after"] += 1
+                if state["after"] == amount:
+                    os.kill(os.getpid(), signal.SIGKILL)
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it; the kernel's default kills
+        sys.addaudithook(hook)
+        try:
+            save_model(model, folder)
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    print(status, flush=True)
+"""
+
+
+def test_a_kill_inside_the_write_of_model_json_leaves_the_old_or_the_new_model(tmp_path: Path) -> None:
+    folder = tmp_path / "cut"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-c", CUT_SERVER, str(folder)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+    try:
+        torch.manual_seed(0)
+        old = build_model(ModelConfig(kind="ae", arch="dense", latent_dim=2, hidden=(8,)))
+        with torch.no_grad():
+            old.state_dict()["encoder.head.bias"].zero_()
+        assert server.stdout.readline().strip() == "ready"
+        meta_size = len((save_model(old, folder) / META_FILE).read_bytes())
+
+        def cut(mode: str, which: int, amount: int) -> tuple[str, float]:
+            """Restore the old model, run one save cut at this point; how it ended and the marker loaded."""
+            save_model(old, folder)
+            server.stdin.write(f"{mode} {which} {amount}\n")
+            server.stdin.flush()
+            status = int(server.stdout.readline())
+            if os.WIFSIGNALED(status):
+                assert os.WTERMSIG(status) in (signal.SIGKILL, signal.SIGXFSZ), status
+                ended = "killed"
+            else:
+                assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+                ended = "done"
+            loaded, stored = load_model(folder)  # the key assertion: it always loads
+            assert hashlib.sha256((folder / stored.weights_file).read_bytes()).hexdigest() == stored.weights_sha256
+            marker = loaded.state_dict()["encoder.head.bias"]
+            assert torch.all(marker == marker[0]), "the marker mixes two saves"
+            value = marker[0].item()
+            assert value in (0.0, 1.0), value
+            if ended == "done":
+                assert value == 1.0, "a save that finished left the old model"
+            return ended, value
+
+        # Cut after 0, 1, half and all but one of model.json's bytes, in each file its bytes are opened for.
+        killed_in_write = 0
+        for which in (1, 2, 3):
+            for limit in (0, 1, meta_size // 2, meta_size - 1):
+                ended, value = cut("bytes", which, limit)
+                killed_in_write += ended == "killed"
+                if which == 1:
+                    assert ended == "killed" and value == 0.0, "a save cut in the write of model.json committed"
+        assert killed_in_write >= 4
+        # Killed before each audited call after model.json's bytes were opened, until the save runs through.
+        outcomes = []
+        for n in range(1, 200):
+            ended, value = cut("event", 0, n)
+            outcomes.append(value)
+            if ended == "done":
+                break
+        else:
+            pytest.fail("the save never finished")
+        assert outcomes[0] == 0.0 and outcomes[-1] == 1.0  # the rename was among the cut points
+        assert outcomes == sorted(outcomes), "a kill after the commit point brought the old model back"
+    finally:
+        server.stdin.close()
+        try:
+            server.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

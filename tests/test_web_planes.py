@@ -120,6 +120,13 @@ def test_pins_and_clicked_images_reach_the_page(app: AppTest) -> None:
     assert ellipses.shape == (2, 4) and (ellipses[:, 2:] > 0).all()
     _, codes, _ = points(right)
     np.testing.assert_allclose(ellipses[1, :2], codes[7], atol=1e-5)  # centred on the image's mean code
+    # Their size by value: sigma = exp(logvar / 2) of the shipped 2-D VAE on images 3 and 7, in click order.
+    model, _ = load_model(SHIPPED / "vae-2d")
+    images, _ = load_mnist("test", REPO / "data")
+    with torch.no_grad():
+        mean, logvar = model.encode(images[[3, 7]].float().div(255).unsqueeze(1))
+    np.testing.assert_allclose(ellipses[:, :2], mean.numpy(), atol=1e-5)
+    np.testing.assert_allclose(ellipses[:, 2:], np.exp(0.5 * logvar.numpy()), rtol=1e-4)
     assert "clicked image #7 (latest)" in at.selectbox(key="ex_from").options  # format_func: the option is stable
 
 

@@ -301,11 +301,13 @@ class TrainingQueue:
     def enqueue(self, job: TrainingJob | StudyJob) -> TrainingJob | StudyJob:
         """Queue any job with ``run()`` and ``snapshot().status`` behind the ones already waiting."""
         with self._lock:
+            # Listed and queued under one lock, so the order position() reports is the order jobs run in,
+            # whichever threads submit at once.
             self._pending.append(job)
+            self._queue.put(job)
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._work, name="training-worker", daemon=True)
                 self._worker.start()
-        self._queue.put(job)
         return job
 
     def position(self, job: TrainingJob | StudyJob) -> int:
