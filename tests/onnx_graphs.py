@@ -15,6 +15,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.conftest import SEED
+from vae.onnx.graphs import MAX_SUBGRAPH_DEPTH
 
 OPSET = 17
 Dim = int | str | None
@@ -344,3 +345,45 @@ def deep_protobuf(levels: int) -> bytes:
         data = helper.make_graph([], "level", [], [value("o", [])]).SerializeToString() + _field(1, node)
     header = onnx.ModelProto(ir_version=8, opset_import=[helper.make_opsetid("", OPSET)]).SerializeToString()
     return header + _field(7, data)
+
+
+# The hostile catalogue: name -> (builder of the decoder, or of its bytes; the refusal's pattern).
+GiB = "2 GiB"
+
+# name -> (the decoder's bytes, the reason's pattern)
+HOSTILE = {
+    "ConstantOfShape of 6 GiB": (
+        lambda: constant_of_shape_decoder(6),
+        f"the decoder needed more than {GiB} of memory when (run on 8 codes|loaded)",
+    ),
+    "ConstantOfShape of 40 GiB": (
+        lambda: constant_of_shape_decoder(40),
+        f"the decoder needed more than {GiB} of memory when (run on 8 codes|loaded)",
+    ),
+    "Expand to 40 GiB": (
+        lambda: expand_decoder(40),
+        f"the decoder needed more than {GiB} of memory when (run on 8 codes|loaded)",
+    ),
+    "Loop of 10^12 iterations": (lambda: slow_decoder(iterations=10**12), "decoder takes over 1 s per 8 codes"),
+    "Tile that grows with the batch (3 GiB at 256 codes)": (
+        tile_decoder,
+        f"the decoder needed more than {GiB} of memory when run on 256 codes",
+    ),
+    "an output shape that follows the values": (
+        value_shaped_decoder,
+        "the decoder's output 'pixels' is float32 \\[\\d, 784\\] for 8 codes|its shape must follow the batch alone",
+    ),
+    f"subgraphs nested {MAX_SUBGRAPH_DEPTH + 4} deep (If, Loop, If ...)": (
+        lambda: nested_decoder(MAX_SUBGRAPH_DEPTH + 4),
+        f"nests subgraphs \\(If, Loop, Scan bodies\\) {MAX_SUBGRAPH_DEPTH + 4} deep; at most {MAX_SUBGRAPH_DEPTH}",
+    ),
+    "a protobuf nested 40 If deep": (
+        lambda: deep_protobuf(40),
+        "nests its messages deeper than the protobuf parser allows",
+    ),
+}
+
+
+def hostile_bytes(name: str) -> bytes:
+    built = HOSTILE[name][0]()
+    return built if isinstance(built, bytes) else built.model.SerializeToString()

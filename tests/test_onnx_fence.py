@@ -24,15 +24,12 @@ import pytest
 
 from tests.conftest import REAL_RAW, REPO
 from tests.onnx_graphs import (
+    HOSTILE,
     constant_of_shape_decoder,
-    deep_protobuf,
-    expand_decoder,
+    hostile_bytes,
     mlp_decoder,
     mlp_encoder,
     nested_decoder,
-    slow_decoder,
-    tile_decoder,
-    value_shaped_decoder,
 )
 from vae.onnx.fence import DEFAULT_MEMORY_LIMIT, MEMORY_ENV, FenceError, Worker, memory_limit, parse_bytes
 from vae.onnx.graphs import MAX_SUBGRAPH_DEPTH, GraphRefused, parse_graph, session, subgraph_depth
@@ -44,45 +41,6 @@ needs_mnist = pytest.mark.skipif(
 )
 LIMIT = DEFAULT_MEMORY_LIMIT
 MARGIN = 2**30  # what the worker's peak may pass the limit by: none in practice (RLIMIT_AS bounds it)
-GiB = "2 GiB"
-
-# name -> (the decoder's bytes, the reason's pattern)
-HOSTILE = {
-    "ConstantOfShape of 6 GiB": (
-        lambda: constant_of_shape_decoder(6),
-        f"the decoder needed more than {GiB} of memory when (run on 8 codes|loaded)",
-    ),
-    "ConstantOfShape of 40 GiB": (
-        lambda: constant_of_shape_decoder(40),
-        f"the decoder needed more than {GiB} of memory when (run on 8 codes|loaded)",
-    ),
-    "Expand to 40 GiB": (
-        lambda: expand_decoder(40),
-        f"the decoder needed more than {GiB} of memory when (run on 8 codes|loaded)",
-    ),
-    "Loop of 10^12 iterations": (lambda: slow_decoder(iterations=10**12), "decoder takes over 1 s per 8 codes"),
-    "Tile that grows with the batch (3 GiB at 256 codes)": (
-        tile_decoder,
-        f"the decoder needed more than {GiB} of memory when run on 256 codes",
-    ),
-    "an output shape that follows the values": (
-        value_shaped_decoder,
-        "the decoder's output 'pixels' is float32 \\[\\d, 784\\] for 8 codes|its shape must follow the batch alone",
-    ),
-    f"subgraphs nested {MAX_SUBGRAPH_DEPTH + 4} deep (If, Loop, If ...)": (
-        lambda: nested_decoder(MAX_SUBGRAPH_DEPTH + 4),
-        f"nests subgraphs \\(If, Loop, Scan bodies\\) {MAX_SUBGRAPH_DEPTH + 4} deep; at most {MAX_SUBGRAPH_DEPTH}",
-    ),
-    "a protobuf nested 40 If deep": (
-        lambda: deep_protobuf(40),
-        "nests its messages deeper than the protobuf parser allows",
-    ),
-}
-
-
-def hostile_bytes(name: str) -> bytes:
-    built = HOSTILE[name][0]()
-    return built if isinstance(built, bytes) else built.model.SerializeToString()
 
 
 def write_pair(name: str, folder: Path) -> tuple[Path, Path]:
