@@ -22,6 +22,7 @@ interpreter and onnxruntime included (about 0.3 GiB of it), so a graph gets a li
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import resource
@@ -114,16 +115,7 @@ class Worker:
     # -- the child's life --------------------------------------------------------------------------
 
     def _start(self) -> subprocess.Popen:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_NUM", "PYTHONSTARTUP"))}
-        env["OMP_WAIT_POLICY"] = "PASSIVE"
-        process = subprocess.Popen(
-            [sys.executable, "-s", "-c", _CHILD, str(self.limit_bytes)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=None if os.environ.get("VAE_ONNX_WORKER_STDERR") else subprocess.DEVNULL,
-            env=env,
-            close_fds=True,
-        )
+        process = _take_spare(self.limit_bytes)
         self._process = process
         self.starts += 1
         self._finalizer = weakref.finalize(self, _end, process)
@@ -290,6 +282,46 @@ class Worker:
         if status == "stopped":
             return None, float(answer["seconds"])
         raise FenceError(answer.get("message", status), status, int(answer.get("peak", 0)) or None)
+
+
+# One fresh child started ahead (no graph ever given to it), so a worker's start costs a handshake, not an
+# interpreter's start and onnxruntime's import: an import uses two workers, and a page loading an imported
+# model one. A child is never reused once it has held a graph: each model's graphs stay fenced from the next.
+_SPARE: dict[int, subprocess.Popen] = {}
+_SPARE_LOCK = threading.Lock()
+
+
+def _spawn(limit_bytes: int) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_NUM", "PYTHONSTARTUP"))}
+    env["OMP_WAIT_POLICY"] = "PASSIVE"
+    return subprocess.Popen(
+        [sys.executable, "-s", "-c", _CHILD, str(limit_bytes)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=None if os.environ.get("VAE_ONNX_WORKER_STDERR") else subprocess.DEVNULL,
+        env=env,
+        close_fds=True,
+    )
+
+
+def _take_spare(limit_bytes: int) -> subprocess.Popen:
+    """The spare child for ``limit_bytes`` if it is alive (else a new one), and a new spare started behind it."""
+    with _SPARE_LOCK:
+        process = _SPARE.pop(limit_bytes, None)
+        if process is None or process.poll() is not None:
+            process = _spawn(limit_bytes)
+        _SPARE[limit_bytes] = _spawn(limit_bytes)
+    return process
+
+
+def _drop_spares() -> None:
+    with _SPARE_LOCK:
+        for process in _SPARE.values():
+            _end(process)
+        _SPARE.clear()
+
+
+atexit.register(_drop_spares)
 
 
 def _end(process: subprocess.Popen) -> None:
