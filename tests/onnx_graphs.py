@@ -15,6 +15,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.conftest import SEED
+from vae.onnx.graphs import MAX_SUBGRAPH_DEPTH
 
 OPSET = 17
 Dim = int | str | None
@@ -203,3 +204,197 @@ def slow_decoder(latent: int = 2, iterations: int = 1000) -> Graph:
         return [sigmoid(h)]
 
     return Graph(model_of(nodes, [value("z", ("B", latent))], [value("image", ("B", 784))], init), reference)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile decoders: small on disk, each asks for what no page can give when it runs (or parses)
+
+
+def hiding(nodes: list, term: str, initializers: Sequence = ()) -> Graph:
+    """:func:`mlp_decoder` with ``nodes`` hidden in it: their scalar ``term`` is multiplied by 0 and added to
+    the pixels, so onnxruntime must run them (an unused node would be pruned)."""
+    base = mlp_decoder()
+    model = base.model
+    model.graph.node[-1].output[0] = "clean"
+    model.graph.node.extend(
+        [
+            *nodes,
+            constant("zero", np.array(0.0, dtype=np.float32)),
+            helper.make_node("Mul", [term, "zero"], ["nothing"]),
+            helper.make_node("Add", ["clean", "nothing"], ["pixels"]),
+        ]
+    )
+    model.graph.initializer.extend(initializers)
+    return Graph(model, base.reference)
+
+
+def constant_of_shape_decoder(gigabytes: float) -> Graph:
+    """A ConstantOfShape of ``gigabytes`` GiB of float32 ones, reduced to their max."""
+    count = int(gigabytes * 2**30 / 4)
+    return hiding(
+        [
+            constant("huge_shape", np.array([count], dtype=np.int64)),
+            helper.make_node(
+                "ConstantOfShape", ["huge_shape"], ["huge"], value=numpy_helper.from_array(np.ones(1, np.float32))
+            ),
+            helper.make_node("ReduceMax", ["huge"], ["term"], keepdims=0),
+        ],
+        "term",
+    )
+
+
+def expand_decoder(gigabytes: float) -> Graph:
+    """A one-number tensor Expanded to ``gigabytes`` GiB of float32."""
+    count = int(gigabytes * 2**30 / 4)
+    return hiding(
+        [
+            constant("one", np.ones(1, np.float32)),
+            constant("wide", np.array([count], dtype=np.int64)),
+            helper.make_node("Expand", ["one", "wide"], ["huge"]),
+            helper.make_node("ReduceMax", ["huge"], ["term"], keepdims=0),
+        ],
+        "term",
+    )
+
+
+def tile_decoder(per_cube: int = 24) -> Graph:
+    """The codes Tiled ``B**2 * per_cube`` times (``B**3 * per_cube`` rows): 98 KB for 8 codes, 3 GiB for 256
+    (onnxruntime's Tile refuses outputs over 4 GiB by itself)."""
+    return hiding(
+        [
+            helper.make_node("Shape", ["code"], ["code_shape"]),
+            constant("first", np.array([0], dtype=np.int64)),
+            helper.make_node("Gather", ["code_shape", "first"], ["batch"]),
+            helper.make_node("Mul", ["batch", "batch"], ["batch2"]),
+            constant("per_cube", np.array([per_cube], dtype=np.int64)),
+            helper.make_node("Mul", ["batch2", "per_cube"], ["rows"]),
+            constant("one_col", np.array([1], dtype=np.int64)),
+            helper.make_node("Concat", ["rows", "one_col"], ["repeats"], axis=0),
+            helper.make_node("Tile", ["code", "repeats"], ["tiled"]),
+            helper.make_node("ReduceMax", ["tiled"], ["term"], keepdims=0),
+        ],
+        "term",
+    )
+
+
+def value_shaped_decoder() -> Graph:
+    """Keeps only the images of codes whose first number is positive (Compress): the number of rows follows
+    the values, not the batch."""
+    model = mlp_decoder().model
+    model.graph.node[-1].output[0] = "all_images"
+    model.graph.node.extend(
+        [
+            constant("col0", np.array([0], dtype=np.int64)),
+            helper.make_node("Gather", ["code", "col0"], ["first_col"], axis=1),
+            helper.make_node("Flatten", ["first_col"], ["first_2d"], axis=0),
+            helper.make_node("Squeeze", ["first_2d"], ["first"]),
+            constant("threshold", np.array(0.0, dtype=np.float32)),
+            helper.make_node("Greater", ["first", "threshold"], ["keep"]),
+            helper.make_node("Compress", ["all_images", "keep"], ["pixels"], axis=0),
+        ]
+    )
+    return Graph(model, lambda z: [])
+
+
+def _nest(level: int, depth: int) -> tuple[list, str]:
+    """Nodes computing a float scalar through ``depth - level + 1`` subgraphs, If and Loop in turn."""
+    if level > depth:
+        return [constant(f"leaf{level}", np.array(0.0, dtype=np.float32))], f"leaf{level}"
+    inner, result = _nest(level + 1, depth)
+    scalar = [value(f"out{level}", [])]
+    if level % 2:
+        then = helper.make_graph(
+            inner + [helper.make_node("Identity", [result], [f"out{level}"])], f"then{level}", [], scalar
+        )
+        other = helper.make_graph(
+            [constant(f"out{level}", np.array(0.0, dtype=np.float32))], f"else{level}", [], scalar
+        )
+        return [helper.make_node("If", ["go"], [f"v{level}"], then_branch=then, else_branch=other)], f"v{level}"
+    body = helper.make_graph(
+        inner
+        + [
+            helper.make_node("Identity", [f"c{level}"], [f"c_out{level}"]),
+            helper.make_node("Add", [f"acc{level}", result], [f"out{level}"]),
+        ],
+        f"body{level}",
+        [value(f"i{level}", [], TensorProto.INT64), value(f"c{level}", [], TensorProto.BOOL), value(f"acc{level}", [])],
+        [value(f"c_out{level}", [], TensorProto.BOOL), value(f"out{level}", [])],
+    )
+    return [
+        constant(f"trips{level}", np.array(1, dtype=np.int64)),
+        constant(f"start{level}", np.array(0.0, dtype=np.float32)),
+        helper.make_node("Loop", [f"trips{level}", "go", f"start{level}"], [f"v{level}"], body=body),
+    ], f"v{level}"
+
+
+def nested_decoder(depth: int) -> Graph:
+    """Subgraphs ``depth`` deep (an If holding a Loop holding an If ...), computing 0 in the end."""
+    nodes, result = _nest(1, depth)
+    return hiding([constant("go", np.array(True)), *nodes], result)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (wire type 2)."""
+    length, size = b"", len(payload)
+    while True:
+        low, size = size & 0x7F, size >> 7
+        length += bytes([low | 0x80 if size else low])
+        if not size:
+            break
+    return bytes([(number << 3) | 2]) + length + payload
+
+
+def deep_protobuf(levels: int) -> bytes:
+    """A model whose graph holds ``levels`` If nodes each inside the last one's then-branch, written as raw
+    protobuf (GraphProto.node = 1, NodeProto.attribute = 5, AttributeProto.g = 6, ModelProto.graph = 7), so no
+    serialiser's own depth limit stops it being built; parsers stop at 100 nested messages."""
+    graph = helper.make_graph([constant("o", np.array(0.0, dtype=np.float32))], "leaf", [], [value("o", [])])
+    data = graph.SerializeToString()
+    for _ in range(levels):
+        attribute = onnx.AttributeProto(name="then_branch", type=onnx.AttributeProto.GRAPH).SerializeToString()
+        node = helper.make_node("If", ["go"], ["o"]).SerializeToString() + _field(5, attribute + _field(6, data))
+        data = helper.make_graph([], "level", [], [value("o", [])]).SerializeToString() + _field(1, node)
+    header = onnx.ModelProto(ir_version=8, opset_import=[helper.make_opsetid("", OPSET)]).SerializeToString()
+    return header + _field(7, data)
+
+
+# The hostile catalogue: name -> (builder of the decoder, or of its bytes; the refusal's pattern).
+GiB = "2 GiB"
+
+# name -> (the decoder's bytes, the reason's pattern)
+HOSTILE = {
+    "ConstantOfShape of 6 GiB": (
+        lambda: constant_of_shape_decoder(6),
+        f"the decoder needed more than {GiB} of memory when (run on 8 codes|loaded)",
+    ),
+    "ConstantOfShape of 40 GiB": (
+        lambda: constant_of_shape_decoder(40),
+        f"the decoder needed more than {GiB} of memory when (run on 8 codes|loaded)",
+    ),
+    "Expand to 40 GiB": (
+        lambda: expand_decoder(40),
+        f"the decoder needed more than {GiB} of memory when (run on 8 codes|loaded)",
+    ),
+    "Loop of 10^12 iterations": (lambda: slow_decoder(iterations=10**12), "decoder takes over 1 s per 8 codes"),
+    "Tile that grows with the batch (3 GiB at 256 codes)": (
+        tile_decoder,
+        f"the decoder needed more than {GiB} of memory when run on 256 codes",
+    ),
+    "an output shape that follows the values": (
+        value_shaped_decoder,
+        "the decoder's output 'pixels' is float32 \\[\\d, 784\\] for 8 codes|its shape must follow the batch alone",
+    ),
+    f"subgraphs nested {MAX_SUBGRAPH_DEPTH + 4} deep (If, Loop, If ...)": (
+        lambda: nested_decoder(MAX_SUBGRAPH_DEPTH + 4),
+        f"nests subgraphs \\(If, Loop, Scan bodies\\) {MAX_SUBGRAPH_DEPTH + 4} deep; at most {MAX_SUBGRAPH_DEPTH}",
+    ),
+    "a protobuf nested 40 If deep": (
+        lambda: deep_protobuf(40),
+        "nests its messages deeper than the protobuf parser allows",
+    ),
+}
+
+
+def hostile_bytes(name: str) -> bytes:
+    built = HOSTILE[name][0]()
+    return built if isinstance(built, bytes) else built.model.SerializeToString()

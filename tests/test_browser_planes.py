@@ -244,7 +244,7 @@ def test_the_page_needs_nothing_but_the_local_server(browser, server) -> None:
         page.hover("left", x, y)
         page.wait_caption("left", "decodes (")
         assert page.errors == []
-        # Whatever was blocked (Streamlit asks Google for its icon fonts) was not needed.
+        # Whatever was blocked was not needed (no page asks another host at all: tests/test_offline.py).
         assert all("127.0.0.1" not in url for url in blocked)
     finally:
         page.close()

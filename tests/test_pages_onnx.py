@@ -248,3 +248,34 @@ def test_the_train_page_refuses_a_bad_upload_and_keeps_the_store_as_it_was(app, 
     import_upload(at, mlp_encoder().model.SerializeToString(), mlp_decoder(final=None).model.SerializeToString(), "raw")
     assert any("outside [0, 1]" in e.value and "logits option" in e.value for e in at.error)
     assert sorted(p.name for p in store.iterdir()) == before
+
+
+def test_the_train_page_refuses_every_hostile_upload_and_the_dashboard_carries_on(app, onnx_store) -> None:
+    """Each graph of the hostile catalogue, uploaded: refused with its reason, the store as it was, this
+    process (the dashboard's own) never near the fence's limit, and a good upload right after imports."""
+    import re
+    import resource
+    import shutil
+
+    from tests.onnx_graphs import HOSTILE, hostile_bytes
+    from vae.onnx.fence import DEFAULT_MEMORY_LIMIT, peak_bytes
+
+    store, exports = onnx_store
+    before = sorted(p.name for p in store.iterdir())
+    at = page(app, "app_pages/train.py")
+    encoder = mlp_encoder().model.SerializeToString()
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    for name, (_, pattern) in HOSTILE.items():
+        import_upload(at, encoder, hostile_bytes(name), "hostile")
+        errors = [e.value for e in at.error]
+        assert any(e.startswith("Not imported: ") and re.search(pattern, e) for e in errors), (name, errors)
+        assert sorted(p.name for p in store.iterdir()) == before, name
+    # ru_maxrss never falls: a hostile graph run in this process would have raised it by gigabytes.
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - grown < 2**28
+    assert peak_bytes() < DEFAULT_MEMORY_LIMIT + 2**30
+    try:
+        good = (exports / "onnx-ae" / "encoder.onnx").read_bytes(), (exports / "onnx-ae" / "decoder.onnx").read_bytes()
+        import_upload(at, *good, "after-hostile")
+        assert any("imported after-hostile" in s.value for s in at.success)
+    finally:
+        shutil.rmtree(store / "after-hostile", ignore_errors=True)

@@ -2,7 +2,7 @@
 
 :func:`read_graph` reads one graph (a file, or the bytes of an upload) within :data:`MAX_BYTES`, folds in
 the external data that sits beside it (see its docstring for what is allowed) and passes it through
-``onnx.checker``; :func:`probe` runs both graphs in onnxruntime (:func:`vae.onnx.graphs.session`) on real
+``onnx.checker``; :func:`probe` runs both graphs in a fenced onnxruntime worker (:mod:`vae.onnx.fence`) on real
 test images and the codes they give, finds the names and layouts to wire them by, and times them against
 :data:`MAX_SECONDS`. What they find is a :class:`Wiring`, from which :mod:`vae.onnx.standard` builds the
 standard graphs; every refusal is an :class:`ImportRefused` (the list is in :mod:`vae.onnx.importer`).
@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ import onnx
 from onnx import TensorProto
 
 from vae.models import MAX_LATENT_DIM, MIN_LATENT_DIM, PIXEL_LAYOUTS, OnnxInterface
+from vae.onnx.fence import FenceError, Worker, refusal
 from vae.onnx.graphs import (
     GraphRefused,
     all_tensors,
@@ -32,7 +31,6 @@ from vae.onnx.graphs import (
     needed,
     parse_graph,
     pruned,
-    session,
     subgraphs,
     uses_external_data,
 )
@@ -45,6 +43,9 @@ TIMING_ATTEMPTS = 2  # the best of two, so a busy moment on a shared machine doe
 # them (the empty space a click may land on), as vae.onnx.export.check_inputs does for exports.
 RANDOM_CODES = 64
 SEED = 0
+# What a run may send back per image or code (8 KiB: 1,024 float64s; the largest output is 784 pixels, or
+# two codes of at most 128 numbers): a graph whose output is larger is refused before it is copied out.
+MAX_OUTPUT_BYTES_PER_ITEM = 8 * 1024
 
 
 class ImportRefused(ValueError):
@@ -385,32 +386,33 @@ def _one(items: list[onnx.ValueInfoProto], name: str | None, what: str, option: 
 # Running the user's graphs: shapes, values, speed
 
 
+@dataclass(frozen=True)
+class Fenced:
+    """One of the user's graphs, loaded in a fenced worker (:mod:`vae.onnx.fence`) under ``key``."""
+
+    worker: Worker
+    key: str
+
+
 def _bounded(
-    runtime, outputs: list[str], feed: dict[str, np.ndarray], what: str, limit: float
+    runtime: Fenced, outputs: list[str], feed: dict[str, np.ndarray], what: str, unit: str, limit: float
 ) -> tuple[list[np.ndarray] | None, float]:
-    """One run, stopped once it passes ``limit`` seconds -> (outputs, or None if stopped; seconds).
+    """One fenced run, stopped once it passes ``limit`` seconds -> (outputs, or None if stopped; seconds).
 
     onnxruntime checks ``RunOptions.terminate`` between nodes (and loop iterations), so a graph of any
-    slowness costs about ``limit`` here, not its own time.
+    slowness costs about ``limit`` here, not its own time; one node that never returns is killed with its
+    worker (:data:`vae.onnx.fence.GRACE_SECONDS` later). A run past the worker's memory limit is refused.
     """
-    import onnxruntime
-
-    options = onnxruntime.RunOptions()
-    options.log_severity_level = 4
-    timer = threading.Timer(limit, setattr, (options, "terminate", True))
-    timer.daemon = True
-    started = time.perf_counter()
-    timer.start()
+    count = len(next(iter(feed.values())))
     try:
-        result = runtime.run(outputs, feed, options)
-    except Exception as error:  # onnxruntime's own exception types
-        if not options.terminate:
-            shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in feed.items())
-            raise ImportRefused(f"onnxruntime failed running the {what} on {shapes}: {first_line(error)}") from None
-        result = None
-    finally:
-        timer.cancel()
-    return result, time.perf_counter() - started
+        return runtime.worker.run(
+            runtime.key, outputs, feed, seconds=limit, max_output_bytes=count * MAX_OUTPUT_BYTES_PER_ITEM
+        )
+    except FenceError as error:
+        if error.reason == "time":
+            return None, limit
+        shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in feed.items())
+        raise ImportRefused(refusal(error, what, count, unit, runtime.worker.limit_bytes, shapes)) from None
 
 
 def _too_slow(what: str, unit: str, seconds: float | None, limit: float, batch: int = TIMED_BATCH) -> ImportRefused:
@@ -426,7 +428,7 @@ def _small_run(
     runtime, outputs: list[str], feed: dict[str, np.ndarray], what: str, unit: str, limit: float
 ) -> list[np.ndarray]:
     """A first run on a few inputs (shapes, and a warm-up for the timing); one slower than ``limit`` is refused."""
-    result, seconds = _bounded(runtime, outputs, feed, what, limit)
+    result, seconds = _bounded(runtime, outputs, feed, what, unit, limit)
     if result is None or seconds > limit:
         raise _too_slow(what, unit, None if result is None else seconds, limit, batch=len(next(iter(feed.values()))))
     return result
@@ -438,7 +440,7 @@ def _timed(
     """The best of :data:`TIMING_ATTEMPTS` bounded runs -> (outputs, seconds); slower than ``limit``: refused."""
     completed = []
     for _ in range(TIMING_ATTEMPTS):
-        result, seconds = _bounded(runtime, outputs, feed, what, limit)
+        result, seconds = _bounded(runtime, outputs, feed, what, unit, limit)
         if result is not None and seconds <= limit:
             return result, seconds
         if result is not None:
@@ -521,6 +523,12 @@ def _probe_encoder(
         )
     feed = {chosen.name: images.reshape(-1, *PIXEL_LAYOUTS[candidate])}
     encoded, seconds = _timed(runtime, names, feed, "encoder", "images", limit)
+    for name, array in zip(names, encoded):  # a shape that follows the values, not the batch, is caught here
+        if array.shape != (len(images), latent_dim):
+            raise ImportRefused(
+                f"the encoder's output {name!r} is {list(array.shape)} for {len(images)} images, but "
+                f"{list(small[0].shape)} for 8: its shape must follow the batch alone"
+            )
     _check_finite(encoded, names, "encoder", "test images")
     return chosen.name, candidate, encoded, seconds
 
@@ -555,6 +563,11 @@ def _probe_decoder(
             "expected float32 [8, 784], [8, 1, 28, 28], [8, 28, 28, 1] or [8, 28, 28]"
         )
     (decoded,), seconds = _timed(runtime, [out.name], {chosen.name: codes}, "decoder", "codes", limit)
+    if decoded.shape != (len(codes), *small.shape[1:]):  # a shape that follows the values, not the batch
+        raise ImportRefused(
+            f"the decoder's output {out.name!r} is {list(decoded.shape)} for {len(codes)} codes, but "
+            f"{list(small.shape)} for 8: its shape must follow the batch alone"
+        )
     _check_finite([decoded], [out.name], "decoder", "codes")
     if logits:
         decoded = 1.0 / (1.0 + np.exp(-decoded.astype(np.float64)))
@@ -577,9 +590,26 @@ def probe(
     input_layout: str | None = None,
     logits: bool = False,
     max_seconds: float = MAX_SECONDS,
+    worker: Worker | None = None,
 ) -> Wiring:
     """Choose the outputs used, cut both graphs to them (:func:`kept`), run them on the probe images ``[M, 1, 28,
-    28]`` (M = TIMED_BATCH) and codes -> their wiring, which holds the cut graphs."""
+    28]`` (M = TIMED_BATCH) and codes -> their wiring, which holds the cut graphs.
+
+    Every run is fenced (:mod:`vae.onnx.fence`): in ``worker``, or in one started and ended here.
+    """
+    if worker is None:
+        with Worker() as own:
+            return probe(
+                encoder,
+                decoder,
+                images,
+                encoder_outputs=encoder_outputs,
+                decoder_output=decoder_output,
+                input_layout=input_layout,
+                logits=logits,
+                max_seconds=max_seconds,
+                worker=own,
+            )
     chosen = {
         "encoder": _encoder_output_names(encoder.proto, encoder_outputs),
         "decoder": [
@@ -590,9 +620,12 @@ def probe(
     runtimes = {}
     for what, graph in graphs.items():
         try:
-            runtimes[what] = session(graph.data, what)
+            worker.load(f"user {what}", graph.data, what)
         except GraphRefused as error:
             raise ImportRefused(f"{error}{custom_operators(graph)}") from None
+        except FenceError as error:
+            raise ImportRefused(refusal(error, what, 0, "", worker.limit_bytes)) from None
+        runtimes[what] = Fenced(worker, f"user {what}")
     enc_input, layout, encoded, enc_seconds = _probe_encoder(
         graphs["encoder"], runtimes["encoder"], images, chosen["encoder"], input_layout, max_seconds
     )

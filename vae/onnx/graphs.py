@@ -6,6 +6,9 @@ Safety rules, applied to every graph before onnxruntime (or ``onnx``) reads it:
 - a graph that still refers to external data is refused here: the import folds data that sits beside the
   user's file into the graph first (``vae.onnx.checks``), so the graphs this module runs are self-contained,
   and onnxruntime never resolves a path (not ``../``, not an absolute one, not one beside the working folder);
+- a graph whose subgraphs (the bodies of If, Loop, Scan) nest deeper than :data:`MAX_SUBGRAPH_DEPTH` is
+  refused before ``onnx.checker`` or onnxruntime walks it (both recurse in C++), and one nested deeper than
+  protobuf's parser allows (100 messages, about 33 subgraphs) is refused by the parser itself;
 - sessions use the CPU provider only, and no custom operator library is ever registered, so a graph can
   only call operators onnxruntime ships.
 """
@@ -25,6 +28,9 @@ if TYPE_CHECKING:
 # is; for codes, whose size depends on the model (an AE's reach 30), times the largest code magnitude when
 # that exceeds 1, since float32 rounding in another summation order scales with it.
 TOLERANCE = 1e-5
+# Subgraphs within subgraphs (an If in a Loop in an If ...): the exporters' own control flow nests two or
+# three deep; deeper is refused before anything recursive reads the graph.
+MAX_SUBGRAPH_DEPTH = 8
 
 
 class GraphRefused(ValueError):
@@ -38,11 +44,35 @@ def parse_graph(data: bytes, what: str) -> onnx.ModelProto:
     try:
         model = onnx.load_model_from_string(data)
     except (DecodeError, ValueError, RuntimeError) as error:
+        if "depth" in str(error).lower():
+            raise GraphRefused(
+                f"the {what} nests its messages deeper than the protobuf parser allows (100 levels); "
+                f"at most {MAX_SUBGRAPH_DEPTH} subgraphs may nest"
+            ) from None
         raise GraphRefused(f"the {what} is not an ONNX model ({error or 'unreadable'})") from None
     # Random bytes can parse as a protobuf message; a real model has a graph with nodes and an IR version.
     if model.ir_version < 1 or not model.HasField("graph") or not model.graph.node or not model.graph.output:
         raise GraphRefused(f"the {what} is not an ONNX model (no graph with nodes and outputs)")
+    depth = subgraph_depth(model)
+    if depth > MAX_SUBGRAPH_DEPTH:
+        raise GraphRefused(
+            f"the {what} nests subgraphs (If, Loop, Scan bodies) {depth} deep; at most {MAX_SUBGRAPH_DEPTH} are allowed"
+        )
     return model
+
+
+def subgraph_depth(model: onnx.ModelProto) -> int:
+    """How deep subgraphs nest in ``model`` (0: none), its local functions included; walked without recursion."""
+    deepest = 0
+    stack = [(node, 1) for node in model.graph.node] + [(n, 1) for f in model.functions for n in f.node]
+    while stack:
+        node, depth = stack.pop()
+        for attribute in node.attribute:
+            graphs = ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs)
+            for graph in graphs:
+                deepest = max(deepest, depth)
+                stack.extend((inner, depth + 1) for inner in graph.node)
+    return deepest
 
 
 def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:

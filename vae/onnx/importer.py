@@ -22,7 +22,10 @@ matter): an operator ONNX does not define, named with the output that needs it; 
 ``onnx.checker`` (full check); inputs or outputs of the wrong type, rank or size; a fixed batch size; D outside
 2..128; outputs that are NaN, infinite or (for the decoder) outside [0, 1]; operators onnxruntime cannot
 run (no custom operator library is ever loaded); an encoder or decoder slower than :data:`MAX_SECONDS`
-per :data:`TIMED_BATCH` images or codes.
+per :data:`TIMED_BATCH` images or codes, or that needs more memory than the fence allows
+(:func:`vae.onnx.fence.memory_limit`, 2 GiB by default: every run of the user's graphs is in a worker
+process of its own, :mod:`vae.onnx.fence`); subgraphs nested deeper than
+:data:`~vae.onnx.graphs.MAX_SUBGRAPH_DEPTH`; outputs whose shape follows the input values, not the batch.
 
 Names are found from the graphs. Each graph must have one input (the images, the codes): the standard
 graphs feed nothing else. The encoder's outputs: one is an AE's code; two are (mean, log-variance) in
@@ -44,6 +47,7 @@ import numpy as np
 
 from vae.models import IMPORTED_ARCH, RECON_LOSSES, ModelConfig, to_float_images
 from vae.onnx.checks import MAX_BYTES, MAX_SECONDS, TIMED_BATCH, ImportRefused, probe, read_graph
+from vae.onnx.fence import Worker
 from vae.onnx.graphs import GraphRefused, default_opset
 from vae.onnx.model import OnnxModel
 from vae.onnx.standard import check_standard, standard_graphs
@@ -106,31 +110,33 @@ def import_onnx(
     except DatasetUnavailableError as error:
         raise ImportRefused(f"the {DATASETS[dataset].title} images check and measure the model: {error}") from None
     images = to_float_images(test_images[:TIMED_BATCH]).numpy()
-    wiring = probe(
-        *graphs,
-        images,
-        encoder_outputs=encoder_outputs,
-        decoder_output=decoder_output,
-        input_layout=input_layout,
-        logits=logits,
-        max_seconds=max_seconds,
-    )
-    kind = "vae" if len(wiring.interface.encoder_outputs) == 2 else "ae"
-    config = ModelConfig(
-        kind=kind,
-        arch=IMPORTED_ARCH,
-        latent_dim=wiring.latent_dim,
-        hidden=(),
-        recon_loss=recon_loss,
-        onnx=wiring.interface,
-    )
-    standard = standard_graphs(wiring.encoder, wiring.decoder, wiring)
-    try:
-        model = OnnxModel(config, standard["standard_encoder"], standard["standard_decoder"])
-    except GraphRefused as error:
-        raise ImportRefused(str(error)) from None
-    errors = check_standard(model, wiring)
-    metrics = evaluate_for_metadata(model, train_images, train_labels, test_images, test_labels)
+    with Worker() as worker:  # every run of the user's graphs, and of the standard ones around them, is fenced
+        wiring = probe(
+            *graphs,
+            images,
+            encoder_outputs=encoder_outputs,
+            decoder_output=decoder_output,
+            input_layout=input_layout,
+            logits=logits,
+            max_seconds=max_seconds,
+            worker=worker,
+        )
+        kind = "vae" if len(wiring.interface.encoder_outputs) == 2 else "ae"
+        config = ModelConfig(
+            kind=kind,
+            arch=IMPORTED_ARCH,
+            latent_dim=wiring.latent_dim,
+            hidden=(),
+            recon_loss=recon_loss,
+            onnx=wiring.interface,
+        )
+        standard = standard_graphs(wiring.encoder, wiring.decoder, wiring)
+        try:
+            model = OnnxModel(config, standard["standard_encoder"], standard["standard_decoder"], worker=worker)
+            errors = check_standard(model, wiring)
+            metrics = evaluate_for_metadata(model, train_images, train_labels, test_images, test_labels)
+        except (GraphRefused, RuntimeError) as error:  # a limit passed on the test set, or a wrong shape
+            raise ImportRefused(str(error)) from None
     for key, number in metrics.items():  # e.g. a log-variance so large that its exp, hence the KL, is infinite
         if not np.isfinite(number):
             raise ImportRefused(f"the model's {key} on the test set is {number}: its outputs are finite but not sane")

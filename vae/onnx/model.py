@@ -1,28 +1,33 @@
 """The imported model: an ONNX encoder and decoder, run by onnxruntime, behind the :class:`LatentModel` interface.
 
-Its graphs are run under the rules of :mod:`vae.onnx.graphs` (parsed from bytes, no external data, CPU
-only). The model knows nothing of where it is stored: :func:`vae.store.load_model` builds it from a store
+Its graphs are a stranger's program, so they run fenced (:mod:`vae.onnx.fence`): in a warm worker process
+of the model's own, with a memory limit, under the rules of :mod:`vae.onnx.graphs` (parsed from bytes, no
+external data, CPU only), in chunks of :data:`CHUNK` images or codes, each with a time limit. The model knows nothing of where it is stored: :func:`vae.store.load_model` builds it from a store
 entry and returns that entry (a :class:`~vae.store.StoredModel`) beside it.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from vae.models import IMAGE_SHAPE, IMPORTED_ARCH, LatentModel, ModelConfig, VariationalAutoEncoder
-from vae.onnx.graphs import GraphRefused, first_line, io_names, session
-
-if TYPE_CHECKING:
-    import onnxruntime
+from vae.onnx.fence import FenceError, Worker, refusal
+from vae.onnx.graphs import GraphRefused
 
 # Decoded pixels are clamped this far from 0 and 1 for the BCE, as PCA's loss is: the graph gives
 # probabilities, not logits, and float32's sigmoid reaches exactly 1.
 BCE_CLAMP = 1e-6
 STANDARD_INPUTS = {"encoder": ["x"], "decoder": ["z"]}
+# Runs go to the worker in chunks of CHUNK images or codes: memory then grows with the chunk, not with the
+# request (a page embeds 70,000 images at once), 4 x the batch the import timed and checked.
+CHUNK = 1024
+# Each chunk's time limit: what the import allowed per 256 (MAX_SECONDS), times this margin for a busy
+# machine, and never under MIN_RUN_SECONDS.
+TIME_MARGIN = 10.0
+MIN_RUN_SECONDS = 10.0
+OUTPUT_BYTES_PER_ITEM = 8 * 1024  # a code of at most 128 numbers (twice), or 784 pixels, each a float64 at most
 
 
 class OnnxModel(LatentModel):
@@ -35,21 +40,25 @@ class OnnxModel(LatentModel):
     the pixels) and, for a VAE, ``kl`` on a sampled code, with ``loss = recon (+ kl)``.
     """
 
-    def __init__(self, config: ModelConfig, encoder: bytes, decoder: bytes) -> None:
+    def __init__(self, config: ModelConfig, encoder: bytes, decoder: bytes, worker: Worker | None = None) -> None:
+        """``worker``: the fenced worker to run in (the import's own); by default one of the model's own,
+        ended when the model is garbage-collected (or the interpreter exits)."""
         super().__init__()
         if config.arch != IMPORTED_ARCH:
             raise ValueError(f"OnnxModel needs arch={IMPORTED_ARCH!r}, got {config.arch!r}")
         self.config = config
         # The standard graphs' bytes, for an export of this model (vae.onnx.export.export_pair) without torch.
         self.standard_encoder, self.standard_decoder = encoder, decoder
-        self._encoder = session(encoder, "standard encoder")
-        self._decoder = session(decoder, "standard decoder")
+        self.worker = Worker() if worker is None else worker
         outputs = ["embedding", "logvar"] if config.kind == "vae" else ["embedding"]
-        for what, runtime, expected in (("encoder", self._encoder, outputs), ("decoder", self._decoder, ["image"])):
-            if io_names(runtime) != (STANDARD_INPUTS[what], expected):
+        for what, data, expected in (("encoder", encoder, outputs), ("decoder", decoder, ["image"])):
+            try:
+                names = self.worker.load(f"standard {what}", data, f"standard {what}")
+            except FenceError as error:
+                raise GraphRefused(refusal(error, what, 0, "", self.worker.limit_bytes)) from None
+            if names != (STANDARD_INPUTS[what], expected):
                 raise GraphRefused(
-                    f"the standard {what} has inputs and outputs {io_names(runtime)}, "
-                    f"not {(STANDARD_INPUTS[what], expected)}"
+                    f"the standard {what} has inputs and outputs {names}, not {(STANDARD_INPUTS[what], expected)}"
                 )
         # One image and its code through both graphs: sizes that disagree with the config fail here, at load.
         try:
@@ -66,13 +75,38 @@ class OnnxModel(LatentModel):
     def device(self) -> torch.device:
         return torch.device("cpu")
 
-    def _run(self, runtime: onnxruntime.InferenceSession, name: str, array: np.ndarray) -> list[np.ndarray]:
-        try:
-            return runtime.run(None, {name: np.ascontiguousarray(array, dtype=np.float32)})
-        except Exception as error:  # onnxruntime's own exception types; the message says what failed
-            raise RuntimeError(
-                f"onnxruntime failed on the {'encoder' if name == 'x' else 'decoder'}: {first_line(error)}"
-            ) from None
+    def _run(self, what: str, array: np.ndarray) -> list[np.ndarray]:
+        """The standard ``what`` ("encoder", "decoder") on ``array`` in chunks of :data:`CHUNK`, fenced.
+
+        RuntimeError (naming the graph, the limit and the batch) if a chunk passes the worker's memory or
+        time limit, fails, or gives outputs that do not have one row per input.
+        """
+        from vae.onnx.checks import MAX_SECONDS, TIMED_BATCH
+
+        name, unit = ("x", "images") if what == "encoder" else ("z", "codes")
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        pieces: list[list[np.ndarray]] = []
+        for start in range(0, len(array), CHUNK):
+            chunk = array[start : start + CHUNK]
+            seconds = max(MIN_RUN_SECONDS, TIME_MARGIN * MAX_SECONDS * len(chunk) / TIMED_BATCH)
+            try:
+                result, _ = self.worker.run(
+                    f"standard {what}",
+                    None,
+                    {name: chunk},
+                    seconds=seconds,
+                    max_output_bytes=len(chunk) * OUTPUT_BYTES_PER_ITEM,
+                )
+            except FenceError as error:
+                message = refusal(error, what, len(chunk), unit, self.worker.limit_bytes, f"{name} {list(chunk.shape)}")
+                raise RuntimeError(message) from None
+            if result is None:
+                raise RuntimeError(f"the {what} took more than {seconds:g} s on {len(chunk)} {unit}, and was stopped")
+            if any(len(r) != len(chunk) for r in result):
+                shapes = ", ".join(str(list(r.shape)) for r in result)
+                raise RuntimeError(f"the {what} gave outputs {shapes} for {len(chunk)} {unit}")
+            pieces.append(result)
+        return [np.concatenate(parts) for parts in zip(*pieces)]
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x ``[B, 1, 28, 28]`` -> (mean ``[B, D]``, log-variance ``[B, D]`` or None for an AE), on the CPU."""
@@ -80,7 +114,7 @@ class OnnxModel(LatentModel):
         if len(images) == 0:
             empty = torch.zeros(0, self.config.latent_dim)
             return empty, (empty.clone() if self.config.kind == "vae" else None)
-        outputs = [torch.from_numpy(o) for o in self._run(self._encoder, "x", images.numpy())]
+        outputs = [torch.from_numpy(o) for o in self._run("encoder", images.numpy())]
         return outputs[0], (outputs[1] if self.config.kind == "vae" else None)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -90,7 +124,7 @@ class OnnxModel(LatentModel):
             raise ValueError(f"z must have shape [B, {self.config.latent_dim}], got {list(codes.shape)}")
         if len(codes) == 0:
             return torch.zeros(0, *IMAGE_SHAPE)
-        return torch.from_numpy(self._run(self._decoder, "z", codes.numpy())[0])
+        return torch.from_numpy(self._run("decoder", codes.numpy())[0])
 
     def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """x ``[B, 1, 28, 28]`` -> {"loss", "recon"(, "kl")}: scalars, mean over the batch of per-image sums."""
