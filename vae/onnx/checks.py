@@ -1,11 +1,15 @@
 """The import's checks of a stranger's encoder and decoder: read, folded into one file, probed.
 
 :func:`read_graph` reads one graph (a file, or the bytes of an upload) within :data:`MAX_BYTES`, folds in
-the external data that sits beside it (see its docstring for what is allowed) and passes it through
-``onnx.checker``; :func:`probe` runs both graphs in a fenced onnxruntime worker (:mod:`vae.onnx.fence`) on real
-test images and the codes they give, finds the names and layouts to wire them by, and times them against
-:data:`MAX_SECONDS`. What they find is a :class:`Wiring`, from which :mod:`vae.onnx.standard` builds the
-standard graphs; every refusal is an :class:`ImportRefused` (the list is in :mod:`vae.onnx.importer`).
+the external data that sits beside it (see its docstring for what is allowed); :func:`probe` chooses the
+outputs used, cuts both graphs to them (:func:`kept`, then ``onnx.checker`` on the cut graph), runs them in a
+fenced onnxruntime worker (:mod:`vae.onnx.fence`) on real test images and the codes they give, finds the
+names and layouts to wire them by, and times them against :data:`MAX_SECONDS`. What they find is a
+:class:`Wiring`, from which :mod:`vae.onnx.standard` builds the standard graphs; every refusal is an
+:class:`ImportRefused` (the list is in :mod:`vae.onnx.importer`).
+
+One module of some 650 lines on purpose: it is the whole catalogue of what a stranger's graph is refused
+for, in the order the checks run, so a reader (or a reviewer of a new refusal) finds every rule in one place.
 """
 
 from __future__ import annotations
