@@ -35,6 +35,10 @@ def test_home_shows_the_default_pair_and_the_data(app: AppTest) -> None:
     assert app.title[0].value == "What does an auto-encoder learn?"
     assert app.sidebar.selectbox(key="left_model").value == "ae-2d"
     assert app.sidebar.selectbox(key="right_model").value == "vae-2d"
+    # The narrow sidebar shows each name whole; the description wraps under the box and is in the tooltip.
+    assert "vae-2d" in app.sidebar.selectbox(key="right_model").options
+    assert "VAE dense 784-512-256-2" in [c.value for c in app.sidebar.caption]
+    assert "**vae-2d**: VAE dense 784-512-256-2" in app.sidebar.selectbox(key="right_model").help
     assert any("MNIST ready" in s.value for s in app.success)
     labels = [m.label for m in app.metric]
     assert labels.count("kNN-5 acc.") == 3  # left, right and the PCA baseline
@@ -170,6 +174,22 @@ def test_train_page_trains_and_saves_a_pair(app: AppTest, tmp_path: Path) -> Non
     at.run()
     assert not at.exception
     assert any("Saved as 'trained-in-test'" in s.value for s in at.success)
+    # The sidebar, drawn before the save, lists the model in the same press (the page reran the whole app).
+    assert "trained-in-test" in at.sidebar.selectbox(key="left_model").options
+    at.run()  # what the fragment's redraw every second does: the message stays
+    assert any("Saved as 'trained-in-test'" in s.value for s in at.success)
+    for name, said in (
+        ("trained-in-test", "A model named 'trained-in-test' exists"),
+        ("../evil name", "invalid model name"),
+    ):
+        at.text_input(key=f"vae_name_{jobs[1].job_id}").set_value(name)
+        [b for b in at.button if b.label == "Save to the model store"][1].click()
+        at.run()
+        at.run()  # a redraw later, still said
+        assert not at.exception
+        assert any(said in e.value and name in e.value for e in at.error), [e.value for e in at.error]
+        assert not any("Saved as" in s.value for s in at.success)  # the newer message replaced it
+    assert not (tmp_path / "evil name").exists() and not (tmp_path / "models" / "evil name").exists()
     from vae.store import load_model
 
     model, stored = load_model(tmp_path / "models" / "trained-in-test")
