@@ -279,3 +279,27 @@ def test_vendoring_writes_what_is_pinned_and_refuses_anything_else(tmp_path) -> 
     with pytest.raises(vendor.VendorError, match="lacks"):
         vendor.fetch(missing, root, command, log=lambda _: None)
     assert not (root / "other").exists()  # nothing that failed its check was written
+
+
+def test_the_shared_toggle_draws_without_a_session_state_warning(app: AppTest, monkeypatch) -> None:
+    """The explorer's "Decode in the browser" (key ex_browser), kept across pages by the session, is drawn
+    without Streamlit's warning that a widget got both a default value and a Session State value."""
+    import logging
+
+    from streamlit.elements.lib import policies
+
+    monkeypatch.setattr(policies, "_shown_default_value_warning", False)  # Streamlit warns once per process
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = records.append
+    policies._LOGGER.addHandler(handler)  # Streamlit's loggers do not propagate to the root logger
+    try:
+        explorer(app)
+        app.sidebar.toggle(key="ex_browser").set_value(False).run()
+        for page in ("app_pages/digit.py", "app_pages/explorer.py", "app_pages/home.py", "app_pages/explorer.py"):
+            app.switch_page(page).run()
+            assert not app.exception
+        assert app.sidebar.toggle(key="ex_browser").value is False  # the choice survived the page switches
+    finally:
+        policies._LOGGER.removeHandler(handler)
+    assert [r.getMessage() for r in records] == []
