@@ -191,12 +191,13 @@ def digit_png() -> bytes:
 
 def test_your_digit_lands_in_both_imported_planes(app) -> None:
     at = page(app, "app_pages/digit.py")
+    at.sidebar.toggle(key="ex_browser").set_value(False).run()  # the server's planes
     uploader = at.file_uploader(key="digit_upload")
     assert uploader.proto.max_upload_size_mb == 5  # digit images keep their small cap
     uploader.set_value(("three.png", digit_png(), "image/png"))
     at.run()
     assert not at.exception
-    captions = image_captions(at)
+    captions = [c.split(" · ")[0] for c in image_captions(at)]
     assert "onnx-ae redraws it" in captions and "onnx-vae redraws it" in captions
     assert len(at.get("plotly_chart")) == 2
 
