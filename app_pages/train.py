@@ -83,7 +83,8 @@ def show_job(job: TrainingJob, kind: str) -> None:
         st.progress(
             snapshot.fraction,
             text=f"{snapshot.status} · epoch {snapshot.epoch}/{snapshot.epochs} · batch {snapshot.batch}/"
-            f"{snapshot.batches_per_epoch} · {snapshot.elapsed:.0f} s · {terms}",
+            f"{snapshot.batches_per_epoch} · {snapshot.elapsed:.0f} s on the clock (training, test scoring and "
+            f"recording) · {terms}",
         )
     if snapshot.status == "diverged":
         st.error(f"Training diverged: {snapshot.message}")

@@ -40,8 +40,11 @@ def test_home_shows_the_default_pair_and_the_data(app: AppTest) -> None:
     assert "VAE dense 784-512-256-2" in [c.value for c in app.sidebar.caption]
     assert "**vae-2d**: VAE dense 784-512-256-2" in app.sidebar.selectbox(key="right_model").help
     assert any("MNIST ready" in s.value for s in app.success)
-    labels = [m.label for m in app.metric]
-    assert labels.count("kNN-5 acc.") == 3  # left, right and the PCA baseline
+    knn = [m for m in app.metric if m.label.startswith("kNN-5")]
+    assert len(knn) == 3  # left, right and the PCA baseline
+    # Named by what it measures, the other pages' kNN-5 named in the tooltip (they count other things).
+    assert all(m.label == "kNN-5, train → test" for m in knn)
+    assert all("fitted on the 60,000 training codes" in m.help and "leave-one-out" in m.help for m in knn)
     assert "ae-2d" in page_text(app) and "pca-2d" in page_text(app)
 
 
@@ -167,6 +170,9 @@ def test_train_page_trains_and_saves_a_pair(app: AppTest, tmp_path: Path) -> Non
     at.run()
     assert not at.exception
     assert sum("completed" in s.value for s in at.success) == 2
+    # The clock says what it counts (the timeline's "s of training passes" counts the passes alone).
+    bars = [p.proto.text for p in at.get("progress")]
+    assert len(bars) == 2 and all("s on the clock (training, test scoring and recording)" in t for t in bars), bars
     at.text_input(key=f"vae_name_{jobs[1].job_id}").set_value("trained-in-test")  # applied on submit
     save_buttons = [b for b in at.button if b.label == "Save to the model store"]
     assert len(save_buttons) == 2
