@@ -152,3 +152,105 @@ def test_train_one_epoch_save_and_the_messages_stay(server, browser) -> None:
     assert not (models.parent / "evil name").exists()
     assert watched.problems == [], "\n".join(watched.problems)
     assert log_trouble(log) == []
+
+
+def choose(tab, label: str, option: str) -> None:
+    """Pick ``option`` in the sidebar's select box ``label``, as a person does (open it, click the option)."""
+    tab.locator("[data-testid=stSidebar] [data-testid=stSelectbox]").filter(has_text=label).first.click()
+    tab.get_by_role("option", name=option, exact=True).click()
+    tab.wait_for_timeout(500)
+
+
+def explorer_ready(tab) -> None:
+    tab.wait_for_function("globalThis.latentExplorer && globalThis.latentExplorer.ready", timeout=180_000)
+    tab.wait_for_timeout(300)
+
+
+def test_a_walk_through_every_page(server, browser) -> None:
+    url, log, _ = server
+    watched = Watched(browser)
+    tab = watched.tab
+    tab.goto(url)
+    tab.get_by_role("heading", name="What does an auto-encoder learn?").wait_for(timeout=120_000)
+    # Home: the model names are whole in the sidebar's boxes (the description wraps under each).
+    for label, name in (("Left model", "ae-2d"), ("Right model", "vae-2d")):
+        box = tab.locator("[data-testid=stSidebar] [data-testid=stSelectbox]").filter(has_text=label).first
+        # The box shows the chosen option in a text input: its value is the name, and it fits (nothing cut).
+        value, fits = box.locator("input[role=combobox]").evaluate("i => [i.value, i.scrollWidth <= i.clientWidth]")
+        assert value == name and fits, (label, value, fits)
+    tab.locator("[data-testid=stMetric]").first.hover()  # the kNN-5 tooltips are help icons: hovering is harmless
+
+    # Latent explorer: hover empty space and a point, click, switch the pair and the view.
+    watched.menu("Latent explorer")
+    explorer_ready(tab)
+
+    def hover_and_click(side: str) -> None:
+        x, y = tab.evaluate("(s) => globalThis.latentExplorer.probe.empty(s, 0.2, 0.2)", side)
+        px, py = tab.evaluate("([s, x, y]) => globalThis.latentExplorer.probe.client(s, x, y)", [side, x, y])
+        tab.mouse.move(px, py, steps=4)
+        tab.wait_for_timeout(300)
+        tab.mouse.click(px, py)
+        tab.wait_for_timeout(1500)
+
+    hover_and_click("left")
+    hover_and_click("right")
+    tab.mouse.wheel(0, -300)
+    choose(tab, "Left model", "ae-16d")
+    choose(tab, "Right model", "vae-16d")
+    explorer_ready(tab)
+    hover_and_click("left")
+    tab.get_by_text("Decode in the browser").click()  # the server's planes, then back
+    tab.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+    tab.get_by_text("Decode in the browser").click()
+    explorer_ready(tab)
+    choose(tab, "Left model", "ae-2d")
+    choose(tab, "Right model", "vae-2d")
+    explorer_ready(tab)
+
+    # Training timeline: play a little, then scrub.
+    watched.menu("Training timeline")
+    play = tab.get_by_role("button", name=re.compile("Play|Replay"))
+    play.wait_for(timeout=120_000)
+    play.click()
+    tab.wait_for_timeout(1500)
+
+    # Class overlap and Experiments: every tab opened.
+    watched.menu("Class overlap")
+    tab.get_by_text("Headline numbers").wait_for(timeout=180_000)
+    watched.menu("Experiments")
+    tabs = tab.get_by_role("tab")
+    tabs.first.wait_for(timeout=120_000)
+    for k in range(tabs.count()):
+        tabs.nth(k).click()
+        tab.wait_for_timeout(400)
+
+    # Your digit: draw a 7, zoom and pan a plane.
+    watched.menu("Your digit")
+    tab.wait_for_function("globalThis.yourDigit && globalThis.yourDigit.ready", timeout=120_000)
+    box = tab.locator("canvas[aria-label^='drawing canvas']").bounding_box()
+    tab.mouse.move(box["x"] + 0.25 * box["width"], box["y"] + 0.2 * box["height"])
+    tab.mouse.down()
+    for fx, fy in ((0.75, 0.2), (0.45, 0.85)):
+        tab.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"], steps=15)
+    tab.mouse.up()
+    tab.get_by_text("Download it as MNIST would store it").wait_for(timeout=60_000)
+    plane = tab.locator("[data-testid=digit-plane-left]").bounding_box()
+    tab.mouse.move(plane["x"] + plane["width"] / 2, plane["y"] + plane["height"] / 2)
+    tab.mouse.wheel(0, -300)
+    with tab.expect_download() as drawn:
+        tab.get_by_text("Download it as MNIST would store it").click()
+    assert drawn.value.suggested_filename == "my-digit.png"
+
+    # Exports: the embeddings as CSV.
+    watched.menu("Exports")
+    button = tab.get_by_role("button", name=re.compile("CSV", re.I)).first
+    button.wait_for(timeout=120_000)
+    with tab.expect_download() as csv:
+        button.click()
+    assert csv.value.suggested_filename.endswith(".csv")
+    tab.wait_for_timeout(500)
+
+    OUTPUT.mkdir(exist_ok=True)
+    tab.screenshot(path=str(OUTPUT / "walk-last-page.png"))
+    assert watched.problems == [], "\n".join(watched.problems)
+    assert log_trouble(log) == []
