@@ -22,8 +22,8 @@ from vae.store import StoredModel
 SUBSET = "test"  # 10,000 points: every metric here is a few seconds at most
 
 METRICS = {
-    "knn_accuracy": "kNN-5 accuracy (latent)",
-    "knn_accuracy_2d": "kNN-5 accuracy (2-D view)",
+    "knn_accuracy": "kNN-5 leave-one-out, test codes (latent)",
+    "knn_accuracy_2d": "kNN-5 leave-one-out, test codes (2-D view)",
     "silhouette": "silhouette (latent)",
     "trustworthiness": "trustworthiness of the 2-D view",
     "mean_purity": "mean purity",
@@ -32,8 +32,8 @@ METRICS = {
 }
 # Shorter names for the bar chart's panel titles, which have a seventh of the page's width each.
 BAR_LABELS = {
-    "knn_accuracy": "kNN-5 (latent)",
-    "knn_accuracy_2d": "kNN-5 (2-D view)",
+    "knn_accuracy": "kNN-5 LOO (latent)",
+    "knn_accuracy_2d": "kNN-5 LOO (2-D view)",
     "silhouette": "silhouette",
     "trustworthiness": "trustworthiness",
     "mean_purity": "mean purity",

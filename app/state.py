@@ -154,9 +154,18 @@ def pair_picker(container=st.sidebar) -> None:
             f"No trained {DATASETS[dataset()].title} models in the store yet: train a pair on the Train page."
         )
         return
-    labels = {m.name: f"{m.name}  ·  {m.config.describe()}" for m in models}
-    container.selectbox("Left model", list(labels), format_func=labels.get, key="left_model")
-    container.selectbox("Right model", list(labels), format_func=labels.get, key="right_model")
+    # The sidebar is narrow: a box shows the name alone (whole, never cut), the chosen model's description
+    # wraps under it, and the tooltip lists every model's.
+    described = {m.name: m.config.describe() for m in models}
+    listing = "\n".join(f"- **{name}**: {text}" for name, text in described.items())
+    for side in ("Left", "Right"):
+        chosen = container.selectbox(
+            f"{side} model",
+            list(described),
+            key=f"{side.lower()}_model",
+            help=f"The models of this dataset:\n\n{listing}",
+        )
+        container.caption(described.get(chosen, ""))
 
 
 @contextlib.contextmanager

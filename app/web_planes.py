@@ -58,9 +58,12 @@ def enabled(container=st.sidebar) -> bool:
             "Until then the server draws the planes and decodes each click."
         )
         return False
+    # The session holds the choice (dashboard.py re-assigns it on every run, so it survives page switches); a
+    # default passed to the widget as well would make Streamlit warn that two sources set it.
+    if "ex_browser" not in st.session_state:
+        st.session_state["ex_browser"] = os.environ.get(PLANES_ENV, "browser") != "server"
     return container.toggle(
         "Decode in the browser",
-        value=os.environ.get(PLANES_ENV, "browser") != "server",
         key="ex_browser",
         help="On: each model's decoder runs in this page, so hovering decodes at once and sends nothing to the "
         "server. Off: the server draws the planes (Plotly) and decodes each click.",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
 from app import cache, canvas, frontend, state, web_planes
@@ -18,6 +19,7 @@ from vae.plots.palette import DIGIT_COLORS
 
 COMPONENT = "your_digit"
 KEY = "your_digit"
+UPLOAD_KEY = "your_digit_upload"
 
 
 def _on_support() -> None:
@@ -41,10 +43,9 @@ def plane(side: str, stored, method: str) -> dict[str, Any]:
     }
 
 
-def draw(pair: state.Pair, brush: int = 18) -> bytes | None:
-    """The live pad for ``pair``; returns the last finished drawing as PNG bytes, or None before the first."""
+def _data(pair: state.Pair, brush: int) -> dict[str, Any]:
     method = st.session_state.get("ex_view", "pca")
-    data = {
+    return {
         "modules": {"digit": frontend.module_url("components/your_digit/digit.js")},
         "runtime": web_planes.runtime_urls(),
         "palette": list(DIGIT_COLORS),
@@ -52,11 +53,38 @@ def draw(pair: state.Pair, brush: int = 18) -> bytes | None:
         "brush": brush,
         "planes": [plane(side, stored, method) for side, stored in (("left", pair.left), ("right", pair.right))],
     }
+
+
+def draw(pair: state.Pair, brush: int = 18) -> bytes | None:
+    """The live pad for ``pair``; returns the last finished drawing as PNG bytes, or None before the first."""
     result = frontend.component(COMPONENT)(
         key=KEY,
-        data=data,
+        data=_data(pair, brush),
         default={"drawing": None, "support": None},
         on_drawing_change=lambda: None,
         on_support_change=_on_support,
     )
     return canvas.png_from_data_url(getattr(result, "drawing", None))
+
+
+def place(pair: state.Pair, digit: np.ndarray) -> None:
+    """An uploaded picture, prepared on the server (float32 ``[28, 28]`` in [0, 1]), shown as a drawing is:
+    the same component without its pad, so both models encode and redraw it in the page."""
+    if digit.shape != (28, 28):
+        raise ValueError(f"digit must be [28, 28]; got {digit.shape}")
+    data = {**_data(pair, 18), "digit": np.round(digit.astype(float).ravel(), 4).tolist()}
+    frontend.component(COMPONENT)(
+        key=UPLOAD_KEY,
+        data=data,
+        default={"drawing": None, "support": None},
+        on_drawing_change=lambda: None,
+        on_support_change=_on_support,
+    )
+
+
+def code_caption(code: np.ndarray, point: tuple[float, float]) -> str:
+    """What the page's digit.js writes under a redraw: the code for D > 2 (the plane shows a view of it),
+    the place in the plane for D = 2."""
+    if code.shape[0] > 2:
+        return "code: [" + ", ".join(f"{v:.2f}" for v in code) + "]"
+    return f"code ({point[0]:.2f}, {point[1]:.2f})"

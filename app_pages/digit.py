@@ -43,15 +43,23 @@ def where_it_lands(pair: state.Pair, digit: np.ndarray, source: str) -> None:
                 theme=None,
                 width="stretch",
             )
-            st.image(upscale(to_uint8_image(redrawn), 6), output_format="PNG", caption=f"{stored.name} redraws it")
+            st.image(
+                upscale(to_uint8_image(redrawn), 6),
+                output_format="PNG",
+                caption=f"{stored.name} redraws it · {your_digit.code_caption(code, point)}",
+            )
 
 
-def show(pair: state.Pair, data: bytes, name: str, source: str) -> None:
-    """Prepare ``data`` (image file bytes) as MNIST was, then show where it lands and both redraws."""
+def show(pair: state.Pair, data: bytes, name: str, source: str, in_browser: bool = False) -> None:
+    """Prepare ``data`` (image file bytes) as MNIST was, then show where it lands and both redraws: in the
+    page as a drawing is (``in_browser``), or on the server's planes."""
     try:
         digit = prepared(data)
     except ImageRejected as reason:
         st.error(f"{name} cannot be used: {reason}.")
+        return
+    if in_browser:
+        your_digit.place(pair, digit)
         return
     left, right = st.columns([1, 3])
     left.image(upscale(to_uint8_image(digit), 6), output_format="PNG", caption="as MNIST would store it")
@@ -113,7 +121,7 @@ def render() -> None:
         if upload is None:
             st.info("Dark ink on light paper or light ink on dark both work; transparent backgrounds count as paper.")
         else:
-            show(pair, upload.getvalue(), upload.name, "uploaded")
+            show(pair, upload.getvalue(), upload.name, "uploaded", in_browser)
 
 
 with state.guard():

@@ -39,8 +39,10 @@ def headline(measured: list[Measured], left: Measured, right: Measured, palette:
         width="stretch",
     )
     st.caption(
-        "Higher is better everywhere (classes further apart, or a more faithful, fuller picture). kNN-5 accuracy: "
-        "share of test codes whose five nearest other codes vote for their own digit. Silhouette: −1 to 1, rewards "
+        "Higher is better everywhere (classes further apart, or a more faithful, fuller picture). kNN-5 "
+        "leave-one-out (LOO): share of the 10,000 test codes whose five nearest other test codes vote for their own "
+        "digit (Home's kNN-5 fits the vote on the training codes instead; the Training timeline's is leave-one-out "
+        "among its 2,000 images). Silhouette: −1 to 1, rewards "
         "round, well-apart classes. Trustworthiness: 1 when the 2-D picture keeps each point's neighbours (always "
         "1 for a 2-D latent). Mean purity: share of neighbours of the same digit. Separation ratio: gap to the "
         "nearest other class's centroid ÷ the class's radius, median over digits. Filled cells: share of a "

@@ -83,7 +83,8 @@ def show_job(job: TrainingJob, kind: str) -> None:
         st.progress(
             snapshot.fraction,
             text=f"{snapshot.status} · epoch {snapshot.epoch}/{snapshot.epochs} · batch {snapshot.batch}/"
-            f"{snapshot.batches_per_epoch} · {snapshot.elapsed:.0f} s · {terms}",
+            f"{snapshot.batches_per_epoch} · {snapshot.elapsed:.0f} s on the clock (training, test scoring and "
+            f"recording) · {terms}",
         )
     if snapshot.status == "diverged":
         st.error(f"Training diverged: {snapshot.message}")
@@ -107,19 +108,33 @@ def show_job(job: TrainingJob, kind: str) -> None:
 
 
 def save_form(job: TrainingJob, kind: str) -> None:
+    """The name to save under, and what the last press said.
+
+    The form sits in the fragment that redraws every second, so what a press says is kept in the session
+    and drawn again at every redraw, until the next press replaces it.
+    """
+    said = f"{kind}_saved_{job.job_id}"
     with st.form(f"{kind}_save_{job.job_id}"):
         name = st.text_input("Save as", value=f"my-{kind}-{job.config.latent_dim}d", key=f"{kind}_name_{job.job_id}")
         overwrite = st.checkbox("Replace a model of the same name", key=f"{kind}_overwrite_{job.job_id}")
-        if not st.form_submit_button("Save to the model store"):
-            return
+        if st.form_submit_button("Save to the model store"):
+            st.session_state[said] = save(job, name, overwrite)
+            if st.session_state[said][0] == "success":
+                # The sidebar was drawn before this fragment: a rerun of the whole app lists the new model.
+                st.rerun(scope="app")
+    if said in st.session_state:
+        level, text = st.session_state[said]
+        getattr(st, level)(text)
+
+
+def save(job: TrainingJob, name: str, overwrite: bool) -> tuple[str, str]:
+    """Save the finished job's model under ``name``; returns ("success" or "error", what to tell the user)."""
     try:
         path = model_path(cache.models_dir(), check_name(name))
     except StoreError as error:
-        st.error(str(error))
-        return
+        return "error", str(error)
     if path.exists() and not overwrite:
-        st.error(f"A model named {name!r} exists; tick 'Replace' to overwrite it.")
-        return
+        return "error", f"A model named {name!r} exists; tick 'Replace' to overwrite it."
     data = cache.training_data(job.dataset, str(cache.data_dir()))
     try:
         with st.spinner("Measuring test loss and kNN accuracy…"):
@@ -139,10 +154,9 @@ def save_form(job: TrainingJob, kind: str) -> None:
                 },
             )
     except (OSError, StoreError) as error:
-        st.error(f"Could not save: {error}")
-        return
+        return "error", f"Could not save: {error}"
     cache.model_list.clear()
-    st.success(f"Saved as {name!r}: pick it in the sidebar.")
+    return "success", f"Saved as {name!r}: pick it in the sidebar."
 
 
 @st.fragment(run_every=1.0)
@@ -156,6 +170,9 @@ def live_progress() -> None:
                 st.caption("Not started.")
             else:
                 show_job(job, kind)
+
+
+IMPORTED = "import_said"
 
 
 def import_form() -> None:
@@ -188,6 +205,8 @@ def import_form() -> None:
             layout = st.selectbox("Encoder input layout", ["from the graph", *PIXEL_LAYOUTS], key="import_layout")
         submitted = st.form_submit_button("Import")
     if not submitted:
+        if IMPORTED in st.session_state:  # said once, after the rerun that put the model in the sidebar
+            st.success(st.session_state.pop(IMPORTED))
         return
     if any(upload is None for upload in uploads):
         st.error("Choose both files: an encoder and a decoder.")
@@ -216,7 +235,8 @@ def import_form() -> None:
         st.error(f"Could not save: {error}")
         return
     cache.model_list.clear()
-    st.success(f"{summary(stored)}. Pick it in the sidebar.")
+    st.session_state[IMPORTED] = f"{summary(stored)}. Pick it in the sidebar."
+    st.rerun()  # the sidebar, drawn before this form, lists the new model on the next run
 
 
 def render() -> None:

@@ -39,9 +39,16 @@ def test_home_shows_the_default_pair_and_the_data(app: AppTest) -> None:
     assert app.title[0].value == "What does an auto-encoder learn?"
     assert app.sidebar.selectbox(key="left_model").value == "ae-2d"
     assert app.sidebar.selectbox(key="right_model").value == "vae-2d"
+    # The narrow sidebar shows each name whole; the description wraps under the box and is in the tooltip.
+    assert "vae-2d" in app.sidebar.selectbox(key="right_model").options
+    assert "VAE dense 784-512-256-2" in [c.value for c in app.sidebar.caption]
+    assert "**vae-2d**: VAE dense 784-512-256-2" in app.sidebar.selectbox(key="right_model").help
     assert any("MNIST ready" in s.value for s in app.success)
-    labels = [m.label for m in app.metric]
-    assert labels.count("kNN-5 acc.") == 3  # left, right and the PCA baseline
+    knn = [m for m in app.metric if m.label.startswith("kNN-5")]
+    assert len(knn) == 3  # left, right and the PCA baseline
+    # Named by what it measures, the other pages' kNN-5 named in the tooltip (they count other things).
+    assert all(m.label == "kNN-5, train → test" for m in knn)
+    assert all("fitted on the 60,000 training codes" in m.help and "leave-one-out" in m.help for m in knn)
     assert "ae-2d" in page_text(app) and "pca-2d" in page_text(app)
 
 
@@ -203,6 +210,9 @@ def test_train_page_trains_and_saves_a_pair(app: AppTest, tmp_path: Path) -> Non
     at.run()
     assert not at.exception
     assert sum("completed" in s.value for s in at.success) == 2
+    # The clock says what it counts (the timeline's "s of training passes" counts the passes alone).
+    bars = [p.proto.text for p in at.get("progress")]
+    assert len(bars) == 2 and all("s on the clock (training, test scoring and recording)" in t for t in bars), bars
     at.text_input(key=f"vae_name_{jobs[1].job_id}").set_value("trained-in-test")  # applied on submit
     save_buttons = [b for b in at.button if b.label == "Save to the model store"]
     assert len(save_buttons) == 2
@@ -210,6 +220,22 @@ def test_train_page_trains_and_saves_a_pair(app: AppTest, tmp_path: Path) -> Non
     at.run()
     assert not at.exception
     assert any("Saved as 'trained-in-test'" in s.value for s in at.success)
+    # The sidebar, drawn before the save, lists the model in the same press (the page reran the whole app).
+    assert "trained-in-test" in at.sidebar.selectbox(key="left_model").options
+    at.run()  # what the fragment's redraw every second does: the message stays
+    assert any("Saved as 'trained-in-test'" in s.value for s in at.success)
+    for name, said in (
+        ("trained-in-test", "A model named 'trained-in-test' exists"),
+        ("../evil name", "invalid model name"),
+    ):
+        at.text_input(key=f"vae_name_{jobs[1].job_id}").set_value(name)
+        [b for b in at.button if b.label == "Save to the model store"][1].click()
+        at.run()
+        at.run()  # a redraw later, still said
+        assert not at.exception
+        assert any(said in e.value and name in e.value for e in at.error), [e.value for e in at.error]
+        assert not any("Saved as" in s.value for s in at.success)  # the newer message replaced it
+    assert not (tmp_path / "evil name").exists() and not (tmp_path / "models" / "evil name").exists()
     from vae.store import load_model
 
     model, stored = load_model(tmp_path / "models" / "trained-in-test")

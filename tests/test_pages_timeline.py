@@ -133,6 +133,12 @@ def test_both_models_play_side_by_side_on_the_final_frames_axes(models, shown) -
     module = data["modules"]["player"].split(f"/{frontend.STATIC_ROUTE}/", 1)[1]
     assert (frontend.STATIC_DIR / module).is_file()  # the player is a module the app serves, at this release's URL
     assert any("frames over 30 epochs" in c.value and "of training" in c.value for c in at.caption)
+    # Its seconds and its kNN-5 say what they count: not the Train page's clock, not Home's kNN-5.
+    assert any("s of training passes" in c.value and "test-set scoring" in c.value for c in at.caption)
+    assert data["metricLabels"]["knn"] == "kNN-5 leave-one-out"
+    reading = "\n".join(m.value for m in at.markdown)
+    assert "kNN-5 leave-one-out: the share of the timeline's 2,000 recorded test images" in reading
+    assert "Home's kNN-5 fits the vote on the 60,000 training codes" in reading
 
 
 def test_the_default_pin_is_where_the_first_recorded_image_ends_up(models, shown) -> None:

@@ -320,3 +320,27 @@ def test_clicked_ends_reach_the_strips_and_the_rings(app: AppTest) -> None:
     np.testing.assert_allclose(data["planes"][0]["interpolation"]["codes"][0], codes[3], atol=1e-5)
     np.testing.assert_allclose(data["planes"][0]["interpolation"]["codes"][-1], codes[7], atol=1e-5)
     assert at.selectbox(key="ex_to").value == "clicked image #7"
+
+
+def test_the_shared_toggle_draws_without_a_session_state_warning(app: AppTest, monkeypatch) -> None:
+    """The explorer's "Decode in the browser" (key ex_browser), kept across pages by the session, is drawn
+    without Streamlit's warning that a widget got both a default value and a Session State value."""
+    import logging
+
+    from streamlit.elements.lib import policies
+
+    monkeypatch.setattr(policies, "_shown_default_value_warning", False)  # Streamlit warns once per process
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = records.append
+    policies._LOGGER.addHandler(handler)  # Streamlit's loggers do not propagate to the root logger
+    try:
+        explorer(app)
+        app.sidebar.toggle(key="ex_browser").set_value(False).run()
+        for page in ("app_pages/digit.py", "app_pages/explorer.py", "app_pages/home.py", "app_pages/explorer.py"):
+            app.switch_page(page).run()
+            assert not app.exception
+        assert app.sidebar.toggle(key="ex_browser").value is False  # the choice survived the page switches
+    finally:
+        policies._LOGGER.removeHandler(handler)
+    assert [r.getMessage() for r in records] == []

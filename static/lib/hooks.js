@@ -7,8 +7,10 @@
 //     loads; `probe` answers read-only questions (where a point is on screen, where there is empty space);
 //     `timings` / `drawnTimings` are hover -> frame shown / hover -> drawn, in ms, newest last.
 //   globalThis.yourDigit (components/your_digit), read by tests/test_digit_canvas.py: {ready, updates,
-//     timings, marks, nearestLabels}. `timings` are pen move -> both markers and redraws on screen (ms),
-//     `marks` each side's marker in plane coordinates, `nearestLabels(side, k)` the classes nearest to it.
+//     timings, marks, nearestLabels, toClient, upload}. `timings` are pen move -> both markers and redraws on
+//     screen (ms), `marks` each side's marker in plane coordinates, `nearestLabels(side, k)` the classes
+//     nearest to it, `toClient(side, x, y)` where the plane's current view puts (x, y) in the window (CSS px).
+//     `upload` has {ready, marks, nearestLabels, toClient} of the uploaded picture's planes.
 //
 // The timeline player reports through data attributes on its root instead (tests/test_timeline_browser.py).
 // Made when a component's module is first evaluated, so a test can wait on the name before the first mount.
@@ -21,7 +23,8 @@ export function explorerHooks() {
 }
 
 export function digitHooks() {
-  return (globalThis.yourDigit = { timings: [], updates: 0, ready: false, marks: {}, nearestLabels: null });
+  const pad = () => ({ ready: false, marks: {}, nearestLabels: null, toClient: null });
+  return (globalThis.yourDigit = { timings: [], updates: 0, ...pad(), upload: pad() });
 }
 
 // Append a timing to a hook's list, dropping the oldest past KEPT.

@@ -1,6 +1,11 @@
 // Your digit, live: draw on the pad and, at every frame the pen moves, the drawing is prepared as MNIST's
 // digits were, encoded by both models in the page, marked where each encoder puts it, and redrawn by each
 // decoder. At the end of a stroke the drawing also goes to Python (a state value), for what needs the server.
+//
+// The same component shows an uploaded picture (data.digit: the server prepared it, 784 grey levels in [0, 1]):
+// no pad, the same planes, cross, redraws and captions, so drawing and uploading look alike.
+//
+// The cross is a decoration of the plane in data coordinates (scatter.js's pins), so it follows zoom and pan.
 
 import { fetchBytes, unpackPoints } from "../../lib/assets.js";
 import { element, mountOnce } from "../../lib/dom.js";
@@ -32,9 +37,17 @@ function digitCanvas(parent, testId) {
   };
 }
 
+// The caption under a redraw: the code itself for D > 2 (the plane shows a view of it), its place for D = 2.
+// Python's app/your_digit.py code_caption says the same for the server's planes.
+function codeCaption(code, point, dim) {
+  return dim > 2 ? `code: [${Array.from(code, (v) => v.toFixed(2)).join(", ")}]` : `code (${point[0].toFixed(2)}, ${point[1].toFixed(2)})`;
+}
+
 class DigitPad {
   constructor(component) {
     this.component = component;
+    this.mode = component.data.digit ? "upload" : "draw";
+    this.hooks = this.mode === "upload" ? hooks.upload : hooks;
     this.root = element("div", "your-digit", component.parentElement);
     this.status = element("div", "status", this.root, "Loading the encoders and decoders…");
     const missing = missingSupport();
@@ -46,6 +59,14 @@ class DigitPad {
     }
     const row = element("div", "pad-row", this.root);
     const pad = element("div", "pad", row);
+    this.sides = {};
+    if (this.mode === "upload") {
+      const prepared = element("div", "prepared", pad);
+      this.prepared = digitCanvas(prepared, "prepared");
+      element("div", "caption", prepared, "as MNIST would store it (prepared on the server)");
+      this.sidesRoot = element("div", "sides", row);
+      return;
+    }
     this.canvas = element("canvas", "", pad);
     this.canvas.width = this.canvas.height = 280;
     this.canvas.setAttribute("aria-label", "drawing canvas: draw one digit");
@@ -61,7 +82,6 @@ class DigitPad {
     this.prepared = digitCanvas(prepared, "prepared");
     element("div", "caption", prepared, "as MNIST would store it (prepared in the page)");
     this.sidesRoot = element("div", "sides", row);
-    this.sides = {};
     this.clear(false);
   }
 
@@ -69,7 +89,8 @@ class DigitPad {
     this.clearPen(this.component.data?.brush || 18);
     this.prepared.clear();
     for (const side of Object.values(this.sides)) {
-      side.plane.drawHover([]);
+      side.plane.setDecor({});
+      side.where.textContent = "";
       side.redrawn.clear();
       side.caption.textContent = `${side.spec.name}: draw a digit to see where it lands`;
     }
@@ -90,18 +111,33 @@ class DigitPad {
       console.error(error);
       return;
     }
-    this.status.textContent =
-      "Draw one digit with the mouse (or a finger). Each cross marks where that model's encoder puts it among the " +
-      "test images; below each plane, what its decoder draws from that code. Both follow the pen, in this page.";
+    const where = "Each cross marks where that model's encoder puts it among the test images (wheel to zoom, drag " +
+      "to pan, double-click to go back); below each plane, what its decoder draws from that code";
+    this.status.textContent = this.mode === "upload"
+      ? `${where}, in this page.`
+      : `Draw one digit with the mouse (or a finger). ${where}. Both follow the pen, in this page.`;
     this.#layout();
+    if (this.mode === "upload") {
+      const digit = Float32Array.from(data.digit);
+      this.prepared.draw(digit);
+      await this.#place(digit);
+      this.root.dataset.placed = "1";
+    }
+    const own = this.hooks;
     // For tests: the classes of the k test images nearest to where a side's marker is.
-    hooks.nearestLabels = (name, k) => {
-      const side = this.sides[name], mark = hooks.marks[name];
+    own.nearestLabels = (name, k) => {
+      const side = this.sides[name], mark = own.marks[name];
       const index = new Int32Array(k), distance = new Float64Array(k);
       const found = side.plane.index.nearest(mark[0], mark[1], k, index, distance);
       return Array.from(index.subarray(0, found), (i) => side.labels[i]);
     };
-    hooks.ready = true;
+    // For tests: where a point of a side's plane (data coordinates) is in the window (CSS pixels).
+    own.toClient = (name, x, y) => {
+      const plane = this.sides[name].plane, box = plane.decor.getBoundingClientRect();
+      const [px, py] = plane.toPixel(x, y);
+      return [box.left + px, box.top + py];
+    };
+    own.ready = true;
     this.root.dataset.ready = "1";
   }
 
@@ -135,7 +171,7 @@ class DigitPad {
     side.encoder = encoder;
     side.decoder = new LatestDecoder(decoder, d);
     side.point = new Float64Array(2);
-    side.caption.textContent = `${spec.name}: draw a digit to see where it lands`;
+    side.caption.textContent = this.mode === "upload" ? `${spec.name}: placing it…` : `${spec.name}: draw a digit to see where it lands`;
   }
 
   #layout() {
@@ -170,18 +206,7 @@ class DigitPad {
       const digit = toMnist(rgbaToGrey(pixels, 280, 280), 280, 280);
       if (!digit) return;
       this.prepared.draw(digit);
-      const sides = Object.values(this.sides).filter((s) => s.encoder);
-      await Promise.all(sides.map(async (side) => {
-        const out = await side.encoder.run(digit, 1, [1, 28, 28]);
-        const code = out.embedding ?? Object.values(out)[0];
-        side.view.toPlane(code, side.point);
-        const point = [side.point[0], side.point[1]];
-        side.plane.drawHover([{ point, kind: "cross", label: "your digit" }]);
-        hooks.marks[side.spec.side] = point;
-        side.where.textContent = side.spec.dim > 2 ? `code: [${Array.from(code, (v) => v.toFixed(2)).join(", ")}]` : `code (${point[0].toFixed(2)}, ${point[1].toFixed(2)})`;
-        await new Promise((done) => side.decoder.request(code, (image) => { side.redrawn.draw(image); done(); }));
-        side.caption.textContent = `${side.spec.name} redraws it`;
-      }));
+      await this.#place(digit);
       hooks.updates++;
       if (started !== undefined) hooks.timings.push(performance.now() - started);
     } finally {
@@ -192,6 +217,24 @@ class DigitPad {
         this.#encode(next);
       }
     }
+  }
+
+  // Encode `digit` (Float32Array [784], grey levels in [0, 1]) with both models, cross it on both planes and
+  // redraw it with both decoders.
+  async #place(digit) {
+    const marks = this.hooks.marks;
+    const sides = Object.values(this.sides).filter((s) => s.encoder);
+    await Promise.all(sides.map(async (side) => {
+      const out = await side.encoder.run(digit, 1, [1, 28, 28]);
+      const code = out.embedding ?? Object.values(out)[0];
+      side.view.toPlane(code, side.point);
+      const point = [side.point[0], side.point[1]];
+      side.plane.setDecor({ pins: [{ point, label: "your digit" }] });  // redrawn at every zoom and pan
+      marks[side.spec.side] = point;
+      side.where.textContent = codeCaption(code, point, side.spec.dim);
+      await new Promise((done) => side.decoder.request(code, (image) => { side.redrawn.draw(image); done(); }));
+      side.caption.textContent = `${side.spec.name} redraws it`;
+    }));
   }
 
   dispose() {
