@@ -69,3 +69,15 @@ if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
         echo "      the browser tests will be skipped. Install it with: sudo apt-get install chromium" >&2
     fi
 fi
+
+# The menu's icons are emoji (so no page asks a font host for a Material favicon); a headless machine has no
+# colour-emoji font, and its screenshots would show empty boxes in their place.
+if [ "${1:-}" = "--browser" ] && ! dpkg -s fonts-noto-color-emoji >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "==> installing an emoji font for the browser tests' screenshots"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-color-emoji >/dev/null 2>&1 || {
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-color-emoji >/dev/null
+        }
+    fi
+fi
