@@ -140,8 +140,8 @@ def neighbourhood(codes: Any, labels: Any, indices: Any, k: int = 5) -> Neighbou
     (itself excluded), then over the S * k neighbours: the share that are selected too and the share whose
     label differs from the selected image's. Exact: scikit-learn's ``NearestNeighbors`` by brute force in
     float64 (its chunked, multi-threaded search; a k-d tree is 3 to 4 times slower in 16 dimensions); among
-    neighbours at exactly equal distance the search's order decides. For 20,000 selected of 70,000 16-D
-    codes it takes a few seconds on two cores (``benchmarks/selection_neighbourhood.py``), so callers cache it.
+    neighbours at exactly equal distance the search's order decides. Linear in S: for 20,000 selected of
+    70,000 16-D codes, 4-5 s on two busy cores (``benchmarks/selection_neighbourhood.py``), so callers cache it.
     """
     from sklearn.neighbors import NearestNeighbors
 
