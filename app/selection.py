@@ -163,7 +163,7 @@ def _sheet(
         recons.append(decode_codes(model, cache.embedding(path, sha, subset, directory)[sample]))
     names = (cache.model(*left)[1].name, cache.model(*right)[1].name)
     return sel.selection_sheet(
-        images.numpy()[sample], recons[0], recons[1], labels.numpy()[sample], class_names(dataset), names
+        images.numpy()[sample], recons[0], recons[1], labels.numpy()[sample], class_names(dataset), names, sample
     )
 
 

@@ -191,7 +191,7 @@ def test_exports_offer_the_last_selection_as_csv_and_sheet(shown_media: dict[str
             for m, c in ((left, left_codes), (right, right_codes))
         ]
     expected = sel.selection_sheet(
-        images[sample], *recon, labels[sample], [str(d) for d in range(10)], ("ae-2d", "vae-16d")
+        images[sample], *recon, labels[sample], [str(d) for d in range(10)], ("ae-2d", "vae-16d"), sample
     )
     sheet = media_pixels(shown_media, offered["Download the selection sheet (PNG)"].proto.url)
     reference = np.asarray(Image.open(io.BytesIO(expected)).convert("L"))

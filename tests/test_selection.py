@@ -379,6 +379,18 @@ def test_selection_sheet_places_each_triple_under_its_label(count: int, headed: 
         assert (band < 128).any(), f"no label text above cell {i}"  # its class name, in black on white
     if headed:
         assert (sheet[:18] < 128).any()
+    # With the images' indices, the labels are longer: more ink above each cell, the cells themselves unchanged.
+    numbered = np.asarray(
+        Image.open(io.BytesIO(selection_sheet(images, left, right, labels, names, indices=np.arange(count) + 60_000)))
+    )
+    top, left_x, h, w = sheet_cell_box(0, count, False)
+    plain = (
+        sheet if not headed else np.asarray(Image.open(io.BytesIO(selection_sheet(images, left, right, labels, names))))
+    )
+    np.testing.assert_array_equal(numbered[top : top + h], plain[top : top + h])
+    assert (numbered[top - 14 : top, left_x : left_x + w] < 128).sum() > (
+        plain[top - 14 : top, left_x : left_x + w] < 128
+    ).sum()
 
 
 def test_selection_sheet_rejects_bad_input() -> None:
@@ -390,9 +402,13 @@ def test_selection_sheet_rejects_bad_input() -> None:
         selection_sheet(images.astype(np.float32), left, right, labels, names)
     with pytest.raises(ValueError, match=r"right_recon must have the images' shape \[3, 28, 28\], got \[2, 28, 28\]"):
         selection_sheet(images, left, right[:2], labels, names)
+    with pytest.raises(ValueError, match="need one index per image: 3 images, 2 indices"):
+        selection_sheet(images, left, right, labels, names, indices=[4, 5])
     with pytest.raises(ValueError, match="need one label per image: 3 images, 2 labels"):
         selection_sheet(images, left, right, labels[:2], names)
     with pytest.raises(ValueError, match=r"labels must index class_names \(0..1\)"):
         selection_sheet(images, left, right, [0, 1, 2], names[:2])
-    with pytest.raises(ValueError, match=r"images must have shape \[K, H, W\] with K >= 1"):
+    with pytest.raises(ValueError, match=r"images must have shape \[K, 28, 28\] with K >= 1, got \[0, 28, 28\]"):
         selection_sheet(images[:0], left[:0], right[:0], labels[:0], names)
+    with pytest.raises(ValueError, match=r"images must have shape \[K, 28, 28\] with K >= 1, got \[3, 32, 32\]"):
+        selection_sheet(np.zeros((3, 32, 32), np.uint8), left, right, labels, names)

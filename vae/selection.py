@@ -288,18 +288,20 @@ def selection_sheet(
     labels: Any,
     class_names: Sequence[str],
     model_names: tuple[str, str] | None = None,
+    indices: Any = None,
 ) -> bytes:
     """A PNG sheet of selected originals, each beside both models' reconstructions.
 
     images uint8 ``[K, 28, 28]`` (1 <= K <= 100; :func:`even_sample` picks them), left_recon and right_recon
     ``[K, 28, 28]`` (uint8, or float in [0, 1]), labels ``[K]`` indexing ``class_names``. Each cell is the strip
     original | left | right (``vae.images.strip``) enlarged 2 times, under a line with its label's class name;
-    10 cells a row, in the order given. ``model_names`` (left, right), when given, heads the sheet.
+    10 cells a row, in the order given. ``model_names`` (left, right), when given, heads the sheet; ``indices``
+    ``[K]``, when given, prefixes each label with the image's index (``#123 4``), the CSV's ``index`` column.
     Greyscale PNG bytes.
     """
     originals = _array(images)
-    if originals.ndim != 3 or originals.shape[0] < 1:
-        raise ValueError(f"images must have shape [K, H, W] with K >= 1, got {list(originals.shape)}")
+    if originals.ndim != 3 or originals.shape[0] < 1 or originals.shape[1:] != (28, 28):
+        raise ValueError(f"images must have shape [K, 28, 28] with K >= 1, got {list(originals.shape)}")
     if originals.dtype != np.uint8:
         raise ValueError(f"images must be uint8 (the dataset's own pixels), got {originals.dtype}")
     count = len(originals)
@@ -315,6 +317,12 @@ def selection_sheet(
         raise ValueError(f"need one label per image: {count} images, {len(label)} labels")
     if label.size and (label.min() < 0 or label.max() >= len(names)):
         raise ValueError(f"labels must index class_names (0..{len(names) - 1})")
+    texts = [names[c] for c in label]
+    if indices is not None:
+        numbers = _integers(indices, "indices")
+        if len(numbers) != count:
+            raise ValueError(f"need one index per image: {count} images, {len(numbers)} indices")
+        texts = [f"#{i} {text}" for i, text in zip(numbers.tolist(), texts)]
     left, right = ([image_tools.to_uint8_image(r) for r in _array(recon)] for recon in (left_recon, right_recon))
     cells = [
         image_tools.upscale(image_tools.strip([originals[i], left[i], right[i]]), SHEET_SCALE) for i in range(count)
@@ -331,7 +339,7 @@ def selection_sheet(
         y = top + _CELL_GAP + (i // columns) * pitch_y
         sheet[y + _LABEL_BAND : y + _LABEL_BAND + cell_h, x : x + cell_w] = cell
         origins.append((x, y))
-    return image_tools.to_png_bytes(_write_labels(sheet, origins, [names[c] for c in label], model_names))
+    return image_tools.to_png_bytes(_write_labels(sheet, origins, texts, model_names))
 
 
 def sheet_cell_box(i: int, count: int, model_names: bool = False) -> tuple[int, int, int, int]:
