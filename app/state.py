@@ -97,6 +97,9 @@ def pair_or_explain(nothing: str = "No models to show") -> Pair | None:
 
 
 FRAME_DRAWN = "_frame_drawn_by_entry"
+# Values for the sidebar's widgets decided by a page after they were drawn (a link's dataset and models, read
+# by ``app.links.restore``): applied at the start of the next run, before the widgets exist.
+PENDING_CHOICES = "_pending_sidebar_choices"
 
 
 def draw_frame() -> None:
@@ -105,6 +108,8 @@ def draw_frame() -> None:
     Drawn by ``dashboard.py`` before the page, so the pair picker is one widget shared by every page
     (a widget drawn inside a page would be a new widget, reset, on each page switch).
     """
+    for key, value in st.session_state.pop(PENDING_CHOICES, {}).items():
+        st.session_state[key] = value
     with st.sidebar:
         st.subheader("Models compared")
         dataset_picker()

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import cache, explorer, server_planes, state, web_planes
+from app import cache, explorer, links, server_planes, state, web_planes
 
 
 def render() -> None:
     state.page_frame()
     st.title("Latent explorer")
+    for ignored in links.restore():  # before the page's widgets, so they open on the link's choices
+        st.warning(f"The link's {ignored}.", icon=":material/link_off:")
     pair = state.pair_or_explain()
     if pair is None:
         return
@@ -31,6 +33,7 @@ def render() -> None:
         web_planes.explorer(planes, options, paths, images)
     else:
         server_planes.explorer(planes, options, paths, images)
+    links.remember()
 
 
 with state.guard():

@@ -1,5 +1,5 @@
-"""Exports: the pair's embeddings as CSV, a decoded digit and a manifold grid as PNG, the models as zip, and
-each model's ONNX encoder and decoder.
+"""Exports: the pair's embeddings as CSV, the explorer's last selection as CSV and PNG, a decoded digit and a
+manifold grid as PNG, the models as zip, and each model's ONNX encoder and decoder.
 
 The files are built by plain functions in ``vae/export.py``. The CSVs (up to 70,000 rows) are generated
 only when their button is clicked (a callable ``data``), as are the ONNX pairs (exported once per weights into
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app import analysis, cache, state
+from app import analysis, cache, selection, state
 from app.views import chosen_view
 from vae import export
 from vae.data import SUBSETS
@@ -67,6 +67,49 @@ def embeddings(pair: state.Pair, subset: str, method: str) -> None:
         "`index` is the image's position in the points shown: for the test set, its index in the MNIST test "
         "file; for all 70,000, 0–9,999 are the test images and 10,000–69,999 the training images in file order. "
         "The same indices as in the Latent explorer. Values are float32, written so they read back exactly."
+    )
+
+
+def last_selection(method: str) -> None:
+    st.subheader("Last selection")
+    chosen = selection.last()
+    if chosen is None:
+        st.caption(
+            "No selection yet: in the Latent explorer, Shift + drag in either plane to lasso images (or draw a box "
+            "with the box tool beside Reset zoom). The last selection is offered here as CSV and as a PNG sheet."
+        )
+        return
+    models = selection.models_of(chosen)
+    if isinstance(models, str):
+        st.warning(f"The last selection cannot be exported: {models}.")
+        return
+    left, right = models
+    count, subset = len(chosen["indices"]), chosen["subset"]
+    stem = f"selection-{left.name}-{right.name}-{subset}-{count}"
+    a, b = st.columns(2)
+    a.download_button(
+        "Download the selection (CSV)",
+        data=lambda: selection.selection_csv(chosen, method),  # built on click: up to 70,000 rows
+        file_name=f"{stem}.csv",
+        mime="text/csv",
+        on_click="ignore",
+        key="exp_sel_csv",
+        icon=":material/table:",
+    )
+    b.download_button(
+        "Download the selection sheet (PNG)",
+        selection.selection_sheet(chosen),
+        file_name=f"{stem}.png",
+        mime="image/png",
+        on_click="ignore",
+        key="exp_sel_png",
+        icon=":material/image:",
+    )
+    st.caption(
+        f"{count:,} of the {SUBSETS[subset]}, lassoed in the Latent explorer with {left.name} (left) and "
+        f"{right.name} (right). CSV: index, label, left_z…, right_z…, then each plane's x, y (a D > 2 model in the "
+        "view chosen above); the same file as the explorer's own download. Sheet: up to 100 of them sampled evenly, "
+        "each as original | left decode | right decode of its code."
     )
 
 
@@ -227,6 +270,7 @@ def render() -> None:
         "Shared with the Latent explorer.",
     )
     embeddings(pair, subset, method)
+    last_selection(method)
     images(pair, subset, method)
     model_files(pair)
     onnx_pairs(pair)
