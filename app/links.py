@@ -6,9 +6,11 @@ The parameters (``st.query_params``), each optional:
 - ``view``: ``pca``, ``umap`` or ``identity`` (how D > 2 models are drawn); ``subset``: ``test`` or ``all``;
 - ``pin_left``, ``pin_right``: what each plane has pinned, an image index (``123``, pinned in both planes,
   as a click on an image pins it) or a spot ``x,y`` in that plane;
-- ``from``, ``to``: the interpolation's ends, ``centroid:C`` (class C's centroid) or ``image:I``;
-- ``zoom_left``, ``zoom_right``: each plane's zoom ``cx,cy,half`` (centre and half the width shown, in data
-  units). The page reads and writes these itself; this module only parses them (:func:`zoom`).
+- ``from``, ``to``: the interpolation's ends, ``centroid:C`` (class C's centroid) or ``image:I``.
+
+Each plane's zoom is in the URL's fragment (``#zoom_left=cx,cy,half``), read and written by the page alone
+(``static/components/latent_planes/zoom_link.js``): Streamlit rewrites the query from what the server set, so
+a query parameter the page added would not survive a rerun, and a zoom should cost none.
 
 :func:`restore` runs at the top of the explorer page and applies a link once per session (after that the
 widgets are the truth; a URL read on every rerun would fight them); :func:`remember` runs at its end and writes
@@ -27,7 +29,6 @@ from vae.data import DATASETS, SUBSETS, class_names
 from vae.projections import VIEWS
 
 OWNED = ("dataset", "left", "right", "view", "subset", "pin_left", "pin_right", "from", "to")
-ZOOM_KEYS = {"left": "zoom_left", "right": "zoom_right"}
 RESTORED = "links_restored"  # set once the session's link was read
 IGNORED = "links_ignored"  # what a restore that needed a rerun ignored, for the run after it to show
 SIDEBAR = {"dataset": "dataset", "left": "left_model", "right": "right_model"}  # drawn before the page
@@ -80,32 +81,6 @@ def parse_end(text: str, n_points: int, n_classes: int) -> tuple[str, int]:
     return kind, value
 
 
-def parse_zoom(text: str) -> tuple[float, float, float]:
-    """``"cx,cy,half"`` -> three finite floats, ``half > 0``."""
-    try:
-        values = tuple(float(p) for p in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3 or not all(math.isfinite(v) for v in values):
-        raise ValueError(f"{text!r} is not three numbers cx,cy,half")
-    if values[2] <= 0:
-        raise ValueError(f"{text!r} has a half-width of {values[2]:g}; it must be above 0")
-    return values  # type: ignore[return-value]
-
-
-def zoom(side: str) -> tuple[float, float, float] | None:
-    """The zoom ``(cx, cy, half)`` the URL gives plane ``side`` ("left" or "right"), or None (none, or not valid)."""
-    if side not in ZOOM_KEYS:
-        raise ValueError(f"side must be 'left' or 'right', got {side!r}")
-    text = st.query_params.get(ZOOM_KEYS[side])
-    if not text:
-        return None
-    try:
-        return parse_zoom(text)
-    except ValueError:
-        return None
-
-
 # ---------------------------------------------------------------------------------------------
 # Restore and remember
 
@@ -139,7 +114,7 @@ def restore() -> list[str]:
     if st.session_state.get(RESTORED):
         return st.session_state.pop(IGNORED, [])
     st.session_state[RESTORED] = True
-    params = {key: st.query_params.get(key) for key in (*OWNED, *ZOOM_KEYS.values()) if key in st.query_params}
+    params = {key: st.query_params.get(key) for key in OWNED if key in st.query_params}
     if not params:
         return []
     explorer.init_state()
@@ -212,13 +187,6 @@ def restore() -> list[str]:
     for end, (kind, value) in ends.items():
         session[f"ex_{end}"] = _end_option(kind, value, dataset)
 
-    for key in ZOOM_KEYS.values():
-        if params.get(key):
-            try:
-                parse_zoom(params[key])
-            except ValueError as error:
-                ignored.append(f"{key} was ignored: {error}; showing the whole plane")
-
     changed = {key: value for key, value in pending.items() if session.get(key) != value}
     if changed:
         session[state.PENDING_CHOICES] = changed
@@ -249,8 +217,8 @@ def current() -> dict[str, str | None]:
 
 
 def remember() -> None:
-    """Write the explorer's state into the URL (only the parameters listed in :data:`OWNED`; the zooms are the
-    page's). Call at the end of the explorer page. Unchanged parameters are not rewritten."""
+    """Write the explorer's state into the URL (only the parameters listed in :data:`OWNED`; any other is left
+    as it is). Call at the end of the explorer page. Unchanged parameters are not rewritten."""
     for key, value in current().items():
         if value is None:
             if key in st.query_params:

@@ -8,11 +8,14 @@ per model, view and subset:
   and the reconstructions of data points), the labels uint8 ``[N]``, in one file;
 - the images uint8 ``[N, 784]`` of the subset, once per dataset, for the originals of hovered points.
 
-The page sends Python one thing: a click (a trigger, one rerun), which pins a point.
+The page sends Python two things, each one rerun: a click (a trigger), which pins a point, and the
+selection when a lasso or box ends (state: a bit per point, ``pack_mask``), which the session keeps for the
+neighbourhoods in all D dimensions and the Exports page (``app.selection``).
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import os
 from pathlib import Path
@@ -21,7 +24,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from app import cache, frontend, vendor
+from app import cache, frontend, selection, vendor
 from app.explorer import SIDES, Interpolation, Options, Plane, end_images, record_click, smoothness_caption
 from vae.data import class_names
 from vae.explore import posterior_2d
@@ -199,6 +202,62 @@ def _on_click() -> None:
     record_click(event["side"], x, y, index)
 
 
+def pack_mask(indices: np.ndarray, count: int) -> str:
+    """Selected indices ``[S]`` of ``count`` points -> the page's form: a bit per point, most significant
+    first (``np.packbits``), base64 (``static/lib/selection.js`` ``packMask``); '' for none."""
+    if len(indices) == 0:
+        return ""
+    mask = np.zeros(count, dtype=bool)
+    mask[np.asarray(indices, dtype=np.int64)] = True
+    return base64.b64encode(np.packbits(mask).tobytes()).decode("ascii")
+
+
+def unpack_mask(text: str, count: int) -> np.ndarray:
+    """The page's selection -> ascending indices ``[S]`` (int64); ValueError when it is not ``count``
+    points' worth of bits (a page of another subset, or not what the page sends)."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"a selection must be base64; {error}") from None
+    if len(raw) != (count + 7) // 8:
+        raise ValueError(f"a selection of {count} points needs {(count + 7) // 8} bytes, got {len(raw)}")
+    return np.flatnonzero(np.unpackbits(np.frombuffer(raw, dtype=np.uint8), count=count)).astype(np.int64)
+
+
+def page_selection(planes: dict[str, Plane], options: Options) -> dict[str, Any] | None:
+    """Take what the page selected (when it changed there) into the session, and give the page what the
+    session holds for these models and subset: ``{count, mask, stats}`` (the neighbourhoods per side)."""
+    sent = (st.session_state.get(KEY) or {}).get("selection")
+    left, right = planes["left"], planes["right"]
+    count = int(left.codes.shape[0])
+    dataset = left.stored.dataset_name
+    if isinstance(sent, dict) and sent.get("mask") != st.session_state.get("ex_selection_sent"):
+        st.session_state["ex_selection_sent"] = sent.get("mask")
+        try:
+            indices = unpack_mask(str(sent.get("mask") or ""), count) if sent.get("mask") else np.empty(0, np.int64)
+        except ValueError:
+            indices = None  # not for this subset (the page had other points): keep what the session has
+        if indices is not None and len(indices):
+            selection.remember(dataset, options.subset, left.stored.name, right.stored.name, indices.tolist())
+        elif indices is not None:
+            selection.clear()
+    last = selection.last()
+    if not last or last["dataset"] != dataset or last["subset"] != options.subset:
+        return None
+    indices = np.asarray(last["indices"], dtype=np.int64)
+    if len(indices) == 0 or indices.max() >= count:
+        return None
+    return {
+        "count": count,
+        "mask": pack_mask(indices, count),
+        "stats": selection.stats(planes, indices, options.subset),
+    }
+
+
+def _declared() -> None:
+    """A state the page sets and the run reads itself: nothing to do before the run."""
+
+
 def _on_support() -> None:
     support = (st.session_state.get(KEY) or {}).get("support")
     if isinstance(support, dict):
@@ -222,6 +281,7 @@ def explorer(planes: dict[str, Plane], options: Options, paths: dict[str, Interp
         "selected": selected,
         "pins": {side: pins.get(side) for side in planes},
         "grid": {"n": options.grid_n} if options.grid else None,
+        "selection": page_selection(planes, options),
         # The clicked images that are From and To: ringed in both planes while they are ends.
         "interpolation": {"from": first.start, "to": first.end, "images": end_images()} if first else None,
         "hint": "Hover anywhere: each plane's decoder runs in this page. Hover a point for its image and both "
@@ -231,9 +291,11 @@ def explorer(planes: dict[str, Plane], options: Options, paths: dict[str, Interp
     frontend.component(COMPONENT)(
         key=KEY,
         data=data,
-        default={"support": None},
+        default={"support": None, "selection": None},
         on_click_change=_on_click,
         on_support_change=_on_support,
+        # Read during the run (page_selection, which knows the planes); declared so the page may set it.
+        on_selection_change=_declared,
     )
     if paths:
         st.caption(smoothness_caption(planes, paths))

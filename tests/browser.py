@@ -16,7 +16,7 @@ import pytest
 from benchmarks._browser import CHROMIUM, StreamlitServer, launch_chromium
 from tests.conftest import REAL_RAW, REPO
 
-__all__ = ["launch_chromium", "require_browser", "shipped_dashboard", "streamlit_server"]
+__all__ = ["chromium_browser", "launch_chromium", "require_browser", "shipped_dashboard", "streamlit_server"]
 
 
 def require_browser() -> None:
@@ -32,6 +32,20 @@ def require_browser() -> None:
         if required:
             pytest.fail("REQUIRE_BROWSER=1 but playwright is not installed (pip install -r requirements.txt)")
         pytest.skip("playwright is not installed (make setup installs it)")
+
+
+@contextmanager
+def chromium_browser():
+    """Debian's Chromium through Playwright's sync API for as long as the block runs (a module's fixture)."""
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @contextmanager

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.browser import launch_chromium, shipped_dashboard
+from tests.browser import chromium_browser, shipped_dashboard
 from tests.test_browser_planes import OUTPUT, Explorer
 
 
@@ -24,12 +24,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
+    with chromium_browser() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.browser import launch_chromium, shipped_dashboard
+from tests.browser import chromium_browser, shipped_dashboard
 from tests.conftest import REPO
 from vae.data import load_mnist
 from vae.images import to_uint8_image
@@ -33,12 +33,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
+    with chromium_browser() as browser:
         yield browser
-        browser.close()
 
 
 class Explorer:

@@ -18,9 +18,10 @@ import subprocess
 
 import numpy as np
 import pytest
+from matplotlib.path import Path as PolygonPath
 from PIL import Image, ImageDraw
 
-from app.web_planes import pack_points, view_spec
+from app.web_planes import pack_mask, pack_points, view_spec
 from tests.conftest import REPO, SEED
 from vae.digits import read_image, to_mnist
 from vae.images import to_uint8_image
@@ -130,6 +131,49 @@ def points_pack() -> dict:
     }
 
 
+def selection_cases() -> dict:
+    """Points, a concave lasso and a box, with what matplotlib's Path finds inside them (lib/selection.js is
+    checked against it), the server's packed form of those selections, and codes with their spread and
+    nearest neighbours computed here in NumPy."""
+    rng = np.random.default_rng(SEED + 3)
+    n = 2000
+    points = rng.normal(size=(n, 2)).astype(np.float32)
+    # A "C" shape: concave, so a bounding-box or convex-hull test would pass points in its mouth.
+    lasso = np.array([[-2, -2], [2, -2], [2, -1], [-1, -1], [-1, 1], [2, 1], [2, 2], [-2, 2]], dtype=np.float64)
+    box = np.array([[-0.5, -0.3], [1.2, -0.3], [1.2, 0.9], [-0.5, 0.9]])
+    cases = []
+    for name, polygon in (("lasso", lasso), ("box", box)):
+        inside = np.flatnonzero(PolygonPath(polygon).contains_points(points.astype(np.float64)))
+        cases.append(
+            {
+                "name": name,
+                "polygon": polygon.ravel().tolist(),
+                "inside": inside.tolist(),
+                "packed": pack_mask(inside, n),
+            }
+        )
+    codes = rng.normal(size=(300, 5)).astype(np.float32)
+    chosen = np.sort(rng.choice(300, size=40, replace=False))
+    view = codes[:, :2]
+    spread = (
+        np.linalg.norm(view[chosen] - view[chosen].mean(0), axis=1).mean()
+        / np.linalg.norm(view - view.mean(0), axis=1).mean()
+    )
+    distances = np.linalg.norm(codes.astype(np.float64) - codes[7].astype(np.float64), axis=1)
+    distances[7] = np.inf
+    nearest = np.argsort(distances, kind="stable")[:8]
+    return {
+        "count": n,
+        "points": points.ravel().tolist(),
+        "cases": cases,
+        "codes": codes.ravel().tolist(),
+        "chosen": chosen.tolist(),
+        "spread": float(spread),
+        "nearest": nearest.tolist(),
+        "nearest_distances": distances[nearest].tolist(),
+    }
+
+
 def byte_cases() -> dict:
     values = [0.0, 1.0, 0.5, -0.2, 1.7, 0.5 / 255, 1.5 / 255, 2.5 / 255, 0.25, 0.999, 1e-9]
     expected = to_uint8_image(np.array(values + [np.nan] + [0.0] * (784 - len(values) - 1)).reshape(28, 28))
@@ -209,6 +253,7 @@ def test_the_page_modules_compute_what_the_server_computes(tmp_path) -> None:
                 "lanczos": lanczos_cases(),
                 "mnist": mnist_cases(),
                 "points": points_pack(),
+                "selection": selection_cases(),
             }
         )
     )

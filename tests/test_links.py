@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.links import format_pin, parse_end, parse_pin, parse_zoom
+from app.links import format_pin, parse_end, parse_pin
 from tests.conftest import REPO, chart_titles, open_dashboard
 
 SHIPPED = REPO / "models"
@@ -48,34 +48,6 @@ def test_interpolation_ends_parse() -> None:
         parse_end("image:", 10_000, 10)
 
 
-def test_zooms_parse() -> None:
-    assert parse_zoom("1.5,-2,0.25") == (1.5, -2.0, 0.25)
-    with pytest.raises(ValueError, match="'1,a,2' is not three numbers cx,cy,half"):
-        parse_zoom("1,a,2")
-    with pytest.raises(ValueError, match="'1,2' is not three numbers"):
-        parse_zoom("1,2")
-    with pytest.raises(ValueError, match="'1,2,inf' is not three numbers"):
-        parse_zoom("1,2,inf")
-    with pytest.raises(ValueError, match="has a half-width of 0; it must be above 0"):
-        parse_zoom("1,2,0")
-
-
-def _zoom_script() -> None:
-    import streamlit as st
-
-    from app import links
-
-    st.write(f"left={links.zoom('left')!r} right={links.zoom('right')!r}")
-
-
-def test_zoom_reads_each_planes_parameter() -> None:
-    at = AppTest.from_function(_zoom_script)
-    at.query_params.update({"zoom_left": "1.5,-2,0.25", "zoom_right": "x,1,2"})
-    at.run()
-    assert not at.exception
-    assert at.markdown[0].value == "left=(1.5, -2.0, 0.25) right=None"
-
-
 # ---------------------------------------------------------------------------------------------
 # The page
 
@@ -112,7 +84,7 @@ def test_a_link_restores_models_view_subset_pins_and_ends(app: AppTest) -> None:
         subset="test",
         pin_left="12",
         pin_right="12",
-        **{"from": "centroid:3", "to": "image:12", "zoom_left": "0.5,0.5,2"},
+        **{"from": "centroid:3", "to": "image:12", "note": "kept"},
     )
     assert warnings(at) == []
     assert at.sidebar.selectbox(key="left_model").value == "ae-16d"
@@ -127,7 +99,7 @@ def test_a_link_restores_models_view_subset_pins_and_ends(app: AppTest) -> None:
     assert at.sidebar.selectbox(key="ex_from").value == "centroid of 3"
     assert at.sidebar.selectbox(key="ex_to").value == "clicked image #12"
     assert len([title for title in chart_titles(at) if "UMAP view of 16-D" in title]) == 2  # both planes
-    # The page writes the same state back; the zoom stays the page's.
+    # The page writes the same state back; a parameter it does not own stays.
     assert {k: at.query_params[k] for k in ("left", "right", "view", "from", "to", "pin_left")} == {
         "left": "ae-16d",
         "right": "vae-16d",
@@ -136,7 +108,7 @@ def test_a_link_restores_models_view_subset_pins_and_ends(app: AppTest) -> None:
         "to": "image:12",
         "pin_left": "12",
     }
-    assert at.query_params["zoom_left"] == "0.5,0.5,2"
+    assert at.query_params["note"] == "kept"
     # Read once per session: afterwards the widgets rule, and the URL follows them.
     at.query_params["left"] = "ae-2d"
     at.run()
@@ -155,7 +127,7 @@ def test_a_link_to_all_images_with_a_spot_pin(app: AppTest) -> None:
 
 
 def test_bad_parts_of_a_link_give_the_defaults_and_say_which(app: AppTest) -> None:
-    at = open_link(app, left="nope", right="pca-2d", subset="most", view="tsne", pin_left="x", zoom_left="1,a,2")
+    at = open_link(app, left="nope", right="pca-2d", subset="most", view="tsne", pin_left="x")
     assert at.sidebar.selectbox(key="left_model").value == "ae-2d"
     assert at.sidebar.selectbox(key="right_model").value == "vae-2d"
     assert at.sidebar.radio(key="ex_subset").value == "test"
@@ -168,11 +140,9 @@ def test_bad_parts_of_a_link_give_the_defaults_and_say_which(app: AppTest) -> No
         "The link's subset 'most' is not one of test, all; showing the test set.",
         "The link's view 'tsne' is not one of identity, pca, umap; showing the default.",
         "The link's pin_left was ignored: 'x' is neither an image index nor a point x,y; nothing pinned there.",
-        "The link's zoom_left was ignored: '1,a,2' is not three numbers cx,cy,half; showing the whole plane.",
     ]
-    # The URL now names what is shown; the zoom is left for the page to correct.
+    # The URL now names what is shown.
     assert at.query_params["left"] == "ae-2d" and at.query_params["subset"] == "test"
-    assert at.query_params["zoom_left"] == "1,a,2"
     at.run()
     assert warnings(at) == []  # said once
 
@@ -186,7 +156,7 @@ def test_a_model_of_another_dataset_is_refused_and_a_new_dataset_is_taken(app: A
 
 
 def test_the_page_writes_its_state_into_the_url(app: AppTest) -> None:
-    at = open_link(app, zoom_right="0,0,3")
+    at = open_link(app, other="0,0,3")
     assert {k: at.query_params.get(k) for k in ("dataset", "left", "right", "subset")} == {
         "dataset": "mnist",
         "left": "ae-2d",
@@ -199,4 +169,4 @@ def test_the_page_writes_its_state_into_the_url(app: AppTest) -> None:
     at.sidebar.radio(key="ex_subset").set_value("all").run()
     assert not at.exception
     assert at.query_params["pin_left"] == "0.5,-1.0" and at.query_params["subset"] == "all"
-    assert at.query_params["zoom_right"] == "0,0,3"  # the page's own, untouched
+    assert at.query_params["other"] == "0,0,3"  # not the page's: untouched

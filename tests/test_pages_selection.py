@@ -132,6 +132,7 @@ def test_stats_are_the_selections_numbers_in_each_plane_and_cached(monkeypatch: 
                 "share_selected": expected.share_selected,
                 "share_other_class": expected.share_other_class,
                 "spread": sel.spread(xy, chosen),
+                "measured_on": len(chosen),  # fewer than the sample's size: every selected image
             }
         )
         assert 0 < got[side]["spread"] < 1  # one class is less spread than the whole plane
@@ -215,3 +216,19 @@ def test_exports_say_when_the_selections_model_is_gone() -> None:
         "The last selection cannot be exported: model 'gone' (left) is no longer in the store."
     ]
     assert not any("selection" in label for label in buttons(at))
+
+
+def test_a_large_selection_is_measured_from_an_even_sample_close_to_all_of_it() -> None:
+    from app import explorer, selection
+    from vae.store import read_metadata
+
+    labels = load_mnist("test", REPO / "data")[1].numpy()
+    model, codes = codes_of("vae-16d")
+    view = make_view("pca").fit(codes)
+    planes = {"left": explorer.Plane("left", read_metadata(SHIPPED / "vae-16d"), model, codes, view)}
+    chosen = np.flatnonzero(np.isin(labels, [4, 9, 7]))  # about 3,000 images, more than the sample
+    got = selection.stats(planes, chosen, subset="test")["left"]
+    assert got["measured_on"] == selection.NEIGHBOURHOOD_SAMPLE < len(chosen)
+    everyone = sel.neighbourhood(codes, labels, chosen, k=5)
+    assert abs(got["share_selected"] - everyone.share_selected) < 0.02
+    assert abs(got["share_other_class"] - everyone.share_other_class) < 0.03

@@ -9,6 +9,7 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.path import Path as PolygonPath
 from PIL import Image
 
 from tests.conftest import SEED
@@ -78,6 +79,8 @@ def test_points_in_polygon_agrees_with_the_winding_numbers_parity(name: str) -> 
     assert inside.dtype == bool and inside.shape == (len(points),)
     np.testing.assert_array_equal(inside, winding_parity(points, polygon))
     assert 0.05 < inside.mean() < 0.95  # both answers are tested
+    # And matplotlib's Path, the trusted reference (it counts crossings too: the pentagram's centre is out).
+    np.testing.assert_array_equal(inside, PolygonPath(polygon).contains_points(points))
 
 
 def test_points_in_polygon_on_a_concave_polygon_and_a_box() -> None:
@@ -199,6 +202,12 @@ def test_neighbourhood_matches_a_brute_force_count(k: int) -> None:
     assert result.share_other_class == pytest.approx(expected_other, abs=1e-12)
     # Everything selected: every neighbour is selected.
     assert neighbourhood(codes, labels, np.arange(300), k=k).share_selected == 1.0
+    # Measured from some of the selected images only: the same count over their rows alone.
+    some = index[::3]
+    rows = found[::3]
+    sampled = neighbourhood(codes, labels, index, k=k, queries=some)
+    assert sampled.share_selected == pytest.approx(np.mean(selected[rows]), abs=1e-12)
+    assert sampled.share_other_class == pytest.approx(np.mean(labels[rows] != labels[some][:, None]), abs=1e-12)
 
 
 def test_neighbourhood_of_separated_clusters() -> None:
@@ -233,6 +242,8 @@ def test_neighbourhood_rejects_bad_input() -> None:
         neighbourhood(np.zeros(10), labels, [0])
     with pytest.raises(ValueError, match="codes must be finite"):
         neighbourhood(np.full((10, 3), np.inf), labels, [0])
+    with pytest.raises(ValueError, match=r"queries must be selected images \(a subset of indices\)"):
+        neighbourhood(codes, labels, [0, 1], queries=[2])
 
 
 def test_nearest_matches_brute_force_with_ties_by_index() -> None:

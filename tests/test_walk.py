@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from tests.browser import launch_chromium, shipped_dashboard
+from tests.browser import chromium_browser, shipped_dashboard
 from tests.conftest import REPO
 
 OUTPUT = REPO / "test-output"
@@ -29,14 +29,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = launch_chromium(p)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_browser() as browser:
+        yield browser
 
 
 def local(url: str) -> bool:

@@ -344,3 +344,65 @@ def test_the_shared_toggle_draws_without_a_session_state_warning(app: AppTest, m
     finally:
         policies._LOGGER.removeHandler(handler)
     assert [r.getMessage() for r in records] == []
+
+
+def test_the_selection_mask_round_trips_as_numpy_packs_it() -> None:
+    rng = np.random.default_rng(5)
+    for count in (1, 7, 8, 9, 10_000):
+        chosen = np.sort(rng.choice(count, size=max(1, count // 3), replace=False))
+        text = web_planes.pack_mask(chosen, count)
+        np.testing.assert_array_equal(web_planes.unpack_mask(text, count), chosen)
+        assert len(base64_bytes(text)) == (count + 7) // 8
+    assert web_planes.pack_mask(np.empty(0, np.int64), 10) == ""
+    # Bit order: the first point is the most significant bit of the first byte (np.packbits, the page's).
+    assert web_planes.pack_mask(np.array([0]), 8) == "gA=="
+    assert web_planes.pack_mask(np.array([7]), 8) == "AQ=="
+
+
+def base64_bytes(text: str) -> bytes:
+    import base64
+
+    return base64.b64decode(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "count", "message"),
+    [
+        ("gA==", 9, "needs 2 bytes, got 1"),
+        ("gA", 8, "must be base64"),
+        ("!!!!", 8, "must be base64"),
+        ("", 8, "needs 1 bytes"),
+    ],
+)
+def test_a_selection_not_of_this_subset_is_refused(text, count, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        web_planes.unpack_mask(text, count)
+
+
+def test_a_selection_from_the_page_is_kept_and_sent_back_with_its_neighbourhoods(app: AppTest) -> None:
+    at = explorer(app)
+    assert planes_data(at)["selection"] is None
+    chosen = np.arange(0, 10_000, 7)
+    at.session_state[web_planes.KEY] = {
+        "selection": {"count": 10_000, "size": len(chosen), "mask": web_planes.pack_mask(chosen, 10_000)}
+    }
+    at.run()
+    assert not at.exception
+    data = planes_data(at)["selection"]
+    assert data["count"] == 10_000
+    np.testing.assert_array_equal(web_planes.unpack_mask(data["mask"], 10_000), chosen)
+    for side in ("left", "right"):
+        share = data["stats"][side]["share_selected"]
+        # Every 7th image is selected: a neighbourhood of unrelated images would hold about 1/7 of them.
+        assert 0.05 < share < 0.3, share
+    assert at.session_state["ex_selection"]["indices"] == chosen.tolist()
+    # A mask of another subset's size (the page still had 70,000 points) leaves the session's as it was.
+    at.session_state[web_planes.KEY] = {
+        "selection": {"count": 70_000, "size": 1, "mask": web_planes.pack_mask(np.array([69_999]), 70_000)}
+    }
+    at.run()
+    assert at.session_state["ex_selection"]["indices"] == chosen.tolist()
+    # The page cleared it.
+    at.session_state[web_planes.KEY] = {"selection": {"count": 10_000, "size": 0, "mask": ""}}
+    at.run()
+    assert planes_data(at)["selection"] is None

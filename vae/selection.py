@@ -132,13 +132,14 @@ class Neighbourhood(NamedTuple):
     share_other_class: float  # neighbours whose label differs from the selected image's
 
 
-def neighbourhood(codes: Any, labels: Any, indices: Any, k: int = 5) -> Neighbourhood:
+def neighbourhood(codes: Any, labels: Any, indices: Any, k: int = 5, queries: Any = None) -> Neighbourhood:
     """How mixed the selection's neighbourhood is in the full latent space: codes ``[N, D]``, labels ``[N]``,
     indices ``[S]``.
 
     For each selected image, its ``k`` nearest images among all N by Euclidean distance in all D dimensions
     (itself excluded), then over the S * k neighbours: the share that are selected too and the share whose
-    label differs from the selected image's. Exact: scikit-learn's ``NearestNeighbors`` by brute force in
+    label differs from the selected image's. ``queries`` (a subset of ``indices``, e.g. an even sample)
+    measures from those images only: the same shares, estimated, at a cost linear in their number. Exact: scikit-learn's ``NearestNeighbors`` by brute force in
     float64 (its chunked, multi-threaded search; a k-d tree is 3 to 4 times slower in 16 dimensions); among
     neighbours at exactly equal distance the search's order decides. Linear in S: for 20,000 selected of
     70,000 16-D codes, 4-5 s on two busy cores (``benchmarks/selection_neighbourhood.py``), so callers cache it.
@@ -154,11 +155,16 @@ def neighbourhood(codes: Any, labels: Any, indices: Any, k: int = 5) -> Neighbou
     if k >= len(z):
         raise ValueError(f"k must be less than the number of points ({len(z)}), got {k}")
     index = as_selection(indices, len(z), allow_empty=False)
+    selected = np.zeros(len(z), dtype=bool)
+    selected[index] = True
+    if queries is not None:
+        asked = as_selection(queries, len(z), allow_empty=False)
+        if not selected[asked].all():
+            raise ValueError("queries must be selected images (a subset of indices)")
+        index = asked
     search = NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(z)
     _, found = search.kneighbors(z[index])  # [S, k + 1], nearest first; each image finds itself at distance 0
     neighbours = _drop_self(found, index, k)  # [S, k]
-    selected = np.zeros(len(z), dtype=bool)
-    selected[index] = True
     return Neighbourhood(
         share_selected=float(selected[neighbours].mean()),
         share_other_class=float((label[neighbours] != label[index][:, None]).mean()),

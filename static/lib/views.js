@@ -75,6 +75,32 @@ export class PointIndex {
     return found;
   }
 
+  // fn(i) for every point in the cells that overlap the box [x0, x1] x [y0, y1] (a superset of the points
+  // inside it; the caller tests each). Returns how many were visited.
+  forEachInBox(x0, x1, y0, y1, fn) {
+    if (!(x1 >= this.x0 && x0 <= this.x1 && y1 >= this.y0 && y0 <= this.y1)) return 0;
+    const c0 = this.#column(x0), c1 = this.#column(x1), r0 = this.#row(y0), r1 = this.#row(y1);
+    let visited = 0;
+    for (let row = r0; row <= r1; row++) {
+      const first = this.cellStart[row * this.columns + c0], last = this.cellStart[row * this.columns + c1 + 1];
+      // The cells of one row are consecutive in `order`.
+      for (let j = first; j < last; j++) fn(this.order[j]);
+      visited += last - first;
+    }
+    return visited;
+  }
+
+  // How many points lie inside the box (exactly).
+  countInBox(x0, x1, y0, y1) {
+    let n = 0;
+    const xy = this.xy;
+    this.forEachInBox(x0, x1, y0, y1, (i) => {
+      const x = xy[2 * i], y = xy[2 * i + 1];
+      if (x >= x0 && x <= x1 && y >= y0 && y <= y1) n++;
+    });
+    return n;
+  }
+
   #visit(cell, x, y, k, found, outIndex, outDistance) {
     for (let j = this.cellStart[cell]; j < this.cellStart[cell + 1]; j++) {
       const i = this.order[j];

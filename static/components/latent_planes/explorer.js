@@ -1,7 +1,8 @@
 // The latent explorer in the page: two planes side by side, each model's decoder running here, so hovering
-// anywhere decodes on the next frame and sends nothing to the server. A click is the only message to Python
-// (a trigger, one rerun): it pins a point for what needs the server (interpolation ends, posterior ellipses,
-// exports).
+// anywhere decodes on the next frame and sends nothing to the server. Two things go to Python, each one
+// rerun: a click (a trigger) pins a point for what needs the server (interpolation ends, posterior ellipses,
+// exports), and a selection when its lasso or box ends (state), for the neighbourhoods in all D dimensions
+// and the Exports page. Drawing a lasso sends nothing.
 //
 // Data from Python (app/web_planes.py) holds URLs and small JSON only: palette, class names, per plane its
 // decoder, its points (embedding, codes, labels), its view and overlays.
@@ -12,8 +13,11 @@ import { explorerHooks, record } from "../../lib/hooks.js";
 import { greyToRgba, PIXELS } from "../../lib/image.js";
 import { LatestDecoder, loadGraph } from "../../lib/runtime.js";
 import { LatentPlane } from "../../lib/scatter.js";
+import { combine, maskIndices, packMask, pointsInPolygon } from "../../lib/selection.js";
 import { missingSupport } from "../../lib/support.js";
 import { createView } from "../../lib/views.js";
+import { SelectionPanel, unpackMask } from "./selection_panel.js";
+import { readZoom, writeZoom } from "./zoom_link.js";
 
 const SIDES = ["left", "right"];
 // For the browser tests and benchmarks only (lib/hooks.js says what each field is).
@@ -42,6 +46,14 @@ function probe(explorer) {
       return { magnification: plane.ellipseMagnification ?? 1, radii: plane.ellipseRadii ?? [], note: side(name).decorNote.textContent };
     },
     titles() { return Object.values(explorer.sides).map((s) => s.spec?.name ?? null); },
+    // What each plane draws of the selection, and how many thumbnails are in view.
+    drawnSelection(name) { return Array.from(side(name).plane.selected ?? []); },
+    embedding(name) { return Array.from(side(name).embedding); },
+    labels(name) { return Array.from(side(name).labels); },
+    redraw() { return explorer.redrawBoth(); },
+    lastPolygon() { return explorer.lastPolygon ? Array.from(explorer.lastPolygon) : null; },
+    thumbnails(name) { return side(name).plane.thumbnailsShown; },
+    view(name) { return { ...side(name).plane.view }; },
     count(name) { return side(name).spec.count; },
     box(name) {
       const r = side(name).plane.hover.getBoundingClientRect();
@@ -107,8 +119,10 @@ class Side {
     this.plane = new LatentPlane(this.host, {
       onHover: (x, y, index, event) => explorer.hover(this, x, y, index, event),
       onLeave: () => explorer.leave(this),
-      onClick: (x, y, index) => explorer.click(this, x, y, index),
+      onClick: (x, y, index, event) => explorer.click(this, x, y, index, event),
       onView: () => explorer.viewChanged(this),
+      onSelect: (polygon, mode) => explorer.selectPolygon(this, polygon, mode),
+      onDrawn: (ms) => record(hooks.drawTimings, ms),
     });
     this.spec = null;
     this.decoder = null;
@@ -149,6 +163,10 @@ class Side {
       this.plane.setPoints(this.embedding, this.labels, n, spec.extent);
       this.view = createView(spec.view, this.embedding, this.codes, n, d, this.plane.index);
       this.code = new Float32Array(d);
+      // A link's zoom applies to the first points of this view; later loads start at home.
+      const zoom = readZoom(this.name);
+      if (zoom) this.plane.view = zoom;
+      this.explorer.imagesReady?.then(() => this.plane.setImages(this.explorer.images));
     }
     if (graph) {
       this.graph = await graph;
@@ -231,6 +249,12 @@ class Explorer {
     this.grids = element("div", "grids", this.root);
     this.visible = new Array(10).fill(true);
     this.hovered = null;
+    this.mask = null; // the selection, Uint8Array [N], shared by both planes
+    this.panel = new SelectionPanel(this, { bar: sides, body: this.grids });
+    this.onKey = (event) => {
+      if (event.key === "Escape" && this.mask) this.clearSelection();
+    };
+    document.addEventListener("keydown", this.onKey);
     this.resizeObserver = new ResizeObserver(() => this.layout());
     this.resizeObserver.observe(this.root);
     this.onWindowResize = () => this.layout();
@@ -263,7 +287,13 @@ class Explorer {
     this.buildStrips(data);
     this.showPinned();
     this.refreshGrids();
+    this.adoptSelection(data.selection);
+    this.panel.update(data);
+    // A rerun may have rewritten the URL's query and with it dropped its fragment: the zoom goes back in.
+    for (const side of Object.values(this.sides)) writeZoom(side.name, side.plane.view, side.plane.home);
     hooks.probe = probe(this);
+    hooks.select = (indices) => this.select(indices);
+    hooks.selection = () => Array.from(this.selectedIndices ?? []);
     hooks.ready = true;
     this.root.dataset.ready = "1";
   }
@@ -279,14 +309,25 @@ class Explorer {
       item.dataset.class = String(k);
       element("span", "swatch", item).style.background = data.palette[k];
       element("span", "", item, name);
-      item.title = "Click: show or hide this class. Double-click: show only this class (again: all).";
-      item.addEventListener("click", () => this.toggle(k));
+      item.title = "Click: show or hide this class. Double-click: show only this class (again: all). Alt + click: select this class.";
+      item.addEventListener("click", (event) => (event.altKey ? this.selectClass(k) : this.toggle(k)));
       item.addEventListener("dblclick", () => this.isolate(k));
     });
     const reset = element("button", "legend-reset", this.legend, "Reset zoom");
     reset.type = "button";
     reset.addEventListener("click", () => Object.values(this.sides).forEach((s) => s.plane.resetView()));
-    element("span", "legend-hint", this.legend, "Scroll to zoom, drag to pan, double-click to reset.");
+    const box = element("button", "legend-box", this.legend, "Box select");
+    box.type = "button";
+    box.dataset.testid = "box-select";
+    box.title = "On: a drag draws a box that selects the images in it (Shift adds, Alt removes). Off: a drag pans.";
+    box.setAttribute("aria-pressed", "false");
+    box.addEventListener("click", () => {
+      const on = box.getAttribute("aria-pressed") !== "true";
+      box.setAttribute("aria-pressed", String(on));
+      box.classList.toggle("on", on);
+      Object.values(this.sides).forEach((s) => s.plane.setBoxMode(on));
+    });
+    element("span", "legend-hint", this.legend, "Scroll to zoom, drag to pan, double-click to reset · Shift + drag: lasso a group (adds), Alt + drag: take away, Esc: clear.");
   }
 
   toggle(k) {
@@ -371,9 +412,84 @@ class Explorer {
     this.showPinned();
   }
 
-  click(side, x, y, index) {
-    // The one message to the server: what was pinned, and where.
+  click(side, x, y, index, event) {
+    // A plain click on empty space clears a selection (and pins nothing); anything else pins, the message to
+    // the server of what was pinned, and where.
+    if (this.mask && index < 0 && !(event?.shiftKey || event?.altKey)) {
+      this.clearSelection();
+      return;
+    }
     this.component.setTriggerValue("click", { side: side.name, x, y, index: index >= 0 ? index : null });
+  }
+
+  // --- the selection: one set of images, drawn in both planes ------------------------------------------
+
+  get count() {
+    return this.sides.left.spec?.count ?? 0;
+  }
+
+  selectPolygon(side, polygon, mode) {
+    const started = performance.now();
+    this.lastPolygon = polygon;
+    const inside = pointsInPolygon(side.plane.index, polygon, side.labels, this.visible);
+    this.setMask(combine(this.mask ?? new Uint8Array(this.count), inside, mode), started);
+  }
+
+  selectClass(k) {
+    const labels = this.sides.left.labels, indices = [];
+    for (let i = 0; i < this.count; i++) if (labels[i] === k) indices.push(i);
+    this.setMask(combine(new Uint8Array(this.count), indices, "replace"), performance.now());
+  }
+
+  // From code (globalThis.latentExplorer.select): the same as a lasso that ends with these images.
+  select(indices) {
+    const mask = new Uint8Array(this.count);
+    for (const i of indices) {
+      if (!Number.isInteger(i) || i < 0 || i >= this.count) throw new RangeError(`index ${i} is not one of the ${this.count} images`);
+      mask[i] = 1;
+    }
+    this.setMask(mask, performance.now());
+  }
+
+  clearSelection() {
+    this.setMask(null, performance.now());
+  }
+
+  // A new selection: drawn in both planes on the next frame; the panel's details and the message to Python
+  // (one rerun, whose answer keeps the main thread busy for a while) wait until that frame is on screen.
+  setMask(mask, started) {
+    this.showMask(mask && mask.some((v) => v) ? mask : null);
+    const shown = this.mask;
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      // Timed as the hover is: to the start of the frame after both planes drew it.
+      record(hooks.selectTimings, performance.now() - started);
+      if (this.mask !== shown) return; // another gesture came first: it sends its own
+      const packed = shown ? packMask(shown) : "";
+      this.component.setStateValue("selection", { count: this.count, size: this.selectedIndices?.length ?? 0, mask: packed });
+    }));
+  }
+
+  showMask(mask) {
+    this.mask = mask;
+    this.selectedIndices = mask ? maskIndices(mask) : null;
+    for (const side of Object.values(this.sides)) side.plane.setSelection(this.selectedIndices);
+    this.panel.render();
+  }
+
+  // Both planes redrawn as they are, timed like a selection (the benchmark's baseline): ms to the frame.
+  redrawBoth() {
+    const started = performance.now();
+    for (const side of Object.values(this.sides)) side.plane.requestDraw();
+    return new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - started))));
+  }
+
+  // What Python holds (after a rerun, or when the page is opened again): adopted when it changed there.
+  adoptSelection(selection) {
+    const packed = selection && selection.count === this.count ? selection.mask : "";
+    if (packed === this.seenSelection) return;
+    this.seenSelection = packed;
+    if (packed === (this.mask ? packMask(this.mask) : "")) return;
+    this.showMask(packed ? unpackMask(packed, this.count) : null);
   }
 
   // With the pointer elsewhere: each side shows what is pinned (a clicked image's reconstruction, or the
@@ -483,7 +599,10 @@ class Explorer {
   // --- manifold grid: the decoders over the visible region, redone as the view moves ------------------
 
   viewChanged(side) {
-    if (side.spec) side.describeDecor();
+    if (side.spec) {
+      side.describeDecor();
+      writeZoom(side.name, side.plane.view, side.plane.home);
+    }
     if (this.data?.grid) this.refreshGrid(side);
   }
 
@@ -550,6 +669,7 @@ class Explorer {
   }
 
   dispose() {
+    document.removeEventListener("keydown", this.onKey);
     this.resizeObserver?.disconnect();
     window.removeEventListener("resize", this.onWindowResize);
     for (const side of Object.values(this.sides || {})) side.plane.dispose();
