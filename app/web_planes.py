@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from app import cache, frontend, selection, vendor
+from app import cache, frontend, holes, selection, vendor
 from app.explorer import SIDES, Interpolation, Options, Plane, end_images, record_click, smoothness_caption
 from vae.data import class_names
 from vae.explore import posterior_2d
@@ -254,6 +254,31 @@ def page_selection(planes: dict[str, Plane], options: Options) -> dict[str, Any]
     }
 
 
+def _judge_url(dataset: str) -> str | None:
+    graph = holes.judge_graph(dataset)
+    if graph is not None and not all(Path(f).is_file() for f in graph["files"]):
+        holes.judge_graph.clear(dataset)
+        graph = holes.judge_graph(dataset)
+    return graph["url"] if graph else None
+
+
+def _holes(dataset: str, planes: dict[str, Plane], options: Options) -> dict[str, Any]:
+    """Once the page has switched the holes layer on (its "holes" state): the judge's graph and each plane's
+    confident share (``holes`` empty when the dataset has no judge); before that, neither (no export, no
+    measuring for a layer nobody asked for)."""
+    if not (st.session_state.get(KEY) or {}).get("holes"):
+        return {"judge": None, "holes": None}
+    url = _judge_url(dataset)
+    if url is None:
+        return {"judge": None, "holes": {}}
+    directory = str(cache.data_dir())
+    shares = {
+        side: holes.share(str(p.stored.path), p.stored.weights_sha256, options.subset, directory, p.view.name)
+        for side, p in planes.items()
+    }
+    return {"judge": url, "holes": shares}
+
+
 def _declared() -> None:
     """A state the page sets and the run reads itself: nothing to do before the run."""
 
@@ -282,6 +307,7 @@ def explorer(planes: dict[str, Plane], options: Options, paths: dict[str, Interp
         "pins": {side: pins.get(side) for side in planes},
         "grid": {"n": options.grid_n} if options.grid else None,
         "selection": page_selection(planes, options),
+        **_holes(dataset, planes, options),
         # The clicked images that are From and To: ringed in both planes while they are ends.
         "interpolation": {"from": first.start, "to": first.end, "images": end_images()} if first else None,
         "hint": "Hover anywhere: each plane's decoder runs in this page. Hover a point for its image and both "
@@ -291,11 +317,12 @@ def explorer(planes: dict[str, Plane], options: Options, paths: dict[str, Interp
     frontend.component(COMPONENT)(
         key=KEY,
         data=data,
-        default={"support": None, "selection": None},
+        default={"support": None, "selection": None, "holes": False},
         on_click_change=_on_click,
         on_support_change=_on_support,
         # Read during the run (page_selection, which knows the planes); declared so the page may set it.
         on_selection_change=_declared,
+        on_holes_change=_declared,
     )
     if paths:
         st.caption(smoothness_caption(planes, paths))

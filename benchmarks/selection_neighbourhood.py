@@ -14,8 +14,11 @@ Timed: ``vae.selection.neighbourhood(codes, labels, selection, k=5)`` (exact 5 n
 selected image among all 70,000 in all 16 dimensions, by scikit-learn's brute-force search in float64, and the
 two shares), and ``vae.selection.spread`` on the 2-D PCA coordinates. Rounds alternate the two models.
 
-Target: median of ``neighbourhood`` at 20,000 selected <= 5 s per model on the two shared cores (the page asks
-for it once per selection and caches it per model and selection, so a rerun costs nothing); the time grows
+Also timed: what the explorer asks for (``app.selection.stats``), the same shares measured from an even
+sample of 2,000 of the selected images (``queries=``), with both estimates printed beside the exact ones.
+
+Target: median of the sampled measure at 20,000 selected <= 1 s per model on the two shared cores (the exact
+one took 4-5 s with the machine's load at 3-4, 7 s at 6; the page asks for it once per selection and caches it per model and selection, so a rerun costs nothing); the time grows
 linearly with the selection's size. A k-d tree (``algorithm="kd_tree"``) took 10-15 s here, a ball tree 39 s.
 
 Exit code is 0 whether the target passes or fails, unless ``--strict`` is given (then 1 on FAIL).
@@ -33,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-TARGET_SECONDS = 5.0
+TARGET_SECONDS = 1.0  # what the page waits for: the sampled measure at 20,000 selected
 SELECTED = 20_000
 SMALL = 2_000
 
@@ -63,7 +66,8 @@ def lasso_like(codes, labels, count: int, digit: int = 4):
 def main(argv: list[str] | None = None) -> int:
     from _report import check_load, summary, verdict
 
-    from vae.selection import class_counts, neighbourhood, spread
+    from app.selection import NEIGHBOURHOOD_SAMPLE
+    from vae.selection import class_counts, even_sample, neighbourhood, spread
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -83,13 +87,20 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     check_load("timing")
-    times: dict[str, list[float]] = {f"{name} {what}": [] for name in data for what in ("neighbourhood", "spread")}
-    results = {}
+    times: dict[str, list[float]] = {
+        f"{name} {what}": [] for name in data for what in ("neighbourhood", "sampled", "spread")
+    }
+    results, sampled = {}, {}
     for _ in range(args.repeats):
         for name, (codes, labels, selection, plane) in data.items():
             started = time.perf_counter()
             results[name] = neighbourhood(codes, labels, selection, k=5)
             times[f"{name} neighbourhood"].append(time.perf_counter() - started)
+            # What the page asks for: the same shares from an even sample of the selected images.
+            started = time.perf_counter()
+            queries = even_sample(selection, NEIGHBOURHOOD_SAMPLE)
+            sampled[name] = neighbourhood(codes, labels, selection, k=5, queries=queries)
+            times[f"{name} sampled"].append(time.perf_counter() - started)
             started = time.perf_counter()
             spread(plane, selection)
             times[f"{name} spread"].append(time.perf_counter() - started)
@@ -101,13 +112,16 @@ def main(argv: list[str] | None = None) -> int:
         stats = summary(values)
         report[what] = stats
         target = ""
-        if what.endswith("neighbourhood") and "(" not in what:
+        if what.endswith("sampled") and "(" not in what:
             target = f"<= {TARGET_SECONDS} s {verdict(stats['median'], TARGET_SECONDS)}"
             failed |= stats["median"] > TARGET_SECONDS
         print(f"{what:<36} {stats['median']:>9.3f} {stats['min']:>7.3f} {stats['max']:>7.3f}  {target}")
     for name, result in results.items():
+        estimate = sampled[name]
         print(
-            f"{name}: share selected {result.share_selected:.3f}, share of another class {result.share_other_class:.3f}"
+            f"{name}: share selected {result.share_selected:.3f} (from {NEIGHBOURHOOD_SAMPLE:,} sampled: "
+            f"{estimate.share_selected:.3f}), share of another class {result.share_other_class:.3f} "
+            f"(sampled: {estimate.share_other_class:.3f})"
         )
     if args.json:
         import json

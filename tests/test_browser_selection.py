@@ -18,6 +18,7 @@ from matplotlib.path import Path as PolygonPath
 
 from tests.browser import chromium_browser, shipped_dashboard
 from tests.conftest import REPO
+from vae.data import load_mnist
 
 OUTPUT = REPO / "test-output"
 VIEWPORT = {"width": 1600, "height": 1000}
@@ -240,3 +241,31 @@ def test_a_link_reopens_the_models_view_pin_and_zoom_in_a_new_browser(explorer, 
         assert "left=ae-16d" in again.page.url and "#zoom_right=" in again.page.url
     finally:
         again.close()
+
+
+def test_the_pinned_images_neighbours_and_the_png_sheet(explorer) -> None:
+    from PIL import Image
+
+    from vae.selection import even_sample, nearest
+
+    # Pin image 42 by clicking it; both 2-D models' planes are their codes, so the neighbours are checkable.
+    explorer.page.mouse.click(*explorer.probe("client", "left", *explorer.probe("point", "left", 42)))
+    explorer.page.get_by_test_id("neighbours-left").wait_for(timeout=30_000)
+    for side in ("left", "right"):
+        row = explorer.page.get_by_test_id(f"neighbours-{side}")
+        codes = np.asarray(explorer.probe("embedding", side), dtype=np.float64).reshape(-1, 2)
+        pinned = int(row.get_attribute("data-pinned"))
+        expected, _ = nearest(codes, pinned, k=8)
+        assert [int(i) for i in row.get_attribute("data-indices").split(",")] == expected.tolist()
+    explorer.page.evaluate("globalThis.latentExplorer.select(Array.from({length: 150}, (_, i) => 11 * i))")
+    with explorer.page.expect_download() as download:
+        explorer.page.get_by_test_id("selection-sheet").click()
+    sheet = Image.open(download.value.path())
+    # 100 of the 150, ten to a row, each as the original and both reconstructions.
+    assert sheet.size == (10 * (3 * 28 + 6), 16 + 10 * (28 + 12))
+    pixels = np.asarray(sheet.convert("L"))
+    images, _ = load_mnist("test", REPO / "data")
+    np.testing.assert_array_equal(pixels[28:56, 0:28], images[0].numpy())  # the first original, image 0
+    eleventh = int(even_sample(11 * np.arange(150), 100)[10])  # the second row's first: the server's pick too
+    np.testing.assert_array_equal(pixels[16 + 40 + 12 : 16 + 40 + 40, 0:28], images[eleventh].numpy())
+    assert pixels[28:56, 28:84].std() > 20  # the reconstructions are drawn, not blank

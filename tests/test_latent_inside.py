@@ -12,7 +12,9 @@ from torch import nn
 from tests.conftest import SEED
 from vae.metrics import (
     ACTIVE_VARIANCE,
+    data_box,
     embed_images,
+    holes_share,
     judged,
     latent_dimensions,
     reconstruction_quality,
@@ -123,3 +125,56 @@ def test_samples_and_reconstructions_are_judged_as_decoded(images) -> None:
         expected = judged(ByBrightness(), vae.reconstruct(to_float_images(images)))
     np.testing.assert_allclose(recon.class_shares, expected.class_shares)
     assert recon.n == len(images)
+
+
+def test_the_holes_share_is_zero_for_a_constant_decoder_and_near_one_for_real_digits() -> None:
+    from tests.conftest import REPO
+    from vae import judge as judges
+    from vae.data import load_mnist
+
+    digits, _ = load_mnist("test", REPO / "data")
+    judge = judges.load("mnist")
+    plane = np.random.default_rng(SEED).normal(size=(500, 2))
+    grey = holes_share(lambda z: np.full((len(z), 28, 28), 0.3, np.float32), lambda p: p, plane, judge, grid=20)
+    assert grey.share == 0.0 and grey.grid == 20 and not grey.approximate
+    real = holes_share(
+        lambda z: digits[: len(z)].numpy().astype(np.float32) / 255,
+        lambda p: p,
+        plane,
+        judge,
+        grid=20,
+        approximate=True,
+    )
+    assert real.share > 0.95 and real.approximate  # the judge is sure of nearly every real test digit
+    assert real.box == data_box(plane)
+
+
+def test_holes_share_decodes_the_centres_of_the_data_box_through_the_inverse() -> None:
+    plane = np.array([[0.0, 0.0], [4.0, 2.0]] * 50)
+    seen = {}
+
+    def decode(codes):
+        seen["codes"] = codes
+        return np.where(codes[:, :1, None] > 2, 1.0, 0.0) * np.ones((len(codes), 28, 28), np.float32)
+
+    share = holes_share(decode, lambda p: np.concatenate([p, -p], axis=1), plane, ByBrightness(), grid=4)
+    x0, x1, y0, y1 = data_box(plane)
+    assert (x0, x1, y0, y1) == pytest.approx((0.0, 4.0, 0.0, 2.0), abs=0.05)
+    codes = seen["codes"]  # [16, 4]: the view's inverse of each cell's centre, row by row
+    assert codes.shape == (16, 4)
+    np.testing.assert_allclose(codes[:4, 0], x0 + (np.arange(4) + 0.5) * (x1 - x0) / 4, rtol=1e-6)
+    np.testing.assert_allclose(codes[:, 2:], -codes[:, :2])
+    assert share.share == 1.0  # ByBrightness is confident of every image, dark or bright
+    with pytest.raises(ValueError, match="grid must be at least 2, got 1"):
+        holes_share(decode, lambda p: p, plane, ByBrightness(), grid=1)
+    with pytest.raises(ValueError, match=r"decode must give \[16, 28, 28\] images, got \(16, 784\)"):
+        holes_share(lambda z: np.zeros((len(z), 784)), lambda p: p, plane, ByBrightness(), grid=4)
+    with pytest.raises(ValueError, match=r"embedding must be \[N, 2\] with N > 0"):
+        data_box(np.zeros((0, 2)))
+
+
+def test_the_data_box_leaves_out_at_most_two_percent_of_the_points() -> None:
+    points = np.random.default_rng(SEED).standard_t(2, size=(20_000, 2))  # heavy tails: the box must trim them
+    x0, x1, y0, y1 = data_box(points)
+    inside = (points[:, 0] >= x0) & (points[:, 0] <= x1) & (points[:, 1] >= y0) & (points[:, 1] <= y1)
+    assert 0.98 <= inside.mean() < 0.995

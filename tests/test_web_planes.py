@@ -406,3 +406,35 @@ def test_a_selection_from_the_page_is_kept_and_sent_back_with_its_neighbourhoods
     at.session_state[web_planes.KEY] = {"selection": {"count": 10_000, "size": 0, "mask": ""}}
     at.run()
     assert planes_data(at)["selection"] is None
+
+
+def test_the_page_gets_the_judge_as_a_graph_and_the_holes_shares_once_asked(app: AppTest) -> None:
+    from vae import judge as judges
+    from vae.metrics import holes_share
+
+    at = explorer(app)
+    data = planes_data(at)
+    # Nothing exported or measured until the page switches the layer on.
+    assert data["holes"] is None and data["judge"] is None
+    at.session_state[web_planes.KEY] = {"holes": True}
+    at.run()
+    assert not at.exception
+    data = planes_data(at)
+    # The judge's graph: the shipped judge's probabilities on real test digits.
+    images, _ = load_mnist("test", REPO / "data")
+    x = images[:64].float().div(255).unsqueeze(1)
+    (probabilities,) = run_onnx(published(data["judge"]), {"x": x.numpy()})
+    expected = judges.load("mnist").predict_proba(x).numpy()
+    np.testing.assert_allclose(probabilities, expected, atol=1e-4)
+    shares = data["holes"]
+    model, _ = load_model(SHIPPED / "ae-2d")
+    codes = embed_images(model, images).numpy()
+    direct = holes_share(
+        lambda z: model.decode(torch.from_numpy(z)).squeeze(1).detach().numpy(),
+        lambda p: p,
+        codes,
+        judges.load("mnist"),
+    )
+    assert shares["left"]["share"] == pytest.approx(direct.share, abs=1e-9)
+    assert shares["left"]["approximate"] is False and shares["left"]["grid"] == direct.grid
+    assert 0.5 < shares["right"]["share"] <= 1.0

@@ -498,3 +498,55 @@ def reconstruction_quality(
             ]
         )
     return judged(judge, decoded)
+
+
+# Holes: where a plane decodes to no digit. The data region is the box between each axis's 0.5th and 99.5th
+# percentiles of the embedded points (it holds at least 98 % of them), sampled at the centres of a square grid.
+HOLES_GRID = 48
+HOLES_TRIM = 0.005
+
+
+@dataclass(frozen=True)
+class HolesShare:
+    """How much of a plane's data region decodes to a confident digit: ``share`` of the ``grid`` x ``grid``
+    cell centres of ``box`` ``(x0, x1, y0, y1)`` whose decoded image the judge gives a class at least
+    :data:`CONFIDENT`; ``approximate`` when the plane is a 2-D view of more dimensions (decoded through the
+    view's inverse, one of many codes for each place)."""
+
+    share: float
+    grid: int
+    box: tuple[float, float, float, float]
+    approximate: bool
+
+
+def data_box(embedding: np.ndarray, trim: float = HOLES_TRIM) -> tuple[float, float, float, float]:
+    """The box ``(x0, x1, y0, y1)`` between each axis's ``trim`` and ``1 - trim`` quantiles of ``embedding``
+    ``[N, 2]``: it leaves out at most ``4 * trim`` of the points."""
+    points = np.asarray(embedding, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
+        raise ValueError(f"embedding must be [N, 2] with N > 0, got {points.shape}")
+    (x0, y0), (x1, y1) = np.quantile(points, [trim, 1 - trim], axis=0)
+    return float(x0), float(x1), float(y0), float(y1)
+
+
+@torch.no_grad()
+def holes_share(
+    decode: Any, to_codes: Any, embedding: np.ndarray, judge: Any, grid: int = HOLES_GRID, approximate: bool = False
+) -> HolesShare:
+    """The share of the plane's data region that decodes to a confident digit.
+
+    ``decode``: codes ``[M, D]`` -> images ``[M, 28, 28]`` (float in [0, 1]); ``to_codes``: plane points
+    ``[M, 2]`` -> codes ``[M, D]`` (the view's inverse; the identity for a 2-D model); ``embedding`` ``[N, 2]``:
+    the plane's points, which fix the data region (:func:`data_box`); ``judge``: ``predict_proba``.
+    """
+    if grid < 2:
+        raise ValueError(f"grid must be at least 2, got {grid}")
+    x0, x1, y0, y1 = data_box(embedding)
+    xs = x0 + (np.arange(grid) + 0.5) / grid * (x1 - x0)
+    ys = y0 + (np.arange(grid) + 0.5) / grid * (y1 - y0)
+    points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2).astype(np.float32)  # [grid^2, 2]
+    images = np.asarray(decode(np.asarray(to_codes(points), dtype=np.float32)), dtype=np.float32)
+    if images.shape != (len(points), 28, 28):
+        raise ValueError(f"decode must give [{len(points)}, 28, 28] images, got {images.shape}")
+    quality = judged(judge, torch.from_numpy(images).unsqueeze(1))
+    return HolesShare(quality.confident_share, grid, (x0, x1, y0, y1), approximate)

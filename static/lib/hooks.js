@@ -3,12 +3,13 @@
 // Playwright reads with page.evaluate / wait_for_function:
 //
 //   globalThis.latentExplorer (components/latent_planes), read by tests/test_browser_planes.py and
-//     benchmarks/hover_latency.py: {ready, probe, timings, drawnTimings, selectTimings, drawTimings, select,
-//     selection}. `ready` is false while new data loads; `probe` answers read-only questions (where a point
-//     is on screen, where there is empty space); `timings` / `drawnTimings` are hover -> frame shown / hover
-//     -> drawn, `selectTimings` a lasso's end -> the frame that shows it in both planes, `drawTimings` each
-//     plane redraw's own cost, in ms, newest last. `select(indices)` sets the selection as a lasso would
-//     and `selection()` returns it (ascending indices): the selection's API from code.
+//     benchmarks/hover_latency.py: {ready, probe, timings, drawnTimings, selectTimings, drawTimings,
+//     holesTimings, select, selection}. `ready` is false while new data loads; `probe` answers read-only
+//     questions (where a point is on screen, where there is empty space); `timings` / `drawnTimings` are
+//     hover -> frame shown / hover -> drawn, `selectTimings` a lasso's end -> the frame that shows it in
+//     both planes, `drawTimings` each plane redraw's own cost, `holesTimings` one holes map (decode and
+//     judge a grid), in ms, newest last. `select(indices)` sets the selection as a lasso would and
+//     `selection()` returns it (ascending indices): the selection's API from code.
 //   globalThis.yourDigit (components/your_digit), read by tests/test_digit_canvas.py: {ready, updates,
 //     timings, marks, nearestLabels, toClient, upload}. `timings` are pen move -> both markers and redraws on
 //     screen (ms), `marks` each side's marker in plane coordinates, `nearestLabels(side, k)` the classes
@@ -23,7 +24,8 @@ const KEPT = 2000;
 
 export function explorerHooks() {
   return (globalThis.latentExplorer = {
-    timings: [], drawnTimings: [], selectTimings: [], drawTimings: [], ready: false, probe: null, select: null, selection: null,
+    timings: [], drawnTimings: [], selectTimings: [], drawTimings: [], holesTimings: [], ready: false, probe: null, select: null,
+    selection: null,
   });
 }
 

@@ -155,6 +155,7 @@ export class LatentPlane {
     this.options = options;
     this.root = root;
     this.root.classList.add("plane");
+    this.holes = this.#canvas("plane-holes");
     this.points = this.#canvas("plane-points");
     this.top = this.#canvas("plane-selected");
     this.thumbs = this.#canvas("plane-thumbs");
@@ -236,6 +237,13 @@ export class LatentPlane {
     this.requestDraw();
   }
 
+  // The holes layer: `map` a canvas of n x n cells covering `extent` [x0, x1, y0, y1] (top row = highest y),
+  // drawn under the points, moved with the view until the next map replaces it; null removes it.
+  setHolesMap(map, extent) {
+    this.holesMap = map ? { map, extent } : null;
+    this.requestDraw();
+  }
+
   // A plain drag draws a box selection instead of panning.
   setBoxMode(on) {
     this.boxMode = Boolean(on);
@@ -254,7 +262,7 @@ export class LatentPlane {
     if (size === this.size) return;
     this.size = size;
     const ratio = window.devicePixelRatio || 1;
-    for (const c of [this.points, this.top, this.thumbs, this.decor, this.hover]) {
+    for (const c of [this.holes, this.points, this.top, this.thumbs, this.decor, this.hover]) {
       c.width = Math.round(size * ratio);
       c.height = Math.round(size * ratio);
       c.style.width = c.style.height = `${size}px`;
@@ -307,6 +315,7 @@ export class LatentPlane {
       this.dirty.clear();
       const started = performance.now();
       if (all) {
+        this.#drawHoles();
         const thumbnails = this.#drawThumbnails();
         this.#drawPoints(thumbnails);
         this.#drawDecor();
@@ -359,6 +368,15 @@ export class LatentPlane {
     }
     this.thumbnailsShown = inView.length;
     return true;
+  }
+
+  #drawHoles() {
+    const ctx = this.#context(this.holes);
+    if (!this.holesMap) return;
+    const { map, extent: [x0, x1, y0, y1] } = this.holesMap;
+    const [px0, py0] = this.toPixel(x0, y1), [px1, py1] = this.toPixel(x1, y0);
+    ctx.imageSmoothingEnabled = true; // a soft map: the cells are samples of a smooth field, not tiles
+    ctx.drawImage(map, px0, py0, px1 - px0, py1 - py0);
   }
 
   // One image as a small canvas, ink in the class colour on white with a border of it; made once.

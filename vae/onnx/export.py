@@ -230,6 +230,34 @@ def _max_error(ours: Sequence[np.ndarray], reference: Sequence[torch.Tensor]) ->
 _EXPORT_LOCK = threading.Lock()  # torch.export is not re-entrant: one export at a time per process
 
 
+def export_judge(judge: nn.Module, path: str | os.PathLike, tolerance: float = TOLERANCE) -> Path:
+    """The judge (``vae.judge.Judge``) with its softmax as one graph: ``x`` float ``[B, 1, 28, 28]`` in [0, 1] ->
+    ``probabilities`` ``[B, 10]``, so the page can read what a decoded image is. Checked against torch on
+    seeded noise and blank and bright images; written atomically to ``path``. Returns the path."""
+    from vae.files import write_atomically
+
+    path = Path(path)
+    module = nn.Sequential(judge, nn.Softmax(dim=1)).eval()
+    generator = torch.Generator().manual_seed(0)
+    example = torch.cat(
+        [torch.rand(30, *IMAGE_SHAPE, generator=generator), torch.zeros(1, *IMAGE_SHAPE), torch.ones(1, *IMAGE_SHAPE)]
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with _EXPORT_LOCK:
+            _export(module, example, scratch, "x", ["probabilities"])
+        with torch.no_grad():
+            expected = module(example)
+        error = _max_error(run_onnx(scratch, {"x": example.numpy()}), [expected])
+        if error > tolerance:
+            raise OnnxExportError(f"the judge's graph differs from torch by {error:.2e} (> {tolerance:.0e})")
+        write_atomically(path, scratch.read_bytes())
+    finally:
+        scratch.unlink(missing_ok=True)
+    return path
+
+
 def export_pair(
     model: LatentModel,
     out_dir: str | os.PathLike,

@@ -20,6 +20,10 @@ import { SelectionPanel, unpackMask } from "./selection_panel.js";
 import { readZoom, writeZoom } from "./zoom_link.js";
 
 const SIDES = ["left", "right"];
+// The holes layer decodes a square grid of this many cells a side over the visible region, then the judge
+// reads each image: 576 decodes and judgements per view (README: its cost per view, measured).
+const HOLES_CELLS = 24;
+const HOLES_CHUNK = 48;
 // For the browser tests and benchmarks only (lib/hooks.js says what each field is).
 const hooks = explorerHooks();
 
@@ -47,6 +51,10 @@ function probe(explorer) {
     },
     titles() { return Object.values(explorer.sides).map((s) => s.spec?.name ?? null); },
     // What each plane draws of the selection, and how many thumbnails are in view.
+    holes(name) {
+      const s = side(name);
+      return { drawn: s.holesDrawn ?? 0, extent: s.holesExtent ?? null, note: s.holesNote.textContent, classes: s.holesClasses ?? null };
+    },
     drawnSelection(name) { return Array.from(side(name).plane.selected ?? []); },
     embedding(name) { return Array.from(side(name).embedding); },
     labels(name) { return Array.from(side(name).labels); },
@@ -116,6 +124,8 @@ class Side {
     this.note = element("div", "note", readout);
     this.axes = element("div", "axes", this.root);
     this.decorNote = element("div", "decor-note", this.root);
+    this.holesNote = element("div", "decor-note holes-note", this.root);
+    this.holesNote.dataset.testid = `holes-note-${name}`;
     this.plane = new LatentPlane(this.host, {
       onHover: (x, y, index, event) => explorer.hover(this, x, y, index, event),
       onLeave: () => explorer.leave(this),
@@ -289,6 +299,7 @@ class Explorer {
     this.refreshGrids();
     this.adoptSelection(data.selection);
     this.panel.update(data);
+    if (this.holesOn && data.holes) this.startHoles();
     // A rerun may have rewritten the URL's query and with it dropped its fragment: the zoom goes back in.
     for (const side of Object.values(this.sides)) writeZoom(side.name, side.plane.view, side.plane.home);
     hooks.probe = probe(this);
@@ -316,6 +327,19 @@ class Explorer {
     const reset = element("button", "legend-reset", this.legend, "Reset zoom");
     reset.type = "button";
     reset.addEventListener("click", () => Object.values(this.sides).forEach((s) => s.plane.resetView()));
+    const holes = element("button", "legend-holes", this.legend, "Holes");
+    holes.type = "button";
+    holes.dataset.testid = "holes";
+    holes.title =
+      "On: each plane's background shows the class a digit classifier (the judge) gives the image decoded there, " +
+      "faded where it is unsure: pale regions decode to no digit. Redrawn after each zoom and pan.";
+    holes.setAttribute("aria-pressed", "false");
+    holes.addEventListener("click", () => {
+      const on = holes.getAttribute("aria-pressed") !== "true";
+      holes.setAttribute("aria-pressed", String(on));
+      holes.classList.toggle("on", on);
+      this.setHoles(on);
+    });
     const box = element("button", "legend-box", this.legend, "Box select");
     box.type = "button";
     box.dataset.testid = "box-select";
@@ -598,7 +622,126 @@ class Explorer {
 
   // --- manifold grid: the decoders over the visible region, redone as the view moves ------------------
 
+  // --- holes: the judge's verdict on what each place of the plane decodes to ------------------------------
+
+  async setHoles(on) {
+    this.holesOn = on;
+    if (!on) {
+      for (const side of Object.values(this.sides)) {
+        side.plane.setHolesMap(null);
+        side.holesNote.textContent = "";
+        side.holesDrawn = 0;
+      }
+      return;
+    }
+    // The judge's graph and each plane's share of its data region come from the server once asked (one rerun;
+    // update() carries on from there), then stay.
+    if (!this.data.holes) {
+      for (const side of Object.values(this.sides)) side.holesNote.textContent = "Holes: loading the judge…";
+      this.component.setStateValue("holes", true);
+      return;
+    }
+    await this.startHoles();
+  }
+
+  async startHoles() {
+    if (!this.data.judge) {
+      for (const side of Object.values(this.sides)) side.holesNote.textContent = "No judge for this dataset: the holes layer needs one.";
+      return;
+    }
+    if (this.judgeUrl !== this.data.judge) {
+      this.judge = await loadGraph(this.runtime, this.data.judge);
+      this.judgeUrl = this.data.judge;
+    }
+    for (const side of Object.values(this.sides)) {
+      this.describeHoles(side);
+      this.refreshHoles(side);
+    }
+  }
+
+  // One map at a time per side; a view change during one asks for one more when it ends.
+  async refreshHoles(side) {
+    if (!this.holesOn || !this.judge || !side.graph) return;
+    if (side.holesBusy) {
+      side.holesAgain = true;
+      return;
+    }
+    side.holesBusy = true;
+    try {
+      do {
+        side.holesAgain = false;
+        const started = performance.now();
+        const n = HOLES_CELLS, dim = side.spec.dim;
+        const extent = side.plane.extent;
+        const [x0, x1, y0, y1] = extent;
+        const codes = new Float32Array(n * n * dim), code = new Float32Array(dim);
+        for (let row = 0; row < n; row++) {
+          const y = y1 - ((row + 0.5) / n) * (y1 - y0); // the top row is the top of the plane
+          for (let col = 0; col < n; col++) {
+            side.view.toCode(x0 + ((col + 0.5) / n) * (x1 - x0), y, code);
+            codes.set(code, (row * n + col) * dim);
+          }
+        }
+        const decoded = await side.graph.run(codes, n * n, [dim]);
+        const pixels = decoded.image ?? Object.values(decoded)[0];
+        // In chunks, so the pointer's decodes get the main thread between them rather than after all 576.
+        const probabilities = new Float32Array(n * n * 10);
+        for (let start = 0; start < n * n; start += HOLES_CHUNK) {
+          const count = Math.min(HOLES_CHUNK, n * n - start);
+          const judged = await this.judge.run(pixels.slice(start * 784, (start + count) * 784), count, [1, 28, 28]);
+          probabilities.set(judged.probabilities ?? Object.values(judged)[0], start * 10);
+          if (!this.holesOn) return;
+        }
+        side.plane.setHolesMap(this.holesMap(probabilities, n), extent);
+        side.holesExtent = extent;
+        side.holesDrawn = (side.holesDrawn ?? 0) + 1;
+        record(hooks.holesTimings, performance.now() - started);
+      } while (side.holesAgain);
+    } finally {
+      side.holesBusy = false;
+    }
+    this.describeHoles(side);
+  }
+
+  // Probabilities [n * n * 10] -> an n x n canvas: each cell the class colour, as opaque as the judge is sure
+  // beyond one half (below that, nothing: a hole).
+  holesMap(probabilities, n) {
+    const map = document.createElement("canvas");
+    map.width = map.height = n;
+    const ctx = map.getContext("2d");
+    const image = ctx.createImageData(n, n);
+    const rgb = this.data.palette.map((hex) => {
+      const v = parseInt(hex.slice(1), 16);
+      return [(v >> 16) & 255, (v >> 8) & 255, v & 255];
+    });
+    const classes = new Int32Array(10);
+    for (let i = 0; i < n * n; i++) {
+      let best = 0;
+      for (let k = 1; k < 10; k++) if (probabilities[10 * i + k] > probabilities[10 * i + best]) best = k;
+      const p = probabilities[10 * i + best];
+      if (p >= 0.9) classes[best]++;
+      image.data.set([...rgb[best], Math.round(255 * 0.55 * Math.min(1, Math.max(0, (p - 0.5) / 0.5)))], 4 * i);
+    }
+    ctx.putImageData(image, 0, 0);
+    this.lastHolesClasses = Array.from(classes);
+    return map;
+  }
+
+  describeHoles(side) {
+    const share = this.data.holes?.[side.name];
+    side.holesClasses = this.lastHolesClasses;
+    side.holesNote.textContent = share
+      ? `Holes: the judge (a digit classifier, used only to measure) calls ${(100 * share.share).toFixed(0)} % of ` +
+        `this plane's data region a confident digit (≥ 0.9 on a ${share.grid} × ${share.grid} grid)` +
+        `${share.approximate ? ", through the view's inverse: approximate" : ""}. Pale: decodes to no digit.`
+      : "Holes: pale regions decode to no digit the judge is sure of (measuring the data region on the server…).";
+  }
+
   viewChanged(side) {
+    if (this.holesOn) {
+      clearTimeout(side.holesTimer);
+      side.holesTimer = setTimeout(() => this.refreshHoles(side), 150);
+    }
     if (side.spec) {
       side.describeDecor();
       writeZoom(side.name, side.plane.view, side.plane.home);

@@ -211,6 +211,7 @@ export class SelectionPanel {
       element("div", "neighbour-model", row, `${side.spec.name} (${side.spec.dim}-D)`);
       const { indices, distances } = nearestByCode(side.codes, side.spec.dim, side.spec.count, index, NEIGHBOURS);
       row.dataset.indices = indices.join(",");
+      row.dataset.pinned = String(index);
       indices.forEach((i, j) => {
         const cell = element("div", "neighbour", row);
         const canvas = element("canvas", "neighbour-image", cell);
