@@ -152,6 +152,20 @@ def plane_files(path: str, weights_sha256: str, subset: str, directory: str, met
     return _published(plane_assets, path, weights_sha256, subset, directory, method)
 
 
+def images_files(dataset: str, subset: str, directory: str) -> dict[str, Any]:
+    """:func:`images_asset`, with its file on disk."""
+    return _published(images_asset, dataset, subset, directory)
+
+
+def page_can_decode() -> bool:
+    """Whether this session's pages may decode in the browser: the runtime is vendored, the browser reported
+    nothing missing, and the person has not switched "Decode in the browser" off (on the explorer)."""
+    support = st.session_state.get(SUPPORT_KEY)
+    if support is not None and not support.get("ok", True):
+        return False
+    return _vendor_checked() and st.session_state.get("ex_browser", os.environ.get(PLANES_ENV, "browser") != "server")
+
+
 def runtime_urls() -> dict[str, str]:
     module, wasm = (frontend.static_url(f"vendor/{item.dest}") for item in vendor.FILES)
     return {"module": module, "wasm": wasm}
@@ -292,7 +306,7 @@ def _on_support() -> None:
 def explorer(planes: dict[str, Plane], options: Options, paths: dict[str, Interpolation], images) -> None:
     """Both planes in the page, the decoded digits beside them, the interpolation strips below."""
     dataset = next(iter(planes.values())).stored.dataset_name
-    image_assets = _published(images_asset, dataset, options.subset, str(cache.data_dir()))
+    image_assets = images_files(dataset, options.subset, str(cache.data_dir()))
     selected = st.session_state["ex_selected"]
     pins = st.session_state["ex_pins"]
     first = next(iter(paths.values()), None)

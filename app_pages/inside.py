@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app import cache, inside, state
+from app import cache, inside, latent_inside, state, web_planes
 from vae.data import class_names
 from vae.images import strip, tile_grid, upscale
 from vae.judge import JudgeError
@@ -49,18 +49,19 @@ def traversal(stored: StoredModel, directory: str, order: list[int]) -> None:
         st.image(upscale(strip(row), 2), caption=f"z{d}", output_format="PNG")
 
 
-def samples(side: str, stored: StoredModel, directory: str) -> None:
+def samples(side: str, stored: StoredModel, directory: str, drawn_in_page: bool) -> None:
     path, sha = str(stored.path), stored.weights_sha256
-    seed_key = f"inside_seed_{side}"
-    if st.button("Resample", key=f"inside_resample_{side}", icon=":material/casino:"):
-        st.session_state[seed_key] = st.session_state.get(seed_key, 0) + 1
-    seed = st.session_state.get(seed_key, 0)
-    prior = "its prior N(0, I)" if stored.config.kind == "vae" else "a Gaussian fitted to its training codes"
-    st.image(
-        upscale(tile_grid(inside.shown_samples(path, sha, directory, seed), 8), 2),
-        caption=f"64 decodes of random codes from {prior} (draw {seed + 1})",
-        output_format="PNG",
-    )
+    if not drawn_in_page:  # the server draws them: a browser that cannot decode, or decoding switched off
+        seed_key = f"inside_seed_{side}"
+        if st.button("Resample", key=f"inside_resample_{side}", icon=":material/casino:"):
+            st.session_state[seed_key] = st.session_state.get(seed_key, 0) + 1
+        seed = st.session_state.get(seed_key, 0)
+        prior = "its prior N(0, I)" if stored.config.kind == "vae" else "a Gaussian fitted to its training codes"
+        st.image(
+            upscale(tile_grid(inside.shown_samples(path, sha, directory, seed), 8), 2),
+            caption=f"64 decodes of random codes from {prior} (draw {seed + 1})",
+            output_format="PNG",
+        )
     try:
         verdict = inside.verdict(path, sha, directory)
     except JudgeError as error:
@@ -96,18 +97,25 @@ def render() -> None:
     if pair is None:
         return
     directory = str(cache.data_dir())
+    in_page = web_planes.page_can_decode()
     dims_tab, samples_tab = st.tabs(["Dimensions", "Samples"])
     with dims_tab:
         for column, stored in zip(st.columns(2), (pair.left, pair.right), strict=True):
             with column:
                 st.subheader(f"{stored.name} ({stored.config.kind.upper()})")
                 order = dimensions(stored, directory)
-                traversal(stored, directory, order)
+                if not in_page:
+                    traversal(stored, directory, order)
+        if in_page:
+            st.subheader("Traversals and sliders, decoded in this page")
+            latent_inside.show("dimensions", pair.left, pair.right, key="inside_dimensions")
     with samples_tab:
+        if in_page:
+            latent_inside.show("samples", pair.left, pair.right, key="inside_samples")
         for column, (side, stored) in zip(st.columns(2), (("left", pair.left), ("right", pair.right)), strict=True):
             with column:
                 st.subheader(f"{stored.name} ({stored.config.kind.upper()})")
-                samples(side, stored, directory)
+                samples(side, stored, directory, in_page)
 
 
 with state.guard():

@@ -29,6 +29,13 @@ export function explorerHooks() {
   });
 }
 
+// globalThis.latentInside (components/latent_inside), read by tests/test_browser_inside.py and
+// benchmarks/slider_latency.py: {ready, probes: {dimensions, samples}, sliderTimings}: a probe per mode (the
+// page shows both, one per tab), and slider input -> decoded pixels drawn, in ms.
+export function insideHooks() {
+  return (globalThis.latentInside = { ready: false, probes: {}, sliderTimings: [] });
+}
+
 export function digitHooks() {
   const pad = () => ({ ready: false, marks: {}, nearestLabels: null, toClient: null });
   return (globalThis.yourDigit = { timings: [], updates: 0, ...pad(), upload: pad() });

@@ -108,12 +108,17 @@ export function centroid(codes, dim, indices) {
 // The k images nearest image `index` in the D-dimensional codes (itself left out), nearest first; ties go
 // to the lower index. Brute force: 70,000 x 16 is a few milliseconds, once per pin.
 export function nearestByCode(codes, dim, count, index, k) {
+  return nearestToCode(codes, dim, count, codes.subarray(index * dim, (index + 1) * dim), k, index);
+}
+
+// The k images whose codes are nearest `code` (Float32Array [D]), nearest first, ties to the lower index;
+// `skip` (an index) is left out.
+export function nearestToCode(codes, dim, count, code, k, skip = -1) {
   const best = [];
-  const base = index * dim;
   for (let i = 0; i < count; i++) {
-    if (i === index) continue;
+    if (i === skip) continue;
     let s = 0;
-    for (let d = 0; d < dim; d++) s += (codes[i * dim + d] - codes[base + d]) ** 2;
+    for (let d = 0; d < dim; d++) s += (codes[i * dim + d] - code[d]) ** 2;
     if (best.length === k && s >= best[k - 1][1]) continue;
     let at = best.length < k ? best.push(null) - 1 : k - 1;
     while (at > 0 && best[at - 1][1] > s) { best[at] = best[at - 1]; at--; }
