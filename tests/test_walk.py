@@ -215,7 +215,8 @@ def test_a_walk_through_every_page(server, browser) -> None:
     tabs = tab.get_by_role("tab")
     tabs.first.wait_for(timeout=120_000)
     for k in range(tabs.count()):
-        tabs.nth(k).click()
+        # A tab's first opening draws its Plotly figures on the page's main thread: seconds on a busy machine.
+        tabs.nth(k).click(timeout=120_000)
         tab.wait_for_timeout(400)
 
     # Your digit: draw a 7, zoom and pan a plane.
