@@ -478,3 +478,23 @@ def far_memory_decoder(radius: float = 6.0, gigabytes: float = 3.0) -> Graph:
             "term",
         )
     )
+
+
+def far_shape_decoder(radius: float = 6.0) -> Graph:
+    """:func:`mlp_decoder`, but for a batch with a code past ``radius`` it gives no image at all (Compress
+    with a mask of B falses): ``[0, 784]``, the right shape for every batch near the origin."""
+    model = mlp_decoder().model
+    model.graph.node[-1].output[0] = "all_images"
+    model.graph.node.extend(
+        [
+            *_far(radius, 1.0),
+            constant("half", np.array(0.5, dtype=np.float32)),
+            helper.make_node("Less", ["far", "half"], ["near"]),
+            helper.make_node("Shape", ["code"], ["code_shape"]),
+            constant("first", np.array([0], dtype=np.int64)),
+            helper.make_node("Gather", ["code_shape", "first"], ["batch"]),
+            helper.make_node("Expand", ["near", "batch"], ["keep"]),
+            helper.make_node("Compress", ["all_images", "keep"], ["pixels"], axis=0),
+        ]
+    )
+    return for_the_page(Graph(model, mlp_decoder().reference))

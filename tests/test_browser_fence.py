@@ -2,8 +2,8 @@
 
 A store holds a shipped model and imported ones whose decoder passes the import (its codes lie near the
 origin) but does harm for codes far out (tests/onnx_graphs.py): a Loop that never ends, a ConstantOfShape of
-3 GiB. In Chromium, hovering near the origin decodes; hovering far out is stopped by the watchdog (or the
-worker's memory cap), that side says so where the digit was, the page stays responsive meanwhile and the
+3 GiB, no image at all. In Chromium, hovering near the origin decodes; hovering far out is stopped by the watchdog (or the
+worker's memory cap, or refused for its size), that side says so where the digit was, the page stays responsive meanwhile and the
 other plane keeps decoding. From Python's side (AppTest): only the imported model's specs say `fenced`.
 """
 
@@ -17,7 +17,7 @@ import pytest
 
 from tests.browser import chromium_browser, require_browser, streamlit_server
 from tests.conftest import REAL_RAW, REPO, open_dashboard, planes_data
-from tests.onnx_graphs import far_loop_decoder, far_memory_decoder, for_the_page, mlp_encoder
+from tests.onnx_graphs import far_loop_decoder, far_memory_decoder, far_shape_decoder, for_the_page, mlp_encoder
 
 DATA = REPO / "data"
 VIEWPORT = {"width": 1600, "height": 1000}
@@ -41,7 +41,12 @@ def store(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fence_store")
     shutil.copytree(REPO / "models" / "ae-2d", folder / "ae-2d")
     encoder = for_the_page(mlp_encoder()).model.SerializeToString()
-    for name, decoder in (("far-loop", far_loop_decoder(RADIUS)), ("far-memory", far_memory_decoder(RADIUS))):
+    decoders = {
+        "far-loop": far_loop_decoder(RADIUS),
+        "far-memory": far_memory_decoder(RADIUS),
+        "far-shape": far_shape_decoder(RADIUS),
+    }
+    for name, decoder in decoders.items():
         import_onnx(encoder, decoder.model.SerializeToString(), folder / name, data_dir=DATA)
     return folder
 
@@ -162,6 +167,20 @@ def test_a_decoder_that_asks_for_3_gib_far_out_fails_in_its_worker(browser, serv
         explorer.wait_caption("right", "no longer runs in this page", timeout=RUN_SECONDS + MARGIN_SECONDS)
         # The worker's WebAssembly memory may grow to 1 GiB, not the runtime's 4: the allocation fails there.
         assert "may not have more than 1 GiB" in explorer.caption("right"), explorer.caption("right")
+        explorer.wait_caption("left", explorer.hover_empty("left", 0.3, 0.3)[0], timeout=5)
+        assert explorer.errors == [], explorer.errors
+    finally:
+        explorer.close()
+
+
+def test_a_decoder_whose_output_is_the_wrong_size_far_out_is_refused(browser, server) -> None:
+    explorer = open_pair(browser, server, "far-shape")
+    try:
+        explorer.wait_caption("right", explorer.hover_empty("right", 0.5, 0.46)[0], timeout=10)
+        explorer.hover("right", FAR, FAR)
+        explorer.wait_caption(
+            "right", "this imported decoder gave 0 numbers [0,1,28,28] as image for 1 code, not 1 x 784: refused", 5
+        )
         explorer.wait_caption("left", explorer.hover_empty("left", 0.3, 0.3)[0], timeout=5)
         assert explorer.errors == [], explorer.errors
     finally:
