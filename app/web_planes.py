@@ -6,7 +6,9 @@ per model, view and subset:
 - the decoder as ONNX (``vae.onnx.export.pair_for``: exported once per weights and checked against torch);
 - the points: the view's embedding float32 ``[N, 2]``, the codes float32 ``[N, D]`` (for the view's inverse
   and the reconstructions of data points), the labels uint8 ``[N]``, in one file;
-- the images uint8 ``[N, 784]`` of the subset, once per dataset, for the originals of hovered points.
+- the images uint8 ``[N, 784]`` of the subset, once per dataset, for the originals of hovered points;
+- for an imported model, ``fenced: true`` (:func:`fence_spec`): the page runs its graphs in a worker with a
+  watchdog (``static/lib/fence.js``), not on its own thread as it runs the project's exports.
 
 The page sends Python two things, each one rerun: a click (a trigger), which pins a point, and the
 selection when a lasso or box ends (state: a bit per point, ``pack_mask``), which the session keeps for the
@@ -28,11 +30,12 @@ from app import cache, frontend, holes, selection, vendor
 from app.explorer import SIDES, Interpolation, Options, Plane, end_images, record_click, smoothness_caption
 from vae.data import class_names
 from vae.explore import posterior_2d
-from vae.models import to_float_images
+from vae.models import IMPORTED_ARCH, to_float_images
 from vae.onnx.export import CHECK_BATCH, pair_for
 from vae.plots.palette import DIGIT_COLORS
 from vae.plots.scatter import ClickGrid
 from vae.projections import NEIGHBOUR_K, LatentView
+from vae.store import StoredModel
 
 COMPONENT = "latent_planes"
 KEY = "planes"
@@ -171,6 +174,12 @@ def runtime_urls() -> dict[str, str]:
     return {"module": module, "wasm": wasm}
 
 
+def fence_spec(stored: StoredModel) -> dict[str, bool]:
+    """``{"fenced": True}`` for an imported model, whose graphs the page runs in a worker with a watchdog
+    (``static/lib/fence.js``); ``{}`` for the project's own exports, which run on the page's thread."""
+    return {"fenced": True} if stored.config.arch == IMPORTED_ARCH else {}
+
+
 def plane_payload(plane: Plane, options: Options, images, path: Interpolation | None) -> dict[str, Any]:
     assets = plane_files(
         str(plane.stored.path), plane.stored.weights_sha256, options.subset, str(cache.data_dir()), plane.view.name
@@ -196,6 +205,7 @@ def plane_payload(plane: Plane, options: Options, images, path: Interpolation | 
         "exact": plane.exact,
         "approximate": plane.approximate_note,
         **{k: v for k, v in assets.items() if k != "files"},
+        **fence_spec(plane.stored),
         "decor": decor,
         "interpolation": {"codes": path.codes.astype(float).tolist()} if path is not None else None,
     }

@@ -40,6 +40,7 @@ def plane(side: str, stored, method: str) -> dict[str, Any]:
         "name": stored.name,
         "title": title,
         **{k: v for k, v in assets.items() if k != "files"},
+        **web_planes.fence_spec(stored),
     }
 
 

@@ -398,3 +398,103 @@ HOSTILE = {
 def hostile_bytes(name: str) -> bytes:
     built = HOSTILE[name][0]()
     return built if isinstance(built, bytes) else built.model.SerializeToString()
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile only far out: decoders that pass the import (its codes lie near the origin) and do harm only for
+# codes past `radius` (max |z_i|), which a viewer reaches by hovering the edge of a zoomed-out plane.
+
+
+# onnxruntime-web 1.30 (the page's runtime) reads graphs up to IR version 13; onnx.helper writes its newest.
+PAGE_IR_VERSION = 8
+
+
+def for_the_page(graph: Graph) -> Graph:
+    graph.model.ir_version = PAGE_IR_VERSION
+    return graph
+
+
+def _far(radius: float, scale: float) -> list:
+    """Nodes computing ``far`` = max(0, max_i |z_i| - radius) * scale, a float scalar (0 near the origin)."""
+    return [
+        helper.make_node("Abs", ["code"], ["code_abs"]),
+        helper.make_node("ReduceMax", ["code_abs"], ["code_max"], keepdims=0),
+        constant("radius", np.array(radius, dtype=np.float32)),
+        helper.make_node("Sub", ["code_max", "radius"], ["past"]),
+        helper.make_node("Relu", ["past"], ["past_relu"]),
+        constant("far_scale", np.array(scale, dtype=np.float32)),
+        helper.make_node("Mul", ["past_relu", "far_scale"], ["far"]),
+    ]
+
+
+def far_loop_decoder(radius: float = 6.0) -> Graph:
+    """:func:`mlp_decoder`, plus a Loop of ``(max |z_i| - radius) * 10^9`` iterations: none near the origin,
+    endless for codes past ``radius``."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["condition_in"], ["condition_out"]),
+            constant("step", np.array(1.0, dtype=np.float32)),
+            helper.make_node("Add", ["count_in", "step"], ["count_out"]),
+        ],
+        "far_body",
+        [value("i", [], TensorProto.INT64), value("condition_in", [], TensorProto.BOOL), value("count_in", [])],
+        [value("condition_out", [], TensorProto.BOOL), value("count_out", [])],
+    )
+    return for_the_page(
+        hiding(
+            [
+                *_far(radius, 1e9),
+                helper.make_node("Cast", ["far"], ["trips"], to=TensorProto.INT64),
+                constant("go", np.array(True)),
+                constant("count_start", np.array(0.0, dtype=np.float32)),
+                helper.make_node("Loop", ["trips", "go", "count_start"], ["term"], body=body),
+            ],
+            "term",
+        )
+    )
+
+
+def far_memory_decoder(radius: float = 6.0, gigabytes: float = 3.0) -> Graph:
+    """:func:`mlp_decoder`, plus a ConstantOfShape of ``min(1, (max |z_i| - radius)) * gigabytes`` GiB: one
+    float near the origin, ``gigabytes`` GiB for codes a unit past ``radius``."""
+    count = gigabytes * 2**30 / 4
+    return for_the_page(
+        hiding(
+            [
+                *_far(radius, 1.0),
+                constant("unit", np.array(1.0, dtype=np.float32)),
+                helper.make_node("Min", ["far", "unit"], ["fraction"]),
+                constant("full", np.array(count, dtype=np.float32)),
+                helper.make_node("Mul", ["fraction", "full"], ["wanted"]),
+                helper.make_node("Add", ["wanted", "unit"], ["size"]),
+                helper.make_node("Cast", ["size"], ["size_int"], to=TensorProto.INT64),
+                constant("as_shape", np.array([1], dtype=np.int64)),
+                helper.make_node("Reshape", ["size_int", "as_shape"], ["huge_shape"]),
+                helper.make_node(
+                    "ConstantOfShape", ["huge_shape"], ["huge"], value=numpy_helper.from_array(np.ones(1, np.float32))
+                ),
+                helper.make_node("ReduceMax", ["huge"], ["term"], keepdims=0),
+            ],
+            "term",
+        )
+    )
+
+
+def far_shape_decoder(radius: float = 6.0) -> Graph:
+    """:func:`mlp_decoder`, but for a batch with a code past ``radius`` it gives no image at all (Compress
+    with a mask of B falses): ``[0, 784]``, the right shape for every batch near the origin."""
+    model = mlp_decoder().model
+    model.graph.node[-1].output[0] = "all_images"
+    model.graph.node.extend(
+        [
+            *_far(radius, 1.0),
+            constant("half", np.array(0.5, dtype=np.float32)),
+            helper.make_node("Less", ["far", "half"], ["near"]),
+            helper.make_node("Shape", ["code"], ["code_shape"]),
+            constant("first", np.array([0], dtype=np.int64)),
+            helper.make_node("Gather", ["code_shape", "first"], ["batch"]),
+            helper.make_node("Expand", ["near", "batch"], ["keep"]),
+            helper.make_node("Compress", ["all_images", "keep"], ["pixels"], axis=0),
+        ]
+    )
+    return for_the_page(Graph(model, mlp_decoder().reference))

@@ -1,10 +1,12 @@
 // Decoders and encoders in the page: onnxruntime-web (WebAssembly, one thread), one session per model file,
-// kept for the life of the page (a model's session serves every component and rerun that shows it).
+// kept for the life of the page (a model's session serves every component and rerun that shows it). An
+// imported model's graphs run fenced instead, each in a worker of its own with a watchdog (lib/fence.js).
 //
 // The runtime module and its .wasm are served by the app itself (static/vendor, see app/vendor.py); the
 // .wasm arrives gzip-compressed and is handed to the runtime as bytes, so it never guesses a URL.
 
 import { fetchBytes } from "./assets.js";
+import { FencedGraph } from "./fence.js";
 
 let runtime = null;
 const sessions = new Map();
@@ -50,13 +52,21 @@ export class Graph {
   }
 }
 
-export function loadGraph(vendor, url) {
+// What a fenced graph's outputs must be, per input row: a decoder's image, an encoder's code(s) of D numbers.
+export const DECODER_FENCE = { what: "decoder", rowValues: 784, unit: "codes" };
+export const encoderFence = (dim) => ({ what: "encoder", rowValues: dim, unit: "images" });
+
+// fence: null for the project's own exports (run on this thread); for an imported model's graph (the spec's
+// `fenced`), {what, rowValues, unit} as FencedGraph takes them: it runs in a worker with a watchdog.
+export function loadGraph(vendor, url, fence = null) {
   if (!sessions.has(url)) {
-    const load = (async () => {
-      const [ort, bytes] = await Promise.all([loadRuntime(vendor), fetchBytes(url)]);
-      const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
-      return new Graph(ort, session);
-    })();
+    const load = fence
+      ? fetchBytes(url).then((bytes) => new FencedGraph(fence).load(vendor, bytes))
+      : (async () => {
+        const [ort, bytes] = await Promise.all([loadRuntime(vendor), fetchBytes(url)]);
+        const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+        return new Graph(ort, session);
+      })();
     load.catch(() => sessions.delete(url));
     sessions.set(url, load);
   }
@@ -79,22 +89,27 @@ export class LatestDecoder {
   }
 
   // code: [D] numbers (copied at once); done(pixels Float32Array [784]) runs when this request is decoded,
-  // unless a newer one replaced it first.
-  request(code, done) {
+  // unless a newer one replaced it first; failed(error), when given, if its decode fails (a fenced graph
+  // stopped by its watchdog), else the error is thrown.
+  request(code, done, failed = null) {
     this.pending.set(code);
     this.done = done;
+    this.failed = failed;
     this.waiting = true;
     if (!this.running) this.#next();
   }
 
   async #next() {
     this.input.set(this.pending);
-    const done = this.done;
+    const done = this.done, failed = this.failed;
     this.waiting = false;
     this.running = true;
     try {
       const out = await this.graph.runTensor(this.tensor);
       done(out.image ?? Object.values(out)[0]);
+    } catch (error) {
+      if (!failed) throw error;
+      failed(error);
     } finally {
       this.running = false;
       if (this.waiting) this.#next();

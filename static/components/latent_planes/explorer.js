@@ -11,7 +11,7 @@ import { fetchBytes, unpackPoints } from "../../lib/assets.js";
 import { element, mountOnce } from "../../lib/dom.js";
 import { explorerHooks, record } from "../../lib/hooks.js";
 import { greyToRgba, PIXELS } from "../../lib/image.js";
-import { LatestDecoder, loadGraph } from "../../lib/runtime.js";
+import { DECODER_FENCE, LatestDecoder, loadGraph } from "../../lib/runtime.js";
 import { LatentPlane } from "../../lib/scatter.js";
 import { combine, maskIndices, packMask, pointsInPolygon } from "../../lib/selection.js";
 import { missingSupport } from "../../lib/support.js";
@@ -165,7 +165,8 @@ class Side {
     // Another model or view: what was drawn for the old one (scrub dot, rings, digits) would be off its plane.
     if (previous && (newPoints || newDecoder)) this.reset();
     // Points and decoder travel at once; the points are drawn as soon as they arrive.
-    const graph = newDecoder ? loadGraph(this.explorer.runtime, spec.decoder) : null;
+    // An imported model's decoder runs fenced (lib/fence.js): a worker with a watchdog.
+    const graph = newDecoder ? loadGraph(this.explorer.runtime, spec.decoder, spec.fenced ? DECODER_FENCE : null) : null;
     if (newPoints) {
       const bytes = await fetchBytes(spec.points);
       const n = spec.count, d = spec.dim;
@@ -226,6 +227,13 @@ class Side {
         record(hooks.drawnTimings, performance.now() - started);
         requestAnimationFrame(() => record(hooks.timings, performance.now() - started));
       }
+    }, (error) => {
+      // A fenced decoder stopped (or refused): said above the planes, where it stays when the pointer leaves,
+      // and where the digit would be; the other plane carries on.
+      this.explorer.status.textContent = `${this.spec.name}: ${error.message}`;
+      if (token !== this.token) return;
+      this.decoded.blank();
+      this.caption.textContent = error.message;
     });
   }
 

@@ -12,7 +12,7 @@ import { element, mountOnce } from "../../lib/dom.js";
 import { digitHooks } from "../../lib/hooks.js";
 import { attachPen } from "../../lib/pen.js";
 import { greyToRgba, rgbaToGrey, toMnist } from "../../lib/image.js";
-import { LatestDecoder, loadGraph } from "../../lib/runtime.js";
+import { DECODER_FENCE, encoderFence, LatestDecoder, loadGraph } from "../../lib/runtime.js";
 import { LatentPlane } from "../../lib/scatter.js";
 import { missingSupport } from "../../lib/support.js";
 import { createView } from "../../lib/views.js";
@@ -162,7 +162,10 @@ class DigitPad {
     side.title.textContent = spec.title;
     side.plane.setPalette(data.palette);
     const [bytes, encoder, decoder] = await Promise.all([
-      fetchBytes(spec.points), loadGraph(this.runtime, spec.encoder), loadGraph(this.runtime, spec.decoder),
+      fetchBytes(spec.points),
+      // An imported model's graphs run fenced (lib/fence.js): each in a worker with a watchdog.
+      loadGraph(this.runtime, spec.encoder, spec.fenced ? encoderFence(spec.dim) : null),
+      loadGraph(this.runtime, spec.decoder, spec.fenced ? DECODER_FENCE : null),
     ]);
     const n = spec.count, d = spec.dim;
     ({ embedding: side.embedding, codes: side.codes, labels: side.labels } = unpackPoints(bytes, n, d));
@@ -224,17 +227,23 @@ class DigitPad {
   async #place(digit) {
     const marks = this.hooks.marks;
     const sides = Object.values(this.sides).filter((s) => s.encoder);
-    await Promise.all(sides.map(async (side) => {
-      const out = await side.encoder.run(digit, 1, [1, 28, 28]);
-      const code = out.embedding ?? Object.values(out)[0];
-      side.view.toPlane(code, side.point);
-      const point = [side.point[0], side.point[1]];
-      side.plane.setDecor({ pins: [{ point, label: "your digit" }] });  // redrawn at every zoom and pan
-      marks[side.spec.side] = point;
-      side.where.textContent = codeCaption(code, point, side.spec.dim);
-      await new Promise((done) => side.decoder.request(code, (image) => { side.redrawn.draw(image); done(); }));
-      side.caption.textContent = `${side.spec.name} redraws it`;
-    }));
+    await Promise.all(sides.map((side) => this.#placeOn(side, digit, marks).catch((error) => {
+      // A fenced graph stopped (or refused): said on its side; the other side carries on.
+      side.caption.textContent = `${side.spec.name}: ${error.message}`;
+    })));
+  }
+
+  // One side of #place; rejects when that side's graph fails.
+  async #placeOn(side, digit, marks) {
+    const out = await side.encoder.run(digit, 1, [1, 28, 28]);
+    const code = out.embedding ?? Object.values(out)[0];
+    side.view.toPlane(code, side.point);
+    const point = [side.point[0], side.point[1]];
+    side.plane.setDecor({ pins: [{ point, label: "your digit" }] });  // redrawn at every zoom and pan
+    marks[side.spec.side] = point;
+    side.where.textContent = codeCaption(code, point, side.spec.dim);
+    await new Promise((done, failed) => side.decoder.request(code, (image) => { side.redrawn.draw(image); done(); }, failed));
+    side.caption.textContent = `${side.spec.name} redraws it`;
   }
 
   dispose() {
