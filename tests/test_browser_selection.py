@@ -66,6 +66,13 @@ class Page:
         mouse.up()
         keyboard.up(modifier)
 
+    def wait_sent(self, above: int, timeout: float = 10) -> int:
+        """Wait until more than ``above`` WebSocket frames were sent (the page's message to the server)."""
+        deadline = time.monotonic() + timeout
+        while len(self.sent) <= above and time.monotonic() < deadline:
+            self.page.wait_for_timeout(100)
+        return len(self.sent)
+
     def close(self) -> None:
         assert not self.errors, self.errors
         self.context.close()
@@ -92,9 +99,8 @@ def test_a_lasso_selects_what_point_in_polygon_finds_and_both_planes_follow(expl
     # A first lasso that half overlaps the second, for the Shift-adds check below.
     explorer.lasso("left", circle(centre[0] + 0.8 * spread, centre[1], 0.5 * spread, n=8))
     first = explorer.selection()
-    explorer.page.wait_for_timeout(1500)
-    sent_after_first = len(explorer.sent)
-    assert sent_after_first > before  # the lasso's end reached the server
+    assert explorer.wait_sent(before) > before  # the lasso's end reached the server
+    explorer.page.wait_for_timeout(1000)  # and its rerun came back
 
     # The drawing itself sends nothing: count frames between the press and the last move.
     mouse, keyboard = explorer.page.mouse, explorer.page.keyboard
@@ -109,8 +115,7 @@ def test_a_lasso_selects_what_point_in_polygon_finds_and_both_planes_follow(expl
     assert len(explorer.sent) == during, "frames were sent while the lasso was drawn"
     mouse.up()
     keyboard.up("Shift")
-    explorer.page.wait_for_timeout(1500)
-    assert len(explorer.sent) > during
+    assert explorer.wait_sent(during) > during
 
     polygon = np.asarray(explorer.probe("lastPolygon"), dtype=np.float64).reshape(-1, 2)
     # The page's polygon is where the pointer went: within a pixel of the drawn vertices.
@@ -180,8 +185,7 @@ def test_select_and_selection_round_trip_and_a_click_on_empty_space_clears(explo
     sent = len(explorer.sent)
     explorer.page.mouse.click(*explorer.probe("client", "left", *empty))
     assert explorer.selection() == []
-    explorer.page.wait_for_timeout(800)
-    assert len(explorer.sent) > sent  # the server learns the selection is gone
+    assert explorer.wait_sent(sent) > sent  # the server learns the selection is gone
 
 
 def test_a_legend_chip_with_alt_selects_its_class(explorer) -> None:

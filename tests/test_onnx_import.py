@@ -1000,3 +1000,21 @@ def test_an_imported_model_zips_with_its_graphs_and_is_never_saved_as_weights(va
     with pytest.raises(ValueError, match="stored by vae.import_onnx"):
         save_model(imported, tmp_path / "as-weights")
     assert not (tmp_path / "as-weights").exists()
+
+
+def test_a_graph_newer_than_the_page_reads_is_brought_down_when_its_opset_allows(tmp_path, monkeypatch) -> None:
+    from vae.onnx import checks
+
+    encoder, decoder = mlp_encoder(latent=2), mlp_decoder(latent=2)
+    encoder.model.ir_version = decoder.model.ir_version = checks.PAGE_MAX_IR_VERSION + 1
+    files = [encoder.save(tmp_path / "e.onnx"), decoder.save(tmp_path / "d.onnx")]
+    _, stored = import_onnx(*files, tmp_path / "models" / "new-ir", data_dir=DATA)
+    for entry in stored.files.values():
+        saved = onnx.load(str(stored.path / entry["file"]))
+        assert saved.ir_version == checks.PAGE_MAX_IR_VERSION  # what onnxruntime-web in the page loads
+    # An operator set that needs a newer IR than the page reads cannot be brought down: refused, named.
+    needed = onnx.helper.find_min_ir_version_for(list(decoder.model.opset_import), ignore_unknown=True)
+    monkeypatch.setattr(checks, "PAGE_MAX_IR_VERSION", needed - 1)
+    with pytest.raises(ImportRefused, match=r"imports operator set \d+, which needs ONNX IR version \d+: newer than"):
+        import_onnx(*files, tmp_path / "models" / "too-new", data_dir=DATA)
+    assert not (tmp_path / "models" / "too-new").exists()

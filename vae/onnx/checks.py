@@ -31,6 +31,7 @@ from vae.onnx.fence import FenceError, Worker, refusal
 from vae.onnx.graphs import (
     GraphRefused,
     all_tensors,
+    default_opset,
     first_line,
     needed,
     parse_graph,
@@ -40,6 +41,8 @@ from vae.onnx.graphs import (
 )
 
 MAX_BYTES = 200 * 1024 * 1024  # per graph, external data included (MB of 2**20 bytes, as Streamlit counts them)
+# onnxruntime-web 1.30 (static/vendor) loads ONNX files up to IR version 13; onnx.helper now writes 14.
+PAGE_MAX_IR_VERSION = 13
 MAX_SECONDS = 1.0  # per TIMED_BATCH images or codes: the explorer decodes on every click, grids by the hundred
 TIMED_BATCH = 256
 TIMING_ATTEMPTS = 2  # the best of two, so a busy moment on a shared machine does not refuse a good model
@@ -109,10 +112,30 @@ def read_graph(
         proto = parse_graph(data, what)
     except GraphRefused as error:
         raise ImportRefused(str(error)) from None
+    lowered = _lower_ir_version(proto, what)
     external = _fold_in_external_data(proto, folder, what, max_bytes, len(data))
     digest = hashlib.sha256(data).hexdigest()
     source_info = {"name": label, "sha256": digest, "bytes": len(data), "external_data": external}
-    return UserGraph(what, proto, proto.SerializeToString() if external else data, source_info)
+    return UserGraph(what, proto, proto.SerializeToString() if external or lowered else data, source_info)
+
+
+def _lower_ir_version(proto: onnx.ModelProto, what: str) -> bool:
+    """Bring a graph newer than the in-page runtime reads down to :data:`PAGE_MAX_IR_VERSION` when its operator
+    sets allow it (a file's IR version is often just the writing library's newest); True if it was lowered.
+
+    The graph also runs in every viewer's browser, whose runtime would otherwise refuse it after the import.
+    """
+    if proto.ir_version <= PAGE_MAX_IR_VERSION:
+        return False
+    needed = onnx.helper.find_min_ir_version_for(list(proto.opset_import), ignore_unknown=True)
+    if needed > PAGE_MAX_IR_VERSION:
+        raise ImportRefused(
+            f"the {what} imports operator set {default_opset(proto)}, which needs ONNX IR version {needed}: newer "
+            f"than the in-page runtime (onnxruntime-web) reads (up to {PAGE_MAX_IR_VERSION}); export it with an "
+            "older opset (20 works everywhere)"
+        )
+    proto.ir_version = PAGE_MAX_IR_VERSION
+    return True
 
 
 def _fold_in_external_data(

@@ -584,7 +584,8 @@ class Explorer {
       canvas.width = 28 * steps;
       canvas.height = 28;
       const flat = Float32Array.from(spec.interpolation.codes.flat());
-      side.graph.run(flat, steps, [spec.dim]).then((out) => {
+      side.graph.run(flat, steps, [spec.dim]).catch((error) => this.failed(side, error)).then((out) => {
+        if (!out) return;
         const pixels = out.image ?? Object.values(out)[0];
         const ctx = canvas.getContext("2d");
         const image = ctx.createImageData(28, 28);
@@ -678,6 +679,7 @@ class Explorer {
     try {
       do {
         side.holesAgain = false;
+        if (side.graph.dead) return;
         const started = performance.now();
         const n = HOLES_CELLS, dim = side.spec.dim;
         const extent = side.plane.extent;
@@ -705,6 +707,9 @@ class Explorer {
         side.holesDrawn = (side.holesDrawn ?? 0) + 1;
         record(hooks.holesTimings, performance.now() - started);
       } while (side.holesAgain);
+    } catch (error) {
+      this.failed(side, error);
+      return;
     } finally {
       side.holesBusy = false;
     }
@@ -814,9 +819,17 @@ class Explorer {
         }
         canvas.dataset.drawn = String(Number(canvas.dataset.drawn || 0) + 1);
       } while (side.gridAgain);
+    } catch (error) {
+      this.failed(side, error);
     } finally {
       side.gridBusy = false;
     }
+  }
+
+  // A decode of many codes at once (strip, grid, holes, the selection's centroid or sheet) failed: a fenced
+  // graph stopped by its watchdog, say. Said above the planes; the rest of the page carries on.
+  failed(side, error) {
+    this.status.textContent = `${side.spec?.name ?? side.name}: ${error?.message ?? error}`;
   }
 
   dispose() {

@@ -153,7 +153,10 @@ export class SelectionPanel {
       mixLine.title = "For each selected image, its 5 nearest images in this model's latent space (all dimensions): the share that are selected too, and the share of another class.";
       element("div", "selection-caption", text, "centroid, decoded");
       const code = centroid(side.codes, side.spec.dim, indices);
-      side.graph.run(code, 1, [side.spec.dim]).then((out) => drawDigits(digit, out.image ?? Object.values(out)[0], 1, 1));
+      side.graph
+        .run(code, 1, [side.spec.dim])
+        .then((out) => drawDigits(digit, out.image ?? Object.values(out)[0], 1, 1))
+        .catch((error) => e.failed(side, error));
     }
     this.#renderGrid(indices);
   }
@@ -238,6 +241,14 @@ export class SelectionPanel {
 
   // Up to 100 originals sampled evenly, each as three tiles: original, left reconstruction, right one.
   async exportSheet() {
+    try {
+      await this.#sheet();
+    } catch (error) {
+      this.explorer.status.textContent = `The PNG sheet could not be made: ${error?.message ?? error}`;
+    }
+  }
+
+  async #sheet() {
     const e = this.explorer;
     if (!e.selectedIndices) return;
     const sample = evenSample(e.selectedIndices, GRID_LIMIT);
