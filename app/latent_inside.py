@@ -42,11 +42,12 @@ def side_numbers(path: str, sha: str, directory: str) -> dict[str, Any]:
             "mean": fit.mean(0).tolist(),
             "cholesky": np.linalg.cholesky(covariance).tolist(),
         }
+    by_dim = table.sort_values("dim")  # the figures are indexed by dimension; "order" is the showing order
     return {
         "order": [int(d) for d in table["dim"]],
-        "active": [bool(a) for a in table["active"]],
-        "kl": [None if np.isnan(v) else float(v) for v in table["kl"]],
-        "variance": [float(v) for v in table["variance"]],
+        "active": [bool(a) for a in by_dim["active"]],
+        "kl": [None if np.isnan(v) else float(v) for v in by_dim["kl"]],
+        "variance": [float(v) for v in by_dim["variance"]],
         "low": low.tolist(),
         "high": high.tolist(),
         "mean": codes.mean(0).tolist(),

@@ -101,3 +101,37 @@ def test_resample_draws_new_samples_in_the_page(browser, server) -> None:
     assert draws.shape == (8,) and np.all(np.abs(draws) < 6)
     assert not errors, errors
     page.close()
+
+
+def test_the_16d_pair_has_a_slider_per_dimension_and_inactive_ones_marked(browser, server) -> None:
+    from vae.metrics import latent_dimensions
+
+    # The pair is the sidebar's, shared by every page: chosen by a link to the explorer, then the menu.
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{server}/explorer?left=ae-16d&right=vae-16d&view=pca")
+    page.wait_for_function("globalThis.latentExplorer && globalThis.latentExplorer.ready", timeout=180_000)
+    page.get_by_role("link", name="Inside the latent space").click()
+    page.wait_for_function(
+        "globalThis.latentInside?.probes?.dimensions?.counts('right').sliders > 0",
+        timeout=180_000,
+    )
+    page.wait_for_timeout(800)
+    for side in ("left", "right"):
+        assert page.locator(f"[data-testid^='slider-{side}-']").count() == 16
+    # The VAE's inactive dimensions (Burda et al.'s test on the test images) are the rows marked inactive.
+    images, _ = load_mnist("test", REPO / "data")
+    model, _ = load_model(REPO / "models" / "vae-16d")
+    inactive = int((~latent_dimensions(model, images)["active"]).sum())
+    marked = page.locator(".inside-side").nth(1).locator(".traversal-label.inactive")
+    page.get_by_test_id("all-dimensions").check()
+    page.wait_for_timeout(1500)
+    assert marked.count() == inactive
+    # Sorted by KL, largest first: the inactive ones (KL near 0) are the last rows.
+    labels = page.locator(".inside-side").nth(1).locator(".traversal-label").all_inner_texts()
+    assert all("inactive" in label for label in labels[-inactive:]) and "inactive" not in labels[0]
+    OUTPUT.mkdir(exist_ok=True)
+    page.locator(".inside").first.screenshot(path=str(OUTPUT / "inside-dimensions-16d.png"))
+    assert not errors, errors
+    page.close()

@@ -50,6 +50,10 @@ def test_the_page_gets_what_its_traversals_sliders_and_samples_need(page) -> Non
         np.testing.assert_allclose(side["high"], np.percentile(codes, 99, axis=0), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(side["mean"], codes.mean(0), rtol=1e-5, atol=1e-6)
         assert sorted(side["order"]) == [0, 1] and side["dim"] == 2 and side["count"] == 10_000
+        # The figures are per dimension, in dimension order; the order shows the largest first.
+        np.testing.assert_allclose(side["variance"], codes.var(0), rtol=1e-4)
+        figure = side["kl"] if side["kind"] == "vae" else side["variance"]
+        assert figure[side["order"][0]] >= figure[side["order"][1]]
         if side["kind"] == "vae":
             assert side["sampler"] == {"kind": "prior"}
         else:  # the Gaussian of the training codes: its mean, and L with L L^T their covariance
