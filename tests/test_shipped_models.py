@@ -256,6 +256,8 @@ def test_shipped_answer_conv_beta_and_class_aware(studies) -> None:
     betas = sorted(studies["beta"].rows, key=lambda row: row["beta"])
     assert all(a["test_kl"] > b["test_kl"] for a, b in zip(betas, betas[1:]))  # more weight, less KL
     assert betas[-1]["test_recon"] > betas[0]["test_recon"]
+    # The README's answer: at 2-D no beta up to 4 switches a dimension off (counted over all 10,000 test images).
+    assert [(row["active_units"], row["active_units_images"]) for row in betas] == [(2, 10_000)] * len(betas)
     classes = studies["class_aware"]
     top = max(classes.settings.class_weights)
     for kind in ("ae", "vae"):
