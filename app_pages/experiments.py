@@ -5,13 +5,24 @@ from __future__ import annotations
 import streamlit as st
 
 from app import state
-from app.experiments import MAPS_HELP, answer, chart, load, maps, recompute, reconstructions, table
-from vae.plots.studies import filter_banks, metric_curves, tradeoff_scatter
+from app.experiments import (
+    MAPS_HELP,
+    answer,
+    chart,
+    load,
+    maps,
+    recompute,
+    reconstructions,
+    table,
+    yardstick_dimensions,
+)
+from vae.plots.studies import active_units_figure, filter_banks, metric_curves, tradeoff_scatter
+from vae.studies.beta import active_units_by_beta, active_units_sentence
 from vae.studies.conv_filters import filter_bank_images, filter_rows
 from vae.studies.decoupled import PAPER_DECOUPLED, TARGET_KNN, TARGET_MSE
 from vae.studies.pca_vs_ae import TIED_INTRO, angle_rows, summarise_tied
 from vae.studies.registry import get_study, summarise
-from vae.studies.runner import map_grid_image
+from vae.studies.runner import StudyResult, map_grid_image
 
 
 def pca_section() -> None:
@@ -86,9 +97,39 @@ def beta_section() -> None:
             "silhouette": "silhouette",
         }
         chart(metric_curves(result.rows, "beta", metrics, x_title="β"), "beta_curves")
+        active_units_section(result)
         with st.expander("All numbers"):
             table(result.rows)
     recompute("beta")
+
+
+def active_units_section(result: StudyResult) -> None:
+    """Active units per beta, and beside the sweep the 20-D yardstick's dimensions: what beta = 1 keeps of 20."""
+    by_beta = active_units_by_beta(result)
+    if not by_beta:
+        return
+    found = yardstick_dimensions(state.dataset())
+    dimensions, title = (None, "")
+    if found is not None:
+        stored, dimensions = found
+        title = f"{stored.name} (β = {stored.config.beta:g}): each dimension, by KL"
+    st.markdown(
+        "**Active units** (Burda et al., 2016): a dimension is active when the variance over the test images of "
+        "its posterior mean exceeds 0.01; an inactive one has collapsed to the prior and the decoder ignores it."
+    )
+    chart(active_units_figure(by_beta, dimensions, title), "beta_active")
+    lines = [active_units_sentence(by_beta)]
+    if found is not None:
+        active, total = int(dimensions["active"].sum()), len(dimensions)
+        line = (
+            f"The 20-D yardstick ({stored.name}, the shipped VAE trained at β = {stored.config.beta:g}): "
+            f"**{active} of {total}** dimensions active over the test images"
+        )
+        if active < total:
+            most = float(dimensions.loc[~dimensions["active"], "kl"].max())
+            line += f"; the other {total - active} carry at most {most:.2g} nats of KL each: collapsed to the prior"
+        lines.append(line + ".")
+    st.caption("  \n".join(lines))
 
 
 def class_section() -> None:

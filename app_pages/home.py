@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from app import cache, state
+from vae import judge as judges
 from vae.data import DATASETS, resolve_data_dir
-from vae.store import scan_models
+from vae.store import StoredModel, scan_models
 
 
 def data_status() -> None:
@@ -46,6 +47,41 @@ KNN_HELP = (
 )
 
 
+SAMPLES_LABEL = "confident samples"
+
+
+def judge_help(dataset: str) -> str:
+    """What the judge of ``dataset`` is, with its recorded test accuracy, and that it only measures."""
+    try:
+        record = judges.read_record(judges.JUDGES_DIR / dataset)
+    except judges.JudgeError:
+        return f"No judge is shipped for {DATASETS[dataset].title}, so its samples are not measured."
+    return (
+        f"The judge is a small convolutional classifier shipped with the project (`judges/{dataset}`, "
+        f"{record.test_accuracy:.1%} on {DATASETS[dataset].title}'s test images). It only measures decoded "
+        "images: no model trains on it."
+    )
+
+
+def confident_samples(stored: StoredModel) -> tuple[str, str]:
+    """The Home card's figure for ``metrics["samples"]`` (``vae.training.saving.judge_metrics``) and its tooltip."""
+    samples = stored.metrics.get("samples")
+    if samples is None:
+        return "–", (
+            "Not measured for this model (saved before the judge existed, or its dataset has no judge; "
+            "`make samples` measures the models of the store). " + judge_help(stored.dataset_name)
+        )
+    ceiling = samples["reconstructions"]
+    return f"{samples['confident_share']:.1%}", (
+        f"The share of {samples['n']:,} random codes (seed {samples['seed']}) whose decoded image the judge gives "
+        f"one class with probability ≥ {samples['confident_at']:g}: for a VAE drawn from its prior N(0, I), for an "
+        "AE or PCA from a Gaussian fitted to its training codes. Their class histogram's entropy is "
+        f"{samples['entropy']:.2f} nats (balanced: log 10 = 2.30). The ceiling, its own reconstructions of the "
+        f"{ceiling['n']:,} test images: {ceiling['confident_share']:.1%} confident (entropy "
+        f"{ceiling['entropy']:.2f}). " + judge_help(stored.dataset_name)
+    )
+
+
 def model_cards(pair: state.Pair) -> None:
     columns = st.columns(3)
     for column, stored, role in zip(columns, (pair.left, pair.right, pair.baseline), ("left", "right", "baseline")):
@@ -55,10 +91,13 @@ def model_cards(pair: state.Pair) -> None:
                 continue
             st.markdown(f"**{stored.name}** ({role})  \n{stored.config.describe()}")
             metrics = stored.metrics
-            a, b, c = st.columns(3)
+            a, b = st.columns(2)
             a.metric("test loss", f"{metrics.get('test_loss', float('nan')):.1f}")
             b.metric("MSE / pixel", f"{metrics.get('test_mse_per_pixel', float('nan')):.4f}")
+            c, d = st.columns(2)
             c.metric(KNN_LABEL, f"{metrics.get('knn5_accuracy', float('nan')):.3f}", help=KNN_HELP)
+            value, text = confident_samples(stored)
+            d.metric(SAMPLES_LABEL, value, help=text)
 
 
 EXPLANATION = r"""

@@ -10,6 +10,7 @@ import streamlit as st
 from app import cache, state, timeline
 from vae.data import DATASETS
 from vae.jobs import JobSnapshot, TrainingJob
+from vae.judge import JudgeError
 from vae.models import PIXEL_LAYOUTS, ModelConfig
 from vae.onnx.importer import MAX_BYTES, ImportRefused, import_onnx, summary
 from vae.plots.charts import loss_curves
@@ -137,7 +138,7 @@ def save(job: TrainingJob, name: str, overwrite: bool) -> tuple[str, str]:
         return "error", f"A model named {name!r} exists; tick 'Replace' to overwrite it."
     data = cache.training_data(job.dataset, str(cache.data_dir()))
     try:
-        with st.spinner("Measuring test loss and kNN accuracy…"):
+        with st.spinner("Measuring test loss, kNN accuracy and what the judge calls its samples…"):
             measure_and_save(
                 job.result.model,
                 path,
@@ -153,7 +154,7 @@ def save(job: TrainingJob, name: str, overwrite: bool) -> tuple[str, str]:
                     "source": "dashboard",
                 },
             )
-    except (OSError, StoreError) as error:
+    except (OSError, StoreError, JudgeError) as error:
         return "error", f"Could not save: {error}"
     cache.model_list.clear()
     return "success", f"Saved as {name!r}: pick it in the sidebar."

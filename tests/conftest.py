@@ -81,6 +81,19 @@ def shared_onnx_exports() -> None:
     os.environ.setdefault("VAE_ONNX_DIR", str(REPO / ".cache" / "onnx"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fewer_judged_samples() -> Iterator[None]:
+    """Every save measures the judge's verdict on :data:`vae.training.saving.SAMPLES` decoded samples (10,000:
+    some 10-20 s on two cores); the suite's many small saves read 500, enough to check that the figures are
+    recorded. tests/test_shipped_models.py checks the shipped models' 10,000-sample figures, and
+    tests/test_judge.py the measure itself at the sizes it names."""
+    from vae.training import saving
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(saving, "SAMPLES", 500)
+        yield
+
+
 @pytest.fixture
 def images() -> torch.Tensor:
     """Eight random images, float ``[8, 1, 28, 28]`` in [0, 1], with an all-black and an all-white one

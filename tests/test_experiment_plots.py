@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import SEED
-from vae.plots.studies import maps_grid, metric_curves
+from vae.plots.studies import active_units_figure, maps_grid, metric_curves
 
 
 def test_maps_grid_draws_one_panel_per_map_with_shared_class_legend() -> None:
@@ -86,3 +86,23 @@ def test_tradeoff_scatter_places_models_papers_and_targets() -> None:
     paper = tradeoff_scatter([], references={"AE": (0.79, 0.037)}).data[0]
     assert paper.marker.symbol == "circle-open" and paper.marker.color == FAMILY_COLORS["AE"]
     assert fig.data[0].marker.symbol is None and fig.data[0].marker.color == FAMILY_COLORS["AE"]
+
+
+def test_active_units_figure_shows_each_beta_of_d_and_each_dimension_against_the_threshold() -> None:
+    import pandas as pd
+
+    by_beta = [
+        {"beta": 0.0, "active_units": 2, "latent_dim": 2, "min_variance": 3.0, "images": 10_000},
+        {"beta": 4.0, "active_units": 1, "latent_dim": 2, "min_variance": 0.001, "images": 10_000},
+    ]
+    dims = pd.DataFrame({"dim": [3, 0, 1], "kl": [2.0, 1.0, 0.0], "variance": [1.5, 0.2, 0.001]})
+    dims["active"] = dims["variance"] > 0.01
+    fig = active_units_figure(by_beta, dims, "yardstick")
+    sweep, dimensions = fig.data
+    assert list(sweep.x) == ["β = 0", "β = 4"] and list(sweep.y) == [2, 1] and list(sweep.text) == ["2 of 2", "1 of 2"]
+    assert list(dimensions.x) == ["z3", "z0", "z1"] and list(dimensions.y) == [1.5, 0.2, 0.001]
+    assert dimensions.marker.color[2] == "#BBBBBB" != dimensions.marker.color[0]  # the inactive one is grey
+    assert [shape.y0 for shape in fig.layout.shapes] == [0.01]
+    assert len(active_units_figure(by_beta).data) == 1  # without a yardstick: the sweep alone
+    with pytest.raises(ValueError, match="by_beta is empty"):
+        active_units_figure([])

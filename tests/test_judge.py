@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+import scipy.stats
 import torch
 
 from tests.conftest import REAL_RAW, REPO, SEED
@@ -139,3 +141,74 @@ def test_the_command_line_evaluates_a_saved_judge(capsys) -> None:
     assert "mnist judge: 99." in capsys.readouterr().out
     assert judges.main(["evaluate", "--dataset", "mnist", "--folder", str(REPO / "nowhere")]) == 2
     assert "no judge at" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# The judge's figures in a saved model's metrics (vae.training.saving.judge_metrics).
+
+
+def direct_verdict(judge: judges.Judge, decoded: torch.Tensor) -> tuple[float, np.ndarray, float]:
+    """Confident share, class shares and their entropy (scipy's), straight from the judge's probabilities."""
+    probabilities = judge.predict_proba(decoded).double().numpy()
+    shares = np.bincount(probabilities.argmax(1), minlength=10) / len(probabilities)
+    return float(np.mean(probabilities.max(1) >= 0.9)), shares, float(scipy.stats.entropy(shares))
+
+
+def test_find_says_none_without_a_judge_and_refuses_a_damaged_one(small_judge, tmp_path) -> None:
+    assert judges.find("mnist", tmp_path / "nowhere") is None
+    folder = judges.save_judge(small_judge, tmp_path / "mnist", record_for())
+    judge, record = judges.find("mnist", folder)
+    assert record == judges.read_record(folder) and not judge.training
+    (folder / judges.RECORD_FILE).write_text("{not json")
+    with pytest.raises(judges.JudgeError, match="not valid JSON"):
+        judges.find("mnist", folder)
+
+
+def test_judge_metrics_are_the_judges_verdict_on_seeded_samples_and_reconstructions(
+    small_judge, digits, tmp_path
+) -> None:
+    from vae.models import ModelConfig, build_model, fit_pca, to_float_images
+    from vae.store import check_samples
+    from vae.training.saving import judge_metrics
+
+    train_images, _, test_images, _ = digits
+    folder = judges.save_judge(small_judge, tmp_path / "mnist", record_for())
+    torch.manual_seed(SEED)
+    models = {"vae": build_model(ModelConfig(kind="vae", latent_dim=2, hidden=(32,))).eval()}
+    models["pca"] = fit_pca(train_images, 8)  # decodes digit-like images, so its shares are not all zero
+    n = 600
+    for kind, model in models.items():
+        figures = judge_metrics(model, train_images, test_images, "mnist", n=n, seed=3, judges_folder=folder)
+        samples = figures["samples"]
+        check_samples(samples)
+        assert (samples["n"], samples["seed"], samples["confident_at"]) == (n, 3, 0.9)
+        assert samples["judge_sha256"] == judges.read_record(folder).weights_sha256
+        noise = torch.randn(n, model.config.latent_dim, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+        if kind == "vae":  # the prior N(0, I)
+            codes = noise.numpy()
+        else:  # a Gaussian with the mean and covariance of the training codes
+            train_codes = model.embed(to_float_images(train_images)).double().numpy()
+            codes = train_codes.mean(0) + noise.numpy() @ np.linalg.cholesky(np.cov(train_codes.T)).T
+        with torch.no_grad():
+            decoded = model.decode(torch.from_numpy(codes).float())
+            reconstructed = model.reconstruct(to_float_images(test_images))
+        for verdict, images in ((samples, decoded), (samples["reconstructions"], reconstructed)):
+            share, shares, entropy = direct_verdict(small_judge, images)
+            # float32 codes computed two ways may put an image or two on the other side of 0.9
+            assert verdict["confident_share"] == pytest.approx(share, abs=2 / len(images)), kind
+            np.testing.assert_allclose(verdict["class_shares"], shares, atol=2 / len(images))
+            assert verdict["entropy"] == pytest.approx(entropy, abs=0.02)
+        assert samples["reconstructions"]["n"] == len(test_images)
+    assert figures["samples"]["confident_share"] > 0.02  # some of PCA's samples read as digits (4 % here)
+    # Seeded: the same call gives the same figures.
+    again = judge_metrics(models["pca"], train_images, test_images, "mnist", n=n, seed=3, judges_folder=folder)
+    assert again == figures
+
+
+def test_judge_metrics_are_left_out_without_a_judge(digits, tmp_path) -> None:
+    from vae.models import ModelConfig, build_model
+    from vae.training.saving import judge_metrics
+
+    train_images, _, test_images, _ = digits
+    model = build_model(ModelConfig(kind="vae", latent_dim=2, hidden=(8,))).eval()
+    assert judge_metrics(model, train_images, test_images, "mnist", judges_folder=tmp_path / "nowhere") == {}

@@ -12,6 +12,7 @@ from torch import nn
 from tests.conftest import SEED
 from vae.metrics import (
     ACTIVE_VARIANCE,
+    active_units,
     data_box,
     embed_images,
     holes_share,
@@ -64,6 +65,21 @@ def test_per_dimension_kls_sum_to_the_models_kl_and_a_dead_dimension_is_inactive
     assert table.loc[1, "kl"] == pytest.approx(0.0, abs=1e-9) and table.loc[1, "variance"] == pytest.approx(0.0)
     assert list(table["active"]) == [True, False, True, True]
     assert (table["active"] == (table["variance"] > ACTIVE_VARIANCE)).all()
+
+
+def test_active_units_count_what_latent_dimensions_marks_active(images) -> None:
+    for dead in (0, 3):
+        model = vae_with_a_dead_dimension(dead)
+        means = embed_images(model, images)  # a VAE's embedding: its posterior means [N, 4]
+        assert active_units(means) == int(latent_dimensions(model, images)["active"].sum()) == 3
+    codes = np.zeros((50, 3))
+    codes[:, 0] = np.linspace(-1, 1, 50)  # variance 0.35: active
+    codes[:, 1] = np.linspace(-0.1, 0.1, 50)  # variance 0.0035: below Burda's 0.01
+    assert active_units(codes) == 1
+    with pytest.raises(ValueError, match="codes must be a 2-D array"):
+        active_units(np.zeros(5))
+    with pytest.raises(ValueError, match="codes contains NaN"):
+        active_units(np.full((4, 2), np.nan))
 
 
 def test_an_autoencoder_has_variances_but_no_kl(images) -> None:

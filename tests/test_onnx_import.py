@@ -46,7 +46,7 @@ from vae.store import (
     read_metadata,
     save_model,
 )
-from vae.training.saving import evaluate_for_metadata
+from vae.training.saving import evaluate_for_metadata, judge_metrics
 
 pytestmark = [
     pytest.mark.skipif(
@@ -135,6 +135,14 @@ def test_an_exported_vae_imports_back_as_the_same_model(vae_round_trip, mnist) -
     assert stored.metrics["test_recon"] == pytest.approx(reference["test_recon"], rel=2e-3)
     terms = imported.loss(fresh(16))
     assert set(terms) == {"loss", "recon", "kl"} and torch.isclose(terms["loss"], terms["recon"] + terms["kl"])
+    # The judge's verdict on its samples, as for a trained model: the original's, through the imported graphs.
+    samples = stored.metrics["samples"]
+    expected = judge_metrics(original, train_images, test_images, "mnist")["samples"]
+    assert samples["n"] == expected["n"] and samples["judge_sha256"] == expected["judge_sha256"]
+    for got, want in ((samples, expected), (samples["reconstructions"], expected["reconstructions"])):
+        # float32 through onnxruntime may move an image or two across the 0.9 threshold
+        assert got["confident_share"] == pytest.approx(want["confident_share"], abs=3 / got["n"])
+        assert got["entropy"] == pytest.approx(want["entropy"], abs=0.01)
 
 
 def test_the_store_entry_holds_every_graph_with_its_hash(vae_round_trip) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -50,6 +51,33 @@ def test_home_shows_the_default_pair_and_the_data(app: AppTest) -> None:
     assert all(m.label == "kNN-5, train → test" for m in knn)
     assert all("fitted on the 60,000 training codes" in m.help and "leave-one-out" in m.help for m in knn)
     assert "ae-2d" in page_text(app) and "pca-2d" in page_text(app)
+
+
+def test_home_shows_each_models_confident_sample_share_and_what_the_judge_is(app: AppTest, tmp_path: Path) -> None:
+    from app import cache
+    from vae.store import read_metadata
+
+    shown = [m for m in app.metric if m.label == "confident samples"]
+    assert len(shown) == 3  # left, right and the PCA baseline
+    for metric, name in zip(shown, ("ae-2d", "vae-2d", "pca-2d")):
+        samples = read_metadata(SHIPPED / name).metrics["samples"]
+        assert metric.value == f"{samples['confident_share']:.1%}", name
+        assert f"{samples['reconstructions']['confident_share']:.1%} confident" in metric.help  # the ceiling
+        assert f"entropy is {samples['entropy']:.2f} nats" in metric.help
+        assert "The judge is a small convolutional classifier" in metric.help and "99.3% on MNIST" in metric.help
+        assert "It only measures decoded images: no model trains on it." in metric.help
+    assert shown[0].value != shown[2].value  # the AE's samples and PCA's are not judged alike (75 % against 5 %)
+    # A model saved before the judge existed: a dash, and the tooltip says why and how to measure it.
+    folder = tmp_path / "models" / "vae-2d"
+    meta = json.loads((folder / "model.json").read_text())
+    del meta["metrics"]["samples"]
+    (folder / "model.json").write_text(json.dumps(meta))
+    cache.model_list.clear()
+    app.run()
+    assert not app.exception
+    shown = [m for m in app.metric if m.label == "confident samples"]
+    assert shown[1].value == "–" and "`make samples` measures" in shown[1].help
+    assert shown[0].value == f"{read_metadata(SHIPPED / 'ae-2d').metrics['samples']['confident_share']:.1%}"
 
 
 def test_choosing_another_pair_changes_home(app: AppTest) -> None:
@@ -244,7 +272,7 @@ def test_train_page_trains_and_saves_a_pair(app: AppTest, tmp_path: Path) -> Non
     from vae.data import dataset_sha256
 
     assert stored.dataset["sha256"] == dataset_sha256(os.environ.get("VAE_DATA_DIR"), "mnist")
-    assert {"test_loss", "knn5_accuracy"} <= set(stored.metrics) and len(stored.history) == 1
+    assert {"test_loss", "knn5_accuracy", "samples"} <= set(stored.metrics) and len(stored.history) == 1
 
 
 def test_a_deep_link_served_before_the_navigation_exists_gets_the_full_app(tmp_path, monkeypatch) -> None:

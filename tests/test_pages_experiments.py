@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_STUDY, image_captions, open_dashboard
+from tests.conftest import REPO, TINY_STUDY, image_captions, open_dashboard
 from vae.studies import runner
 from vae.studies.pca_vs_ae import summarise_tied
 from vae.studies.registry import STUDIES, run_study, save_result, summarise
@@ -46,9 +46,9 @@ def test_every_question_is_answered_with_its_numbers_and_charts(results_dir, tin
     expected.append(summarise_tied(tiny_results["pca_vs_ae"]))
     expected += [summarise(tiny_results[s]) for s in ("invertible", "conv_filters", "decoupled")]
     assert answers == ["\n".join(f"- {line}" for line in lines) for lines in expected]
-    # PCA: curves, angles, maps; conv: maps; beta: map, small multiples, curves; class: maps, curves; tied: 2;
-    # inverse: curves, errors, maps; filters: banks, energy, angles; decoupled: trade-off, maps.
-    assert len(at.get("plotly_chart")) == 19
+    # PCA: curves, angles, maps; conv: maps; beta: map, small multiples, curves, active units; class: maps, curves;
+    # tied: 2; inverse: curves, errors, maps; filters: banks, energy, angles; decoupled: trade-off, maps.
+    assert len(at.get("plotly_chart")) == 20
     assert any("uses the labels" in w.value for w in at.warning)
     captions = [c.value for c in at.caption]
     assert any("Shipped result: MNIST, all training images, 1 epochs" in c for c in captions)
@@ -68,6 +68,41 @@ def test_choosing_a_beta_shows_its_map_and_its_decoded_grid(results_dir, tiny_re
     assert not at.exception
     x0 = tiny_results["beta"].row("beta-2")["grid_box"][0]
     assert f"z₁ {x0:.1f}.." in grid_caption()
+
+
+def test_the_beta_tab_counts_active_units_per_beta_beside_the_20d_yardstick(results_dir, tiny_results) -> None:
+    import json
+
+    import torch
+
+    from vae.data import load_dataset
+    from vae.models import to_float_images
+    from vae.store import load_model
+
+    at = open_dashboard("app_pages/experiments.py")
+    assert not at.exception
+    specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    figure = next(spec for spec in specs if spec["data"][0].get("name") == "active units")
+    sweep, dimensions = figure["data"]
+    rows = sorted(tiny_results["beta"].rows, key=lambda row: row["beta"])
+    assert sweep["y"] == [row["active_units"] for row in rows]  # the study's own counts, over its test images
+    assert sweep["text"] == [f"{row['active_units']} of 2" for row in rows]
+    # The yardstick: the shipped 20-D VAE's posterior means over the 10,000 test images, counted in NumPy.
+    model, _ = load_model(REPO / "models" / "vae-20d-60s")
+    images, _ = load_dataset("mnist", "test", REPO / "data")
+    with torch.no_grad():
+        means = model.encode(to_float_images(images))[0].double().numpy()
+    variance = means.var(axis=0)
+    active = int((variance > 0.01).sum())
+    assert len(dimensions["x"]) == 20
+    assert sorted(dimensions["y"]) == pytest.approx(sorted(variance), rel=1e-6)
+    assert sum(color != "#BBBBBB" for color in dimensions["marker"]["color"]) == active
+    captions = "\n".join(c.value for c in at.caption)
+    assert f"**{active} of 20** dimensions active" in captions and "vae-20d-60s" in captions
+    inactive_kl = max(kl for kl, var in zip(dimensions["customdata"], dimensions["y"]) if var <= 0.01)
+    assert f"the other {20 - active} carry at most {inactive_kl:.2g} nats of KL each" in captions
+    counts = ", ".join(f"β = {row['beta']:g}: {row['active_units']} of 2" for row in rows)
+    assert counts + " active (over 500 test images)." in captions
 
 
 def test_reconstruction_size_picker_switches_the_strips(results_dir) -> None:

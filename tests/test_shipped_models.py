@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import REPO
+from tests.conftest import REPO, SEED
 from vae.data import DATASETS, _manifest_sha256, load_dataset
 from vae.metrics import embed_images, knn_accuracy, reconstruction_mse
 from vae.store import META_FILE, NoTimeline, list_models, load_model, load_timeline
@@ -129,6 +129,40 @@ def test_recorded_metrics_are_reproduced_on_a_subset(name: str, subsets) -> None
     assert loss == pytest.approx(stored.metrics["test_loss"], rel=0.1)
 
 
+# The judge's figures (metrics["samples"], filled by `make samples`) re-measured on a subset: the first 2,000 of the
+# 10,000 seeded samples (the same codes: torch draws them in order), for an AE or PCA from a Gaussian fitted to the
+# first 10,000 training codes rather than all 60,000, and the reconstructions of 2,000 test images drawn at random
+# (MNIST's test set is not shuffled: its first 2,000 read 4-5 points less confident than the whole). The standard
+# error of a share on 2,000 is at most 1.1 points; 4 points allows for that and the fit's difference.
+JUDGED_SUBSET = 2000
+SHARE_TOLERANCE = 0.04
+ENTROPY_TOLERANCE = 0.05
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_recorded_judge_figures_are_what_the_weights_give(name: str) -> None:
+    from vae import judge as judges
+    from vae.metrics import reconstruction_quality, sample_quality
+
+    model, stored = load_model(MODELS / name)
+    samples = stored.metrics["samples"]
+    judge, record = judges.find(stored.dataset_name)
+    # Measured by the shipped judge, at the shipped size and seed.
+    assert samples["judge_sha256"] == record.weights_sha256
+    assert (samples["n"], samples["seed"], samples["reconstructions"]["n"]) == (10_000, 0, 10_000)
+    if not (REPO / "data" / DATASETS[stored.dataset_name].folder / "raw" / "t10k-images-idx3-ubyte").is_file():
+        pytest.skip(f"{stored.dataset_name} not fetched")
+    train_images, _ = load_dataset(stored.dataset_name, "train", REPO / "data")
+    test_images, _ = load_dataset(stored.dataset_name, "test", REPO / "data")
+    fit_codes = None if stored.config.kind == "vae" else embed_images(model, train_images[:10_000])
+    measured = sample_quality(model, judge, JUDGED_SUBSET, seed=samples["seed"], fit_codes=fit_codes)
+    drawn = np.random.default_rng(SEED).choice(len(test_images), JUDGED_SUBSET, replace=False)
+    ceiling = reconstruction_quality(model, judge, test_images[torch.from_numpy(drawn)])
+    for recorded, quality in ((samples, measured), (samples["reconstructions"], ceiling)):
+        assert quality.confident_share == pytest.approx(recorded["confident_share"], abs=SHARE_TOLERANCE), name
+        assert quality.entropy == pytest.approx(recorded["entropy"], abs=ENTROPY_TOLERANCE), name
+
+
 # Trained by `make models` with a timeline: the 60-second yardstick records none, and the conv pair comes from
 # `make experiments`, which records none.
 WITH_TIMELINES = {"ae-2d": 4, "vae-2d": 4, "ae-2d-fashion": 4, "vae-2d-fashion": 4, "ae-16d": 0, "vae-16d": 0}
@@ -222,6 +256,8 @@ def test_shipped_answer_conv_beta_and_class_aware(studies) -> None:
     betas = sorted(studies["beta"].rows, key=lambda row: row["beta"])
     assert all(a["test_kl"] > b["test_kl"] for a, b in zip(betas, betas[1:]))  # more weight, less KL
     assert betas[-1]["test_recon"] > betas[0]["test_recon"]
+    # The README's answer: at 2-D no beta up to 4 switches a dimension off (counted over all 10,000 test images).
+    assert [(row["active_units"], row["active_units_images"]) for row in betas] == [(2, 10_000)] * len(betas)
     classes = studies["class_aware"]
     top = max(classes.settings.class_weights)
     for kind in ("ae", "vae"):

@@ -549,6 +549,113 @@ def test_invalid_metadata_is_refused(tmp_path: Path, changes: dict, error: type,
         load_model(folder)
 
 
+# ---------------------------------------------------------------------------------------------
+# The judge's figures in metrics["samples"] (vae.training.saving.judge_metrics), and updating metrics alone
+
+
+def verdict(share: float = 0.5, n: int = 100) -> dict:
+    return {"n": n, "confident_share": share, "class_shares": [0.5, 0.25, 0.25], "entropy": 1.0397207708399179}
+
+
+SAMPLES = {
+    "judge_sha256": "cd" * 32,
+    "seed": 0,
+    "confident_at": 0.9,
+    **verdict(0.75),
+    "reconstructions": verdict(0.875),
+}
+
+
+def samples_with(**changes) -> dict:
+    entry = copy.deepcopy(SAMPLES)
+    for key, value in changes.items():
+        if key.startswith("recon_"):
+            entry["reconstructions"][key.removeprefix("recon_")] = value
+        elif value is None:
+            del entry[key]
+        else:
+            entry[key] = value
+    return entry
+
+
+BAD_SAMPLES = [
+    ("not a dict", [1, 2], "must be a JSON object with exactly the keys .*, got list"),
+    ("unknown key", {**SAMPLES, "colour": "red"}, "must be a JSON object with exactly the keys .*'colour'"),
+    ("missing key", samples_with(entropy=None), "must be a JSON object with exactly the keys"),
+    ("no ceiling", samples_with(reconstructions=None), "must be a JSON object with exactly the keys"),
+    ("share above 1", samples_with(confident_share=1.5), "confident_share must be a number in \\[0, 1\\]"),
+    ("share a string", samples_with(confident_share="75%"), "confident_share must be a number"),
+    ("share a bool", samples_with(confident_share=True), "confident_share must be a number"),
+    ("n zero", samples_with(n=0), "n must be a positive integer"),
+    ("n float", samples_with(n=100.0), "n must be a positive integer"),
+    ("shares not a list", samples_with(class_shares={"0": 1.0}), "class_shares must be a list"),
+    ("shares negative", samples_with(class_shares=[1.5, -0.5]), "class_shares must be a list"),
+    ("shares sum", samples_with(class_shares=[0.5, 0.25, 0.0]), "class_shares must sum to 1"),
+    ("entropy above log C", samples_with(entropy=1.2), "entropy must be a number from 0 to log 3"),
+    ("entropy negative", samples_with(entropy=-0.1), "entropy must be a number from 0 to log 3"),
+    ("judge sha", samples_with(judge_sha256="abc"), "judge_sha256 must be a hex SHA-256"),
+    ("seed", samples_with(seed="0"), "seed must be an integer"),
+    ("threshold", samples_with(confident_at=0.0), "confident_at must be a probability"),
+    ("ceiling share", samples_with(recon_confident_share=2), "reconstructions confident_share must be"),
+    ("ceiling key", {**SAMPLES, "reconstructions": {**verdict(), "seed": 0}}, "reconstructions must be a JSON"),
+    (
+        "ceiling classes",
+        {**SAMPLES, "reconstructions": {**verdict(), "class_shares": [0.5, 0.5], "entropy": 0.5}},
+        "reconstructions must have as many class_shares as the samples",
+    ),
+]
+
+
+def test_the_judges_figures_round_trip(tmp_path: Path) -> None:
+    folder = save_model(tiny(), tmp_path / "m", metrics={**METRICS, "samples": SAMPLES})
+    assert read_metadata(folder).metrics == {**METRICS, "samples": SAMPLES}
+    store.check_samples(SAMPLES)  # the fixture itself is valid, so each bad case below fails for its own reason
+
+
+@pytest.mark.parametrize(("entry", "match"), [case[1:] for case in BAD_SAMPLES], ids=[c[0] for c in BAD_SAMPLES])
+def test_invalid_samples_are_refused_on_load_and_on_save(tmp_path: Path, entry, match: str) -> None:
+    folder = saved(tmp_path)
+    edit_meta(folder, metrics={"test_loss": 1.0, "samples": entry})
+    with pytest.raises(CorruptModel, match=f"metrics.samples {match}"):
+        read_metadata(folder)
+    with pytest.raises(CorruptModel, match=match):
+        load_model(folder)
+    with pytest.raises(ValueError, match=f"cannot save these metrics: samples {match}"):
+        save_model(tiny(), tmp_path / "new", metrics={"samples": entry})
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(ValueError, match=match):
+        store.check_samples(entry)
+
+
+def test_update_metrics_rewrites_model_json_only(tmp_path: Path) -> None:
+    folder = save_model(tiny(), tmp_path / "m", history=HISTORY, metrics=METRICS, dataset=DATASET, extra=EXTRA)
+    before = read_metadata(folder)
+    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != META_FILE}
+    updated = store.update_metrics(folder, {"samples": SAMPLES, "test_loss": 1.5})
+    assert updated.metrics == {**METRICS, "samples": SAMPLES, "test_loss": 1.5}
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name != META_FILE} == files  # weights as they were
+    fields = ("config", "history", "dataset", "extra", "weights_file", "weights_sha256", "saved_at", "files")
+    assert all(getattr(updated, f) == getattr(before, f) for f in fields)
+    loaded, stored = load_model(folder)  # still a whole model, its weights matching their recorded hash
+    assert stored == updated
+    assert list(folder.glob(store.TEMPORARY_GLOB)) == []
+
+
+def test_update_metrics_refuses_bad_figures_and_broken_folders(tmp_path: Path) -> None:
+    folder = saved(tmp_path)
+    before = (folder / META_FILE).read_bytes()
+    with pytest.raises(ValueError, match="cannot save these metrics: samples n must be a positive integer"):
+        store.update_metrics(folder, {"samples": samples_with(n=-1)})
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        store.update_metrics(folder, {"loss": float("nan")})
+    assert (folder / META_FILE).read_bytes() == before
+    with pytest.raises(ModelNotFound, match="no model folder"):
+        store.update_metrics(tmp_path / "nowhere", {"samples": SAMPLES})
+    edit_meta(folder, format_version=2)
+    with pytest.raises(IncompatibleModel, match="format_version 2"):
+        store.update_metrics(folder, {"samples": SAMPLES})
+
+
 def test_metadata_with_a_key_removed(tmp_path: Path) -> None:
     folder = saved(tmp_path)
     meta = read_meta(folder)

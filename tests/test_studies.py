@@ -202,6 +202,58 @@ def test_beta_and_class_studies_record_what_each_knob_changes(mnist_subset) -> N
         assert weighted["overlap"] < base["overlap"]
 
 
+def test_the_beta_study_counts_active_units_as_a_direct_count_of_the_posterior_means(mnist_subset) -> None:
+    from vae.metrics import embed_images
+    from vae.studies.beta import active_units_by_beta, active_units_sentence
+
+    direct = {}
+
+    def count(variant, model, row, history) -> None:  # Burda et al.: Var_x(E[z_j | x]) > 0.01, in NumPy
+        means = embed_images(model, mnist_subset[2]).double().numpy()
+        direct[variant.key] = int((means.var(axis=0) > 0.01).sum())
+
+    result = run_study("beta", TINY_STUDY, data=mnist_subset, on_model=count)
+    assert {row["key"]: row["active_units"] for row in result.rows} == direct
+    assert all(row["active_units_images"] == len(mnist_subset[2]) for row in result.rows)
+    by_beta = active_units_by_beta(result)
+    assert [row["beta"] for row in by_beta] == sorted(TINY_STUDY.betas)
+    assert [row["active_units"] for row in by_beta] == [direct[f"beta-{b:g}"] for b in sorted(TINY_STUDY.betas)]
+    for row in by_beta:  # the smallest variance is that of the map's posterior means
+        assert row["min_variance"] == pytest.approx(result.maps[f"beta-{row['beta']:g}"].astype(float).var(0).min())
+
+    # A result recorded before the study counted them: counted from its map, which says how many images it holds.
+    old = dataclasses.replace(
+        result, rows=[{k: v for k, v in row.items() if not k.startswith("active_")} for row in result.rows]
+    )
+    old.maps = {**result.maps, "beta-2": result.maps["beta-2"] * np.array([1.0, 0.0], dtype=np.float32)}
+    counted = {row["beta"]: (row["active_units"], row["images"]) for row in active_units_by_beta(old)}
+    points = len(result.maps["beta-2"])
+    first = result.maps["beta-0"].astype(float).var(0)
+    assert counted == {0.0: (int((first > 0.01).sum()), points), 2.0: (1, points)}  # z2 made constant: 1 of 2
+    assert "Dimensions switched off (collapsed to the prior) at β = 2 (1)." in active_units_sentence(
+        active_units_by_beta(old)
+    )
+
+
+def test_the_active_units_sentence_follows_the_numbers() -> None:
+    from vae.studies.beta import active_units_sentence
+
+    kept = [
+        {"beta": 0.0, "active_units": 2, "latent_dim": 2, "min_variance": 9.08, "images": 2000},
+        {"beta": 4.0, "active_units": 2, "latent_dim": 2, "min_variance": 1.15, "images": 2000},
+    ]
+    assert active_units_sentence(kept) == (
+        "β = 0: 2 of 2, β = 4: 2 of 2 active (over 2,000 test images). Every dimension is kept: the least-used "
+        "varies by 1.15 (β = 4), 115 times the threshold, so the KL squeezes the code towards the prior without "
+        "switching a dimension off."
+    )
+    lost = [kept[0], {**kept[1], "active_units": 0, "min_variance": 0.001, "images": 10_000}]
+    assert active_units_sentence(lost) == (
+        "β = 0: 2 of 2, β = 4: 0 of 2 active (over 2,000 / 10,000 test images). "
+        "Dimensions switched off (collapsed to the prior) at β = 4 (2)."
+    )
+
+
 def test_progress_is_reported_and_a_stop_is_honoured(mnist_subset) -> None:
     seen = []
     run_study(

@@ -268,6 +268,13 @@ def test_command_line_trains_saves_and_records_history(tmp_path, mnist_subset) -
     assert all(h["seconds"] > 0 and set(h["test"]) == {"loss", "recon", "kl"} for h in stored.history)
     assert {"test_loss", "test_mse_per_pixel", "knn5_accuracy", "train_seconds"} <= set(stored.metrics)
     assert 0.1 < stored.metrics["knn5_accuracy"] <= 1.0
+    # The judge's verdict on its samples, by the shipped MNIST judge (at the suite's smaller sample count).
+    from vae import judge as judges
+    from vae.training import saving
+
+    samples = stored.metrics["samples"]
+    assert samples["n"] == saving.SAMPLES and samples["reconstructions"]["n"] == 10_000
+    assert samples["judge_sha256"] == judges.read_record(judges.JUDGES_DIR / "mnist").weights_sha256
     assert len(stored.dataset["sha256"]) == 64
     assert stored.extra["settings"]["epochs"] == 2
 

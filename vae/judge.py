@@ -222,6 +222,15 @@ def load(dataset: str = "mnist", folder: str | os.PathLike | None = None) -> Jud
     return judge.eval()
 
 
+def find(dataset: str, folder: str | os.PathLike | None = None) -> tuple[Judge, JudgeRecord] | None:
+    """The judge of ``dataset`` and its record, or None when there is none (no ``judge.json`` in its folder,
+    e.g. a dataset no judge was trained for). A judge that is there but damaged raises :class:`JudgeError`."""
+    folder = Path(folder) if folder is not None else JUDGES_DIR / dataset
+    if not (folder / RECORD_FILE).is_file():
+        return None
+    return load(dataset, folder), read_record(folder)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vae.judge", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)

@@ -393,6 +393,13 @@ ACTIVE_VARIANCE = 0.01
 CONFIDENT = 0.9
 
 
+def active_units(codes: torch.Tensor | np.ndarray) -> int:
+    """How many dimensions of ``codes`` ``[N, D]`` (a VAE's posterior means, an AE's codes) are active: their
+    variance over the N images exceeds :data:`ACTIVE_VARIANCE` (the ``active`` column of :func:`latent_dimensions`)."""
+    x = _as_matrix(codes, "codes")
+    return int((x.var(axis=0) > ACTIVE_VARIANCE).sum())
+
+
 @torch.no_grad()
 def latent_dimensions(model: LatentModel, images: torch.Tensor, batch_size: int = 2000) -> pd.DataFrame:
     """One row per latent dimension over ``images`` (uint8 ``[N, 28, 28]``): ``dim``, ``kl``, ``variance``, ``active``.

@@ -2,7 +2,8 @@
 
 Layout of a model folder ``<dir>/<name>/``::
 
-    model.json                      config, training history, metrics, dataset hash, files + their hashes
+    model.json                      config, training history, metrics (with the judge's "samples"), dataset
+                                    hash, files + their hashes
     weights-<sha256[:16]>.safetensors
     timeline-<sha256[:16]>.npz      optional: the training's timeline (vae.training.timeline), numpy arrays
     decoders-<sha256[:16]>.safetensors   optional: the decoder at a few of its frames, int8 per row
@@ -25,7 +26,7 @@ Loading never unpickles: safetensors holds raw tensors only, the timeline's arra
 :class:`StoreError` subclass with a message that says which file and why. The timeline is read by
 :func:`load_timeline`, never by :func:`load_model`: a model whose timeline is missing or damaged still loads.
 
-One module of some 660 lines on purpose: every rule of the folder's format (names, hashes, size limits,
+One module of some 790 lines on purpose: every rule of the folder's format (names, hashes, size limits,
 the commit order, the timeline entry) is both written and read here, so a change to the format is a
 change to one file, checked by one test file (``tests/test_store.py``).
 """
@@ -36,6 +37,7 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -78,6 +80,10 @@ GRAPH_ROLES = ("encoder", "decoder", "standard_encoder", "standard_decoder")
 GRAPH_PATTERN = re.compile(r"(encoder|decoder|standard-encoder|standard-decoder)-[0-9a-f]{16}\.onnx")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 TIMELINE_FILES = re.compile(r"(timeline-[0-9a-f]{16}\.npz|decoders-[0-9a-f]{16}\.safetensors)")
+# metrics' "samples" entry: what the judge (vae.judge) says of the model's decoded samples and, as their ceiling,
+# of its test reconstructions (vae.training.saving.judge_metrics writes it, check_samples reads it).
+SAMPLES_KEYS = frozenset({"judge_sha256", "seed", "confident_at", "n", "confident_share", "class_shares", "entropy"})
+SAMPLES_VERDICT_KEYS = frozenset({"n", "confident_share", "class_shares", "entropy"})
 
 
 class StoreError(Exception):
@@ -302,7 +308,16 @@ def _described(
     dataset: dict[str, Any] | None,
     extra: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """The descriptive part of ``model.json``, the same for a trained and an imported model."""
+    """The descriptive part of ``model.json``, the same for a trained and an imported model.
+
+    A ``samples`` entry in ``metrics`` is checked (:func:`check_samples`) before anything is written, so a
+    save never writes a model.json that its own load would refuse.
+    """
+    if metrics and "samples" in metrics:
+        try:
+            check_samples(metrics["samples"])
+        except ValueError as error:
+            raise ValueError(f"cannot save these metrics: samples {error}") from None
     return {
         "history": history or [],
         "metrics": metrics or {},
@@ -310,6 +325,81 @@ def _described(
         "extra": extra or {},
         "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _is_share(value: Any) -> bool:
+    return _is_number(value) and 0.0 <= value <= 1.0
+
+
+def _check_verdict(entry: Any, keys: frozenset[str]) -> None:
+    """One judge's verdict (on samples or on reconstructions): exactly ``keys``, each of its kind."""
+    if not isinstance(entry, dict) or set(entry) != keys:
+        got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+        raise ValueError(f"must be a JSON object with exactly the keys {sorted(keys)}, got {got}")
+    n = entry["n"]
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if not _is_share(entry["confident_share"]):
+        raise ValueError(f"confident_share must be a number in [0, 1], got {entry['confident_share']!r}")
+    shares = entry["class_shares"]
+    if not isinstance(shares, list) or len(shares) < 2 or not all(_is_share(v) for v in shares):
+        raise ValueError(f"class_shares must be a list of at least 2 numbers in [0, 1], got {shares!r}")
+    if abs(sum(shares) - 1.0) > 1e-6:
+        raise ValueError(f"class_shares must sum to 1, got {sum(shares)!r}")
+    entropy = entry["entropy"]
+    # The entropy of a histogram of C classes lies between 0 (one class) and log C (balanced).
+    if not _is_number(entropy) or not 0.0 <= entropy <= math.log(len(shares)) + 1e-9:
+        raise ValueError(f"entropy must be a number from 0 to log {len(shares)}, got {entropy!r}")
+
+
+def check_samples(entry: Any) -> None:
+    """Raise ValueError unless ``entry`` is a valid ``metrics["samples"]``: the judge's SHA-256, the seed, the
+    confidence threshold, the verdict on ``n`` decoded samples and a ``reconstructions`` verdict::
+
+        {"judge_sha256": "<64 hex>", "seed": 0, "confident_at": 0.9, "n": 10000, "confident_share": 0.73,
+         "class_shares": [10 shares summing to 1], "entropy": 2.27,
+         "reconstructions": {"n": 10000, "confident_share": 0.84, "class_shares": [...], "entropy": 2.26}}
+    """
+    keys = SAMPLES_KEYS | {"reconstructions"}
+    if not isinstance(entry, dict) or set(entry) != keys:
+        got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+        raise ValueError(f"must be a JSON object with exactly the keys {sorted(keys)}, got {got}")
+    _check_verdict({k: v for k, v in entry.items() if k != "reconstructions"}, SAMPLES_KEYS)
+    if not isinstance(entry["judge_sha256"], str) or not SHA256_PATTERN.fullmatch(entry["judge_sha256"]):
+        raise ValueError(f"judge_sha256 must be a hex SHA-256, got {entry['judge_sha256']!r}")
+    if not isinstance(entry["seed"], int) or isinstance(entry["seed"], bool):
+        raise ValueError(f"seed must be an integer, got {entry['seed']!r}")
+    if not _is_number(entry["confident_at"]) or not 0.0 < entry["confident_at"] <= 1.0:
+        raise ValueError(f"confident_at must be a probability in (0, 1], got {entry['confident_at']!r}")
+    try:
+        _check_verdict(entry["reconstructions"], SAMPLES_VERDICT_KEYS)
+    except ValueError as error:
+        raise ValueError(f"reconstructions {error}") from None
+    if len(entry["reconstructions"]["class_shares"]) != len(entry["class_shares"]):
+        raise ValueError("reconstructions must have as many class_shares as the samples")
+
+
+def update_metrics(path: str | os.PathLike, metrics: dict[str, Any]) -> StoredModel:
+    """Set ``metrics``' keys in the ``model.json`` of the model in folder ``path``, leaving every other file
+    (weights, graphs, timeline) and every other field as it is; returns the metadata as read back.
+
+    For numbers measured after the save, such as the judge's ``samples``. The new ``model.json`` is checked
+    as a load checks it, then replaces the old one atomically under the folder's lock.
+    """
+    path = Path(path)
+    current = read_metadata(path)  # a valid model first: never "repair" a folder by rewriting its metadata
+    if "samples" in metrics:
+        try:
+            check_samples(metrics["samples"])
+        except ValueError as error:
+            raise ValueError(f"cannot save these metrics: samples {error}") from None
+    with _folder_lock(current.path):
+        meta = json.loads(_read_limited(path / META_FILE, MAX_META_BYTES, "model metadata"))
+        meta["metrics"] = {**meta.get("metrics", {}), **metrics}
+        data = json.dumps(meta, indent=2, allow_nan=False).encode()
+        parse_metadata(path, data)
+        write_atomically(path / META_FILE, data)
+    return read_metadata(path)
 
 
 def _commit(path: Path, blobs: dict[str, bytes], meta: dict[str, Any]) -> Path:
@@ -410,6 +500,11 @@ def parse_metadata(path: Path, raw: bytes) -> StoredModel:
     for key, kind in (("history", list), ("metrics", dict), ("dataset", dict), ("extra", dict)):
         if not isinstance(meta.get(key, kind()), kind):
             raise CorruptModel(f"{path / META_FILE}: {key} must be a JSON {kind.__name__}")
+    if "samples" in meta.get("metrics", {}):
+        try:
+            check_samples(meta["metrics"]["samples"])
+        except ValueError as error:
+            raise CorruptModel(f"{path / META_FILE}: metrics.samples {error}") from None
     return StoredModel(
         path=path,
         config=config,

@@ -83,7 +83,8 @@ def import_onnx(
     ``vae.load_model(out)`` returns, read back from the folder. Raises :class:`ImportRefused`.
     """
     from vae.data import DATASETS, DatasetUnavailableError, load_dataset
-    from vae.training.saving import dataset_entry, evaluate_for_metadata
+    from vae.judge import JudgeError
+    from vae.training.saving import dataset_entry, evaluate_for_metadata, judge_metrics
 
     started = time.perf_counter()
     out = Path(out)
@@ -135,11 +136,17 @@ def import_onnx(
             model = OnnxModel(config, standard["standard_encoder"], standard["standard_decoder"], worker=worker)
             errors = check_standard(model, wiring)
             metrics = evaluate_for_metadata(model, train_images, train_labels, test_images, test_labels)
+            for key, number in metrics.items():  # e.g. a log-variance so large that its exp, hence the KL, is infinite
+                if not np.isfinite(number):
+                    raise ImportRefused(
+                        f"the model's {key} on the test set is {number}: its outputs are finite but not sane"
+                    )
+            # The judge's verdict on its samples, as for every model of the store (none without a judge).
+            metrics |= judge_metrics(model, train_images, test_images, dataset)
         except (GraphRefused, RuntimeError) as error:  # a limit passed on the test set, or a wrong shape
             raise ImportRefused(str(error)) from None
-    for key, number in metrics.items():  # e.g. a log-variance so large that its exp, hence the KL, is infinite
-        if not np.isfinite(number):
-            raise ImportRefused(f"the model's {key} on the test set is {number}: its outputs are finite but not sane")
+        except JudgeError as error:  # the judge shipped for the dataset is damaged: say so, store nothing
+            raise ImportRefused(f"the judge that measures the model's samples cannot be read: {error}") from None
     encoder_graph, decoder_graph = graphs
     extra = {
         "status": "imported",

@@ -304,3 +304,62 @@ def tradeoff_scatter(
         margin=dict(l=50, r=20, t=50 if title else 20, b=50),
     )
     return fig
+
+
+def active_units_figure(
+    by_beta: Sequence[Mapping[str, Any]],
+    dimensions: Any = None,
+    dimensions_title: str = "",
+    threshold: float = 0.01,
+) -> go.Figure:
+    """Left: the active units of each beta's model (``by_beta``: ``vae.studies.beta.active_units_by_beta``), out
+    of its latent size. Right, when ``dimensions`` is given (a ``vae.metrics.latent_dimensions`` table, in the
+    order to draw): each dimension's variance of its posterior mean on a log axis, active ones in the VAE's
+    colour, with the ``threshold`` (Burda et al.'s 0.01) as a dashed line."""
+    if not by_beta:
+        raise ValueError("by_beta is empty")
+    panels = 1 if dimensions is None else 2
+    fig = make_subplots(
+        rows=1,
+        cols=panels,
+        column_widths=[0.4, 0.6][:panels] if panels == 2 else None,
+        subplot_titles=["active units per β (of D)", dimensions_title][:panels],
+        horizontal_spacing=0.1,
+    )
+    labels = [f"β = {row['beta']:g}" for row in by_beta]
+    fig.add_trace(
+        go.Bar(
+            x=labels,
+            y=[row["active_units"] for row in by_beta],
+            text=[f"{row['active_units']} of {row['latent_dim']}" for row in by_beta],
+            textposition="inside",
+            marker_color=FAMILY_COLORS["VAE"],
+            name="active units",
+            showlegend=False,
+            hovertemplate="%{x}: %{text} dimensions active<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.update_yaxes(range=[0, max(row["latent_dim"] for row in by_beta)], dtick=1, row=1, col=1)
+    if dimensions is not None:
+        names = [f"z{int(d)}" for d in dimensions["dim"]]
+        active = [bool(a) for a in dimensions["active"]]
+        fig.add_trace(
+            go.Bar(
+                x=names,
+                y=[float(v) for v in dimensions["variance"]],
+                marker_color=[FAMILY_COLORS["VAE"] if a else "#BBBBBB" for a in active],
+                customdata=[float(k) for k in dimensions["kl"]],
+                name="variance of the posterior mean",
+                showlegend=False,
+                hovertemplate="%{x}: variance %{y:.3g}, KL %{customdata:.2f} nats<extra></extra>",
+            ),
+            row=1,
+            col=2,
+        )
+        fig.add_hline(y=threshold, line_dash="dash", line_color="#555555", row=1, col=2)
+        fig.update_yaxes(type="log", exponentformat="power", title="variance over the test images", row=1, col=2)
+        fig.update_xaxes(type="category", row=1, col=2)
+    fig.update_layout(template="plotly_white", height=300, margin=dict(l=40, r=10, t=45, b=40))
+    return fig

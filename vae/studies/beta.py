@@ -1,11 +1,17 @@
 """``beta``: what does the KL term do? 2-D VAEs with the KL weighted by each beta (0 is a noisy AE).
 
-Here: its variants, the loss it varies in the page's words, and its answer.
+Here: its variants, the loss it varies in the page's words, the active units per beta, and its answer.
 """
 
 from __future__ import annotations
 
-from vae.models import ModelConfig
+from typing import Any
+
+import numpy as np
+import torch
+
+from vae.metrics import ACTIVE_VARIANCE, active_units
+from vae.models import LatentModel, ModelConfig
 from vae.studies.runner import Study, StudyResult, StudySettings, Variant
 
 
@@ -23,6 +29,10 @@ class Beta(Study):
             for b in settings.betas
         ]
 
+    def measure(self, model: LatentModel, test_codes: torch.Tensor, settings: StudySettings) -> dict[str, float]:
+        # Burda et al. (2016): a dimension is active when its posterior mean varies over the test images.
+        return {"active_units": active_units(test_codes), "active_units_images": len(test_codes)}
+
     def summarise(self, result: StudyResult) -> list[str]:
         ordered = sorted(result.rows, key=lambda row: row["beta"])
         a, b = ordered[0], ordered[-1]
@@ -38,3 +48,56 @@ class Beta(Study):
             + ", ".join(f"{row['knn5_accuracy']:.3f}" for row in ordered)
             + ".",
         ]
+
+
+def active_units_by_beta(result: StudyResult) -> list[dict[str, Any]]:
+    """Per beta, in increasing order: ``beta``, ``active_units`` of ``latent_dim``, the smallest variance of a
+    dimension's posterior mean (``min_variance``, against :data:`vae.metrics.ACTIVE_VARIANCE`) and ``images``,
+    how many test images they were measured on.
+
+    A row recorded with ``active_units`` (a run since the study measures them) counts over all the test images;
+    for a result recorded before, the count comes from the posterior means of the ``settings.map_points`` test
+    images its map stores (a seeded sample of the test set), as does the smallest variance always.
+    """
+    out = []
+    for row in sorted(result.rows, key=lambda row: row["beta"]):
+        means = result.maps.get(row["key"])
+        variance = np.asarray(means, dtype=np.float64).var(axis=0) if means is not None else None
+        if "active_units" in row:
+            count, images = int(row["active_units"]), int(row["active_units_images"])
+        elif variance is not None:
+            count, images = int((variance > ACTIVE_VARIANCE).sum()), len(means)
+        else:
+            continue  # neither recorded nor mapped: nothing to count from
+        out.append(
+            {
+                "beta": row["beta"],
+                "active_units": count,
+                "latent_dim": row["latent_dim"],
+                "min_variance": float(variance.min()) if variance is not None else float("nan"),
+                "images": images,
+            }
+        )
+    return out
+
+
+def active_units_sentence(by_beta: list[dict[str, Any]]) -> str:
+    """:func:`active_units_by_beta` in words, from its numbers: the count per beta, then what the least-used
+    dimension says (all kept, or which betas switched dimensions off)."""
+    counts = ", ".join(f"β = {row['beta']:g}: {row['active_units']} of {row['latent_dim']}" for row in by_beta)
+    images = " / ".join(f"{n:,}" for n in sorted({row["images"] for row in by_beta}))
+    sentence = f"{counts} active (over {images} test images)."
+    collapsed = [row for row in by_beta if row["active_units"] < row["latent_dim"]]
+    least = min(by_beta, key=lambda row: row["min_variance"])
+    if not collapsed:
+        sentence += (
+            f" Every dimension is kept: the least-used varies by {least['min_variance']:.3g} (β = {least['beta']:g}), "
+            f"{least['min_variance'] / ACTIVE_VARIANCE:,.0f} times the threshold, so the KL squeezes the code "
+            "towards the prior without switching a dimension off."
+        )
+    else:
+        sentence += " Dimensions switched off (collapsed to the prior) at " + ", ".join(
+            f"β = {row['beta']:g} ({row['latent_dim'] - row['active_units']})" for row in collapsed
+        )
+        sentence += "."
+    return sentence

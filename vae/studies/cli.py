@@ -26,8 +26,9 @@ def _model_saver(
 ) -> Callable[[Variant, LatentModel, dict[str, Any], list[dict[str, Any]]], None] | None:
     if models_dir is None:
         return None
+    from vae.data import load_dataset
     from vae.store import save_model
-    from vae.training.saving import dataset_entry
+    from vae.training.saving import dataset_entry, judge_metrics
 
     suffix = "" if settings.dataset == "mnist" else f"-{settings.dataset}"
 
@@ -35,6 +36,10 @@ def _model_saver(
         if variant.key not in study.store_names:
             return
         metrics = {k: v for k, v in row.items() if k.startswith("test_") or k in ("knn5_accuracy", "train_seconds")}
+        # The judge's figures, as every saved model has them: samples fitted to all 60,000 training images' codes.
+        train_images, _ = load_dataset(settings.dataset, "train", data_dir)
+        test_images, _ = load_dataset(settings.dataset, "test", data_dir)
+        metrics |= judge_metrics(model, train_images, test_images, settings.dataset)
         save_model(
             model,
             Path(models_dir) / f"{study.store_names[variant.key]}{suffix}",

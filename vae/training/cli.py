@@ -17,7 +17,7 @@ import torch
 
 from vae.data import DATASETS
 from vae.models import ModelConfig
-from vae.training.saving import measure_and_save
+from vae.training.saving import measure_and_save, numbers_line
 from vae.training.timeline import TimelineSettings
 from vae.training.trainer import BatchProgress, EpochRecord, TrainSettings, pick_device, train
 
@@ -222,8 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         timeline=result.timeline,
     )
-    summary = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-    print(f"saved {path} ({result.status}): {summary}")
+    print(f"saved {path} ({result.status}): {numbers_line(metrics)}")
     return 0 if result.status != "diverged" else 1
 
 
@@ -250,5 +249,5 @@ def _fit_and_save_pca(
         recorded={"train_seconds": seconds},
         extra={"status": "fitted", "command": command},
     )
-    print(f"saved {path}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    print(f"saved {path}: {numbers_line(metrics)}")
     return 0
