@@ -91,6 +91,8 @@ def fewer_judged_samples() -> Iterator[None]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(saving, "SAMPLES", 500)
+        # The processes the suite starts (the fenced import's workers, servers) read it from the environment.
+        patch.setenv(saving.JUDGED_IMAGES_ENV, "500")
         yield
 
 

@@ -165,11 +165,13 @@ def test_find_says_none_without_a_judge_and_refuses_a_damaged_one(small_judge, t
 
 
 def test_judge_metrics_are_the_judges_verdict_on_seeded_samples_and_reconstructions(
-    small_judge, digits, tmp_path
+    small_judge, digits, tmp_path, monkeypatch
 ) -> None:
     from vae.models import ModelConfig, build_model, fit_pca, to_float_images
     from vae.store import check_samples
-    from vae.training.saving import judge_metrics
+    from vae.training.saving import JUDGED_IMAGES_ENV, judge_metrics
+
+    monkeypatch.delenv(JUDGED_IMAGES_ENV, raising=False)  # the suite's cap (tests/conftest.py): the sizes named here
 
     train_images, _, test_images, _ = digits
     folder = judges.save_judge(small_judge, tmp_path / "mnist", record_for())
@@ -212,3 +214,19 @@ def test_judge_metrics_are_left_out_without_a_judge(digits, tmp_path) -> None:
     train_images, _, test_images, _ = digits
     model = build_model(ModelConfig(kind="vae", latent_dim=2, hidden=(8,))).eval()
     assert judge_metrics(model, train_images, test_images, "mnist", judges_folder=tmp_path / "nowhere") == {}
+
+
+def test_the_judged_images_cap_limits_samples_and_reconstructions(small_judge, digits, tmp_path, monkeypatch) -> None:
+    from vae.models import ModelConfig, build_model
+    from vae.training.saving import JUDGED_IMAGES_ENV, judge_metrics
+
+    train_images, _, test_images, _ = digits
+    folder = judges.save_judge(small_judge, tmp_path / "mnist", record_for())
+    model = build_model(ModelConfig(kind="vae", latent_dim=2, hidden=(8,))).eval()
+    monkeypatch.setenv(JUDGED_IMAGES_ENV, "7")
+    samples = judge_metrics(model, train_images, test_images, "mnist", n=600, judges_folder=folder)["samples"]
+    assert samples["n"] == 7 and samples["reconstructions"]["n"] == min(7, len(test_images))
+    for bad in ("0", "-3", "many"):
+        monkeypatch.setenv(JUDGED_IMAGES_ENV, bad)
+        with pytest.raises(ValueError, match=f"VAE_JUDGED_IMAGES must be a positive integer, got '{bad}'"):
+            judge_metrics(model, train_images, test_images, "mnist", n=600, judges_folder=folder)

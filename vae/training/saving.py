@@ -60,6 +60,20 @@ def evaluate_for_metadata(
 # call, so a test suite may lower it for its many small saves (tests/conftest.py).
 SAMPLES = 10_000
 SAMPLES_SEED = 0
+# VAE_JUDGED_IMAGES=n caps both the samples and the test reconstructions the judge reads, in this process and
+# every process it starts (the fenced ONNX import's workers): for test suites, whose many small saves would
+# otherwise each spend seconds on 20,000 judged images. A figure measured under it says its own n.
+JUDGED_IMAGES_ENV = "VAE_JUDGED_IMAGES"
+
+
+def judged_cap() -> int | None:
+    """The cap ``VAE_JUDGED_IMAGES`` sets (a positive integer), or None."""
+    text = os.environ.get(JUDGED_IMAGES_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{JUDGED_IMAGES_ENV} must be a positive integer, got {text!r}")
+    return int(text)
 
 
 def _verdict(quality: SampleQuality) -> dict[str, Any]:
@@ -94,8 +108,12 @@ def judge_metrics(
     if found is None:
         return {}
     judge, record = found
+    cap = judged_cap()
+    count = SAMPLES if n is None else n
+    if cap is not None:
+        count, test_images = min(count, cap), test_images[:cap]
     fit_codes = None if model.config.kind == "vae" else embed_images(model, train_images)
-    samples = sample_quality(model, judge, SAMPLES if n is None else n, seed=seed, fit_codes=fit_codes)
+    samples = sample_quality(model, judge, count, seed=seed, fit_codes=fit_codes)
     reconstructions = reconstruction_quality(model, judge, test_images)
     return {
         "samples": {
