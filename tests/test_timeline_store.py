@@ -535,6 +535,18 @@ def test_an_npz_whose_array_cannot_be_read_names_the_file(saved, member, reason)
     assert_model_still_loads(folder, model)
 
 
+def test_an_npz_member_that_fails_its_checksum_names_the_file(saved) -> None:
+    folder, model, timeline = saved
+    data = bytearray(npz_bytes(**arrays_of(timeline)))
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+        member = archive.getinfo("codes.npy")
+    data[member.header_offset + 30 + len(member.filename) + 200] ^= 0xFF  # a byte of the stored array's data
+    path = install_timeline(folder, bytes(data))
+    with pytest.raises(CorruptModel, match=f"{re.escape(str(path))} is not a valid npz archive .*Bad CRC-32"):
+        load_timeline(folder)
+    assert_model_still_loads(folder, model)
+
+
 def decoder_tensors(folder: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load
 
@@ -594,6 +606,7 @@ def test_a_decoder_file_with_many_faults_shows_five_and_counts_the_rest(saved) -
     shown = "; ".join(f"unexpected 9/stray.{i}" for i in range(5))
     with pytest.raises(IncompatibleModel, match=re.escape(f": {shown}; and 2 more") + "$"):
         load_timeline(folder)
-    install_decoders(folder, safetensors_bytes({**tensors, **dict(list(strays.items())[:5])}))
-    with pytest.raises(IncompatibleModel, match=re.escape(f": {shown}") + "$"):
-        load_timeline(folder)
+    for kept, count in ((6, "; and 1 more"), (5, "")):
+        install_decoders(folder, safetensors_bytes({**tensors, **dict(list(strays.items())[:kept])}))
+        with pytest.raises(IncompatibleModel, match=re.escape(f": {shown}{count}") + "$"):
+            load_timeline(folder)
