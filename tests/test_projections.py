@@ -632,3 +632,17 @@ def test_the_cache_key_is_the_sha256_of_its_documented_payload() -> None:
     }
     expected = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
     assert view_cache_key(WEIGHTS, "umap", 1) == expected  # the shipped views are named by this key
+
+
+@pytest.mark.parametrize("method", ["identity", "pca"])
+def test_a_view_of_three_points_maps_none_and_one_and_says_when_it_is_done(method: str) -> None:
+    Z = np.array([[0.0, 1.0, 2.0], [3.0, 1.0, 0.0], [1.0, 4.0, 1.0]], dtype=np.float32)  # MIN_POINTS points
+    messages: list[str] = []
+    view = make_view(method).fit(Z, progress=messages.append)
+    assert messages == [f"fitting {view.label} on 3 points", "done"]
+    assert view.embedding_.flags.c_contiguous and not view.embedding_.flags.writeable
+    none, one = view.transform(np.empty((0, 3))), view.transform(Z[:1])
+    assert (none.shape, none.dtype, one.shape, one.dtype) == ((0, 2), np.float32, (1, 2), np.float32)
+    back = view.inverse_transform(np.empty((0, 2)))
+    assert back.shape == (0, 3) and back.dtype == np.float32
+    np.testing.assert_allclose(view.fit_transform(Z), view.embedding_)
