@@ -177,3 +177,19 @@ def test_manifold_grid_accepts_n_from_2_to_40(ae2) -> None:
     view = make_view("identity").fit(np.zeros((4, 2), dtype=np.float32))
     assert manifold_grid(ae2, view, (-1.0, 1.0), (-1.0, 1.0), 2).shape == (4, 28, 28)
     assert manifold_grid(ae2, view, (-1.0, 1.0), (-1.0, 1.0), 40).shape == (1600, 28, 28)
+
+
+def test_traversals_of_no_dimensions_is_an_empty_float32_stack(vae8) -> None:
+    codes = np.random.default_rng(5).normal(size=(50, 8)).astype(np.float32)
+    rows = traversals(vae8, codes, dims=[], steps=4)
+    assert rows.shape == (0, 4, 28, 28) and rows.dtype == np.float32
+
+
+def test_traversals_accept_two_steps_and_sweep_from_an_integer_base_without_rounding(vae8) -> None:
+    codes = np.random.default_rng(6).normal(size=(300, 8)).astype(np.float32)
+    lo, hi = np.percentile(codes[:, 3], 1), np.percentile(codes[:, 3], 99)  # about -2.3 and 2.3
+    ends = np.zeros((2, 8), dtype=np.float32)
+    ends[:, 3] = [lo, hi]
+    rows = traversals(vae8, codes, dims=[3], steps=2, base=np.zeros(8, dtype=np.int64))
+    # An integer base must not make the sweep integer: -2.3 and 2.3 truncated to -2 and 2 decode otherwise.
+    np.testing.assert_allclose(rows[0], decode_codes(vae8, ends), atol=1e-5)

@@ -362,3 +362,118 @@ def test_submit_refusals_say_exactly_what_is_wrong(data) -> None:
     job = jobs.submit(TINY, TrainSettings(epochs=1, batch_size=len(train_images)), train_images)
     job.stop()
     assert job.wait(30)
+
+
+# ---------------------------------------------------------------------------------------------
+# What mutation testing (make mutants) found unchecked: the trainer's wiring, the frames a job shows, the
+# failure messages, the elapsed time and the progress fraction.
+
+
+def test_a_job_hands_the_trainer_its_inputs_and_callbacks_and_shows_what_they_report(data, monkeypatch) -> None:
+    import numpy as np
+
+    import vae.jobs
+    from vae.training.timeline import Frame, TimelineSettings
+    from vae.training.trainer import BatchProgress, EpochRecord
+
+    train_images, test_images = data
+    labels, test_labels = torch.arange(len(train_images)) % 10, (torch.arange(len(test_images)) * 7) % 10
+    calls, seen = [], []
+
+    def fake_train(config, images, held_out, settings, **kwargs):
+        calls.append((config, images, held_out, settings, kwargs))
+        job = running[0]
+        seen.append(job.snapshot())  # before any callback: nothing reported
+        kwargs["on_batch"](BatchProgress(epoch=2, batch=3, batches_per_epoch=4, terms={"loss": 1.5}))
+        kwargs["on_epoch"](EpochRecord(epoch=1, seconds=0.5, train={"loss": 2.0}, test={"loss": 2.5}))
+        if kwargs["on_frame"] is not None:
+            codes = np.zeros((3, 2), dtype=np.float32)
+            kwargs["on_frame"](Frame(0, 0, 0.0, codes, {}, {}, np.array([5, 0, 2])))
+            seen.append(job.snapshot())
+            kwargs["on_frame"](Frame(1, 4, 1.0, codes, {}, {}, np.array([1, 1, 1])))  # the same images, by contract
+        seen.append(job.snapshot())
+        return SimpleNamespace(status="time_limit", message="stopped at the time limit")
+
+    running: list = []
+    monkeypatch.setattr(vae.jobs, "train", fake_train)
+    settings, timeline = TrainSettings(epochs=3, batch_size=64), TimelineSettings()
+    job = vae.jobs.TrainingJob(
+        TINY, settings, train_images, test_images, train_labels=labels, test_labels=test_labels, timeline=timeline
+    )
+    running.append(job)
+    job.run()
+    config, images, held_out, given, kwargs = calls[0]
+    assert (config, images, held_out, given) == (TINY, train_images, test_images, settings)
+    assert kwargs["train_labels"] is labels and kwargs["test_labels"] is test_labels and kwargs["timeline"] is timeline
+    assert kwargs["should_stop"]() is False
+    job.stop()
+    assert kwargs["should_stop"]() is True  # the trainer polls the job's own stop request
+    assert seen[0].batch_terms == {} and seen[0].history == [] and seen[0].frame is None
+    with_frame = seen[1]
+    assert with_frame.frame.index == 0 and with_frame.frame_labels.tolist() == [5 * 7 % 10, 0, 2 * 7 % 10]
+    assert with_frame.frame_labels.dtype == np.int64 and not with_frame.frame_labels.flags.writeable
+    last = seen[2]
+    assert (last.epoch, last.batch, last.batches_per_epoch, last.batch_terms) == (2, 3, 4, {"loss": 1.5})
+    assert last.history == [{"epoch": 1, "seconds": 0.5, "train": {"loss": 2.0}, "test": {"loss": 2.5}}]
+    assert last.frame.index == 1 and last.frame_labels is with_frame.frame_labels  # looked up once
+    assert (job.snapshot().status, job.snapshot().message) == ("time_limit", "stopped at the time limit")
+
+    calls.clear()
+    plain = vae.jobs.TrainingJob(TINY, settings, train_images, None)
+    running[0] = plain
+    plain.run()
+    assert calls[0][4]["on_frame"] is None and calls[0][4]["timeline"] is None  # no timeline, no frames
+
+
+def test_a_failure_is_reported_with_its_exception_type(data, monkeypatch, tmp_path) -> None:
+    import vae.jobs
+    from vae.jobs import StudyJob
+    from vae.studies.runner import StudySettings
+
+    train_images, _ = data
+
+    def fail(*args, **kwargs):
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(vae.jobs, "train", fail)
+    monkeypatch.setattr(vae.jobs, "run_study", fail)
+    job = vae.jobs.TrainingJob(TINY, TrainSettings(epochs=1, batch_size=64), train_images, None)
+    job.run()
+    assert (job.snapshot().status, job.snapshot().message) == ("failed", "MemoryError: out of memory")
+    study = StudyJob("beta", StudySettings(epochs=1, batch_size=64, betas=(0.0,)), str(tmp_path))
+    study.run()
+    assert (study.snapshot().status, study.snapshot().message) == ("failed", "MemoryError: out of memory")
+    assert study.snapshot().fraction == 0.0  # only a completed study is complete
+    assert job.wait() and study.wait()  # finished: waiting without a timeout returns at once
+
+
+def test_elapsed_runs_from_the_start_and_stops_at_the_finish(data, monkeypatch) -> None:
+    import vae.jobs
+
+    clock = iter([10.0, 11.0, 12.5, 99.0])
+    monkeypatch.setattr(vae.jobs.time, "perf_counter", lambda: next(clock))
+    job = vae.jobs.TrainingJob(TINY, TrainSettings(epochs=1, batch_size=64), data[0], None)
+    assert job.snapshot().elapsed == 0.0  # not started: no clock read
+    assert job._begin()  # starts at 10.0
+    assert job.snapshot().elapsed == 1.0  # running, read at 11.0
+    job._finish("completed", "done")  # finished at 12.5
+    assert job.snapshot().elapsed == 2.5 and job.snapshot().elapsed == 2.5  # fixed once finished
+
+
+@pytest.mark.parametrize(
+    ("status", "epoch", "batch", "batches_per_epoch", "fraction"),
+    [
+        ("running", 2, 1, 4, 5 / 12),  # one whole epoch of 4 batches and one batch of the second, of 3 x 4
+        ("running", 0, 0, 0, 0.0),  # before the first batch
+        ("running", 1, 3, 4, 3 / 12),
+        ("running", 3, 4, 4, 1.0),
+        ("stopped", 9, 9, 4, 1.0),  # never more than all of it
+        ("completed", 1, 1, 4, 1.0),  # a completed job is done, however few batches it reported
+    ],
+)
+def test_the_progress_fraction_counts_batches_done_of_all(status, epoch, batch, batches_per_epoch, fraction) -> None:
+    from vae.jobs import JobSnapshot
+
+    snapshot = JobSnapshot(1, "x", status, "", epoch, 3, batch, batches_per_epoch, {}, [], 0.0)
+    assert snapshot.fraction == pytest.approx(fraction)
+    assert snapshot.finished == (status != "running")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -544,3 +545,104 @@ def test_an_unfitted_view_says_so() -> None:
             view.inverse_transform(np.zeros((1, 2)))
         with pytest.raises(NotFittedError):
             ViewCache(os.devnull).save("0" * 64, view)
+
+
+# ---------------------------------------------------------------------------------------------
+# What mutation testing (make mutants) found unchecked: the neighbour inverse's edges, input checks'
+# messages, the cache key's documented payload
+
+
+def test_neighbour_inverse_takes_k_from_one_and_refuses_what_is_not_a_positive_integer() -> None:
+    embedding, codes = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), np.eye(3)
+    one = NeighbourInverse(embedding, codes, k=1)
+    assert one.k == 1 and one(np.array([[0.9, 0.1]])).tolist() == [[0.0, 1.0, 0.0]]  # the nearest point alone
+    for k in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match=f"^k must be a positive integer, got {re.escape(repr(k))}$"):
+            NeighbourInverse(embedding, codes, k=k)
+
+
+def test_neighbour_inverse_of_one_point_and_of_no_query() -> None:
+    inverse = NeighbourInverse(np.zeros((1, 2)), np.full((1, 3), 2.0))
+    assert inverse(np.array([[5.0, -5.0]])).tolist() == [[2.0, 2.0, 2.0]]
+    empty = inverse(np.empty((0, 2)))
+    assert empty.shape == (0, 3) and empty.dtype == np.float32
+    single = NeighbourInverse(np.array([[0.0, 0.0], [2.0, 0.0]]), np.array([[0.0], [1.0]]))(np.array([[1.5, 0.0]]))
+    np.testing.assert_allclose(single, [[(1 / 1.5) * 0 + (1 / 0.5) * 1]] / np.float32(1 / 1.5 + 1 / 0.5), rtol=1e-6)
+    with pytest.raises(
+        ValueError, match=r"^sources and values must have the same, non-zero number of rows, got 0 and 0$"
+    ):
+        NeighbourInverse(np.zeros((0, 2)), np.zeros((0, 3)))
+
+
+def test_a_query_on_a_data_point_divides_by_zero_without_a_warning() -> None:
+    import warnings
+
+    rng = np.random.default_rng(SEED)
+    embedding, codes = rng.normal(size=(50, 2)), rng.normal(size=(50, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(NeighbourInverse(embedding, codes)(embedding[:3]), codes[:3].astype(np.float32))
+
+
+def test_the_interpolator_is_exact_at_sources_of_many_dimensions() -> None:
+    # Past 8 dimensions a ball tree: an exact search, so a query equal to a source is at distance 0.0 (a
+    # brute-force search's rounding residue would blend in the neighbours).
+    rng = np.random.default_rng(SEED)
+    sources, values = rng.normal(size=(300, 20)), rng.normal(size=(300, 2))
+    interpolator = projections._NeighbourInterpolator(sources, values)
+    np.testing.assert_array_equal(interpolator(sources), values.astype(np.float32))
+
+
+def test_inputs_are_named_in_their_refusals_and_integers_are_numbers() -> None:
+    view = make_view("identity").fit(np.arange(12).reshape(6, 2))  # integers: numbers, read as float32
+    assert view.embedding_.dtype == np.float32 and view.embedding_.tolist()[1] == [2.0, 3.0]
+    with pytest.raises(ValueError, match=r"^Z must be a 2-D array \[N, D\], got shape \(3,\)$"):
+        view.transform(np.zeros(3))
+    with pytest.raises(ValueError, match="^Z must hold numbers, got dtype <U1$"):
+        view.transform(np.array([["a", "b"]]))
+    with pytest.raises(ValueError, match="^Z must hold numbers, got dtype bool$"):
+        view.transform(np.ones((2, 2), dtype=bool))
+    with pytest.raises(ValueError, match=r"^embedding must be a 2-D array \[N, D\], got shape \(5,\)$"):
+        NeighbourInverse(np.zeros(5), np.zeros((5, 4)))
+    with pytest.raises(ValueError, match="^codes must hold numbers, got dtype object$"):
+        NeighbourInverse(np.zeros((1, 2)), np.array([[None]], dtype=object))
+
+
+def test_make_view_lists_the_allowed_parameters_of_a_refusal() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^unknown parameter\(s\) for 'umap': colour, size \(allowed: n_neighbors, min_dist, random_state, "
+        r"fast_inverse\)$",
+    ):
+        make_view("umap", size=1, colour="red")
+    with pytest.raises(ValueError, match=r"^unknown parameter\(s\) for 'pca': k \(allowed: none\)$"):
+        make_view("pca", k=2)
+
+
+def test_the_cache_key_is_the_sha256_of_its_documented_payload() -> None:
+    import hashlib
+    import json
+
+    payload = {
+        "format": projections.CACHE_FORMAT,
+        "weights_sha256": WEIGHTS,
+        "method": "umap",
+        "n_points": 1,  # one point is a valid view
+        "params": {"n_neighbors": 15.0, "min_dist": 0.1, "random_state": 0.0, "fast_inverse": True},
+    }
+    expected = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    assert view_cache_key(WEIGHTS, "umap", 1) == expected  # the shipped views are named by this key
+
+
+@pytest.mark.parametrize("method", ["identity", "pca"])
+def test_a_view_of_three_points_maps_none_and_one_and_says_when_it_is_done(method: str) -> None:
+    Z = np.array([[0.0, 1.0, 2.0], [3.0, 1.0, 0.0], [1.0, 4.0, 1.0]], dtype=np.float32)  # MIN_POINTS points
+    messages: list[str] = []
+    view = make_view(method).fit(Z, progress=messages.append)
+    assert messages == [f"fitting {view.label} on 3 points", "done"]
+    assert view.embedding_.flags.c_contiguous and not view.embedding_.flags.writeable
+    none, one = view.transform(np.empty((0, 3))), view.transform(Z[:1])
+    assert (none.shape, none.dtype, one.shape, one.dtype) == ((0, 2), np.float32, (1, 2), np.float32)
+    back = view.inverse_transform(np.empty((0, 2)))
+    assert back.shape == (0, 3) and back.dtype == np.float32
+    np.testing.assert_allclose(view.fit_transform(Z), view.embedding_)

@@ -16,12 +16,14 @@ import os
 import pathlib
 import pickle
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save as safetensors_bytes
@@ -1071,3 +1073,257 @@ def test_a_kill_inside_the_write_of_model_json_leaves_the_old_or_the_new_model(t
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+# ---------------------------------------------------------------------------------------------
+# What mutation testing (make mutants) found unchecked: the imported model's entry, defaults of an
+# omitted key, boundaries of the size limits, and the messages that name the file and the fault.
+
+
+def test_a_trained_models_entry_lists_its_weights_file_with_its_hash(tmp_path: Path) -> None:
+    folder = saved(tmp_path)
+    stored = read_metadata(folder)
+    data = weights_path(folder).read_bytes()
+    assert stored.files == {"weights": {"file": weights_path(folder).name, "sha256": hashlib.sha256(data).hexdigest()}}
+
+
+def test_keys_absent_from_model_json_read_as_empty_values(tmp_path: Path) -> None:
+    folder = saved(tmp_path)
+    meta = read_meta(folder)
+    for key in ("history", "metrics", "dataset", "extra", "saved_at"):
+        del meta[key]
+    write_meta(folder, meta)
+    stored = read_metadata(folder)
+    assert (stored.history, stored.metrics, stored.dataset, stored.extra, stored.saved_at) == ([], {}, {}, {}, "")
+    edit_meta(folder, saved_at="2024-01-02T03:04:05+00:00")
+    assert read_metadata(folder).saved_at == "2024-01-02T03:04:05+00:00"
+
+
+@pytest.mark.parametrize("key", ["dataset", "extra"])
+def test_a_dataset_or_extra_that_is_not_an_object_is_refused(tmp_path: Path, key: str) -> None:
+    folder = saved(tmp_path)
+    edit_meta(folder, **{key: ["not", "an", "object"]})
+    with pytest.raises(CorruptModel, match=f"model.json: {key} must be a JSON dict"):
+        read_metadata(folder)
+
+
+def test_saved_at_is_the_time_of_the_save_in_utc(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    before = datetime.now(UTC).replace(microsecond=0)
+    stamp = read_metadata(saved(tmp_path)).saved_at
+    assert stamp.endswith("+00:00")  # an aware UTC time, not the machine's local one
+    assert before <= datetime.fromisoformat(stamp) <= before + timedelta(seconds=60)
+
+
+def test_a_model_json_of_exactly_the_limit_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = saved(tmp_path)
+    monkeypatch.setattr(store, "MAX_META_BYTES", (folder / META_FILE).stat().st_size)
+    assert read_metadata(folder).config == tiny().config
+
+
+def test_a_first_save_that_fails_mid_write_leaves_no_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def disk_full(path, data) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "write_atomically", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        save_model(tiny(), tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+
+
+def test_save_refuses_an_imported_model_saying_where_it_is_stored(tmp_path: Path) -> None:
+    model = tiny()
+    model.config = imported_config()
+    with pytest.raises(
+        ValueError, match="^an imported ONNX model is stored by vae.import_onnx: its graphs are its weights$"
+    ):
+        save_model(model, tmp_path / "as-weights")
+    assert not (tmp_path / "as-weights").exists()
+
+
+def test_the_load_goes_to_the_device_asked_for(tmp_path: Path) -> None:
+    model, _ = load_model(saved(tmp_path), device="meta")  # a device no tensor of the file is on
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+
+
+def test_an_incompatible_file_names_five_problems_and_counts_the_rest(tmp_path: Path) -> None:
+    folder = saved(tmp_path)
+    tensors = {k: v.contiguous() for k, v in tiny().state_dict().items()}
+    tensors.update({f"stray.{i}": torch.zeros(1) for i in range(7)})
+    install_weights(folder, safetensors_bytes(tensors))
+    shown = "; ".join(f"unexpected stray.{i}" for i in range(5))
+    with pytest.raises(IncompatibleModel, match=f": {shown}; and 2 more$"):
+        load_model(folder)
+    for strays, count in ((6, "; and 1 more"), (5, "")):  # five: all shown, no count
+        tensors = {k: v.contiguous() for k, v in tiny().state_dict().items()}
+        tensors.update({f"stray.{i}": torch.zeros(1) for i in range(strays)})
+        install_weights(folder, safetensors_bytes(tensors))
+        with pytest.raises(IncompatibleModel, match=f": {shown}{count}$"):
+            load_model(folder)
+
+
+# An imported model's folder, with small hand-made standard graphs (x [B, 1, 28, 28] -> embedding [B, 2],
+# z [B, 2] -> image [B, 1, 28, 28]): the store's rules for it need no import and no torch export.
+
+
+def imported_config() -> ModelConfig:
+    from vae.models import OnnxInterface
+
+    interface = OnnxInterface(
+        encoder_input="x",
+        input_layout="nchw",
+        encoder_outputs=("embedding",),
+        decoder_input="z",
+        decoder_output="image",
+        output_layout="nchw",
+    )
+    return ModelConfig(kind="ae", arch="onnx", latent_dim=2, hidden=(), onnx=interface)
+
+
+def _graph(nodes, inputs, outputs, initializers) -> bytes:
+    from onnx import helper
+
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def standard_pair(scale: float = 1.0) -> tuple[bytes, bytes, np.ndarray]:
+    """(encoder, decoder, W [784, 2]): embedding = flat(x) @ W, image = sigmoid(z @ W.T)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = (scale * np.linspace(-1.0, 1.0, 784 * 2, dtype=np.float32)).reshape(784, 2)
+    flat, square = np.array([-1, 784], dtype=np.int64), np.array([-1, 1, 28, 28], dtype=np.int64)
+    encoder = _graph(
+        [helper.make_node("Reshape", ["x", "flat"], ["f"]), helper.make_node("MatMul", ["f", "w"], ["embedding"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 1, 28, 28])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["B", 2])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(flat, "flat")],
+    )
+    decoder = _graph(
+        [
+            helper.make_node("MatMul", ["z", "wt"], ["m"]),
+            helper.make_node("Sigmoid", ["m"], ["p"]),
+            helper.make_node("Reshape", ["p", "square"], ["image"]),
+        ],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["B", 2])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["B", 1, 28, 28])],
+        [numpy_helper.from_array(np.ascontiguousarray(w.T), "wt"), numpy_helper.from_array(square, "square")],
+    )
+    return encoder, decoder, w
+
+
+def imported_graphs() -> dict[str, bytes]:
+    """The user's pair (scale 2) differs from the standard pair (scale 1): a load that ran the wrong role shows."""
+    user_encoder, user_decoder, _ = standard_pair(scale=2.0)
+    encoder, decoder, _ = standard_pair()
+    return {"encoder": user_encoder, "decoder": user_decoder, "standard_encoder": encoder, "standard_decoder": decoder}
+
+
+def test_an_imported_model_stores_each_graph_under_its_role_and_hash(tmp_path: Path) -> None:
+    graphs = imported_graphs()
+    folder = store.save_imported_model(
+        tmp_path / "imp", imported_config(), graphs, metrics={"m": 1}, dataset={"name": "mnist"}, extra={"e": 2}
+    )
+    stored = read_metadata(folder)
+    hashes = {role: hashlib.sha256(data).hexdigest() for role, data in graphs.items()}
+    names = {role: f"{role.replace('_', '-')}-{hashes[role][:16]}.onnx" for role in graphs}
+    assert stored.files == {role: {"file": names[role], "sha256": hashes[role]} for role in store.GRAPH_ROLES}
+    for role, data in graphs.items():
+        assert (folder / names[role]).read_bytes() == data
+    bundle = "".join(f"{role}:{hashes[role]}\n" for role in sorted(hashes))
+    assert stored.weights_sha256 == hashlib.sha256(bundle.encode()).hexdigest()
+    assert (stored.weights_file, stored.metrics, stored.dataset, stored.extra) == (
+        "",
+        {"m": 1},
+        {"name": "mnist"},
+        {"e": 2},
+    )
+    assert stored.history == [] and stored.config == imported_config()
+    assert read_meta(folder)["format_version"] == store.FORMAT_VERSION
+
+
+def test_an_imported_model_loads_and_runs_its_standard_graphs(tmp_path: Path) -> None:
+    folder = store.save_imported_model(tmp_path / "imp", imported_config(), imported_graphs())
+    model, stored = load_model(folder)
+    _, _, w = standard_pair()
+    images = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    expected = images.reshape(3, 784).numpy().astype(np.float64) @ w
+    np.testing.assert_allclose(model.embed(images).numpy(), expected, rtol=1e-4, atol=1e-3)
+    assert stored.name == "imp" and model.config == imported_config()
+
+
+def test_save_imported_model_refuses_another_arch_or_other_roles(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="stores arch='onnx' models, got arch='dense'"):
+        store.save_imported_model(tmp_path / "a", tiny().config, imported_graphs())
+    graphs = imported_graphs()
+    del graphs["standard_decoder"]
+    with pytest.raises(
+        ValueError, match=r"graphs must hold exactly .*, got \['decoder', 'encoder', 'standard_encoder'\]"
+    ):
+        store.save_imported_model(tmp_path / "b", imported_config(), graphs)
+    with pytest.raises(InvalidModelName):
+        store.save_imported_model(tmp_path / "..", imported_config(), imported_graphs())
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m.pop("files"), "model.json: files must name the graphs encoder, decoder, standard_encoder, "),
+        (lambda m: m.update(files=["encoder"]), "model.json: files must name the graphs"),
+        (lambda m: m["files"].update(extra=m["files"]["encoder"]), "model.json: files must name the graphs"),
+        (lambda m: m["files"].update(decoder="decoder.onnx"), "model.json: the decoder file's sha256 is not a hex"),
+        (lambda m: m["files"]["decoder"].update(sha256="0" * 63), "model.json: the decoder file's sha256 is not a hex"),
+        (lambda m: m["files"]["decoder"].pop("sha256"), "model.json: the decoder file's sha256 is not a hex"),
+        (lambda m: m["files"]["decoder"].pop("file"), "model.json names an invalid decoder file None"),
+        (lambda m: m["files"]["decoder"].update(file=7), "model.json names an invalid decoder file 7"),
+        (
+            lambda m: m["files"]["decoder"].update(file="sub/" + m["files"]["decoder"]["file"]),
+            "model.json names an invalid decoder file 'sub/decoder-",
+        ),
+        (  # another role's file, whose name and hash are both valid
+            lambda m: m["files"].update(decoder=m["files"]["encoder"]),
+            "model.json names an invalid decoder file 'encoder-",
+        ),
+        (  # the right name pattern, but not the name of this hash
+            lambda m: m["files"]["decoder"].update(file="decoder-" + "0" * 16 + ".onnx"),
+            "model.json names an invalid decoder file 'decoder-0000000000000000.onnx'",
+        ),
+        (lambda m: m.update(weights_sha256="0" * 64), "model.json: weights_sha256 does not match the hashes of its"),
+        (lambda m: m.pop("weights_sha256"), "model.json: weights_sha256 does not match the hashes of its graphs"),
+    ],
+)
+def test_an_imported_models_entry_is_checked_field_by_field(tmp_path: Path, change, message: str) -> None:
+    folder = store.save_imported_model(tmp_path / "imp", imported_config(), imported_graphs())
+    meta = read_meta(folder)
+    change(meta)
+    write_meta(folder, meta)
+    with pytest.raises(CorruptModel, match=re.escape(message)):
+        read_metadata(folder)
+
+
+def test_an_imported_models_graph_is_checked_before_it_is_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = store.save_imported_model(tmp_path / "imp", imported_config(), imported_graphs())
+    files = read_metadata(folder).files
+    path = folder / files["standard_decoder"]["file"]
+    data = path.read_bytes()
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(CorruptModel, match=f"{re.escape(str(path))} does not match the SHA-256 recorded in model.json"):
+        load_model(folder)
+    path.unlink()
+    with pytest.raises(ModelNotFound, match=f"ONNX standard decoder graph not found: {re.escape(str(path))}"):
+        load_model(folder)
+    graphs = imported_graphs()
+    graphs["standard_decoder"] += bytes(64)  # the one graph over the limit; read in role order, it is the last
+    folder = store.save_imported_model(tmp_path / "big", imported_config(), graphs)
+    monkeypatch.setattr(store, "MAX_GRAPH_BYTES", len(graphs["standard_decoder"]) - 1)
+    with pytest.raises(CorruptModel, match="ONNX standard decoder graph is .* bytes, more than the"):
+        load_model(folder)
+
+
+def test_an_imported_model_whose_graphs_are_not_onnx_is_incompatible(tmp_path: Path) -> None:
+    graphs = {role: f"not a graph: {role}".encode() for role in store.GRAPH_ROLES}
+    folder = store.save_imported_model(tmp_path / "imp", imported_config(), graphs)
+    with pytest.raises(IncompatibleModel, match=f"^{re.escape(str(folder))}: "):
+        load_model(folder)

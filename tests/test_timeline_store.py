@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -273,7 +274,7 @@ def test_a_pickle_in_place_of_the_timeline_is_never_unpickled(saved, tmp_path) -
     folder, model, _ = saved
     target = tmp_path / "pwned"
     install_timeline(folder, pickle.dumps({"codes": Payload(target)}))
-    with pytest.raises(CorruptModel, match="pickle"):
+    with pytest.raises(CorruptModel, match="is a Python pickle, not an npz archive; it is never loaded"):
         load_timeline(folder)
     assert not target.exists()
     assert_model_still_loads(folder, model)
@@ -285,7 +286,7 @@ def test_an_npz_holding_a_pickled_object_array_is_never_unpickled(saved, tmp_pat
     arrays = arrays_of(timeline)
     arrays["codes"] = np.array([Payload(target)], dtype=object)
     install_timeline(folder, npz_bytes(**arrays))
-    with pytest.raises(CorruptModel, match="pickled"):
+    with pytest.raises(CorruptModel, match=r"holds a pickled \(object\) array, which is never loaded"):
         load_timeline(folder)
     assert not target.exists()
     assert_model_still_loads(folder, model)
@@ -305,7 +306,9 @@ def test_a_frame_count_that_does_not_match_model_json(saved) -> None:
     meta = meta_of(folder)
     meta["timeline"]["frames"] = 7
     (folder / META_FILE).write_text(json.dumps(meta))
-    with pytest.raises(IncompatibleModel, match="records 7 frames"):
+    timeline_file = folder / meta["timeline"]["file"]
+    expected = f"{folder / META_FILE} records 7 frames, {timeline_file} holds 5"
+    with pytest.raises(IncompatibleModel, match=re.escape(expected)):
         load_timeline(folder)
     assert_model_still_loads(folder, model)
 
@@ -357,16 +360,23 @@ def test_an_oversized_timeline_file_is_refused_unread(saved, monkeypatch) -> Non
 
 
 @pytest.mark.parametrize(
-    "entry",
-    ["not-an-object", {"file": "../../etc/passwd", "sha256": "0" * 64}, {"file": "timeline-0123456789abcdef.npz"}],
+    ("entry", "message"),
+    [
+        ("not-an-object", "model.json: the timeline entry must be a JSON object, got str"),
+        (
+            {"file": "../../etc/passwd", "sha256": "0" * 64},
+            "model.json names an invalid timeline file '../../etc/passwd'",
+        ),
+        ({"file": "timeline-0123456789abcdef.npz"}, "model.json lacks a valid SHA-256 for the timeline file"),
+    ],
     ids=["not-an-object", "path", "no-hash"],
 )
-def test_a_damaged_model_json_entry(saved, entry) -> None:
+def test_a_damaged_model_json_entry(saved, entry, message) -> None:
     folder, model, _ = saved
     meta = meta_of(folder)
     meta["timeline"] = entry
     (folder / META_FILE).write_text(json.dumps(meta))
-    with pytest.raises(CorruptModel):
+    with pytest.raises(CorruptModel, match="^" + re.escape(f"{folder}/{message}")):
         load_timeline(folder)
     read_metadata(folder)  # listing the store is not disturbed
     assert_model_still_loads(folder, model)
@@ -418,7 +428,7 @@ def test_decoders_in_another_encoding_or_at_impossible_frames(saved) -> None:
     folder, model, _ = saved
     data = decoders_path(folder).read_bytes()
     install_decoders(folder, data, encoding="float16")
-    with pytest.raises(IncompatibleModel, match="encoding 'float16'"):
+    with pytest.raises(IncompatibleModel, match=f"{decoders_path(folder).name} uses encoding 'float16'"):
         load_timeline(folder)
     install_decoders(folder, data, encoding="int8-rows", frames=[0, 99])
     with pytest.raises(CorruptModel, match="decoder frames"):
@@ -429,3 +439,174 @@ def test_decoders_in_another_encoding_or_at_impossible_frames(saved) -> None:
 def test_every_refusal_is_a_store_error() -> None:
     for error in (NoTimeline, CorruptModel, IncompatibleModel, ModelNotFound):
         assert issubclass(error, StoreError)
+
+
+# ---------------------------------------------------------------------------------------------
+# What mutation testing (make mutants) found unchecked
+
+
+def test_the_entry_rounds_the_recording_time_and_says_when_there_are_no_decoders(tmp_path) -> None:
+    model = tiny()
+    timeline = fake_timeline(model, decoders=())
+    timeline.record_seconds = 1.23456
+    entry = meta_of(save_model(model, tmp_path / "m", timeline=timeline))["timeline"]
+    assert entry["record_seconds"] == 1.235
+    assert "decoders" in entry and entry["decoders"] is None
+
+
+def test_a_decoder_snapshot_of_another_model_is_refused_before_anything_is_written(tmp_path) -> None:
+    model = tiny()
+    timeline = fake_timeline(model, decoders=(1,))
+    timeline.decoders[1].pop(next(iter(timeline.decoders[1])))
+    with pytest.raises(ValueError, match="the decoder snapshot of frame 1 does not hold this model's decoder tensors"):
+        save_model(model, tmp_path / "m", timeline=timeline)
+    assert not (tmp_path / "m").exists()
+
+
+def test_float64_decoder_snapshots_are_stored_as_float32(tmp_path) -> None:
+    model = tiny()
+    timeline = fake_timeline(model, decoders=(0,))
+    timeline.decoders[0] = {k: v.double() for k, v in timeline.decoders[0].items()}
+    back = load_timeline(save_model(model, tmp_path / "m", timeline=timeline))
+    for key, tensor in back.decoders[0].items():
+        assert tensor.dtype == torch.float32, key
+        if tensor.ndim == 1:
+            assert torch.equal(tensor, timeline.decoders[0][key].float()), key
+
+
+def test_terms_whose_names_hold_an_underscore_round_trip(tmp_path) -> None:
+    model = tiny()
+    timeline = fake_timeline(model, decoders=())
+    timeline.train_terms["kl_weight"] = np.linspace(0.0, 1.0, timeline.frames)
+    back = load_timeline(save_model(model, tmp_path / "m", timeline=timeline))
+    np.testing.assert_array_equal(back.train_terms["kl_weight"], timeline.train_terms["kl_weight"])
+
+
+def test_a_term_of_neither_split_is_unexpected(saved) -> None:
+    folder, _, timeline = saved
+    install_timeline(folder, npz_bytes(**arrays_of(timeline), val_kl=np.zeros(timeline.frames)))
+    with pytest.raises(CorruptModel, match=r"unexpected arrays \['val_kl'\]"):
+        load_timeline(folder)
+
+
+@pytest.mark.parametrize("value", ["1.5", None, True, [2]])
+def test_a_recording_time_or_image_count_that_is_not_a_number_reads_as_zero(saved, value) -> None:
+    folder, _, _ = saved
+    meta = meta_of(folder)
+    meta["timeline"].update(record_seconds=value, loss_images=value)
+    (folder / META_FILE).write_text(json.dumps(meta))
+    back = load_timeline(folder)
+    assert back.record_seconds == 0.0 and back.loss_images == 0
+
+
+def test_a_timeline_that_unpacks_to_exactly_the_limit_is_read(saved, monkeypatch) -> None:
+    folder, _, timeline = saved
+    arrays = arrays_of(timeline)
+    arrays["codes"] = np.zeros_like(arrays["codes"])  # compressible: the file is smaller than what it unpacks to
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    install_timeline(folder, buffer.getvalue())
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
+        unpacked = sum(member.file_size for member in archive.infolist())
+    monkeypatch.setattr(store, "MAX_TIMELINE_BYTES", unpacked)
+    assert load_timeline(folder, decoders=False).frames == timeline.frames
+    monkeypatch.setattr(store, "MAX_TIMELINE_BYTES", unpacked - 1)
+    with pytest.raises(CorruptModel, match=f"would unpack to {unpacked:,} bytes"):
+        load_timeline(folder, decoders=False)
+
+
+@pytest.mark.parametrize(
+    ("member", "reason"),
+    [(b"\x93NUMPY\x01\x00", "reading array header length"), (None, "reading array data")],
+    ids=["header", "data"],
+)
+def test_an_npz_whose_array_cannot_be_read_names_the_file(saved, member, reason) -> None:
+    folder, model, _ = saved
+    if member is None:  # a whole header, then less data than it announces
+        npy = io.BytesIO()
+        np.save(npy, np.zeros(100))
+        member = npy.getvalue()[:-50]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("codes.npy", member)
+    path = install_timeline(folder, buffer.getvalue())
+    with pytest.raises(CorruptModel, match=f"{re.escape(str(path))} is not a valid npz archive .*{reason}"):
+        load_timeline(folder)
+    assert_model_still_loads(folder, model)
+
+
+def test_an_npz_member_that_fails_its_checksum_names_the_file(saved) -> None:
+    folder, model, timeline = saved
+    data = bytearray(npz_bytes(**arrays_of(timeline)))
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+        member = archive.getinfo("codes.npy")
+    data[member.header_offset + 30 + len(member.filename) + 200] ^= 0xFF  # a byte of the stored array's data
+    path = install_timeline(folder, bytes(data))
+    with pytest.raises(CorruptModel, match=f"{re.escape(str(path))} is not a valid npz archive .*Bad CRC-32"):
+        load_timeline(folder)
+    assert_model_still_loads(folder, model)
+
+
+def decoder_tensors(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load
+
+    return dict(load(decoders_path(folder).read_bytes()))
+
+
+def test_decoder_frames_must_lie_below_the_frame_count(saved) -> None:
+    folder, _, _ = saved
+    data = decoders_path(folder).read_bytes()
+    install_decoders(folder, data, frames=[0, 5])  # 5 frames: index 5 is one past the end
+    with pytest.raises(CorruptModel, match="decoder frames must be distinct frame indices below 5"):
+        load_timeline(folder)
+
+
+def test_decoder_snapshots_that_are_not_safetensors_name_the_file(saved) -> None:
+    folder, _, _ = saved
+    install_decoders(folder, b"not safetensors at all")
+    with pytest.raises(CorruptModel, match=f"{decoders_path(folder).name} is not a valid safetensors file"):
+        load_timeline(folder)
+
+
+def test_each_fault_of_a_decoder_snapshot_is_named(saved) -> None:
+    folder, model, _ = saved
+    tensors = decoder_tensors(folder)
+    weight = next(k.removeprefix("0/").removesuffix("#int8") for k in tensors if k.startswith("0/") and "#int8" in k)
+    bias = next(k.removeprefix("0/") for k in tensors if k.startswith("0/") and "#" not in k)
+    shape = tuple(model.state_dict()[weight].shape)
+    cases = [
+        ({f"0/{weight}#scale": None}, f"missing 0/{weight}#scale"),
+        ({f"0/{weight}#int8": None}, f"missing 0/{weight}#int8"),
+        (
+            {f"0/{weight}#int8": tensors[f"0/{weight}#int8"].to(torch.int16)},
+            f"{weight} of frame 0: torch.int16 {shape} where {shape} int8 is needed",
+        ),
+        (
+            {f"0/{weight}#scale": torch.ones(shape[0] + 1)},
+            f"{weight} of frame 0: torch.int8 {shape} where {shape} int8 is needed",
+        ),
+        ({f"0/{bias}": None}, f"missing 0/{bias}"),
+        (
+            {f"0/{bias}": torch.zeros(3)},
+            f"0/{bias}: torch.float32 (3,) where {tuple(model.state_dict()[bias].shape)} float32 is needed",
+        ),
+        ({f"0/{bias}": None, "0/stray": torch.zeros(1)}, f"missing 0/{bias}; unexpected 0/stray"),
+    ]
+    for change, message in cases:
+        edited = {**tensors, **change}
+        install_decoders(folder, safetensors_bytes({k: v.contiguous() for k, v in edited.items() if v is not None}))
+        with pytest.raises(IncompatibleModel, match=re.escape(message)):
+            load_timeline(folder)
+
+
+def test_a_decoder_file_with_many_faults_shows_five_and_counts_the_rest(saved) -> None:
+    folder, _, _ = saved
+    strays, tensors = {f"9/stray.{i}": torch.zeros(1) for i in range(7)}, decoder_tensors(folder)
+    install_decoders(folder, safetensors_bytes({**tensors, **strays}))
+    shown = "; ".join(f"unexpected 9/stray.{i}" for i in range(5))
+    with pytest.raises(IncompatibleModel, match=re.escape(f": {shown}; and 2 more") + "$"):
+        load_timeline(folder)
+    for kept, count in ((6, "; and 1 more"), (5, "")):
+        install_decoders(folder, safetensors_bytes({**tensors, **dict(list(strays.items())[:kept])}))
+        with pytest.raises(IncompatibleModel, match=re.escape(f": {shown}{count}") + "$"):
+            load_timeline(folder)
