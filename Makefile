@@ -39,7 +39,8 @@ judges: setup
 samples: setup
 	OMP_WAIT_POLICY=PASSIVE .venv/bin/python scripts/measure_samples.py
 
-# Mutation testing of the core modules (mutmut, in its own venv under .cache): all of them (about 25 minutes on
-# two cores), or one: make mutants MODULE=vae/store.py. Not part of make test or CI; the README has the last report.
+# Mutation testing of the core modules (mutmut, in its own venv under .cache): all of them (two hours or more on
+# two shared cores), or one: make mutants MODULE=vae/store.py; ARGS=--again reruns only what the last run left.
+# Not part of make test or CI; the README has the last report.
 mutants: setup
-	OMP_WAIT_POLICY=PASSIVE .venv/bin/python scripts/mutants.py $(MODULE)
+	OMP_WAIT_POLICY=PASSIVE .venv/bin/python scripts/mutants.py $(MODULE) $(ARGS)
