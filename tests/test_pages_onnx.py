@@ -92,8 +92,9 @@ def test_home_lists_imported_models_with_their_test_numbers(app) -> None:
     at = page(app, "app_pages/home.py")
     assert "AE onnx 2-D (imported)" in text(at) and "VAE onnx 2-D (imported)" in text(at)
     values = [m.value for m in at.metric]
-    assert len(values) == 9  # test loss, MSE and kNN-5 of both and of the PCA baseline
-    assert "nan" not in values[:6]  # measured at import (the baseline here was saved without metrics)
+    # Test loss, MSE, kNN-5 and the judge's confident share of samples, of both and of the PCA baseline.
+    assert len(values) == 12
+    assert "nan" not in values[:8]  # measured at import (the baseline here was saved without metrics)
     picker = at.sidebar.selectbox(key="left_model")
     assert {"onnx-ae", "keras-vae"} <= set(picker.options)  # the names, whole
     assert "**onnx-ae**: AE onnx 2-D (imported)" in picker.help and "**keras-vae**: VAE onnx 2-D" in picker.help
