@@ -50,6 +50,15 @@ def pytest_make_collect_report(collector: pytest.Collector):
         report.longrepr = f"{collector.nodeid} skipped under CI, where nothing may skip: {reason}"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use the module's UMAP fit (the ``fitted_umap`` fixture) are marked ``fits_umap``: numba
+    compiles umap-learn's kernels anew in each process (10-25 s), so a run may leave them out with
+    ``-m "not fits_umap"`` (as scripts/mutants.py does for every mutant)."""
+    for item in items:
+        if "fitted_umap" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.fits_umap)
+
+
 @contextlib.contextmanager
 def torch_threads(count: int = 1) -> Iterator[None]:
     """Torch on ``count`` threads inside the block. On two shared cores one thread per op avoids the

@@ -59,10 +59,10 @@ def fitted_umap(blobs: tuple[np.ndarray, np.ndarray]) -> tuple[UMAPView, list[st
 # Shapes, dtypes, labels
 
 
-@pytest.mark.parametrize("method", ["identity", "pca", "umap"])
+@pytest.mark.parametrize("method", ["identity", "pca", pytest.param("umap", marks=pytest.mark.fits_umap)])
 def test_shapes_and_dtypes(method: str, blobs, request: pytest.FixtureRequest) -> None:
     Z = blobs[0]
-    # Only the UMAP case pays for the module's UMAP fit, so `-k "not umap"` runs in seconds.
+    # Only the UMAP case pays for the module's UMAP fit, so `-m "not fits_umap"` runs in seconds.
     view = request.getfixturevalue("fitted_umap")[0] if method == "umap" else make_view(method).fit(Z)
     assert view.name == method
     assert view.label == {"identity": "first two dims", "pca": "PCA", "umap": "UMAP"}[method]
