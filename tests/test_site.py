@@ -132,3 +132,14 @@ def test_zip_holds_the_folder(tmp_path):
     site.zip_folder(tmp_path / "f", tmp_path / "s.zip")
     with zipfile.ZipFile(tmp_path / "s.zip") as archive:
         assert sorted(archive.namelist()) == ["a/b.js", "index.html"]
+
+
+@needs_mnist
+def test_site_zip_unzips_to_the_site(tmp_path):
+    data = site.site_zip("ae-2d", "vae-2d", onnx_dir=tmp_path / "onnx")
+    (tmp_path / "s.zip").write_bytes(data)
+    with zipfile.ZipFile(tmp_path / "s.zip") as archive:
+        names = set(archive.namelist())
+        manifest = json.loads(archive.read("manifest.json"))
+    assert {"index.html", "site/main.js", "images.bin", manifest["planes"][1]["decoder"]} <= names
+    assert [p["name"] for p in manifest["planes"]] == ["ae-2d", "vae-2d"]

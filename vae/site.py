@@ -13,6 +13,7 @@ import argparse
 import json
 import shutil
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,14 @@ def zip_folder(folder: Path, target: Path) -> Path:
             if file.is_file():
                 archive.write(file, file.relative_to(folder))
     return target
+
+
+def site_zip(left: str, right: str, subset: str = "test", **options: Any) -> bytes:
+    """The site of ``left`` and ``right`` (as :func:`export` takes them, ``options`` too) as a zip's bytes."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) / "site"
+        export(left, right, folder, subset, **options)
+        return zip_folder(folder, Path(scratch) / "site.zip").read_bytes()
 
 
 def main(argv: list[str] | None = None) -> int:
