@@ -29,7 +29,7 @@ def test_export_writes_every_file_the_manifest_names(exported):
     assert json.loads((out / "manifest.json").read_text()) == manifest
     named = [manifest["runtime"]["module"], manifest["runtime"]["wasm"], manifest["images"]["url"]]
     named += [p[key] for p in manifest["planes"] for key in ("decoder", "points")]
-    named += ["index.html", "site/main.js", manifest["modules"]["explorer"], "lib/runtime.js"]
+    named += [".nojekyll", "index.html", "site/main.js", manifest["modules"]["explorer"], "lib/runtime.js"]
     for name in named:
         assert (out / name).is_file(), name
 

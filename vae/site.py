@@ -120,6 +120,7 @@ def export(
         shutil.copytree(STATIC / sub, out / sub, ignore=shutil.ignore_patterns("tests", "*.html"))
     shutil.copytree(STATIC / VENDOR, out / VENDOR)
     shutil.copyfile(STATIC / "site" / "index.html", out / "index.html")
+    (out / ".nojekyll").write_text("")  # GitHub Pages: serve the files as they are, no Jekyll build
     exports = ExportCache(Path(onnx_dir) if onnx_dir else REPO / ".cache" / "onnx")
     planes = [
         _plane(side, stored, model, images, labels.numpy(), exports, out, method)
