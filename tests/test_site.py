@@ -143,3 +143,14 @@ def test_site_zip_unzips_to_the_site(tmp_path):
         manifest = json.loads(archive.read("manifest.json"))
     assert {"index.html", "site/main.js", "images.bin", manifest["planes"][1]["decoder"]} <= names
     assert [p["name"] for p in manifest["planes"]] == ["ae-2d", "vae-2d"]
+
+
+@needs_mnist
+def test_cli_writes_the_folder_and_its_zip_and_prints_sizes(tmp_path, capsys):
+    out, archive = tmp_path / "out", tmp_path / "s.zip"
+    argv = ["export", "ae-2d", "vae-2d", "--out", str(out), "--zip", str(archive)]
+    assert site.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"{out}: {site.folder_size(out) / 1e6:.1f} MB" in printed
+    with zipfile.ZipFile(archive) as z:
+        assert len(z.namelist()) == len([f for f in out.rglob("*") if f.is_file()])

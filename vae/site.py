@@ -52,7 +52,8 @@ def resolve_model(name: str, models_dir: Path = REPO / "models") -> Path:
 
 
 def _view_method(dim: int, method: str | None) -> str:
-    return method or ("identity" if dim == 2 else "pca")
+    """A 2-D model's plane is its codes; a D > 2 model's is ``method`` (PCA unless told)."""
+    return "identity" if dim == 2 else (method or "pca")
 
 
 def _plane(side: str, stored: StoredModel, model, images, labels, exports: ExportCache, out: Path, method):
@@ -175,9 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     cmd.add_argument("--out", required=True)
     cmd.add_argument("--subset", default="test")
     cmd.add_argument("--zip", dest="zip_file")
+    cmd.add_argument("--view", choices=["pca", "umap"], default="pca", help="the plane of a D > 2 model")
     args = parser.parse_args(argv)
     try:
-        export(args.left, args.right, args.out, args.subset)
+        export(args.left, args.right, args.out, args.subset, views=(args.view, args.view))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
