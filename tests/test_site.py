@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,3 +155,13 @@ def test_cli_writes_the_folder_and_its_zip_and_prints_sizes(tmp_path, capsys):
     assert f"{out}: {site.folder_size(out) / 1e6:.1f} MB" in printed
     with zipfile.ZipFile(archive) as z:
         assert len(z.namelist()) == len([f for f in out.rglob("*") if f.is_file()])
+
+
+def test_the_site_copies_the_vendored_runtime_the_dashboard_checks():
+    """vae/ may not import app/, so the site names onnxruntime-web's folder itself: it must be app.vendor's."""
+    from app import vendor
+
+    folders = {f"vendor/{Path(item.dest).parent}" for item in vendor.FILES}
+    assert folders == {site.VENDOR}
+    for item in vendor.FILES:
+        assert (site.STATIC / "vendor" / item.dest).is_file()
