@@ -14,7 +14,7 @@ import streamlit as st
 
 from app import analysis, cache, selection, state
 from app.views import chosen_view
-from vae import export
+from vae import export, site
 from vae.data import SUBSETS
 from vae.explore import decode_at, manifold_grid
 from vae.plots.scatter import ClickGrid
@@ -253,6 +253,32 @@ def onnx_pairs(pair: state.Pair) -> None:
         )
 
 
+def static_site(pair: state.Pair, subset: str, method: str) -> None:
+    st.subheader("The planes as a web page (zip)")
+    st.caption(
+        "Both planes as static files: unzip, then `python -m http.server -d DIR` or put the folder on GitHub "
+        "Pages. Hovering decodes in the page; nothing needs this server. The same as `python -m vae.site export`."
+    )
+    views = tuple(method if m.config.latent_dim > 2 else None for m in (pair.left, pair.right))
+    st.download_button(
+        "Download the planes' web page (zip)",
+        file_name=f"{pair.left.name}-{pair.right.name}-site.zip",
+        mime="application/zip",
+        # Exported on click, on a separate thread: plain values captured now.
+        data=lambda: site.site_zip(
+            str(pair.left.path),
+            str(pair.right.path),
+            subset,
+            data_dir=cache.data_dir(),
+            onnx_dir=cache.onnx_dir(),
+            views=views,
+        ),
+        on_click="ignore",
+        key="exp_site",
+        icon=":material/public:",
+    )
+
+
 def render() -> None:
     state.page_frame()
     st.title("Exports")
@@ -274,6 +300,7 @@ def render() -> None:
     images(pair, subset, method)
     model_files(pair)
     onnx_pairs(pair)
+    static_site(pair, subset, method)
 
 
 with state.guard():

@@ -168,6 +168,7 @@ def test_exports_page_offers_every_download(app) -> None:
         "Download ae-2d ONNX pair (zip)",
         "Download vae-2d ONNX pair (zip)",
         "Download pca-2d ONNX pair (zip)",
+        "Download the planes' web page (zip)",
     ]
     text = _text(at)
     assert "`ae-2d-embedding-test.csv`: 10,000 rows" in text

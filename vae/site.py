@@ -1,0 +1,195 @@
+"""The planes as a static site: ``python -m vae.site export LEFT RIGHT --out DIR [--subset test|all] [--zip FILE]``.
+
+DIR holds ``index.html``, the dashboard's own page modules (copied from ``static/`` at export time, so the
+site runs the same explorer), onnxruntime-web from ``static/vendor``, both decoders as ONNX, each plane's
+points (``vae.web.pack_points``), the subset's images uint8 ``[N, 784]`` and ``manifest.json`` (what the
+dashboard's Python would send the page, plus each model's shipped metrics). Every URL in it is relative, so
+any static file server shows it and no request leaves that host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vae.data import class_names, load_subset
+from vae.metrics import embed_images
+from vae.models import to_float_images
+from vae.onnx.export import CHECK_BATCH, ExportCache, pair_for
+from vae.plots.palette import DIGIT_COLORS
+from vae.plots.scatter import ClickGrid
+from vae.projections import make_view
+from vae.store import StoredModel, load_model
+from vae.web import pack_points, view_spec
+
+REPO = Path(__file__).resolve().parent.parent
+STATIC = REPO / "static"
+# The page's modules: the site's entry, the explorer's component and the shared lib (the explorer imports
+# "../../lib/..." from components/latent_planes/, so the tree keeps static/'s layout).
+MODULE_DIRS = ("site", "components/latent_planes", "lib")
+VENDOR = "vendor/onnxruntime-web-1.30.0"
+SIDES = ("left", "right")
+HINT = (
+    "Hover anywhere: each plane's decoder runs in this page. Hover a point for its image and both "
+    "reconstructions; click to pin it. Training and new images need the dashboard (python, not here)."
+)
+
+
+def resolve_model(name: str, models_dir: Path = REPO / "models") -> Path:
+    """A model folder (``models/ae-2d``) or a store name (``ae-2d``) -> its folder; ValueError if neither."""
+    for candidate in (Path(name), models_dir / name):
+        if (candidate / "model.json").is_file():
+            return candidate
+    raise ValueError(f"no model at {name!r}: neither a folder with model.json nor a model in {models_dir}")
+
+
+def _view_method(dim: int, method: str | None) -> str:
+    """A 2-D model's plane is its codes; a D > 2 model's is ``method`` (PCA unless told)."""
+    return "identity" if dim == 2 else (method or "pca")
+
+
+def _plane(side: str, stored: StoredModel, model, images, labels, exports: ExportCache, out: Path, method):
+    """One plane's files in ``out/planes/<side>/`` and its spec as explorer.js reads it."""
+    pair = pair_for(stored, model, exports, images=to_float_images(images[:CHECK_BATCH]))
+    codes = embed_images(model, images).numpy()
+    view = make_view(_view_method(codes.shape[1], method)).fit(codes)
+    folder = out / "planes" / side
+    folder.mkdir(parents=True)
+    shutil.copyfile(pair.decoder, folder / "decoder.onnx")
+    (folder / "points.bin").write_bytes(pack_points(view.embedding_, codes, labels))
+    extent = ClickGrid.square(view.embedding_, n=2)
+    return {
+        "side": side,
+        "name": stored.name,
+        "title": f"{stored.name} ({stored.config.kind.upper()}, {codes.shape[1]}-D)",
+        "kind": stored.config.kind,
+        "exact": view.name == "identity",
+        "approximate": None if view.name == "identity" else f"{view.name.upper()} view of {codes.shape[1]}-D codes",
+        "decoder": f"planes/{side}/decoder.onnx",
+        "points": f"planes/{side}/points.bin",
+        "count": int(codes.shape[0]),
+        "dim": int(codes.shape[1]),
+        "view": view_spec(view),
+        "extent": [*extent.x_range, *extent.y_range],
+        "axis_labels": list(view.axis_labels()),
+        "decor": {"prior": False, "ellipses": [], "path": None, "pin": None},
+        "interpolation": None,
+        "metrics": {k: v for k, v in stored.metrics.items() if isinstance(v, (int, float, str))},
+    }
+
+
+def folder_size(path: Path) -> int:
+    """Bytes of every file under ``path``."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def export(
+    left: str,
+    right: str,
+    out: str | Path,
+    subset: str = "test",
+    data_dir: str | Path | None = None,
+    onnx_dir: str | Path | None = None,
+    views: tuple[str | None, str | None] = (None, None),
+) -> dict[str, Any]:
+    """Write the site for models ``left`` and ``right`` into ``out`` (absent or empty) -> its manifest.
+
+    Raises ValueError for a model that is not there, a subset not of ``vae.data.SUBSETS``, a non-empty
+    ``out``, or two models of different datasets (one set of images serves both planes).
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"{out} exists and is not an empty folder: pick a new one")
+    if not (STATIC / VENDOR / "ort.wasm.bundle.min.mjs").is_file():
+        raise ValueError(f"onnxruntime-web is missing from {STATIC / VENDOR}: run `make setup`")
+    loaded = [load_model(resolve_model(name)) for name in (left, right)]
+    datasets = {stored.dataset_name for _, stored in loaded}
+    if len(datasets) != 1:
+        raise ValueError(f"both models must be of one dataset, got {sorted(datasets)}")
+    dataset = datasets.pop()
+    images, labels = load_subset(dataset, subset, data_dir)  # ValueError for a bad subset
+    out.mkdir(parents=True, exist_ok=True)
+    for sub in MODULE_DIRS:
+        shutil.copytree(STATIC / sub, out / sub, ignore=shutil.ignore_patterns("tests", "*.html"))
+    shutil.copytree(STATIC / VENDOR, out / VENDOR)
+    shutil.copyfile(STATIC / "site" / "index.html", out / "index.html")
+    (out / ".nojekyll").write_text("")  # GitHub Pages: serve the files as they are, no Jekyll build
+    exports = ExportCache(Path(onnx_dir) if onnx_dir else REPO / ".cache" / "onnx")
+    planes = [
+        _plane(side, stored, model, images, labels.numpy(), exports, out, method)
+        for side, (model, stored), method in zip(SIDES, loaded, views, strict=True)
+    ]
+    (out / "images.bin").write_bytes(images.numpy().astype(np.uint8).tobytes())
+    manifest = {
+        "modules": {"explorer": "components/latent_planes/explorer.js"},
+        "runtime": {"module": f"{VENDOR}/ort.wasm.bundle.min.mjs", "wasm": f"{VENDOR}/ort-wasm-simd-threaded.wasm.gz"},
+        "palette": list(DIGIT_COLORS),
+        "classes": list(class_names(dataset)),
+        "images": {"url": "images.bin", "count": int(len(images))},
+        "planes": planes,
+        "selected": None,
+        "pins": dict.fromkeys(SIDES),
+        "grid": None,
+        "selection": None,
+        "judge": None,
+        "holes": None,
+        "interpolation": None,
+        "hint": HINT,
+        "subset": subset,
+        "dataset": dataset,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def zip_folder(folder: Path, target: Path) -> Path:
+    """``folder``'s files into the zip ``target``, paths relative to ``folder`` (unzipped, it is the site)."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                archive.write(file, file.relative_to(folder))
+    return target
+
+
+def site_zip(left: str, right: str, subset: str = "test", **options: Any) -> bytes:
+    """The site of ``left`` and ``right`` (as :func:`export` takes them, ``options`` too) as a zip's bytes."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) / "site"
+        export(left, right, folder, subset, **options)
+        return zip_folder(folder, Path(scratch) / "site.zip").read_bytes()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vae.site", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    cmd = commands.add_parser("export", help="write the static site of two models")
+    cmd.add_argument("left")
+    cmd.add_argument("right")
+    cmd.add_argument("--out", required=True)
+    cmd.add_argument("--subset", default="test")
+    cmd.add_argument("--zip", dest="zip_file")
+    cmd.add_argument("--view", choices=["pca", "umap"], default="pca", help="the plane of a D > 2 model")
+    args = parser.parse_args(argv)
+    try:
+        export(args.left, args.right, args.out, args.subset, views=(args.view, args.view))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    size = folder_size(Path(args.out))
+    print(f"{args.out}: {size / 1e6:.1f} MB")
+    if args.zip_file:
+        zip_folder(Path(args.out), Path(args.zip_file))
+        print(f"{args.zip_file}: {Path(args.zip_file).stat().st_size / 1e6:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
