@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import threading
 from pathlib import Path
 from urllib.parse import urlparse
@@ -96,7 +97,12 @@ def test_planes_draw_and_hover_decodes_offline(browser, pair_site):
             second = pixels(page, side)
             assert first.max() > 0 and second.max() > 0, side
             assert np.abs(first.astype(int) - second.astype(int)).max() > 30, side
-        assert page.locator("table[data-testid=metrics] tr").count() > 1
+        # The shipped metrics stand in for the server's: each model's epoch count, read from its model.json.
+        rows = page.locator("table[data-testid=metrics] tr")
+        assert rows.count() > 1
+        manifest = json.loads((pair_site / "manifest.json").read_text())
+        epochs = page.locator("table[data-testid=metrics] tr", has_text="epochs_completed").locator("td")
+        assert epochs.all_inner_texts()[1:] == [str(p["metrics"]["epochs_completed"]) for p in manifest["planes"]]
         OUTPUT.mkdir(exist_ok=True)
         page.screenshot(path=str(OUTPUT / "site.png"), full_page=True)
         assert outside == []

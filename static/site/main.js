@@ -67,7 +67,9 @@ function metricsTable() {
     row.insertCell().textContent = name;
     for (const p of data.planes) {
       const v = p.metrics?.[name];
-      row.insertCell().textContent = typeof v === "number" ? v.toPrecision(4) : (v ?? "");
+      // Counts (epochs) as they are; measures to four significant digits.
+      const shown = typeof v !== "number" ? (v ?? "") : Number.isInteger(v) ? String(v) : v.toPrecision(4);
+      row.insertCell().textContent = shown;
     }
   }
   document.getElementById("metrics").appendChild(table);
