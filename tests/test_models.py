@@ -346,7 +346,9 @@ def test_class_term_is_weighted_into_the_loss_and_needs_labels(images: torch.Ten
         assert torch.allclose(terms["loss"], others + 7.0 * terms["class"])
         # Measured on the plotted code (the VAE's posterior mean), not on a noisy sample.
         assert torch.allclose(terms["class"], soft_nearest_neighbour_loss(model.embed(images), labels))
-        with pytest.raises(ValueError, match="needs the labels"):
+        with pytest.raises(
+            ValueError, match=r"^this model's loss has a class-aware term \(class_weight > 0\): it needs the labels$"
+        ):
             model.loss(images)
         with pytest.raises(ValueError, match="labels must have shape"):
             model.loss(images, labels[:5])
@@ -510,6 +512,11 @@ def test_umap_cross_entropy_matches_a_hand_computed_case() -> None:
     same = torch.zeros(2, 2, dtype=torch.float64)
     floored = float(umap_cross_entropy(same, same, torch.tensor([[1], [0]])))
     assert floored == pytest.approx(-math.log(1e-4) / 2, rel=1e-6)
+    # An edge pulled far apart hits the floor too (q ~ 1e-7 there): its term is -log(1e-4), as by hand.
+    far = tails + 1e4
+    assert float(umap_cross_entropy(heads, far, negatives)) == pytest.approx(
+        _umap_cross_entropy_by_hand(heads.tolist(), far.tolist(), negatives.tolist(), UMAP_A, UMAP_B), rel=1e-9
+    )
     with pytest.raises(ValueError, match="same B edges"):
         umap_cross_entropy(heads, tails[:2], negatives)
 
@@ -524,6 +531,10 @@ def test_umap_constants_are_umap_learns_fit_and_negatives_use_every_tail_rate_ti
     negatives = umap_negatives(7, rate=3, generator=torch.Generator().manual_seed(SEED))
     assert negatives.shape == (7, 3)
     assert torch.equal(torch.bincount(negatives.flatten(), minlength=7), torch.full((7,), 3))
+    # The draw is the generator's alone: the same seed gives the same negatives whatever the global RNG did.
+    torch.manual_seed(SEED + 1)
+    torch.rand(5)
+    assert torch.equal(umap_negatives(7, rate=3, generator=torch.Generator().manual_seed(SEED)), negatives)
 
 
 def test_umap_term_is_weighted_and_the_decoupled_decoder_sends_no_gradient_to_the_encoder(images) -> None:
