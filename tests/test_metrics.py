@@ -5,6 +5,10 @@ Small seeded sets only (at most a few hundred points), so the file runs in a few
 
 from __future__ import annotations
 
+import math
+import statistics
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -18,6 +22,7 @@ from vae.metrics import (
     REPORT_KEYS,
     class_density,
     knn_accuracy_within,
+    knn_and_overlap_within,
     overlap_matrix,
     overlap_report,
     silhouette,
@@ -207,7 +212,130 @@ def test_class_density_ratio_is_scale_free_and_absent_classes_are_nan() -> None:
     np.testing.assert_allclose(bigger["spread"], 7.0 * density["spread"])
 
 
+def _class_density_by_hand(points: list[list[float]], labels: list[int], n_classes: int) -> dict[str, list[float]]:
+    """class_density written out with loops and math.dist, NaN where a class is absent or too small."""
+    nan = float("nan")
+    groups = [[p for p, label in zip(points, labels) if label == c] for c in range(n_classes)]
+    centroids = [[sum(axis) / len(g) for axis in zip(*g)] if g else None for g in groups]
+    spread = [sum(math.dist(p, centroids[c]) for p in g) / len(g) if g else nan for c, g in enumerate(groups)]
+    nn = [
+        statistics.median(min(math.dist(p, q) for j, q in enumerate(g) if j != i) for i, p in enumerate(g))
+        if len(g) >= 2
+        else nan
+        for g in groups
+    ]
+    present = [c for c in range(n_classes) if groups[c]]
+    separation = [
+        min(math.dist(centroids[c], centroids[o]) for o in present if o != c)
+        if c in present and len(present) >= 2
+        else nan
+        for c in range(n_classes)
+    ]
+    return {"count": [len(g) for g in groups], "spread": spread, "nn_distance": nn, "centroid_separation": separation}
+
+
+def test_class_density_matches_a_count_by_hand_on_classes_of_one_two_and_many_points() -> None:
+    rng = np.random.default_rng(SEED)
+    # Class 0: five points; 1: two; 2: one (no nearest neighbour); 3: four, far off; 4: absent.
+    labels = [0, 0, 0, 0, 0, 1, 1, 2, 3, 3, 3, 3]
+    points = rng.normal(size=(len(labels), 3)) + 4.0 * np.asarray(labels)[:, None]
+    points[np.asarray(labels) == 3] += [30.0, -10.0, 5.0]
+    ours = class_density(points, np.asarray(labels), n_classes=5)
+    expected = _class_density_by_hand(points.tolist(), labels, 5)
+    for name, values in expected.items():
+        np.testing.assert_allclose(ours[name], values, rtol=1e-12, equal_nan=True, err_msg=name)
+    with np.errstate(divide="ignore"):  # class 2's one point: spread 0, ratio inf
+        ratio = np.asarray(expected["centroid_separation"]) / expected["spread"]
+    np.testing.assert_allclose(ours["separation_ratio"], ratio, equal_nan=True)
+    # Exactly two classes present: each one's separation is the distance between the two centroids.
+    two = class_density(points[:7], np.asarray(labels[:7]), n_classes=3)
+    np.testing.assert_allclose(
+        two["centroid_separation"],
+        _class_density_by_hand(points[:7].tolist(), labels[:7], 3)["centroid_separation"],
+        equal_nan=True,
+    )
+    assert np.isfinite(two["centroid_separation"][:2]).all()
+
+
+def test_class_density_of_identical_points_and_absent_classes_warns_nothing() -> None:
+    """A class of one repeated point has spread 0 (its ratio is inf), an absent class NaN: quietly."""
+    points = np.array([[1.0, 1.0], [1.0, 1.0], [5.0, 0.0], [6.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        density = class_density(points, np.array([0, 0, 1, 1]), n_classes=3)
+    assert density["spread"][0] == 0.0 and density["separation_ratio"][0] == np.inf
+    assert np.isnan(density["separation_ratio"][2])
+
+
+def test_class_density_defaults_to_ten_classes_and_names_a_bad_embedding() -> None:
+    x, y = blobs(centers=3)
+    assert all(len(values) == 10 for values in class_density(x, y).values())
+    assert class_density(x[:, :1], y)["count"].sum() == len(x)  # one column is a valid embedding
+    with pytest.raises(ValueError, match=r"^embedding must have at least one column, got shape \(300, 0\)$"):
+        class_density(x[:, :0], y)
+    with pytest.raises(ValueError, match=r"^embedding must be a 2-D array \[N, D\]"):
+        overlap_matrix(x[:, 0], y, n_classes=3)
+
+
+def test_silhouette_needs_from_two_to_n_minus_one_classes() -> None:
+    x = np.array([[0.0, 0.0], [0.1, 0.0], [3.0, 0.0], [3.2, 0.1]])
+    assert silhouette(x[:3], np.array([0, 0, 1])) == pytest.approx(silhouette_score(x[:3], [0, 0, 1]))
+    assert silhouette(x, np.array([0, 1, 2, 2])) == pytest.approx(silhouette_score(x, [0, 1, 2, 2]))
+    for labels in ([0, 1, 2], [0, 0, 0]):
+        with pytest.raises(ValueError, match=r"^silhouette needs from 2 to N - 1 classes in labels, got \d for N=3$"):
+            silhouette(x[:3], np.array(labels))
+    # Any three of [0, 0, 1, 1] hold both classes: a sample of 3 is scored; a sample of 2 never can be.
+    for seed in range(4):
+        assert -1 <= silhouette(x, np.array([0, 0, 1, 1]), sample_size=3, seed=seed) <= 1
+        with pytest.raises(ValueError, match=r"^sample_size=2 leaves \d classes; use a larger sample_size$"):
+            silhouette(x, np.array([0, 0, 1, 1]), sample_size=2, seed=seed)
+    big, labels = blobs(n=200, centers=3, std=2.0)
+    assert silhouette(big, labels, sample_size=50) == silhouette(big, labels, sample_size=50, seed=0)
+
+
 # --- overlap_report ----------------------------------------------------------------------------
+
+
+def test_the_documented_defaults_are_the_ones_used() -> None:
+    """k = 5, ten classes and seed 0 unless told: the defaults give what passing them explicitly gives, and
+    another value gives something else (so the comparison could fail)."""
+    rng = np.random.default_rng(SEED)  # mixed classes: every number depends on k
+    x, y = rng.normal(size=(300, 4)), rng.integers(0, 3, size=300)
+    low = x[:, :2]
+    np.testing.assert_array_equal(overlap_matrix(x, y), overlap_matrix(x, y, k=5, n_classes=10))
+    assert overlap_matrix(x, y).shape == (10, 10)
+    assert not np.array_equal(overlap_matrix(x, y, n_classes=3), overlap_matrix(x, y, k=25, n_classes=3))
+    assert knn_and_overlap_within(x, y) == knn_and_overlap_within(x, y, k=5, n_classes=10)
+    assert knn_and_overlap_within(x, y, k=5) != knn_and_overlap_within(x, y, k=25)
+    sampled = view_trustworthiness(x, low, sample_size=100)
+    assert sampled == view_trustworthiness(x, low, sample_size=100, seed=0)
+    assert sampled != view_trustworthiness(x, low, sample_size=100, seed=1)
+    assert view_trustworthiness(x, low, k=1) == pytest.approx(trustworthiness(x, low, n_neighbors=1))
+    report = overlap_report(x, y, view_2d=low)
+    assert report == overlap_report(x, y, view_2d=low, k=5, seed=0)
+    assert report["knn_accuracy_2d"] == knn_accuracy_within(low, y, k=5)
+    assert report["trustworthiness"] == view_trustworthiness(x, low, k=5, seed=0)
+
+
+def test_integer_parameters_refuse_bools_and_fractions_by_name() -> None:
+    x, y = blobs(n=60, centers=3)
+    for bad in (True, 2.5):
+        with pytest.raises(ValueError, match=r"^k must be a positive integer, got "):
+            knn_accuracy_within(x, y, k=bad)
+        with pytest.raises(ValueError, match=r"^k must be a positive integer, got "):
+            view_trustworthiness(x, x, k=bad)
+        with pytest.raises(ValueError, match=r"^n_classes must be a positive integer, got "):
+            class_density(x, y, n_classes=bad)
+    with pytest.raises(ValueError, match=r"^sample_size must be an integer of at least 2 or None, got 2.5$"):
+        silhouette(x, y, sample_size=2.5)
+    # The smallest allowed values work: one class, one neighbour, a sample of all the points.
+    assert class_density(x, np.zeros(len(x), dtype=int), n_classes=1)["count"].tolist() == [len(x)]
+    assert silhouette(x, y, sample_size=len(x)) == pytest.approx(silhouette_score(x, y))
+    for call in (lambda bad: knn_and_overlap_within(bad, y), lambda bad: overlap_report(bad, y)):
+        with pytest.raises(ValueError, match=r"^embedding must be a 2-D array"):
+            call(x[:, 0])
+        with pytest.raises(ValueError, match=r"^embedding contains NaN"):
+            call(np.full_like(x, np.nan))
 
 
 def test_overlap_report_keys_and_ranges() -> None:
