@@ -165,3 +165,10 @@ def test_the_site_copies_the_vendored_runtime_the_dashboard_checks():
     assert folders == {site.VENDOR}
     for item in vendor.FILES:
         assert (site.STATIC / "vendor" / item.dest).is_file()
+
+
+def test_the_site_reads_the_views_the_dashboard_ships():
+    """vae/ may not import app/, so the site names the shipped views' folder itself: it must be app.cache's."""
+    from app import cache
+
+    assert site.SHIPPED_VIEWS == cache.SHIPPED_VIEWS and site.SHIPPED_VIEWS.is_dir()

@@ -26,12 +26,14 @@ from vae.models import to_float_images
 from vae.onnx.export import CHECK_BATCH, ExportCache, pair_for
 from vae.plots.palette import DIGIT_COLORS
 from vae.plots.scatter import ClickGrid
-from vae.projections import make_view
+from vae.projections import ViewCache, make_view, view_cache_key
 from vae.store import StoredModel, load_model
 from vae.web import pack_points, view_spec
 
 REPO = Path(__file__).resolve().parent.parent
 STATIC = REPO / "static"
+# The views the repository ships (the dashboard reads the same folder: app.cache.SHIPPED_VIEWS).
+SHIPPED_VIEWS = REPO / "views"
 # The page's modules: the site's entry, the explorer's component and the shared lib (the explorer imports
 # "../../lib/..." from components/latent_planes/, so the tree keeps static/'s layout).
 MODULE_DIRS = ("site", "components/latent_planes", "lib")
@@ -56,11 +58,22 @@ def _view_method(dim: int, method: str | None) -> str:
     return "identity" if dim == 2 else (method or "pca")
 
 
+def _view(stored: StoredModel, codes: np.ndarray, method: str):
+    """The plane's view of ``codes [N, D]``: the shipped one from ``views/`` where it matches these codes (as the
+    dashboard serves it, so a UMAP plane is a file read, not minutes of fitting), else fitted here."""
+    if method != "identity":
+        key = view_cache_key(stored.weights_sha256, method, len(codes))
+        shipped = ViewCache(SHIPPED_VIEWS, read_only=True).load(key, codes)
+        if shipped is not None:
+            return shipped
+    return make_view(method).fit(codes)
+
+
 def _plane(side: str, stored: StoredModel, model, images, labels, exports: ExportCache, out: Path, method):
     """One plane's files in ``out/planes/<side>/`` and its spec as explorer.js reads it."""
     pair = pair_for(stored, model, exports, images=to_float_images(images[:CHECK_BATCH]))
     codes = embed_images(model, images).numpy()
-    view = make_view(_view_method(codes.shape[1], method)).fit(codes)
+    view = _view(stored, codes, _view_method(codes.shape[1], method))
     folder = out / "planes" / side
     folder.mkdir(parents=True)
     shutil.copyfile(pair.decoder, folder / "decoder.onnx")
