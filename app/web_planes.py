@@ -30,12 +30,11 @@ from app import cache, frontend, holes, selection, vendor
 from app.explorer import SIDES, Interpolation, Options, Plane, end_images, record_click, smoothness_caption
 from vae.data import class_names
 from vae.explore import posterior_2d
-from vae.models import IMPORTED_ARCH, to_float_images
+from vae.models import to_float_images
 from vae.onnx.export import CHECK_BATCH, pair_for
 from vae.plots.palette import DIGIT_COLORS
 from vae.plots.scatter import ClickGrid
-from vae.store import StoredModel
-from vae.web import pack_points, view_spec
+from vae.web import fence_spec, pack_points, view_spec
 
 COMPONENT = "latent_planes"
 KEY = "planes"
@@ -140,12 +139,6 @@ def page_can_decode() -> bool:
 def runtime_urls() -> dict[str, str]:
     module, wasm = (frontend.static_url(f"vendor/{item.dest}") for item in vendor.FILES)
     return {"module": module, "wasm": wasm}
-
-
-def fence_spec(stored: StoredModel) -> dict[str, bool]:
-    """``{"fenced": True}`` for an imported model, whose graphs the page runs in a worker with a watchdog
-    (``static/lib/fence.js``); ``{}`` for the project's own exports, which run on the page's thread."""
-    return {"fenced": True} if stored.config.arch == IMPORTED_ARCH else {}
 
 
 def plane_payload(plane: Plane, options: Options, images, path: Interpolation | None) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from app import cache, canvas, frontend, state, web_planes
 from app.views import chosen_view, plane_title
 from vae.data import class_names
 from vae.plots.palette import DIGIT_COLORS
+from vae.web import fence_spec
 
 COMPONENT = "your_digit"
 KEY = "your_digit"
@@ -40,7 +41,7 @@ def plane(side: str, stored, method: str) -> dict[str, Any]:
         "name": stored.name,
         "title": title,
         **{k: v for k, v in assets.items() if k != "files"},
-        **web_planes.fence_spec(stored),
+        **fence_spec(stored),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -172,3 +173,19 @@ def test_the_site_reads_the_views_the_dashboard_ships():
     from app import cache
 
     assert site.SHIPPED_VIEWS == cache.SHIPPED_VIEWS and site.SHIPPED_VIEWS.is_dir()
+
+
+def test_an_imported_models_plane_runs_fenced_and_the_projects_own_does_not(tmp_path):
+    from tests.onnx_graphs import for_the_page, mlp_decoder, mlp_encoder
+    from vae.onnx.importer import import_onnx
+
+    encoder = for_the_page(mlp_encoder()).model.SerializeToString()
+    decoder = for_the_page(mlp_decoder()).model.SerializeToString()
+    imported = import_onnx(encoder, decoder, tmp_path / "mlp", data_dir=REPO / "data")
+    built = site.payload("ae-2d", imported, onnx_dir=tmp_path / "onnx")
+    left, right = built.manifest["planes"]
+    # The imported graph is a stranger's program: the page runs it in a worker with a watchdog (lib/fence.js).
+    assert right["fenced"] is True and "fenced" not in left
+    # ... and it is the standard decoder the import wrote and checked, not an export of ours.
+    served = hashlib.sha256(built.files[right["decoder"]]).hexdigest()
+    assert served == imported[1].files["standard_decoder"]["sha256"]

@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from vae.models import IMPORTED_ARCH
 from vae.projections import NEIGHBOUR_K, LatentView
+from vae.store import StoredModel
 
 
 def view_spec(view: LatentView) -> dict[str, Any]:
@@ -40,3 +42,9 @@ def pack_points(embedding, codes, labels) -> bytes:
             f"{codes.shape} and {labels.shape}"
         )
     return embedding.tobytes() + codes.tobytes() + labels.tobytes()
+
+
+def fence_spec(stored: StoredModel) -> dict[str, bool]:
+    """``{"fenced": True}`` for an imported model, whose graphs the page runs in a worker with a watchdog
+    (``static/lib/fence.js``); ``{}`` for the project's own exports, which run on the page's thread."""
+    return {"fenced": True} if stored.config.arch == IMPORTED_ARCH else {}

@@ -1,61 +1,12 @@
-// The static site's entry (vae/site.py writes it beside manifest.json): a stand-in for Streamlit's component
-// object, so the dashboard's own explorer (components/latent_planes/explorer.js) runs with no server. What
-// the explorer would send Python is answered here, then it is rendered again as after a rerun:
-// - a click pins the point (or the spot) on its plane and rings the clicked image in both;
-// - the last two clicked images are the interpolation's ends: a straight line between their codes, decoded
-//   in the page by the explorer's strips, as the dashboard's Interpolation is.
+// The static site's entry (vae/site.py writes it beside manifest.json): the dashboard's own explorer with
+// nothing but files behind it (components/latent_planes/standalone.js stands in for Streamlit), and a table
+// of the models' shipped metrics in place of what needs Python (training, new images, the server's measures).
 
-import { fetchBytes, unpackPoints } from "../lib/assets.js";
-import { render } from "../components/latent_planes/explorer.js";
+import { StandalonePlanes } from "../components/latent_planes/standalone.js";
 
-const STEPS = 10; // images per strip
 const data = await (await fetch("manifest.json")).json();
-const parent = document.getElementById("planes");
-const state = {}; // what the explorer set as state (support, selection, holes): kept, nothing reads it back
-const clicked = []; // image indices, newest last
+const planes = new StandalonePlanes(data, document.getElementById("planes"));
 
-function rerender() {
-  render({ data, parentElement: parent, setStateValue, setTriggerValue });
-}
-
-function setStateValue(name, value) {
-  state[name] = value;
-}
-
-// codes Float32Array [N * D] -> [STEPS][D]: a straight line from row a to row b.
-function line(flat, dim, a, b) {
-  return Array.from({ length: STEPS }, (_, i) => {
-    const t = i / (STEPS - 1);
-    return Array.from({ length: dim }, (_, k) => (1 - t) * flat[a * dim + k] + t * flat[b * dim + k]);
-  });
-}
-
-async function interpolate(a, b) {
-  data.planes = await Promise.all(data.planes.map(async (p) => {
-    const { embedding, codes } = unpackPoints(await fetchBytes(p.points), p.count, p.dim);
-    // Identity and PCA views are linear, so the line's place in the plane is the line between its ends'.
-    const path = p.view.kind === "neighbours" ? null : line(embedding, 2, a, b);
-    return { ...p, interpolation: { codes: line(codes, p.dim, a, b) }, decor: { ...p.decor, path } };
-  }));
-  data.interpolation = { from: `#${a}`, to: `#${b}`, images: [{ end: "From", index: a }, { end: "To", index: b }] };
-}
-
-async function setTriggerValue(name, value) {
-  if (name !== "click" || !value) return;
-  const { side, x, y, index } = value;
-  const pin = index === null ? { kind: "spot", point: [x, y] } : { kind: "image", index, point: [x, y] };
-  data.pins = { ...data.pins, [side]: pin };
-  data.planes = data.planes.map((p) => (p.side === side ? { ...p, decor: { ...p.decor, pin: index === null ? [x, y] : null } } : p));
-  if (index !== null) {
-    data.selected = index;
-    clicked.push(index);
-    if (clicked.length >= 2) await interpolate(clicked.at(-2), clicked.at(-1));
-  }
-  rerender();
-}
-
-// What needs Python (training, new images, the server's measures) is absent here: the models' shipped
-// metrics stand in for it.
 function metricsTable() {
   const table = document.createElement("table");
   table.dataset.testid = "metrics";
@@ -75,6 +26,6 @@ function metricsTable() {
   document.getElementById("metrics").appendChild(table);
 }
 
-window.__site = { data, state };
+window.__site = { data, planes };
 metricsTable();
-rerender();
+planes.render();
