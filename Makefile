@@ -1,5 +1,5 @@
 # Every target installs what it needs first (scripts/setup.sh is idempotent and fast when done).
-.PHONY: setup app test bench models experiments judges samples mutants
+.PHONY: setup app notebook test bench models experiments judges samples mutants
 
 setup:
 	scripts/setup.sh
@@ -7,6 +7,10 @@ setup:
 # Install everything, then open the dashboard.
 app: setup
 	.venv/bin/streamlit run dashboard.py
+
+# The planes in a notebook: JupyterLab on notebooks/explore.ipynb (vae.widget.LatentPlanes).
+notebook: setup
+	OMP_WAIT_POLICY=PASSIVE .venv/bin/jupyter lab notebooks/explore.ipynb
 
 # Install everything (Chromium included), check the formatting and the lint, then run the whole test suite.
 test:

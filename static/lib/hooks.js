@@ -2,7 +2,8 @@
 // A component that has some publishes one object on globalThis, under a fixed name made here, which
 // Playwright reads with page.evaluate / wait_for_function:
 //
-//   globalThis.latentExplorer (components/latent_planes), read by tests/test_browser_planes.py and
+//   globalThis.latentExplorer (components/latent_planes), read by tests/test_browser_planes.py, the site and
+//     widget tests (tests/test_site_browser.py, tests/test_widget_browser.py) and
 //     benchmarks/hover_latency.py: {ready, probe, timings, drawnTimings, selectTimings, drawTimings,
 //     holesTimings, select, selection}. `ready` is false while new data loads; `probe` answers read-only
 //     questions (where a point is on screen, where there is empty space); `timings` / `drawnTimings` are

@@ -45,6 +45,9 @@ function probe(explorer) {
     // The hover layer's markers (scrub dot, rings) in plane coordinates, and each ellipse's on-screen radii.
     markers(name) { return side(name).plane.markers.map((m) => ({ kind: m.kind, point: [...m.point], label: m.label ?? "" })); },
     rings(name) { return (side(name).plane.decorations.rings || []).map((r) => ({ point: [...r.point], label: r.label })); },
+    // The pins drawn in the plane ([x, y] each) and the caption under its decoded digit.
+    pins(name) { return (side(name).plane.decorations.pins || []).map((p) => [...p.point]); },
+    caption(name) { return side(name).caption.textContent; },
     ellipses(name) {
       const plane = side(name).plane;
       return { magnification: plane.ellipseMagnification ?? 1, radii: plane.ellipseRadii ?? [], note: side(name).decorNote.textContent };
