@@ -146,3 +146,25 @@ def test_16d_models_decode_through_their_pca_view(browser, tmp_path):
         assert outside == []
     finally:
         page.close()
+
+
+def test_the_manifold_grid_decodes_in_the_page(browser, pair_site):
+    page, _, outside = open_site(browser, pair_site)
+    try:
+        page.get_by_test_id("grid-toggle").check()
+        for side in ("left", "right"):
+            grid = page.locator(f"canvas[data-testid=grid-{side}]")
+            grid.wait_for(timeout=20_000)
+            page.wait_for_function(
+                "(id) => { const c = document.querySelector(`canvas[data-testid=${id}]`);"
+                " return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v, i) => i % 4 === 0 && v > 100); }",
+                arg=f"grid-{side}",
+                timeout=20_000,
+            )
+            # 15 x 15 digits of 28 x 28 pixels: the dashboard's default size.
+            assert grid.evaluate("c => [c.width, c.height]") == [15 * 28, 15 * 28]
+        page.get_by_test_id("grid-toggle").uncheck()
+        page.locator("canvas[data-testid=grid-left]").wait_for(state="detached", timeout=20_000)
+        assert outside == []
+    finally:
+        page.close()

@@ -199,3 +199,17 @@ def test_the_planes_data_is_read_only(widget):
     with pytest.raises(traitlets.TraitError, match="a plane is one of"):
         widget.codes("up")
     assert widget.count == 10_000 and VIEWS == ("pca", "umap")
+
+
+def test_the_grid_is_none_or_the_dashboards_sizes(widget):
+    assert widget.grid == 0
+    widget.grid = 5
+    widget.grid = 30
+    assert widget.grid == 30
+    for bad in (4, 31, -1):
+        with pytest.raises(traitlets.TraitError, match=f"grid is 0 \\(none\\) or from 5 to 30; got {bad}"):
+            widget.grid = bad
+    with pytest.raises(traitlets.TraitError):
+        widget.grid = 7.5
+    assert widget.grid == 30
+    widget.grid = 0

@@ -238,3 +238,19 @@ def test_setting_pinned_from_python_moves_the_pin_in_the_page(notebook_page):
     shown = pixels(page, "left").reshape(-1).astype(float) / 255
     assert np.abs(shown - np.clip(expected, 0, 1)).max() <= 2 / 255
     assert outside == []
+
+
+def test_the_grid_set_from_python_is_decoded_in_the_page(notebook_page):
+    page, client, outside = notebook_page
+    kernel_json(client, "None", first="w.grid = 8")
+    grid = page.locator("canvas[data-testid=grid-right]")
+    grid.wait_for(timeout=20_000)
+    page.wait_for_function(
+        "() => { const c = document.querySelector('canvas[data-testid=grid-right]');"
+        " return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v, i) => i % 4 === 0 && v > 100); }",
+        timeout=20_000,
+    )
+    assert grid.evaluate("c => [c.width, c.height]") == [8 * 28, 8 * 28]
+    kernel_json(client, "None", first="w.grid = 0")
+    grid.wait_for(state="detached", timeout=20_000)
+    assert outside == []

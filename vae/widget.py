@@ -15,6 +15,8 @@ What a person reads, observes (``widget.observe(f, "pinned")``) and sets from Py
   is always computed here (the image's code, or the view's inverse of the spot).
 - ``selection``: the selected images' indices, ascending (a lasso, a box or Alt + click in the page; set a
   list to select from Python, ``[]`` to clear).
+- ``grid``: the manifold grid, ``n`` x ``n`` digits decoded in the page over each plane's visible region
+  (redone as you zoom and pan), ``n`` from 5 to 30 as in the dashboard; 0 (the default) for none.
 - ``view``: the plane of a D > 2 model, ``"pca"`` or ``"umap"`` (a 2-D model's plane is its codes). Setting
   it draws the planes anew (the shipped view where there is one, else fitted) and clears ``pinned``.
 """
@@ -36,6 +38,8 @@ from vae.models import LatentModel
 
 WIDGET_JS = site.STATIC / "widget" / "widget.js"
 VIEWS = ("pca", "umap")
+# The manifold grid's n x n, as the dashboard's slider allows (app/explorer.py).
+GRID_SIZES = (5, 30)
 HINT = (
     "Hover anywhere: each plane's decoder runs in this page. Hover a point for its image and both "
     "reconstructions; click to pin it (widget.pinned). Shift + drag lassos a group (widget.selection)."
@@ -61,6 +65,7 @@ class LatentPlanes(anywidget.AnyWidget):
     pinned = traitlets.Dict(default_value=None, allow_none=True).tag(sync=True)
     selection = traitlets.List().tag(sync=True)
     view = traitlets.Unicode("pca").tag(sync=True)
+    grid = traitlets.Int(0).tag(sync=True)
 
     def __init__(
         self,
@@ -139,6 +144,13 @@ class LatentPlanes(anywidget.AnyWidget):
             self.pinned = None
             self._files = built.files
             self._manifest = built.manifest
+
+    @traitlets.validate("grid")
+    def _check_grid(self, proposal: dict[str, Any]) -> int:
+        n = proposal["value"]
+        if n != 0 and not GRID_SIZES[0] <= n <= GRID_SIZES[1]:
+            raise traitlets.TraitError(f"grid is 0 (none) or from {GRID_SIZES[0]} to {GRID_SIZES[1]}; got {n}")
+        return n
 
     @traitlets.validate("pinned")
     def _check_pinned(self, proposal: dict[str, Any]) -> dict[str, Any] | None:

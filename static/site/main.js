@@ -26,6 +26,21 @@ function metricsTable() {
   document.getElementById("metrics").appendChild(table);
 }
 
+// The dashboard's Manifold grid toggle, with its default size (app/explorer.py's slider: 15 of 5-30).
+const GRID_N = 15;
+
+function gridToggle() {
+  const label = document.createElement("label");
+  label.className = "grid-toggle";
+  const box = label.appendChild(document.createElement("input"));
+  box.type = "checkbox";
+  box.dataset.testid = "grid-toggle";
+  label.append(` Manifold grid (${GRID_N} x ${GRID_N} digits decoded over each plane's visible region)`);
+  box.addEventListener("change", () => planes.showGrid(box.checked ? GRID_N : 0));
+  document.getElementById("planes").before(label);
+}
+
 window.__site = { data, planes };
+gridToggle();
 metricsTable();
 planes.render();

@@ -5,7 +5,8 @@
 //   _assets   {path: bytes}                  onnxruntime-web's files and the images (fixed for the widget)
 //   _files    {path: bytes}                  each plane's decoder and points (new when the view changes)
 //   _manifest                                what the site's manifest.json holds; its paths name the files
-// and the state a person reads and sets from Python: pinned {plane, point, index, code}, selection [indices]
+// and the state a person reads and sets from Python: pinned {plane, point, index, code}, selection [indices],
+// grid (the manifold grid's n, 0 for none)
 // (the view is Python's: a new one arrives as new _files and _manifest).
 //
 // anywidget loads this file from a blob URL, where relative imports cannot resolve; so each module is made a
@@ -112,17 +113,21 @@ async function render({ model, el }) {
     planes.ends = [];
     planes.render();
   };
+  const grid = () => planes.showGrid(model.get("grid"));
   model.on("change:pinned", pinned);
   model.on("change:selection", selection);
+  model.on("change:grid", grid);
   model.on("change:_manifest", planesChanged);
   // A widget displayed again shows what Python holds now.
   const pin = fromPython(model.get("pinned"));
   if (pin) await planes.pin(pin);
   if ((model.get("selection") ?? []).length) planes.select(model.get("selection"));
+  planes.data.grid = model.get("grid") ? { n: model.get("grid") } : null;
   planes.render();
   return () => {
     model.off("change:pinned", pinned);
     model.off("change:selection", selection);
+    model.off("change:grid", grid);
     model.off("change:_manifest", planesChanged);
   };
 }

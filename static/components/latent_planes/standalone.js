@@ -7,6 +7,7 @@
 // - The last two pinned images are the interpolation's ends: a straight line between their codes, decoded
 //   in the page by the explorer's strips, as the dashboard's Interpolation is.
 // - A selection (lasso, box, Alt + click on a class) is handed on as ascending indices.
+// - The manifold grid is shown or hidden (showGrid), decoded in the page as the view moves.
 
 import { fetchBytes, unpackPoints } from "../../lib/assets.js";
 import { maskFrom, maskIndices, packMask } from "../../lib/selection.js";
@@ -80,6 +81,12 @@ export class StandalonePlanes {
       this.ends.push(pin.index);
       if (this.ends.length >= 2) await this.interpolate(this.ends.at(-2), this.ends.at(-1));
     }
+    this.render();
+  }
+
+  // The manifold grid: each decoder over its plane's visible region, n x n digits (0: none).
+  showGrid(n) {
+    this.data.grid = n ? { n } : null;
     this.render();
   }
 
