@@ -254,3 +254,22 @@ def test_the_grid_set_from_python_is_decoded_in_the_page(notebook_page):
     kernel_json(client, "None", first="w.grid = 0")
     grid.wait_for(state="detached", timeout=20_000)
     assert outside == []
+
+
+def test_the_selection_travels_both_ways(notebook_page):
+    page, client, outside = notebook_page
+    # As a lasso ends (the page's own selection API): the kernel's widget.selection follows.
+    page.evaluate("globalThis.latentExplorer.select([40, 3, 17])")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and kernel_json(client, "w.selection") != [3, 17, 40]:
+        page.wait_for_timeout(300)
+    assert kernel_json(client, "w.selection") == [3, 17, 40]
+    # Set in Python: both planes draw it.
+    kernel_json(client, "None", first="w.selection = list(range(100, 200))")
+    page.wait_for_function("globalThis.latentExplorer.selection().length === 100", timeout=20_000)
+    assert page.evaluate("globalThis.latentExplorer.selection()") == list(range(100, 200))
+    for side in ("left", "right"):
+        assert page.evaluate(f"globalThis.latentExplorer.probe.drawnSelection('{side}')") == list(range(100, 200))
+    kernel_json(client, "None", first="w.selection = []")
+    page.wait_for_function("globalThis.latentExplorer.selection().length === 0", timeout=20_000)
+    assert outside == []
