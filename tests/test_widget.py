@@ -213,3 +213,12 @@ def test_the_grid_is_none_or_the_dashboards_sizes(widget):
         widget.grid = 7.5
     assert widget.grid == 30
     widget.grid = 0
+
+
+def test_a_widget_made_with_a_view_builds_its_planes_once(onnx_dir, monkeypatch):
+    built = []
+    payload = site.payload
+    monkeypatch.setattr(site, "payload", lambda *a, **k: built.append(k["views"]) or payload(*a, **k))
+    widget = LatentPlanes("ae-16d", "vae-16d", view="umap", onnx_dir=onnx_dir)
+    assert built == [("umap", "umap")]
+    assert widget.view == "umap" and widget._manifest["planes"][1]["view"]["kind"] == "neighbours"

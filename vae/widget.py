@@ -86,6 +86,7 @@ class LatentPlanes(anywidget.AnyWidget):
         self._options = {"subset": subset, "data_dir": data_dir, "onnx_dir": onnx_dir}
         built = self._build(view)
         images = built.files.pop("images.bin")
+        self._initialised = False  # the planes above are already of `view`: setting it below builds nothing
         super().__init__(
             _modules=site.page_modules(),
             _assets={**site.runtime_files(), "images.bin": images},
@@ -94,6 +95,7 @@ class LatentPlanes(anywidget.AnyWidget):
             view=view,
             **kwargs,
         )
+        self._initialised = True
 
     def _build(self, view: str) -> site.Payload:
         built = site.payload(*self._models, views=(view, view), **self._options)
@@ -135,7 +137,7 @@ class LatentPlanes(anywidget.AnyWidget):
 
     @traitlets.observe("view")
     def _view_changed(self, change: dict[str, Any]) -> None:
-        if not hasattr(self, "_planes") or change["old"] == change["new"]:
+        if not getattr(self, "_initialised", False) or change["old"] == change["new"]:
             return
         built = self._build(change["new"])
         built.files.pop("images.bin")
