@@ -162,6 +162,7 @@ def test_evaluate_restores_the_training_mode(images) -> None:
         ({"seed": -1}, "seed"),
         ({"schedule": "linear"}, "schedule"),
         ({"max_seconds": 0}, "max_seconds"),
+        ({"precision": "float16"}, "precision must be one of \\['float32', 'bfloat16'\\], got 'float16'"),
     ],
 )
 def test_invalid_settings_are_refused(fields: dict, message: str) -> None:
@@ -292,6 +293,7 @@ def test_command_line_trains_saves_and_records_history(tmp_path, mnist_subset) -
         ["--kind", "ae", "--invertible", "--out", "x"],  # the invertible AE needs MSE
         ["--kind", "vae", "--umap-weight", "1", "--out", "x"],
         ["--kind", "ae", "--decoupled", "--out", "x"],  # nothing would train the encoder
+        ["--precision", "float16", "--out", "x"],
     ],
 )
 def test_command_line_refuses_bad_settings_before_training(argv, tmp_path, capsys, monkeypatch) -> None:
@@ -300,3 +302,71 @@ def test_command_line_refuses_bad_settings_before_training(argv, tmp_path, capsy
     assert cli.main(argv) == 2
     assert "error:" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def _autocast_seen(monkeypatch, config: ModelConfig) -> list[bool]:
+    """Whether CPU autocast was on in each call of the model's loss on a training batch (not the evaluation's)."""
+    seen: list[bool] = []
+    build = train_module.build_model
+
+    def recording(cfg):
+        model = build(cfg)
+        loss = model.loss
+
+        def recorded(*args, **kwargs):
+            if model.training:
+                seen.append(torch.is_autocast_enabled("cpu"))
+            return loss(*args, **kwargs)
+
+        model.loss = recorded
+        return model
+
+    monkeypatch.setattr(train_module, "build_model", recording)
+    return seen
+
+
+@pytest.mark.parametrize(
+    "config", [TINY_AE, TINY_VAE, ModelConfig(kind="ae", arch="conv", latent_dim=2)], ids=["ae", "vae", "conv"]
+)
+def test_float32_is_the_exact_path_and_bfloat16_agrees_within_a_stated_tolerance(config, mnist_subset, monkeypatch):
+    if not train_module.bfloat16_supported():
+        pytest.skip("this CPU has no bfloat16 support")
+    train_images, _, test_images, _ = mnist_subset
+    settings = {"epochs": 2, "batch_size": 64, "seed": SEED}
+    seen = _autocast_seen(monkeypatch, config)
+    exact = train(config, train_images, test_images, TrainSettings(**settings))
+    # float32 never enters autocast: its numbers are those of the code before the switch existed.
+    assert seen and not any(seen)
+    again = train(config, train_images, test_images, TrainSettings(**settings, precision="float32"))
+    assert all(
+        torch.equal(a, b) for a, b in zip(weights(exact.model).values(), weights(again.model).values(), strict=True)
+    )
+    seen.clear()
+    half = train(config, train_images, test_images, TrainSettings(**settings, precision="bfloat16"))
+    assert seen and all(seen)
+    # Weights stay float32 (autocast casts per op); the loss is finite and within 3 % of float32's on the same
+    # seed: bfloat16 keeps 8 bits of mantissa, so two epochs drift a little, not a lot.
+    assert all(v.dtype == torch.float32 for v in half.model.state_dict().values() if v.is_floating_point())
+    exact_loss, half_loss = exact.history[-1].test["loss"], half.history[-1].test["loss"]
+    assert torch.isfinite(torch.tensor(half_loss))
+    assert half_loss == pytest.approx(exact_loss, rel=0.03)
+    assert not all(
+        torch.equal(a, b) for a, b in zip(weights(exact.model).values(), weights(half.model).values(), strict=True)
+    )
+
+
+def test_bfloat16_is_refused_where_the_cpu_has_none(monkeypatch, images) -> None:
+    monkeypatch.setattr(train_module, "bfloat16_supported", lambda: False)
+    with pytest.raises(ValueError, match="precision 'bfloat16' needs a CPU with bfloat16 support .*: use 'float32'"):
+        train(TINY_AE, images, settings=TrainSettings(epochs=1, batch_size=8, precision="bfloat16"))
+
+
+def test_the_command_line_records_the_precision(tmp_path, mnist_subset) -> None:
+    if not train_module.bfloat16_supported():
+        pytest.skip("this CPU has no bfloat16 support")
+    out = tmp_path / "bf16-ae"
+    data = str(Path(__file__).resolve().parents[1] / "data")
+    argv = ["--kind", "ae", "--hidden", "32", "--epochs", "1", "--limit", "500", "--batch-size", "100"]
+    assert cli.main([*argv, "--precision", "bfloat16", "--no-timeline", "--data-dir", data, "--out", str(out)]) == 0
+    _, stored = load_model(out)
+    assert stored.extra["settings"]["precision"] == "bfloat16"

@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--weight-decay", type=float, default=settings.weight_decay)
     opt.add_argument("--seed", type=int, default=settings.seed)
     opt.add_argument("--max-seconds", type=float, default=None, help="stop training after this long")
+    opt.add_argument(
+        "--precision",
+        default=settings.precision,
+        help="float32 or bfloat16: each batch's loss under CPU autocast (needs a CPU with bfloat16; see the README's figures)",
+    )
     timeline = parser.add_argument_group("timeline (see vae.training.timeline)")
     timeline.add_argument(
         "--no-timeline", action="store_true", help="do not record the codes of 2,000 test images while training"
@@ -142,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             weight_decay=args.weight_decay,
             seed=args.seed,
             max_seconds=args.max_seconds,
+            precision=args.precision,
         )
         recorded = not args.no_timeline and args.kind != "pca"
         timeline = TimelineSettings(decoder_steps=args.timeline_decoders) if recorded else None

@@ -7,6 +7,7 @@ epoch than the ToTensor + DataLoader recipe (``benchmarks/train_speed.py`` measu
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -47,6 +48,10 @@ class TrainSettings:
     seed: int = 0
     # Stop after this many seconds of training (checked between batches); None trains every epoch.
     max_seconds: float | None = None
+    # "bfloat16" runs each batch's forward pass and loss under CPU autocast (matmuls and convolutions in
+    # bfloat16, weights and optimiser state in float32); it needs a CPU with bfloat16 support (oneDNN's check,
+    # made when training starts). "float32" is the exact path every test's numbers come from.
+    precision: Literal["float32", "bfloat16"] = "float32"
 
     def __post_init__(self) -> None:
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or not 1 <= self.epochs <= 10_000:
@@ -63,6 +68,24 @@ class TrainSettings:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.max_seconds is not None and not (isinstance(self.max_seconds, (int, float)) and self.max_seconds > 0):
             raise ValueError(f"max_seconds must be positive or None, got {self.max_seconds!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
+
+
+PRECISIONS = ("float32", "bfloat16")
+
+
+def bfloat16_supported() -> bool:
+    """Whether this CPU runs bfloat16 matmuls natively (oneDNN's check: AVX-512 BF16 or AMX on x86)."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def precision_context(precision: str) -> contextlib.AbstractContextManager:
+    """The context a batch's forward pass and loss run in: nothing for float32 (the exact path, unchanged),
+    CPU autocast to bfloat16 otherwise."""
+    if precision == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast("cpu", dtype=torch.bfloat16)
 
 
 @dataclass(frozen=True)
@@ -130,9 +153,11 @@ def train_epoch(
     should_stop: Callable[[], bool] | None = None,
     labels: torch.Tensor | None = None,
     graph: NeighbourGraph | None = None,
+    precision: str = "float32",
 ) -> tuple[dict[str, float], bool]:
     """One pass over ``images`` float ``[N, 1, 28, 28]`` (with ``labels`` ``[N]`` if the loss needs them)
-    in a seeded random order.
+    in a seeded random order, each batch's loss computed in ``precision`` (:func:`precision_context`; the
+    backward pass and the step follow the forward's dtypes, as autocast intends).
 
     With a neighbour ``graph`` over the images (for the UMAP term) the batches are edges instead: N edges
     drawn in proportion to their weights, their heads as the batch and their tails as its neighbours.
@@ -154,11 +179,12 @@ def train_epoch(
         batch = order[b * batch_size : (b + 1) * batch_size]
         x = images.index_select(0, batch)
         y = labels.index_select(0, batch) if labels is not None else None
-        if partners is None:
-            terms = model.loss(x, y)
-        else:
-            neighbours = images.index_select(0, partners[b * batch_size : (b + 1) * batch_size].to(images.device))
-            terms = model.loss(x, y, neighbours)
+        with precision_context(precision):
+            if partners is None:
+                terms = model.loss(x, y)
+            else:
+                neighbours = images.index_select(0, partners[b * batch_size : (b + 1) * batch_size].to(images.device))
+                terms = model.loss(x, y, neighbours)
         _check_finite(terms, f"in epoch batch {b + 1}")
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -331,6 +357,8 @@ def train(
     """
     if config.kind == "pca":
         raise ValueError("PCA is fitted, not trained: use vae.models.fit_pca")
+    if settings.precision == "bfloat16" and not bfloat16_supported():
+        raise ValueError("precision 'bfloat16' needs a CPU with bfloat16 support (oneDNN found none): use 'float32'")
     if len(train_images) < settings.batch_size:
         raise ValueError(
             f"batch_size ({settings.batch_size}) is larger than the training set ({len(train_images)} images)"
@@ -426,6 +454,7 @@ def train(
                 stop_requested,
                 y_train,
                 graph,
+                settings.precision,
             )
             # The epoch's training time, without the frames recorded in it (their cost is the timeline's).
             recorded = (recorder.seconds if recorder is not None else 0.0) - recorded_before
