@@ -6,6 +6,7 @@ Small seeded sets only (at most a few hundred points), so the file runs in a few
 from __future__ import annotations
 
 import math
+import re
 import statistics
 import warnings
 
@@ -406,3 +407,172 @@ def test_knn_and_overlap_within_are_the_two_separate_measures_from_one_search() 
         metrics.knn_and_overlap_within(embedding[:3], labels[:3], k=5, n_classes=6)
     with pytest.raises(ValueError, match="must lie in 0 .. 5"):
         metrics.knn_and_overlap_within(embedding, labels + 2, k=5, n_classes=6)
+
+
+# --- what the earlier tests left open --------------------------------------------------------
+
+
+def test_whole_float_labels_are_class_indices_and_strings_are_refused_by_name() -> None:
+    x, y = blobs(n=60, centers=3)
+    expected = overlap_matrix(x, y, n_classes=3)
+    # Labels saved through a float array (float64, or float32 as a torch tensor gives them) are accepted.
+    np.testing.assert_array_equal(overlap_matrix(x, y.astype(np.float64), n_classes=3), expected)
+    np.testing.assert_array_equal(overlap_matrix(x, torch.tensor(y, dtype=torch.float32), n_classes=3), expected)
+    with pytest.raises(ValueError, match=r"^labels must be integer class indices, got dtype <U1$"):
+        overlap_matrix(x, np.array(list("abc") * 20), n_classes=3)
+
+
+def test_class_density_computes_in_float64_whatever_the_embeddings_dtype() -> None:
+    # 2**24 and 2**24 + 2 are exact in float32, but their sum is not (float32 spacing is 4 there): a float32
+    # mean would put the centroid at 2**24 instead of 2**24 + 1.
+    points = np.array([[2.0**24], [2.0**24 + 2], [0.0], [0.0]], dtype=np.float32)
+    density = class_density(points, np.array([0, 0, 1, 1]), n_classes=2)
+    assert density["centroid_separation"].tolist() == [2.0**24 + 1] * 2
+
+
+def test_coinciding_classes_of_identical_points_give_a_nan_ratio_quietly() -> None:
+    # Both classes sit at one point: separation 0 over spread 0, the ratio left undefined (0 / 0).
+    points = np.ones((4, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        density = class_density(points, np.array([0, 0, 1, 1]), n_classes=2)
+    assert density["centroid_separation"].tolist() == [0.0, 0.0] and density["spread"].tolist() == [0.0, 0.0]
+    assert np.isnan(density["separation_ratio"]).all()
+
+
+def test_an_absent_class_row_of_nan_comes_without_a_warning() -> None:
+    x, y = blobs(n=60, centers=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        matrix = overlap_matrix(x, y, n_classes=4)
+    assert np.isnan(matrix[3]).all() and not np.isnan(matrix[:3]).any()
+
+
+def test_knn_accuracy_within_defaults_to_five_neighbours() -> None:
+    rng = np.random.default_rng(SEED)  # mixed classes, so the accuracy depends on k
+    x, y = rng.normal(size=(300, 4)), rng.integers(0, 3, size=300)
+    assert knn_accuracy_within(x, y) == brute_knn_accuracy(x, y, 5)
+    assert brute_knn_accuracy(x, y, 5) != brute_knn_accuracy(x, y, 6)
+
+
+def test_knn_and_overlap_within_default_to_ten_classes_and_count_a_class_of_one_point() -> None:
+    rng = np.random.default_rng(SEED)
+    labels = np.arange(40) % 3
+    labels[0] = 3  # class 3 has a single point: its k neighbours are all of other classes, purity 0
+    embedding = rng.normal(size=(40, 2)) + labels[:, None]
+    _, overlap = knn_and_overlap_within(embedding, labels, k=3, n_classes=4)
+    diagonal = np.diag(overlap_matrix(embedding, labels, k=3, n_classes=4))
+    assert diagonal[3] == 0.0
+    assert overlap == pytest.approx(1 - diagonal.mean())  # all four classes, the single point's included
+    with pytest.raises(ValueError, match=r"^labels must lie in 0 \.\. 9 \(n_classes=10\), got 0 \.\. 10$"):
+        knn_and_overlap_within(embedding, np.where(labels == 3, 10, labels))
+
+
+def test_trustworthiness_takes_k_up_to_just_under_half_the_points() -> None:
+    x = np.random.default_rng(SEED).normal(size=(30, 4))
+    low = x[:, :2]
+    assert view_trustworthiness(x, low, k=14) == pytest.approx(trustworthiness(x, low, n_neighbors=14))
+    with pytest.raises(ValueError, match=r"^k must be smaller than half the number of points scored \(k=15, N=30\)$"):
+        view_trustworthiness(x, low, k=15)
+
+
+def test_overlap_report_passes_its_k_and_seed_to_every_measure(monkeypatch) -> None:
+    # Sample sizes below N, so that the seed matters (at the real sizes that would take 5,000+ points).
+    monkeypatch.setattr(metrics, "REPORT_SILHOUETTE_POINTS", 100)
+    monkeypatch.setattr(metrics, "TRUSTWORTHINESS_MAX_POINTS", 100)
+    rng = np.random.default_rng(SEED)
+    x, y = rng.normal(size=(300, 4)), rng.integers(0, 3, size=300)
+    low = x[:, :2] + 0.5 * rng.normal(size=(300, 2))
+    report = overlap_report(x, y, view_2d=low, k=7, seed=3)
+    assert report["knn_accuracy"] == brute_knn_accuracy(x, y, 7)
+    assert report["knn_accuracy_2d"] == brute_knn_accuracy(low, y, 7)
+    assert report["silhouette"] == silhouette(x, y, sample_size=100, seed=3)
+    assert report["trustworthiness"] == view_trustworthiness(x, low, k=7, sample_size=100, seed=3)
+    # The comparisons above could fail: k, the seed and the sampling each change the numbers.
+    assert brute_knn_accuracy(low, y, 7) != brute_knn_accuracy(low, y, 5)
+    assert silhouette(x, y, sample_size=100, seed=3) not in (silhouette(x, y, sample_size=100), silhouette(x, y))
+    assert view_trustworthiness(x, low, k=7, sample_size=100, seed=3) not in (
+        view_trustworthiness(x, low, k=7, sample_size=100, seed=0),
+        view_trustworthiness(x, low, k=5, sample_size=100, seed=3),
+    )
+    default = overlap_report(x, y, view_2d=low)
+    assert default == overlap_report(x, y, view_2d=low, k=5, seed=0)
+    assert default["silhouette"] != overlap_report(x, y, view_2d=low, seed=1)["silhouette"]
+
+
+# --- functions the dashboard calls that the slow tests cover end to end ----------------------------
+
+
+def test_knn_accuracy_matches_a_brute_force_vote_of_the_train_set() -> None:
+    rng = np.random.default_rng(SEED)
+    train, test = rng.normal(size=(80, 3)), rng.normal(size=(40, 3))
+    train_labels, test_labels = rng.integers(0, 3, size=80), rng.integers(0, 3, size=40)
+    distance = np.linalg.norm(test[:, None, :] - train[None, :, :], axis=2)  # [40, 80]
+
+    def brute(k: int) -> float:
+        nearest = np.argsort(distance, axis=1, kind="stable")[:, :k]
+        votes = [np.bincount(train_labels[row], minlength=3).argmax() for row in nearest]
+        return float(np.mean(np.array(votes) == test_labels))
+
+    got = metrics.knn_accuracy(torch.tensor(train), torch.tensor(train_labels), test, test_labels)
+    assert isinstance(got, float) and got == pytest.approx(brute(5))
+    assert metrics.knn_accuracy(train, train_labels, test, test_labels, k=1) == pytest.approx(brute(1))
+    assert brute(1) != brute(5)
+
+
+def test_active_units_counts_the_dimensions_whose_variance_exceeds_a_hundredth(monkeypatch) -> None:
+    signs = np.tile([1.0, -1.0], 50)  # mean 0, population variance 1
+    # Variances 0.04, 0.0025, 0.0099 and 0.0101 (either side of the threshold) and 0.
+    codes = np.stack(
+        [0.2 * signs, 0.05 * signs, np.sqrt(0.0099) * signs, np.sqrt(0.0101) * signs, np.zeros(100)], axis=1
+    )
+    assert metrics.active_units(codes) == 2
+    assert metrics.active_units(torch.tensor(codes[:, :1])) == 1
+    # At the threshold exactly a unit is not active ("exceeds"); 0.01 has no exact float variance, 0.25 has.
+    monkeypatch.setattr(metrics, "ACTIVE_VARIANCE", 0.25)
+    assert metrics.active_units(np.stack([0.5 * signs, 0.51 * signs], axis=1)) == 1
+    with pytest.raises(ValueError, match="^codes contains NaN or infinite values$"):
+        metrics.active_units(np.full((4, 2), np.inf))
+
+
+def test_data_box_spans_the_trimmed_quantiles_of_each_axis() -> None:
+    # 0 .. 1000 on x and its double on y: the 0.5 % and 99.5 % quantiles fall on points 5 and 995.
+    points = np.stack([np.arange(1001.0), 2 * np.arange(1001.0)], axis=1)[::-1]  # the order does not matter
+    box = metrics.data_box(points)
+    assert box == (5.0, 995.0, 10.0, 1990.0) and all(type(value) is float for value in box)
+    assert metrics.data_box(points, trim=0.1) == (100.0, 900.0, 200.0, 1800.0)
+    assert metrics.data_box(points, trim=0.0) == (0.0, 1000.0, 0.0, 2000.0)
+    # float32 views are quantiled as float64: in float32, 1 - (-1e-8) would round to 1 and shift the box.
+    small = np.array([[-1e-8, 0.0], [1.0, 3.0]], dtype=np.float32)
+    expected = np.quantile(small.astype(np.float64), [0.005, 0.995], axis=0)
+    assert metrics.data_box(small) == (expected[0, 0], expected[1, 0], expected[0, 1], expected[1, 1])
+    for bad in (np.zeros((0, 2)), np.zeros((5, 3)), np.zeros(4)):
+        with pytest.raises(ValueError, match=re.escape(f"embedding must be [N, 2] with N > 0, got {bad.shape}")):
+            metrics.data_box(bad)
+
+
+class _FixedJudge:
+    """A judge whose verdicts are given: predict_proba returns these probabilities. float64, so that 0.9 is
+    exactly the threshold (the real judge's float32 0.9 lies just below it)."""
+
+    def __init__(self, probabilities: list[list[float]]) -> None:
+        self.probabilities = torch.tensor(probabilities, dtype=torch.float64)
+
+    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        assert len(images) == len(self.probabilities)
+        return self.probabilities
+
+
+def test_judged_counts_confident_verdicts_and_the_entropy_of_the_classes() -> None:
+    # Four images over three classes: verdicts 0, 0, 2, 1; confident (>= 0.9) the first and the last.
+    probabilities = [[0.9, 0.05, 0.05], [0.5, 0.3, 0.2], [0.1, 0.1, 0.8], [0.0, 1.0, 0.0]]
+    quality = metrics.judged(_FixedJudge(probabilities), torch.zeros(4, 1, 28, 28))
+    assert quality.n == 4
+    assert quality.confident_share == 0.5
+    np.testing.assert_array_equal(quality.class_shares, [0.5, 0.25, 0.25])
+    assert quality.entropy == pytest.approx(-(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25)), abs=1e-12)
+    one_class = metrics.judged(_FixedJudge([[0.2, 0.8, 0.0]] * 3), torch.zeros(3, 1, 28, 28))
+    assert one_class.entropy == 0.0 and one_class.confident_share == 0.0
+    np.testing.assert_array_equal(one_class.class_shares, [0.0, 1.0, 0.0])
+    with pytest.raises(ValueError, match="^no images to judge$"):
+        metrics.judged(_FixedJudge(np.zeros((0, 10)).tolist()), torch.zeros(0, 1, 28, 28))

@@ -12,7 +12,9 @@ import copy
 import os
 import pickle
 import re
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -511,7 +513,6 @@ def test_fit_refuses_bad_codes(method: str, Z: np.ndarray, match: str) -> None:
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"n_neighbors": 20}, "n_neighbors must be smaller than the number of points N = 20"),
         ({"n_neighbors": 1}, "n_neighbors must be an integer >= 2"),
         ({"n_neighbors": 5.0}, "n_neighbors must be an integer"),
         ({"min_dist": -0.1}, "min_dist"),
@@ -646,3 +647,100 @@ def test_a_view_of_three_points_maps_none_and_one_and_says_when_it_is_done(metho
     back = view.inverse_transform(np.empty((0, 2)))
     assert back.shape == (0, 3) and back.dtype == np.float32
     np.testing.assert_allclose(view.fit_transform(Z), view.embedding_)
+
+
+def test_pca_is_the_exact_principal_plane_where_sklearns_default_would_randomise() -> None:
+    # 501 x 60 is past the size where scikit-learn's "auto" solver switches to a randomized SVD, which on a
+    # flat spectrum like this one misses the top plane; the docstring promises the full SVD. Reference: numpy's.
+    Z = np.random.default_rng(SEED).normal(size=(501, 60)).astype(np.float32)
+    centred = Z.astype(np.float64) - Z.astype(np.float64).mean(axis=0)
+    top = np.linalg.svd(centred, full_matrices=False)[2][:2]
+    view = PCAView().fit(Z)
+    # Compared up to each axis's sign, which the docstring leaves to scikit-learn.
+    np.testing.assert_allclose(np.abs(view.embedding_), np.abs(centred @ top.T), atol=1e-5)
+
+
+class _FakeUMAPModule:
+    """Stands in for the ``umap`` package: a fit takes milliseconds instead of 10-25 s of numba compilation,
+    and each UMAP object records what it was given and answers in a way no other map would."""
+
+    def __init__(self) -> None:
+        self.made: list[Any] = []
+        module = self
+
+        class UMAP:
+            def __init__(self, **kwargs: Any) -> None:
+                self.kwargs, self.given = kwargs, {}
+                module.made.append(self)
+
+            def fit_transform(self, codes: np.ndarray) -> np.ndarray:
+                self.given["fit_transform"] = codes.copy()
+                # float64 and Fortran-ordered: the view must still keep a C-ordered float32 copy.
+                return np.asfortranarray(3.0 * codes[:, :2].astype(np.float64))
+
+            def transform(self, codes: np.ndarray) -> np.ndarray:
+                self.given["transform"] = codes.copy()
+                return codes[:, 1:3] - 1.0
+
+            def inverse_transform(self, points: np.ndarray) -> np.ndarray:
+                self.given["inverse_transform"] = points.copy()
+                return np.repeat(points[:, :1], 4, axis=1) + 100.0
+
+        self.UMAP = UMAP
+
+
+@pytest.fixture
+def fake_umap(monkeypatch: pytest.MonkeyPatch) -> _FakeUMAPModule:
+    fake = _FakeUMAPModule()
+    monkeypatch.setitem(sys.modules, "umap", fake)
+    return fake
+
+
+def _small_codes(n: int = 40) -> np.ndarray:
+    return np.random.default_rng(SEED).normal(size=(n, 4)).astype(np.float32)
+
+
+def test_a_umap_fit_hands_umap_learn_its_parameters_and_keeps_its_layout(fake_umap: _FakeUMAPModule) -> None:
+    Z = _small_codes()
+    view = UMAPView(n_neighbors=np.int64(5), min_dist=0, random_state=np.int32(7)).fit(Z)
+    (umap,) = fake_umap.made
+    # Plain Python numbers, a 2-D layout, one thread (what umap-learn forces with a seed) and no chatter.
+    assert umap.kwargs == {
+        "n_components": 2,
+        "n_neighbors": 5,
+        "min_dist": 0.0,
+        "random_state": 7,
+        "n_jobs": 1,
+        "verbose": False,
+    }
+    assert [type(umap.kwargs[name]) for name in ("n_neighbors", "min_dist", "random_state")] == [int, float, int]
+    np.testing.assert_array_equal(umap.given["fit_transform"], Z)
+    assert view.embedding_.dtype == np.float32 and view.embedding_.flags.c_contiguous
+    np.testing.assert_array_equal(view.embedding_, 3.0 * Z[:, :2])
+    # The default inverse is the neighbour map from that layout back to these codes: exact on a fitted point.
+    assert view.inverse_method_ == "neighbours"
+    np.testing.assert_array_equal(view.inverse_transform(view.embedding_[[0, 9, 39]]), Z[[0, 9, 39]])
+    np.testing.assert_array_equal(view.codes_, Z)
+    assert "inverse_transform" not in umap.given
+
+
+def test_a_fitted_umap_view_hands_transform_and_the_slow_inverse_to_umap_learn(fake_umap: _FakeUMAPModule) -> None:
+    Z = _small_codes()
+    view = UMAPView(n_neighbors=5, fast_inverse=False).fit(Z)
+    (umap,) = fake_umap.made
+    assert view.inverse_method_ == "umap-learn"
+    P = np.array([[0.5, -1.0], [2.0, 3.0]])
+    np.testing.assert_array_equal(view.inverse_transform(P), np.repeat(P[:, :1], 4, axis=1) + 100.0)
+    np.testing.assert_array_equal(umap.given["inverse_transform"], P.astype(np.float32))
+    np.testing.assert_array_equal(view.transform(Z[:3]), Z[:3, 1:3] - 1.0)
+    np.testing.assert_array_equal(umap.given["transform"], Z[:3])
+
+
+def test_umap_refuses_as_many_neighbours_as_points_before_it_fits(fake_umap: _FakeUMAPModule) -> None:
+    # With the stand-in, a check that let N neighbours through fails at once instead of running a real fit.
+    Z = _small_codes(20)
+    with pytest.raises(ValueError, match="^n_neighbors must be smaller than the number of points N = 20, got 20$"):
+        UMAPView(n_neighbors=20).fit(Z)
+    assert fake_umap.made == []  # refused before umap-learn is asked for anything
+    UMAPView(n_neighbors=19).fit(Z)  # one fewer is allowed
+    assert len(fake_umap.made) == 1

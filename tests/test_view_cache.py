@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
+from vae import projections
 from vae.projections import (
     IdentityView,
     PCAView,
@@ -335,3 +336,17 @@ def test_the_expected_fit_time_follows_its_documented_model() -> None:
         == expected_fit_seconds("umap", 1)
         == pytest.approx(45.0 * 1e-4**1.25 + 13.0, rel=1e-12)
     )
+
+
+def test_a_file_of_exactly_the_size_limit_is_read_and_one_byte_more_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The limit is lowered to this file's size, rather than writing 256 MB: MAX_CACHE_BYTES is a maximum.
+    Z = _codes()
+    cache, key, path = _pca_file(tmp_path, Z)
+    monkeypatch.setattr(projections, "MAX_CACHE_BYTES", path.stat().st_size)
+    view = cache.load(key, Z)
+    assert view is not None and view.from_cache_
+    monkeypatch.setattr(projections, "MAX_CACHE_BYTES", path.stat().st_size - 1)
+    assert cache.load(key, Z) is None
+    assert not path.exists()
