@@ -477,3 +477,48 @@ def test_the_progress_fraction_counts_batches_done_of_all(status, epoch, batch, 
     snapshot = JobSnapshot(1, "x", status, "", epoch, 3, batch, batches_per_epoch, {}, [], 0.0)
     assert snapshot.fraction == pytest.approx(fraction)
     assert snapshot.finished == (status != "running")
+
+
+def test_a_completed_study_hands_on_its_data_folder_and_reports_itself_done(monkeypatch, tmp_path) -> None:
+    """Run in this thread, not on the queue: a wrong call of _finish then fails here instead of killing the
+    worker (and leaving the test to wait out its timeout)."""
+    import vae.jobs
+    from vae.jobs import StudyJob
+    from vae.studies.runner import StudySettings
+
+    calls, saved = [], []
+    result = SimpleNamespace(seconds=2.6)
+
+    def fake_study(study, settings, data_dir=None, *, progress, should_stop):
+        calls.append((study, settings, data_dir))
+        progress(0.5, "variant 1 of 2")  # the last report falls short of 1.0: completion alone makes it whole
+        return result
+
+    monkeypatch.setattr(vae.jobs, "run_study", fake_study)
+    monkeypatch.setattr(vae.jobs, "save_result", lambda *a: saved.append(a))
+    settings = StudySettings(epochs=1, batch_size=64, betas=(0.0,))
+    study = StudyJob("beta", settings, str(tmp_path / "out"), data_dir=str(tmp_path / "images"))
+    study.run()
+    assert calls == [("beta", settings, str(tmp_path / "images"))]
+    assert saved == [(result, str(tmp_path / "out"))]
+    snapshot = study.snapshot()
+    assert (snapshot.status, snapshot.fraction, snapshot.message) == ("completed", 1.0, "saved in 3 s")
+    assert study.wait(0)
+
+
+def test_a_short_wait_on_a_job_still_running_returns_false(data, recorder) -> None:
+    train_images, _ = data
+    jobs = TrainingQueue()
+    gate = recorder.hold("held")
+    held = jobs.submit(TINY, TrainSettings(epochs=1, batch_size=64), train_images, label="held")
+    assert recorder.started["held"].wait(30)
+    # Released later in any case: a wait that ignored its timeout then returns True (and fails) rather than hang.
+    release = threading.Timer(5, gate.set)
+    release.start()
+    try:
+        assert held.wait(0.01) is False
+        assert held.snapshot().status == "running"
+    finally:
+        release.cancel()
+        gate.set()
+    assert held.wait(30) and held.snapshot().status == "completed"

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import io
 import json
+import math
 import os
 import pathlib
 import pickle
@@ -598,8 +599,20 @@ BAD_SAMPLES = [
     ("judge sha", samples_with(judge_sha256="abc"), "judge_sha256 must be a hex SHA-256"),
     ("seed", samples_with(seed="0"), "seed must be an integer"),
     ("threshold", samples_with(confident_at=0.0), "confident_at must be a probability"),
+    ("threshold above 1", samples_with(confident_at=1.5), "confident_at must be a probability in \\(0, 1\\], got 1.5$"),
     ("ceiling share", samples_with(recon_confident_share=2), "reconstructions confident_share must be"),
-    ("ceiling key", {**SAMPLES, "reconstructions": {**verdict(), "seed": 0}}, "reconstructions must be a JSON"),
+    (
+        "ceiling key",
+        {**SAMPLES, "reconstructions": {**verdict(), "seed": 0}},
+        "reconstructions must be a JSON object with exactly the keys \\['class_shares', 'confident_share', 'entropy', "
+        "'n'\\], got \\['class_shares', 'confident_share', 'entropy', 'n', 'seed'\\]$",
+    ),
+    (
+        "ceiling not a dict",
+        {**SAMPLES, "reconstructions": [1, 2]},
+        "reconstructions must be a JSON object .*, got list$",
+    ),
+    ("one class", samples_with(class_shares=[1.0], entropy=0.0), "class_shares must be a list of at least 2 numbers"),
     (
         "ceiling classes",
         {**SAMPLES, "reconstructions": {**verdict(), "class_shares": [0.5, 0.5], "entropy": 0.5}},
@@ -641,6 +654,54 @@ def test_update_metrics_rewrites_model_json_only(tmp_path: Path) -> None:
     loaded, stored = load_model(folder)  # still a whole model, its weights matching their recorded hash
     assert stored == updated
     assert list(folder.glob(store.TEMPORARY_GLOB)) == []
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        # One sample, all confident, all of one class: every figure at its lower or upper edge.
+        {"n": 1, "confident_at": 1.0, "confident_share": 1.0, "class_shares": [1.0, 0.0, 0.0], "entropy": 0.0},
+        {"class_shares": [1 / 3] * 3, "entropy": math.log(3)},  # balanced: the entropy's maximum, log C
+        {"class_shares": [1 / 3] * 3, "entropy": math.log(3) + 1e-9},  # and the rounding the check allows above it
+    ],
+    ids=["lower and upper edges", "balanced", "balanced with rounding"],
+)
+def test_samples_at_the_edges_of_each_range_are_accepted(tmp_path: Path, changes: dict) -> None:
+    entry = {**SAMPLES, **changes}
+    store.check_samples(entry)
+    folder = save_model(tiny(), tmp_path / "m", metrics={"samples": entry})
+    assert read_metadata(folder).metrics["samples"] == entry
+
+
+def test_update_metrics_adds_metrics_to_a_model_json_without_any(tmp_path: Path) -> None:
+    folder = saved(tmp_path)
+    meta = read_meta(folder)
+    del meta["metrics"]  # optional in model.json: a load reads it as {}
+    write_meta(folder, meta)
+    assert store.update_metrics(folder, {"test_loss": 1.5}).metrics == {"test_loss": 1.5}
+    assert read_meta(folder)["metrics"] == {"test_loss": 1.5}
+
+
+def test_update_metrics_rereads_model_json_under_the_lock(tmp_path: Path, monkeypatch) -> None:
+    """What another process does to the folder while an update waits for the lock (here, done as the lock is
+    taken) is seen by the update: a removed model.json is not found, a replaced one is checked as a load checks it."""
+    folder, other = saved(tmp_path), saved(tmp_path, name="n")
+    real_lock = store._folder_lock
+    meanwhile: list = []
+
+    def lock_after(path):
+        meanwhile.pop()()
+        return real_lock(path)
+
+    monkeypatch.setattr(store, "_folder_lock", lock_after)
+    meanwhile.append((folder / META_FILE).unlink)
+    with pytest.raises(ModelNotFound, match=f"^model metadata not found: {re.escape(str(folder / META_FILE))}$"):
+        store.update_metrics(folder, {"test_loss": 1.5})
+
+    meanwhile.append(lambda: edit_meta(other, format_version=2))
+    with pytest.raises(IncompatibleModel, match=f"^{re.escape(str(other / META_FILE))} has format_version 2"):
+        store.update_metrics(other, {"test_loss": 1.5})
+    assert read_meta(other)["format_version"] == 2 and "test_loss" not in read_meta(other)["metrics"]
 
 
 def test_update_metrics_refuses_bad_figures_and_broken_folders(tmp_path: Path) -> None:
