@@ -10,13 +10,21 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
 from benchmarks._browser import CHROMIUM, StreamlitServer, launch_chromium
 from tests.conftest import REAL_RAW, REPO
 
-__all__ = ["chromium_browser", "launch_chromium", "require_browser", "shipped_dashboard", "streamlit_server"]
+__all__ = [
+    "block_other_hosts",
+    "chromium_browser",
+    "launch_chromium",
+    "require_browser",
+    "shipped_dashboard",
+    "streamlit_server",
+]
 
 
 def require_browser() -> None:
@@ -32,6 +40,25 @@ def require_browser() -> None:
         if required:
             pytest.fail("REQUIRE_BROWSER=1 but playwright is not installed (pip install -r requirements.txt)")
         pytest.skip("playwright is not installed (make setup installs it)")
+
+
+def block_other_hosts(page, origin: str) -> list[str]:
+    """Let ``page`` reach only ``origin`` (``host:port``) and its own blob: and data: URLs; every other request
+    is aborted and its URL appended to the returned list, which a test asserts stays empty.
+
+    Playwright answers the route only while the test is inside a Playwright call: wait with
+    ``page.wait_for_timeout``, not ``time.sleep``, or the page's own requests stall."""
+    outside: list[str] = []
+
+    def route(r):
+        if urlparse(r.request.url).netloc == origin or r.request.url.startswith(("blob:", "data:")):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    return outside
 
 
 @contextmanager

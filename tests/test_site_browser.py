@@ -7,12 +7,11 @@ import http.server
 import json
 import threading
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import pytest
 
-from tests.browser import chromium_browser, require_browser
+from tests.browser import block_other_hosts, chromium_browser, require_browser
 from tests.conftest import REAL_RAW, REPO
 from vae import site
 
@@ -45,16 +44,7 @@ def open_site(browser, folder: Path):
     server = _served(str(folder))
     origin = f"127.0.0.1:{server.server_address[1]}"
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
-    outside: list[str] = []
-
-    def route(r):
-        if urlparse(r.request.url).netloc == origin or r.request.url.startswith(("blob:", "data:")):
-            r.continue_()
-        else:
-            outside.append(r.request.url)
-            r.abort()
-
-    page.route("**/*", route)
+    outside = block_other_hosts(page, origin)
     page.goto(f"http://{origin}/index.html")
     page.wait_for_function("globalThis.latentExplorer && globalThis.latentExplorer.ready", timeout=60_000)
     return page, server, outside

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from benchmarks._browser import free_port
-from tests.browser import chromium_browser, require_browser
+from tests.browser import block_other_hosts, chromium_browser, require_browser
 from tests.conftest import REAL_RAW, REPO
 from tests.test_site_browser import hover_empty, pixels
 
@@ -80,8 +80,7 @@ class JupyterLab:
     def wait_for_idle_kernel(self, page, timeout: float = 90) -> None:
         """Until the notebook's kernel has started and is idle (the page opened the notebook's session).
 
-        Waits in ``page`` (not time.sleep): the page's requests pass the test's route only while Playwright
-        runs, so a sleep here would hold up JupyterLab's own start."""
+        Waits in ``page`` (not time.sleep): see :func:`tests.browser.block_other_hosts`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             sessions = self.api("sessions")
@@ -149,17 +148,7 @@ def notebook_page(lab):
     """The notebook open in JupyterLab, its cell run, the widget drawn; (page, kernel client, outside requests)."""
     with chromium_browser() as browser:
         page = browser.new_page(viewport={"width": 1500, "height": 1300})
-        outside: list[str] = []
-        origin = urlparse(lab.url).netloc
-
-        def route(r):
-            if urlparse(r.request.url).netloc == origin or r.request.url.startswith(("blob:", "data:")):
-                r.continue_()
-            else:
-                outside.append(r.request.url)
-                r.abort()
-
-        page.route("**/*", route)
+        outside = block_other_hosts(page, urlparse(lab.url).netloc)
         page.goto(f"{lab.url}/lab/tree/planes.ipynb?token={TOKEN}")
         page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook .jp-Cell')", timeout=90_000)
         lab.wait_for_idle_kernel(page)
