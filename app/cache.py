@@ -19,7 +19,7 @@ import torch
 
 from vae.data import class_names, load_dataset, load_subset
 from vae.explore import class_centroids
-from vae.jobs import StudyJob, TrainingQueue
+from vae.jobs import StudyJob, TrainingQueue, make_queue
 from vae.metrics import embed_images
 from vae.models import LatentModel
 from vae.onnx.export import ExportCache
@@ -86,8 +86,9 @@ def embedding(path: str, weights_sha256: str, subset: str, directory: str) -> np
 
 @st.cache_resource
 def training_queue() -> TrainingQueue:
-    """One queue per server: every session's jobs take turns on the CPU."""
-    return TrainingQueue()
+    """One queue per server: every session's jobs take turns on the CPU, or run as Ray tasks when ``VAE_JOBS``
+    names a Ray (see :func:`vae.jobs.make_queue`)."""
+    return make_queue()
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the images…")

@@ -23,6 +23,18 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     echo "$wanted" > "$stamp"
 fi
 
+# Ray (requirements-ray.txt) is optional: for the tests (--browser, as make test runs) and for an app started with
+# VAE_JOBS naming a Ray (see the README's "Training on a cluster"). Its own stamp, the same rule.
+if [ "${1:-}" = "--browser" ] || { [ -n "${VAE_JOBS:-}" ] && [ "${VAE_JOBS}" != local ]; }; then
+    ray_stamp=.venv/.requirements-ray.sha256
+    ray_wanted=$(sha256sum requirements-ray.txt | cut -d' ' -f1)
+    if [ "$(cat "$ray_stamp" 2>/dev/null)" != "$ray_wanted" ]; then
+        echo "==> installing requirements-ray.txt (Ray, for VAE_JOBS=ray and its tests)"
+        .venv/bin/python -m pip install --quiet -r requirements-ray.txt
+        echo "$ray_wanted" > "$ray_stamp"
+    fi
+fi
+
 # Fashion-MNIST, the second dataset, comes from Debian's package (offline); it is optional, so a machine
 # without root or apt-get carries on with MNIST alone.
 if [ ! -d /usr/share/datasets/fashion-mnist ]; then

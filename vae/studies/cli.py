@@ -74,7 +74,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also save the conv study's conv AE and VAE and the decoupled study's UMAP encoder (with its "
         "decoder) into the model store DIR, to explore them",
     )
+    run.add_argument(
+        "--jobs",
+        default="local",
+        help='where the variants train: "local" (in turn, here), "ray" (parallel Ray tasks on a local Ray), '
+        '"auto" or "ray://host:10001" (a Ray cluster); the same words as VAE_JOBS',
+    )
     args = parser.parse_args(argv)
+    from vae.jobs import parse_jobs
+
+    try:
+        backend, address = parse_jobs(args.jobs)
+    except ValueError as error:
+        print(f"error: --jobs: {error}", file=sys.stderr)
+        return 2
+    map_variants = None
+    if backend == "ray":
+        from vae.ray_jobs import variant_mapper
+
+        map_variants = variant_mapper(address)
 
     base = QUICK if args.quick else StudySettings()
     try:
@@ -97,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         arguments = " ".join(sys.argv[1:] if argv is None else argv)
         keep = _model_saver(args.save_models, study, settings, args.data_dir, arguments)
-        result = run_study(name, settings, args.data_dir, progress=report, on_model=keep)
+        result = run_study(name, settings, args.data_dir, progress=report, on_model=keep, map_variants=map_variants)
         path = save_result(result, args.out)
         print(f"  saved {path} in {result.seconds:.0f} s")
         for row in result.rows:

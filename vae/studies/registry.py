@@ -16,7 +16,17 @@ import torch
 
 from vae.models import LatentModel
 from vae.studies import beta, class_aware, conv, conv_filters, decoupled, invertible, pca_vs_ae
-from vae.studies.runner import Progress, Study, StudyResult, StudySettings, Variant, read_result, run, write_result
+from vae.studies.runner import (
+    Progress,
+    Study,
+    StudyResult,
+    StudySettings,
+    Variant,
+    VariantMapper,
+    read_result,
+    run,
+    write_result,
+)
 
 STUDIES: dict[str, Study] = {
     study.name: study
@@ -53,10 +63,18 @@ def run_study(
     should_stop: Callable[[], bool] | None = None,
     data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     on_model: Callable[[Variant, LatentModel, dict[str, Any], list[dict[str, Any]]], None] | None = None,
+    map_variants: VariantMapper | None = None,
 ) -> StudyResult:
     """Train and measure every variant of ``study`` (:func:`vae.studies.runner.run`, whose arguments these are)."""
     return run(
-        get_study(study), settings, data_dir, progress=progress, should_stop=should_stop, data=data, on_model=on_model
+        get_study(study),
+        settings,
+        data_dir,
+        progress=progress,
+        should_stop=should_stop,
+        data=data,
+        on_model=on_model,
+        map_variants=map_variants,
     )
 
 

@@ -330,6 +330,64 @@ def _same_class_share(graph: Any, labels: torch.Tensor) -> float:
     return float((same * graph.weights).sum() / graph.weights.sum())
 
 
+# What one variant gives the study: its model, row, images (name -> uint8 array), map points float32 [M, 2] (2-D
+# models only) and per-epoch history.
+Outcome = tuple[LatentModel, dict[str, Any], dict[str, np.ndarray], "np.ndarray | None", list[dict[str, Any]]]
+# map_variants(fn, shared, variants) -> [fn(variant, **shared) for each variant], in order, however it runs them.
+VariantMapper = Callable[[Callable[..., Outcome], dict[str, Any], list[Variant]], list[Outcome]]
+
+
+def _variant_outcome(
+    variant: Variant,
+    *,
+    study: Study,
+    settings: StudySettings,
+    data: tuple[torch.Tensor, ...],
+    graph: Any,
+    map_index: np.ndarray,
+    strip: torch.Tensor,
+    should_stop: Callable[[], bool] | None = None,
+) -> Outcome:
+    """Train and measure one variant; seeded by ``settings`` alone, so it gives the same outcome wherever it runs.
+
+    map_index: int ``[M]`` of the test images on the 2-D maps; strip: float ``[C, 1, 28, 28]``, one image per class.
+    """
+    test_images = data[2]
+    model_graph = graph if variant.config.umap_weight else None
+    model, timing, history = _fit(variant, settings, data, should_stop, model_graph)
+    model.eval()
+    test_codes = embed_images(model, test_images)  # [N, D], for the overlap numbers and the map
+    row = {
+        "key": variant.key,
+        "family": variant.family,
+        "label": variant.config.describe(),
+        **variant.config.to_dict(),
+        **timing,
+        **_measure(model, data, test_codes, settings.seed),
+    }
+    row |= study.measure(model, test_codes, settings)
+    images: dict[str, np.ndarray] = {}
+    points = None
+    with torch.no_grad():
+        images[f"recon/{variant.key}"] = _to_uint8(model.reconstruct(strip.to(model.device)))
+        if variant.config.latent_dim == 2:
+            points = test_codes[map_index].numpy().astype(np.float32)
+            images[f"grid/{variant.key}"], row["grid_box"] = map_grid(model, points)
+    return model, row, images, points, history
+
+
+def _in_turn(
+    todo: list[Variant], shared: dict[str, Any], progress: Progress | None, should_stop: Callable[[], bool] | None
+):
+    """The variants one after another in this process, with progress and a stop check before each."""
+    for i, variant in enumerate(todo):
+        if should_stop is not None and should_stop():
+            raise StudyStopped("stopped on request")
+        if progress is not None:
+            progress(i / len(todo), f"{i + 1}/{len(todo)}: {variant.config.describe()}")
+        yield _variant_outcome(variant, should_stop=should_stop, **shared)
+
+
 def run(
     study: Study,
     settings: StudySettings = StudySettings(),
@@ -339,8 +397,13 @@ def run(
     should_stop: Callable[[], bool] | None = None,
     data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     on_model: Callable[[Variant, LatentModel, dict[str, Any], list[dict[str, Any]]], None] | None = None,
+    map_variants: VariantMapper | None = None,
 ) -> StudyResult:
     """Train and measure every variant of ``study``; raises :class:`StudyStopped` if ``should_stop`` fires.
+
+    ``map_variants`` runs the independent variants some other way (e.g. as parallel Ray tasks,
+    :func:`vae.ray_jobs.variant_mapper`); by default they run in turn here, with ``progress`` and ``should_stop``
+    before each (a mapper gets neither: it reports nothing until every variant is done).
 
     ``data`` (train images, train labels, test images, test labels) replaces loading ``settings.dataset``.
     ``on_model(variant, model, row, history)`` sees each trained model, its measured row and its per-epoch
@@ -375,31 +438,24 @@ def run(
             "same_class_share": _same_class_share(graph, train_labels),
         }
     models: dict[str, LatentModel] = {}
-    for i, variant in enumerate(todo):
-        if should_stop is not None and should_stop():
-            raise StudyStopped("stopped on request")
-        if progress is not None:
-            progress(i / len(todo), f"{i + 1}/{len(todo)}: {variant.config.describe()}")
-        model_graph = graph if variant.config.umap_weight else None
-        model, timing, history = _fit(variant, settings, data, should_stop, model_graph)
-        model.eval()
-        test_codes = embed_images(model, test_images)  # [N, D], for the overlap numbers and the map
-        row = {
-            "key": variant.key,
-            "family": variant.family,
-            "label": variant.config.describe(),
-            **variant.config.to_dict(),
-            **timing,
-            **_measure(model, data, test_codes, settings.seed),
-        }
-        row |= study.measure(model, test_codes, settings)
+    shared = {
+        "study": study,
+        "settings": settings,
+        "data": data,
+        "graph": graph,
+        "map_index": map_index,
+        "strip": strip,
+    }
+    if map_variants is None:
+        outcomes = _in_turn(todo, shared, progress, should_stop)
+    else:
+        outcomes = map_variants(_variant_outcome, shared, todo)
+    for variant, outcome in zip(todo, outcomes, strict=True):
+        model, row, images, points, history = outcome
         result.rows.append(row)
-        with torch.no_grad():
-            result.images[f"recon/{variant.key}"] = _to_uint8(model.reconstruct(strip.to(model.device)))
-            if variant.config.latent_dim == 2:
-                points = test_codes[map_index].numpy().astype(np.float32)
-                result.maps[variant.key] = points
-                result.images[f"grid/{variant.key}"], row["grid_box"] = map_grid(model, points)
+        result.images |= images
+        if points is not None:
+            result.maps[variant.key] = points
         if on_model is not None:
             on_model(variant, model, row, history)
         if study.keeps(variant):
