@@ -203,3 +203,48 @@ def test_the_studies_cli_refuses_a_bad_jobs_word(capsys) -> None:
 
     assert main(["run", "--study", "beta", "--jobs", "cluster"]) == 2
     assert "VAE_JOBS must be" in capsys.readouterr().err
+
+
+def test_the_train_page_on_ray_shows_progress_while_both_jobs_run(local_ray, tmp_path, monkeypatch) -> None:
+    """VAE_JOBS=ray: the Train page's jobs are Ray tasks, and the page draws their progress while they run."""
+    import shutil
+
+    from app import cache
+    from tests.conftest import open_dashboard
+
+    if not (REPO / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
+        pytest.skip("MNIST not fetched: run `python -m vae.data fetch`")
+    shutil.copytree(REPO / "models", tmp_path / "models")
+    monkeypatch.setenv("VAE_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("VAE_JOBS", "ray")
+    cache.training_queue.clear()  # the server's one queue is made from VAE_JOBS on first use
+    try:
+        at = open_dashboard("app_pages/train.py")
+        for kind in ("ae", "vae"):
+            at.text_input(key=f"{kind}_hidden").set_value("16")
+            at.number_input(key=f"{kind}_epochs").set_value(1)
+            at.number_input(key=f"{kind}_batch").set_value(512)
+        at.run()
+        at.button[0].click()  # Train both
+        at.run()
+        assert not at.exception
+        assert isinstance(cache.training_queue(), RayTrainingQueue)
+        jobs = [at.session_state["ae_job"], at.session_state["vae_job"]]
+        running_bars: list[str] = []
+        deadline = time.monotonic() + 240
+        while not all(job.snapshot().finished for job in jobs) and time.monotonic() < deadline:
+            snapshots = [job.snapshot() for job in jobs]
+            at.run()  # what the page's redraw every second does
+            assert not at.exception
+            if any(s.status == "running" and s.batch > 0 for s in snapshots):
+                running_bars += [p.proto.text for p in at.get("progress")]
+            time.sleep(0.3)
+        assert [job.snapshot().status for job in jobs] == ["completed", "completed"]
+        # A bar drawn mid-training: the job running, some batch of an epoch done, on the page's own words.
+        assert any(t.startswith("running · epoch") and " · batch 0/" not in t for t in running_bars), running_bars
+        assert all(job.result.model.config.hidden == (16,) for job in jobs)
+        at.run()
+        assert sum("completed" in s.value for s in at.success) == 2
+    finally:
+        cache.training_queue.clear()
