@@ -94,12 +94,18 @@ def test_progress_is_seen_while_the_job_runs(jobs, data) -> None:
     assert len(job.snapshot().history) == 40
 
 
+def wait_for_a_batch(job, timeout: float = 180) -> None:
+    """Until the job's worker has trained its first batch (its start, with a cold worker, takes seconds)."""
+    deadline = time.monotonic() + timeout
+    while job.snapshot().batch == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job.snapshot().batch > 0, f"no batch within {timeout} s: {job.snapshot()}"
+
+
 def test_stop_ends_the_job_stopped_with_its_weights(jobs, data) -> None:
     train_images, _ = data
     job = jobs.submit(TINY, TrainSettings(epochs=10_000, batch_size=16, seed=SEED), train_images)
-    deadline = time.monotonic() + 180
-    while job.snapshot().batch == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_a_batch(job)
     job.stop()
     asked = time.monotonic()
     assert job.wait(30), "the job did not stop"
@@ -116,9 +122,7 @@ def test_stop_ends_the_job_stopped_with_its_weights(jobs, data) -> None:
 def test_a_killed_worker_fails_its_job_and_the_queue_goes_on(jobs, data) -> None:
     train_images, test_images = data
     job = jobs.submit(TINY, TrainSettings(epochs=10_000, batch_size=16, seed=SEED), train_images)
-    deadline = time.monotonic() + 180
-    while job.snapshot().batch == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_a_batch(job)
     pid = jobs.worker_pid(job)
     assert pid is not None and pid != os.getpid()
     os.kill(pid, signal.SIGKILL)
