@@ -19,12 +19,13 @@ import torch
 
 from vae.data import class_names, load_dataset, load_subset
 from vae.explore import class_centroids
-from vae.jobs import StudyJob, TrainingQueue, make_queue
+from vae.jobs import StudyJob, TrainingQueue
 from vae.metrics import embed_images
 from vae.models import LatentModel
 from vae.onnx.export import ExportCache
 from vae.plots.scatter import ClickGrid, latent_scatter
 from vae.projections import LatentView, ViewCache, expected_fit_seconds, make_view, view_cache_key
+from vae.queues import make_queue
 from vae.store import StoredModel, list_models, load_model
 from vae.studies.registry import load_result
 from vae.studies.runner import StudyResult
@@ -87,7 +88,7 @@ def embedding(path: str, weights_sha256: str, subset: str, directory: str) -> np
 @st.cache_resource
 def training_queue() -> TrainingQueue:
     """One queue per server: every session's jobs take turns on the CPU, or run as Ray tasks when ``VAE_JOBS``
-    names a Ray (see :func:`vae.jobs.make_queue`)."""
+    names a Ray (see :func:`vae.queues.make_queue`)."""
     return make_queue()
 
 

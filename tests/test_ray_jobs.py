@@ -17,8 +17,9 @@ import pytest
 import torch
 
 from tests.conftest import SEED, torch_threads
-from vae.jobs import TrainingQueue, make_queue
+from vae.jobs import TrainingQueue
 from vae.models import ModelConfig, build_model
+from vae.queues import make_queue
 from vae.training.trainer import TrainSettings
 
 ray = pytest.importorskip("ray", reason="the Ray backend's tests need requirements-ray.txt")
@@ -162,7 +163,7 @@ def test_make_queue_reads_vae_jobs(monkeypatch, local_ray) -> None:
 
 
 def test_importing_vae_jobs_leaves_ray_out() -> None:
-    code = "import sys, vae.jobs, vae.ray_jobs, app.cache; print('ray' in sys.modules)"
+    code = "import sys, vae.jobs, vae.queues, vae.ray_jobs, app.cache; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
 

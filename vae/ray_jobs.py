@@ -1,6 +1,6 @@
 """Training jobs on Ray: the same job objects as :mod:`vae.jobs`, run as Ray tasks on a laptop or a cluster.
 
-Chosen with ``VAE_JOBS`` (see :func:`vae.jobs.make_queue`); the embedded thread stays the default. The pages keep
+Chosen with ``VAE_JOBS`` (see :func:`vae.queues.make_queue`); the embedded thread stays the default. The pages keep
 the :class:`vae.jobs.TrainingJob` / :class:`vae.jobs.StudyJob` objects they always had, so they cannot tell which
 backend runs them: :class:`RayTrainingQueue` only replaces *where* ``train()`` runs.
 
@@ -25,7 +25,7 @@ How a job travels:
   ``should_stop`` asks the actor at most every 0.4 s. Training then ends at the next batch boundary with status
   "stopped" and its weights, as in the embedded backend. ``ray.cancel`` is used only for a job stopped while still
   queued (it would interrupt a running one without its weights).
-* **Result back as bytes.** The worker sends the model's ``state_dict`` (``torch.save`` bytes), its status, message,
+* **Result back as bytes.** The worker sends the model's ``state_dict`` (safetensors bytes), its status, message,
   history and timeline; the driver rebuilds the model from the config (``build_model``) and sets ``job.result``,
   so the pages save it through the store as today.
 * **Crashes.** Tasks run with ``max_retries=0`` (a retried job would restart from scratch behind the user's back);
@@ -41,7 +41,6 @@ for the embedded default.
 
 from __future__ import annotations
 
-import io
 import os
 import queue
 import threading
@@ -62,9 +61,10 @@ BATCH_MESSAGES_PER_SECOND = 10
 
 
 def _state_bytes(model: torch.nn.Module) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    return buffer.getvalue()
+    """The weights as safetensors bytes: tensors only, read back without unpickling anything."""
+    from safetensors.torch import save
+
+    return save({name: tensor.contiguous() for name, tensor in model.state_dict().items()})
 
 
 def _stop_poller(flags: Any, job_id: int):
@@ -329,7 +329,9 @@ class RayTrainingQueue(TrainingQueue):
         from vae.training.trainer import TrainResult
 
         model = build_model(job.config)
-        model.load_state_dict(torch.load(io.BytesIO(value["state"]), map_location="cpu", weights_only=True))
+        from safetensors.torch import load
+
+        model.load_state_dict(load(value["state"]))
         model.train(value["training"])
         job.result = TrainResult(
             model=model,

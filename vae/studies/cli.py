@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         '"auto" or "ray://host:10001" (a Ray cluster); the same words as VAE_JOBS',
     )
     args = parser.parse_args(argv)
-    from vae.jobs import parse_jobs
+    from vae.queues import parse_jobs
 
     try:
         backend, address = parse_jobs(args.jobs)
