@@ -521,6 +521,27 @@ def test_umap_cross_entropy_matches_a_hand_computed_case() -> None:
         umap_cross_entropy(heads, tails[:2], negatives)
 
 
+def test_umap_cross_entropy_of_bfloat16_codes_is_computed_in_float32() -> None:
+    """Codes 0.01 apart under autocast: in bfloat16, q = 0.9996 rounds to 1, so 1 - q hits the floor and the
+    repulsion has no gradient; the term is computed in float32, so it keeps the float32 value and gradient."""
+    from vae.models import umap_cross_entropy
+
+    heads = (torch.arange(8, dtype=torch.float32) * 0.01).view(4, 2)
+    tails = heads + 0.01
+    negatives = torch.tensor([[1, 2], [2, 3], [3, 0], [0, 1]])
+    exact_heads = heads.clone().requires_grad_()
+    exact = umap_cross_entropy(exact_heads, tails, negatives)
+    exact.backward()
+    half_heads = heads.to(torch.bfloat16).float().requires_grad_()  # the codes as bfloat16 holds them
+    half = umap_cross_entropy(half_heads.to(torch.bfloat16), tails.to(torch.bfloat16), negatives)
+    half.backward()
+    assert half.dtype == torch.float32
+    reference = umap_cross_entropy(half_heads.detach(), tails.to(torch.bfloat16).float(), negatives)
+    assert float(half.detach()) == pytest.approx(float(reference), rel=1e-6)
+    assert float(half.detach()) == pytest.approx(float(exact.detach()), rel=0.1)
+    assert half_heads.grad.abs().sum() > 0.5 * exact_heads.grad.abs().sum()
+
+
 def test_umap_constants_are_umap_learns_fit_and_negatives_use_every_tail_rate_times() -> None:
     from umap.umap_ import find_ab_params
 

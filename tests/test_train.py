@@ -355,6 +355,24 @@ def test_float32_is_the_exact_path_and_bfloat16_agrees_within_a_stated_tolerance
     )
 
 
+def test_bfloat16_trains_the_umap_term_as_float32_does(mnist_subset) -> None:
+    """The graph loss's codes start close together; computed in bfloat16 their repulsion rounded to nothing and
+    the encoder never moved (the term stayed at its starting value). It is computed in float32 now."""
+    if not train_module.bfloat16_supported():
+        pytest.skip("this CPU has no bfloat16 support")
+    from vae.training.graph import fuzzy_graph
+
+    config = ModelConfig(kind="ae", arch="conv", hidden=(64, 64), umap_weight=1.0, decoupled=True)
+    images = mnist_subset[0][:1000]
+    graph = fuzzy_graph(images, seed=SEED)
+    settings = {"epochs": 3, "batch_size": 128, "seed": SEED}
+    exact = train(config, images, settings=TrainSettings(**settings), graph=graph)
+    half = train(config, images, settings=TrainSettings(**settings, precision="bfloat16"), graph=graph)
+    first, last = half.history[0].train["umap"], half.history[-1].train["umap"]
+    assert last < 0.8 * first  # the encoder learns
+    assert last == pytest.approx(exact.history[-1].train["umap"], rel=0.1)
+
+
 def test_bfloat16_is_refused_where_the_cpu_has_none(monkeypatch, images) -> None:
     monkeypatch.setattr(train_module, "bfloat16_supported", lambda: False)
     with pytest.raises(ValueError, match="precision 'bfloat16' needs a CPU with bfloat16 support .*: use 'float32'"):

@@ -82,6 +82,10 @@ def umap_cross_entropy(
             f"heads {list(heads.shape)}, tails {list(tails.shape)} and negatives "
             f"{list(negatives.shape)} must describe the same B edges"
         )
+    # At least float32 whatever the autocast: codes start close together, and in bfloat16 (8 bits of mantissa)
+    # 1 - q rounds to zero, where the floor below leaves no gradient (the encoder never leaves its start).
+    dtype = torch.promote_types(heads.dtype, torch.float32)
+    heads, tails = heads.to(dtype), tails.to(dtype)
     # Squared distances, floored so that (d^2)^b has a finite gradient when two codes coincide.
     positive = (heads - tails).pow(2).sum(1).clamp_min(1e-12)  # [B]
     negative = (heads.unsqueeze(1) - tails[negatives]).pow(2).sum(2).clamp_min(1e-12)  # [B, R]
