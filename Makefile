@@ -27,7 +27,7 @@ models: setup
 	scripts/train_default_models.sh
 
 # Recompute the Experiments page's shipped results (experiments/) and the models it saves into models/ (the
-# conv pair, umap-ae-2d): about 2.5 hours on two CPU cores; the page can also recompute one study at a time.
+# conv pair, umap-ae-2d, umap-conv-2d): about 3.3 hours on two CPU cores; the page can also recompute one study at a time.
 experiments: setup
 	OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m vae.experiments run --save-models models
 

@@ -28,6 +28,7 @@ SHIPPED = [
     "vae-2d-fashion",
     "pca-2d-fashion",
     "umap-ae-2d",
+    "umap-conv-2d",
 ]
 
 # Targets from the project's quality goals, checked on the numbers recorded at training time.
@@ -40,9 +41,12 @@ TARGETS = {
     # part that holds: better than the classic recipe's 105.6 after 10 full epochs.
     ("vae-20d-60s", "test_loss"): ("<=", 105.6),
     ("vae-20d-60s", "train_seconds"): ("<=", 60.0),
-    # The graph loss's gain over the AE's 0.806 (decoupled study); the issue's 0.955 is not reached (README).
+    # The graph loss's gain over the AE's 0.806 (decoupled study) with the dense encoder ...
     ("umap-ae-2d", "knn5_accuracy"): (">=", 0.90),
     ("umap-ae-2d", "test_mse_per_pixel"): ("<=", 0.037),
+    # ... and the conv encoder past Parametric UMAP's 0.9614 / 0.0374: the issue's targets.
+    ("umap-conv-2d", "knn5_accuracy"): (">=", 0.962),
+    ("umap-conv-2d", "test_mse_per_pixel"): ("<=", 0.036),
 }
 
 
@@ -70,9 +74,9 @@ def test_every_shipped_model_is_listed_and_small() -> None:
     listed = {stored.name: stored for stored in list_models(MODELS)}
     assert set(SHIPPED) <= set(listed)
     # The shipped models' own files only, never the whole folder: a person's models saved from the Train
-    # page live in models/ too. 43 MB of models and 21 MB of their training timelines (README, "Shipped models").
+    # page live in models/ too. 48 MB of models and 20 MB of their training timelines (README, "Shipped models").
     total = sum(path.stat().st_size for name in SHIPPED for path in model_files(listed[name]))
-    assert total < 64 * 1024 * 1024, f"shipped models take {total / 2**20:.1f} MB"
+    assert total < 72 * 1024 * 1024, f"shipped models take {total / 2**20:.1f} MB"
     for name in SHIPPED:
         stored = listed[name]
         assert stored.dataset_name == ("fashion-mnist" if name.endswith("-fashion") else "mnist")
@@ -299,8 +303,9 @@ def test_shipped_answer_conv_filters(studies) -> None:
 
 def test_shipped_answer_decoupled(studies) -> None:
     """The README's answer: without labels the graph loss separates the classes far better than reconstruction,
-    the decoupled decoder redraws them about as well as the AE, and the issue's targets are not both met."""
-    from vae.studies.decoupled import meets_targets
+    the decoupled decoder redraws them about as well as the AE, and the conv encoder meets the issue's targets
+    (the dense one does not), on the held-out training images as on the test set."""
+    from vae.studies.decoupled import TARGET_KNN, meets_targets
 
     result = studies["decoupled"]
     rows = {row["key"]: row for row in result.rows}
@@ -308,9 +313,13 @@ def test_shipped_answer_decoupled(studies) -> None:
     mse = {key: row["test_mse_per_pixel"] for key, row in rows.items()}
     assert result.extras["graph"]["points"] == 50_000
     assert knn["umap-decoupled"] > knn["ae"] + 0.1 and knn["umap-decoupled"] > knn["umap-joint"] > knn["ae"]
-    assert knn["class-ae"] > knn["umap-decoupled"]  # the labels still buy more separation
+    assert knn["class-ae"] > knn["umap-conv"] > knn["umap-decoupled"]  # the labels still buy more separation
     assert mse["umap-decoupled"] < 1.05 * mse["ae"] and mse["umap-joint"] < 1.05 * mse["ae"]
-    assert not any(meets_targets(rows[key]) for key in ("umap-decoupled", "umap-joint"))
-    # The shipped umap-ae-2d is this study's decoupled model.
-    _, stored = load_model(MODELS / "umap-ae-2d")
-    assert stored.config.decoupled and stored.metrics["knn5_accuracy"] == rows["umap-decoupled"]["knn5_accuracy"]
+    assert [key for key in ("umap-decoupled", "umap-conv", "umap-joint") if meets_targets(rows[key])] == ["umap-conv"]
+    # Chosen on the 10,000 training images left out of the graph, never on the test set: there too.
+    assert rows["umap-conv"]["heldout_knn5_accuracy"] >= TARGET_KNN and rows["umap-conv"]["precision"] == "bfloat16"
+    # The shipped umap-ae-2d and umap-conv-2d are this study's two decoupled models.
+    for name, key in (("umap-ae-2d", "umap-decoupled"), ("umap-conv-2d", "umap-conv")):
+        _, stored = load_model(MODELS / name)
+        assert stored.config.decoupled and stored.metrics["knn5_accuracy"] == rows[key]["knn5_accuracy"], name
+    assert stored.config.arch == "conv" and stored.extra["command"].endswith("--variant umap-conv --save-models models")

@@ -16,6 +16,7 @@ from vae.studies import cli, runner
 from vae.studies.pca_vs_ae import principal_angles_degrees
 from vae.studies.registry import STUDIES, get_study, load_result, run_study, save_result, variants
 from vae.studies.runner import ExperimentFileError, StudySettings, StudyStopped
+from vae.training.trainer import bfloat16_supported
 
 
 @pytest.mark.parametrize(
@@ -52,7 +53,7 @@ def test_each_study_lists_its_variants_with_unique_keys() -> None:
         "class_aware": 6,
         "invertible": 4 * 5,
         "conv_filters": 2,
-        "decoupled": 6,
+        "decoupled": 7,
     }
     for study in STUDIES:
         keys = [v.key for v in variants(study, settings)]
@@ -262,8 +263,14 @@ def test_progress_is_reported_and_a_stop_is_honoured(mnist_subset) -> None:
         data=mnist_subset,
         progress=lambda fraction, message: seen.append((fraction, message)),
     )
-    assert [f for f, _ in seen] == [0.0, 0.25, 0.5, 0.75, 1.0]
-    assert "conv" in seen[2][1]
+    starts = [(f, m) for f, m in seen if "epoch" not in m]
+    assert [f for f, _ in starts] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert "conv" in starts[2][1]
+    # Each trained variant reports its epochs between its start and the next one's, in order.
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions)
+    epochs = [m for _, m in seen if "epoch" in m]
+    assert len(epochs) == 4 * TINY_STUDY.epochs and all(f"epoch 1/{TINY_STUDY.epochs}" in m for m in epochs)
     with pytest.raises(StudyStopped):
         run_study("beta", TINY_STUDY, data=mnist_subset, should_stop=lambda: True)
 
@@ -429,26 +436,109 @@ def test_decoupled_study_trains_on_the_graph_without_labels_and_records_it(mnist
     result = run_study("decoupled", settings, data=mnist_subset)
     assert built == [1500]  # one graph for both UMAP models, over the 1,500 training images used
     rows = {row["key"]: row for row in result.rows}
-    assert list(rows) == ["pca", "ae", "vae", "class-ae", "umap-decoupled", "umap-joint"]
+    assert list(rows) == ["pca", "ae", "vae", "class-ae", "umap-decoupled", "umap-conv", "umap-joint"]
     assert rows["umap-decoupled"]["decoupled"] and rows["umap-joint"]["umap_weight"] == settings.umap_weight
+    assert rows["umap-conv"]["arch"] == "conv" and rows["umap-conv"]["decoupled"]
+    assert rows["umap-conv"]["precision"] == ("bfloat16" if bfloat16_supported() else "float32")
+    assert rows["umap-decoupled"]["precision"] == "float32"
+    # The 500 training images left out of the graph score every model, as the test set does.
+    for row in rows.values():
+        assert 0 < row["heldout_knn5_accuracy"] <= 1 and row["heldout_mse_per_pixel"] > 0
+    model = fit_pca(mnist_subset[0][:1500], 2)
+    assert rows["pca"]["heldout_mse_per_pixel"] == pytest.approx(reconstruction_mse(model, mnist_subset[0][1500:]))
     assert "test_umap" not in rows["umap-joint"]  # the test set is not in the graph: no UMAP term there
     assert 0.5 < result.extras["graph"]["same_class_share"] <= 1
-    assert len(result.maps) == 6 and all(m.shape == (TINY_STUDY.map_points, 2) for m in result.maps.values())
+    assert len(result.maps) == 7 and all(m.shape == (TINY_STUDY.map_points, 2) for m in result.maps.values())
     lines = summarise(result)
     assert f"{rows['umap-joint']['knn5_accuracy']:.3f} (UMAP + AE, joint)" in lines[0]
-    met = any(meets_targets(rows[k]) for k in ("umap-decoupled", "umap-joint"))
-    assert ("not both met by either" in lines[2]) == (not met)
+    assert f"{rows['umap-conv']['knn5_accuracy']:.3f} (UMAP conv encoder, decoupled decoder)" in lines[0]
+    met = any(meets_targets(rows[k]) for k in ("umap-decoupled", "umap-conv", "umap-joint"))
+    assert ("not both met by any" in lines[2]) == (not met)
+    assert f"conv decoupled {rows['umap-conv']['heldout_knn5_accuracy']:.4f}" in lines[3]
     # The wording follows the numbers: each target on its own, then both.
-    rows["umap-decoupled"].update(knn5_accuracy=0.96, test_mse_per_pixel=0.05)
+    rows["umap-decoupled"].update(knn5_accuracy=0.965, test_mse_per_pixel=0.05)
+    rows["umap-conv"].update(knn5_accuracy=0.5, test_mse_per_pixel=0.05)
     rows["umap-joint"].update(knn5_accuracy=0.90, test_mse_per_pixel=0.035)
     assert (
-        "kNN-5 met: best 0.960, UMAP encoder, decoupled decoder; MSE met: best 0.0350, UMAP + AE"
+        "kNN-5 met: best 0.965, UMAP encoder, decoupled decoder; MSE met: best 0.0350, UMAP + AE"
         in summarise(result)[2]
     )
     rows["umap-joint"].update(test_mse_per_pixel=0.04)
     assert "MSE missed: best 0.0400, UMAP + AE, joint" in summarise(result)[2]
     rows["umap-joint"].update(knn5_accuracy=0.97, test_mse_per_pixel=0.03)
     assert "both met by UMAP + AE, joint" in summarise(result)[2]
+
+
+def test_one_variant_is_run_alone_and_merged_into_the_saved_result(mnist_subset, tmp_path) -> None:
+    from vae.studies.runner import merge_results
+
+    settings = TINY_STUDY
+    order = [v.key for v in variants("beta", settings)]
+    saved = run_study("beta", settings, data=mnist_subset)
+    alone = run_study("beta", settings, data=mnist_subset, only=[order[1]])
+    assert [row["key"] for row in alone.rows] == [order[1]] and set(alone.maps) == {order[1]}
+    # Seeded: the variant run alone is the one the whole study trained, number for number.
+    assert alone.rows[0]["test_mse_per_pixel"] == saved.row(order[1])["test_mse_per_pixel"]
+    dropped = dataclasses.replace(
+        saved,
+        rows=[row for row in saved.rows if row["key"] != order[1]],
+        maps={k: v for k, v in saved.maps.items() if k != order[1]},
+        images={k: v for k, v in saved.images.items() if not k.endswith(f"/{order[1]}")},
+    )
+    merged = merge_results(dropped, alone, order)
+    assert [row["key"] for row in merged.rows] == order  # back in the study's order
+    assert set(merged.maps) == set(saved.maps) and set(merged.images) == set(saved.images)
+    assert np.array_equal(merged.maps[order[1]], alone.maps[order[1]])
+    assert np.array_equal(merged.images["originals"], saved.images["originals"])
+    assert merged.seconds == pytest.approx(dropped.seconds + alone.seconds)
+    replaced = merge_results(saved, alone, order)
+    assert replaced.seconds == pytest.approx(saved.seconds - saved.row(order[1])["train_seconds"] + alone.seconds)
+    with pytest.raises(ValueError, match="other settings cannot be merged"):
+        merge_results(saved, dataclasses.replace(alone, settings=dataclasses.replace(settings, seed=SEED + 1)), order)
+    with pytest.raises(ValueError, match=r"has the variants .*, not \['nope'\]"):
+        run_study("beta", settings, data=mnist_subset, only=["nope"])
+    with pytest.raises(ValueError, match="not none"):
+        run_study("beta", settings, data=mnist_subset, only=[])
+    kept = next(v.key for v in variants("conv_filters", settings) if get_study("conv_filters").keeps(v))
+    with pytest.raises(ValueError, match="extras are measured across its variants"):
+        run_study("conv_filters", settings, data=mnist_subset, only=[kept])
+
+
+def test_a_study_asking_for_bfloat16_trains_in_float32_where_the_cpu_has_none(mnist_subset, monkeypatch) -> None:
+    monkeypatch.setattr(runner, "bfloat16_supported", lambda: False)
+    settings = dataclasses.replace(TINY_STUDY, graph_train_images=1500)
+    result = run_study("decoupled", settings, data=mnist_subset, only=["umap-conv"])
+    assert result.rows[0]["precision"] == "float32" and result.rows[0]["status"] == "completed"
+
+
+def test_the_command_line_merges_one_variant_and_refuses_what_it_cannot(tmp_path, monkeypatch, capsys) -> None:
+    images, labels = torch.zeros(300, 28, 28, dtype=torch.uint8), torch.arange(300) % 10
+    images[:, 10:18, 10:18] = (labels * 25).to(torch.uint8).view(-1, 1, 1)
+    tiny = dataclasses.replace(TINY_STUDY, epochs=1, map_points=100)
+    current, calls = [tiny], []
+
+    def fake_run_study(study, settings, data_dir=None, **kwargs):
+        calls.append(kwargs["only"])
+        return run_study(study, current[0], data=(images, labels, images[:200], labels[:200]), **kwargs)
+
+    monkeypatch.setattr(cli, "run_study", fake_run_study)
+    assert cli.main(["run", "--study", "beta", "--variant", "beta-0", "--out", str(tmp_path)]) == 2
+    assert "beta.json is missing" in capsys.readouterr().err  # nothing saved to merge into
+    assert cli.main(["run", "--study", "beta", "--out", str(tmp_path)]) == 0
+    saved, before = load_result(tmp_path, "beta"), (tmp_path / "beta.json").read_bytes()
+    current[0] = dataclasses.replace(tiny, seed=SEED + 1)  # trained otherwise than the saved rows: refused
+    assert cli.main(["run", "--study", "beta", "--variant", "beta-2", "--out", str(tmp_path)]) == 2
+    assert "other settings cannot be merged" in capsys.readouterr().err
+    assert (tmp_path / "beta.json").read_bytes() == before
+    current[0] = tiny
+    assert cli.main(["run", "--study", "beta", "--variant", "beta-2", "--out", str(tmp_path)]) == 0
+    merged = load_result(tmp_path, "beta")
+    assert calls[-1] == ["beta-2"] and [r["key"] for r in merged.rows] == [r["key"] for r in saved.rows]
+    assert merged.row("beta-0") == saved.row("beta-0") and merged.created >= saved.created
+    assert cli.main(["run", "--variant", "beta-2", "--out", str(tmp_path)]) == 2
+    assert "--variant needs exactly one --study" in capsys.readouterr().err
+    assert cli.main(["run", "--study", "beta", "--variant", "nope", "--out", str(tmp_path)]) == 2
+    assert "not ['nope']" in capsys.readouterr().err
 
 
 def test_each_study_says_how_its_models_were_trained() -> None:

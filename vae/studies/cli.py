@@ -3,7 +3,8 @@
 ``python -m vae.experiments run [--study NAME ...] [--quick] [--out DIR]`` (``vae/experiments.py`` runs
 :func:`main`): each study is run by :func:`vae.studies.registry.run_study` and saved as
 ``<study>.json`` + ``<study>.npz``; ``--save-models`` also keeps the variants a study names in its
-``store_names`` in the model store.
+``store_names`` in the model store; ``--study NAME --variant KEY`` trains only that variant and puts its row
+into the saved result (a new model beside the others, without retraining them).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from vae.models import LatentModel
-from vae.studies.registry import STUDIES, run_study, save_result
-from vae.studies.runner import QUICK, Study, StudySettings, Variant
+from vae.studies.registry import STUDIES, load_result, run_study, save_result
+from vae.studies.runner import QUICK, ExperimentFileError, Study, StudySettings, Variant, merge_results
 
 
 def _model_saver(
@@ -75,6 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "decoder) into the model store DIR, to explore them",
     )
     run.add_argument(
+        "--variant",
+        action="append",
+        metavar="KEY",
+        help="repeatable: train only these variants of the one --study and put their rows into its saved result "
+        "in --out (which must exist, with the same settings); the other rows stay as saved",
+    )
+    run.add_argument(
         "--jobs",
         default="local",
         help='where the variants train: "local" (in turn, here), "ray" (parallel Ray tasks on a local Ray), '
@@ -102,7 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    for name in args.study or list(STUDIES):
+    names = args.study or list(STUDIES)
+    if args.variant and len(names) != 1:
+        print("error: --variant needs exactly one --study", file=sys.stderr)
+        return 2
+    for name in names:
         study = STUDIES[name]
         print(f"== {name}: {study.question}")
         last = [0.0]
@@ -115,7 +127,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         arguments = " ".join(sys.argv[1:] if argv is None else argv)
         keep = _model_saver(args.save_models, study, settings, args.data_dir, arguments)
-        result = run_study(name, settings, args.data_dir, progress=report, on_model=keep, map_variants=map_variants)
+        try:
+            saved = load_result(args.out, name) if args.variant else None
+            result = run_study(
+                name,
+                settings,
+                args.data_dir,
+                progress=report,
+                on_model=keep,
+                map_variants=map_variants,
+                only=args.variant,
+            )
+            if saved is not None:
+                result = merge_results(saved, result, [v.key for v in study.variants(settings)])
+        except (ValueError, ExperimentFileError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         path = save_result(result, args.out)
         print(f"  saved {path} in {result.seconds:.0f} s")
         for row in result.rows:

@@ -8,7 +8,7 @@ hooks; the functions below do that for the calls every caller makes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ def run_study(
     data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     on_model: Callable[[Variant, LatentModel, dict[str, Any], list[dict[str, Any]]], None] | None = None,
     map_variants: VariantMapper | None = None,
+    only: Collection[str] | None = None,
 ) -> StudyResult:
     """Train and measure every variant of ``study`` (:func:`vae.studies.runner.run`, whose arguments these are)."""
     return run(
@@ -75,6 +76,7 @@ def run_study(
         data=data,
         on_model=on_model,
         map_variants=map_variants,
+        only=only,
     )
 
 

@@ -19,7 +19,7 @@ import io
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,10 +30,10 @@ import torch
 
 from vae.files import write_atomically
 from vae.images import tile_grid
-from vae.metrics import embed_images, overlap_report
+from vae.metrics import embed_images, knn_accuracy, overlap_report, reconstruction_mse
 from vae.models import LatentModel, ModelConfig, count_parameters, fit_pca, to_float_images
 from vae.training.saving import evaluate_for_metadata
-from vae.training.trainer import TrainSettings, train
+from vae.training.trainer import EpochRecord, TrainSettings, bfloat16_supported, train
 
 # Bump when the files' layout changes; older files are then refused with a message, not misread.
 RESULT_FORMAT = 1
@@ -276,19 +276,27 @@ def _fit(
     data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
     should_stop: Callable[[], bool] | None,
     graph: Any = None,
+    on_epoch: Callable[[EpochRecord, int], None] | None = None,
 ) -> tuple[LatentModel, dict[str, Any], list[dict[str, Any]]]:
-    """Train (or fit) one variant -> (model, its timing and status, its per-epoch history)."""
+    """Train (or fit) one variant -> (model, its timing and status, its per-epoch history).
+
+    on_epoch(record, epochs) sees each finished epoch and how many the variant trains.
+    """
     train_images, train_labels, test_images, test_labels = data
     started = time.perf_counter()
     if variant.config.kind == "pca":
         return fit_pca(train_images, variant.config.latent_dim), {"train_seconds": time.perf_counter() - started}, []
     train_settings = dataclasses.replace(settings.train_settings(), **dict(variant.overrides))
+    if train_settings.precision == "bfloat16" and not bfloat16_supported():
+        # A study asks for bfloat16 where it pays; a CPU without it trains the same model, only slower.
+        train_settings = dataclasses.replace(train_settings, precision="float32")
     result = train(
         variant.config,
         train_images,
         test_images,
         train_settings,
         should_stop=should_stop,
+        on_epoch=None if on_epoch is None else lambda record: on_epoch(record, train_settings.epochs),
         train_labels=train_labels,
         test_labels=test_labels,
         device="cpu",
@@ -296,16 +304,35 @@ def _fit(
     )
     if result.status == "stopped":
         raise StudyStopped("stopped on request")
-    timing = {"train_seconds": time.perf_counter() - started, "status": result.status}
+    timing = {
+        "train_seconds": time.perf_counter() - started,
+        "status": result.status,
+        "precision": train_settings.precision,
+    }
     return result.model, timing, [record.to_dict() for record in result.history]
 
 
 def _measure(
-    model: LatentModel, data: tuple[torch.Tensor, ...], test_codes: torch.Tensor, seed: int
+    model: LatentModel,
+    data: tuple[torch.Tensor, ...],
+    test_codes: torch.Tensor,
+    seed: int,
+    held_out: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, float]:
-    """The row's numbers; ``test_codes`` ``[N, D]`` is the model's embedding of the test images."""
+    """The row's numbers; ``test_codes`` ``[N, D]`` is the model's embedding of the test images.
+
+    held_out: the training images a study left out of its training subset (uint8 ``[H, 28, 28]``, labels ``[H]``),
+    on which its settings were chosen: their kNN-5 (fitted on the training embeddings) and MSE per pixel are
+    recorded as ``heldout_*`` beside the test set's, so the choice can be checked without the test set.
+    """
     train_images, train_labels, test_images, test_labels = data
     metrics = evaluate_for_metadata(model, train_images, train_labels, test_images, test_labels, seed=seed)
+    if held_out is not None:
+        images, labels = held_out
+        metrics["heldout_knn5_accuracy"] = knn_accuracy(
+            embed_images(model, train_images), train_labels, embed_images(model, images), labels, k=5
+        )
+        metrics["heldout_mse_per_pixel"] = reconstruction_mse(model, images)
     overlap = overlap_report(test_codes, test_labels, seed=seed)
     metrics["silhouette"] = overlap["silhouette"]
     # Share of each test point's 5 nearest neighbours from another class, averaged over the classes.
@@ -346,15 +373,18 @@ def _variant_outcome(
     graph: Any,
     map_index: np.ndarray,
     strip: torch.Tensor,
+    held_out: tuple[torch.Tensor, torch.Tensor] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_epoch: Callable[[EpochRecord, int], None] | None = None,
 ) -> Outcome:
     """Train and measure one variant; seeded by ``settings`` alone, so it gives the same outcome wherever it runs.
 
-    map_index: int ``[M]`` of the test images on the 2-D maps; strip: float ``[C, 1, 28, 28]``, one image per class.
+    map_index: int ``[M]`` of the test images on the 2-D maps; strip: float ``[C, 1, 28, 28]``, one image per class;
+    held_out: the training images left out of the study's subset, with their labels (:func:`_measure`).
     """
     test_images = data[2]
     model_graph = graph if variant.config.umap_weight else None
-    model, timing, history = _fit(variant, settings, data, should_stop, model_graph)
+    model, timing, history = _fit(variant, settings, data, should_stop, model_graph, on_epoch)
     model.eval()
     test_codes = embed_images(model, test_images)  # [N, D], for the overlap numbers and the map
     row = {
@@ -363,7 +393,7 @@ def _variant_outcome(
         "label": variant.config.describe(),
         **variant.config.to_dict(),
         **timing,
-        **_measure(model, data, test_codes, settings.seed),
+        **_measure(model, data, test_codes, settings.seed, held_out),
     }
     row |= study.measure(model, test_codes, settings)
     images: dict[str, np.ndarray] = {}
@@ -385,7 +415,18 @@ def _in_turn(
             raise StudyStopped("stopped on request")
         if progress is not None:
             progress(i / len(todo), f"{i + 1}/{len(todo)}: {variant.config.describe()}")
-        yield _variant_outcome(variant, should_stop=should_stop, **shared)
+        on_epoch = None
+        if progress is not None:
+
+            def on_epoch(record: EpochRecord, epochs: int, i: int = i, name: str = variant.config.describe()) -> None:
+                # A long variant (the conv UMAP encoder: an hour) reports each epoch, not only its start.
+                terms = ", ".join(f"{k} {v:.4g}" for k, v in record.train.items())
+                progress(
+                    (i + record.epoch / epochs) / len(todo),
+                    f"{i + 1}/{len(todo)}: {name} · epoch {record.epoch}/{epochs} · {terms}",
+                )
+
+        yield _variant_outcome(variant, should_stop=should_stop, on_epoch=on_epoch, **shared)
 
 
 def run(
@@ -398,8 +439,13 @@ def run(
     data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     on_model: Callable[[Variant, LatentModel, dict[str, Any], list[dict[str, Any]]], None] | None = None,
     map_variants: VariantMapper | None = None,
+    only: Collection[str] | None = None,
 ) -> StudyResult:
     """Train and measure every variant of ``study``; raises :class:`StudyStopped` if ``should_stop`` fires.
+
+    ``only`` names the variants to run (keys; default all): a result of some of them, to be merged into a saved
+    one by :func:`merge_results`. A study that trains on a subset measures each model on the training images it
+    left out too (``heldout_*`` in its row).
 
     ``map_variants`` runs the independent variants some other way (e.g. as parallel Ray tasks,
     :func:`vae.ray_jobs.variant_mapper`); by default they run in turn here, with ``progress`` and ``should_stop``
@@ -410,9 +456,19 @@ def run(
     history (e.g. to save it).
     """
     todo = study.variants(settings)
+    if only is not None:
+        unknown = sorted(set(only) - {v.key for v in todo})
+        if unknown or not only:
+            raise ValueError(f"{study.name} has the variants {[v.key for v in todo]}, not {unknown or 'none'}")
+        todo = [v for v in todo if v.key in only]
+        if any(study.keeps(v) for v in todo):
+            raise ValueError(f"{study.name}'s extras are measured across its variants: run the whole study")
     data = data if data is not None else _load_data(settings, data_dir)
     subset = study.training_subset(settings)
+    held_out = None
     if subset is not None:
+        if len(data[0]) > subset:
+            held_out = (data[0][subset:], data[1][subset:])
         data = (data[0][:subset], data[1][:subset], data[2], data[3])
     train_images, train_labels, test_images, test_labels = data
     picker = np.random.default_rng(settings.seed)
@@ -445,6 +501,7 @@ def run(
         "graph": graph,
         "map_index": map_index,
         "strip": strip,
+        "held_out": held_out,
     }
     if map_variants is None:
         outcomes = _in_turn(todo, shared, progress, should_stop)
@@ -466,6 +523,40 @@ def run(
     if progress is not None:
         progress(1.0, "done")
     return result
+
+
+def merge_results(saved: StudyResult, fresh: StudyResult, order: list[str]) -> StudyResult:
+    """``saved`` with the variants of ``fresh`` (a run of some of them, ``run(only=...)``) put in or replaced.
+
+    Rows follow ``order`` (the study's variant keys); each variant's map and images come from the result its
+    row comes from. The two must share their settings: numbers of differently trained studies are not one table.
+    ``seconds`` is the whole study's, as if run at once: the replaced rows' training time out, the fresh run's in.
+    """
+    same_points = saved.labels.shape == fresh.labels.shape and bool((saved.labels == fresh.labels).all())
+    if saved.study != fresh.study or saved.settings != fresh.settings or not same_points:
+        raise ValueError(
+            f"a fresh run of {fresh.study} with other settings cannot be merged into the saved {saved.study}: "
+            "run the whole study"
+        )
+    fresh_keys = {row["key"] for row in fresh.rows}
+    rows = {row["key"]: row for row in saved.rows} | {row["key"]: row for row in fresh.rows}
+    replaced = sum(row.get("train_seconds", 0.0) for row in saved.rows if row["key"] in fresh_keys)
+
+    def variant_of(image: str) -> str | None:  # "grid/<key>", "recon/<key>"; None for the shared "originals"
+        return image.split("/", 1)[1] if "/" in image else None
+
+    return StudyResult(
+        study=saved.study,
+        settings=saved.settings,
+        rows=[rows[key] for key in order if key in rows],
+        labels=saved.labels,
+        maps={k: v for k, v in saved.maps.items() if k not in fresh_keys} | fresh.maps,
+        images={k: v for k, v in saved.images.items() if variant_of(k) not in fresh_keys}
+        | {k: v for k, v in fresh.images.items() if variant_of(k) in fresh_keys},
+        extras=saved.extras | fresh.extras,
+        created=fresh.created,
+        seconds=saved.seconds - replaced + fresh.seconds,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
