@@ -94,7 +94,7 @@ def test_a_study_job_takes_its_turn_on_the_queue_and_saves_its_result(data, mnis
         seen.append(training.snapshot().status)  # what the training job ahead was doing when the study began
         progress = kwargs.pop("progress")
         return run_study(
-            study, settings, data=mnist_subset, progress=lambda f, m: (progress(f, m), seen.append(f)), **kwargs
+            study, settings, data=mnist_subset, progress=lambda f, m: (progress(f, m), seen.append((f, m))), **kwargs
         )
 
     monkeypatch.setattr(vae.jobs, "run_study", on_subset)
@@ -107,7 +107,9 @@ def test_a_study_job_takes_its_turn_on_the_queue_and_saves_its_result(data, mnis
     snapshot = study.snapshot()
     assert snapshot.status == "completed" and snapshot.fraction == 1.0 and "saved" in snapshot.message
     assert seen[0] == "completed"  # one job at a time: the study waited for the training
-    assert seen[1:] == [0.0, 0.5, 1.0]
+    # Each variant's start and the end, with each variant's one epoch reported between its start and the next.
+    assert [f for f, m in seen[1:] if "epoch" not in m] == [0.0, 0.5, 1.0]
+    assert [f for f, m in seen[1:] if "epoch 1/1" in m] == [0.5, 1.0]
     assert [row["key"] for row in load_result(tmp_path / "out", "beta").rows] == ["beta-0", "beta-1"]
 
     stopped = StudyJob("beta", dataclasses.replace(settings, betas=(2.0,)), str(tmp_path / "out"))
