@@ -90,8 +90,9 @@ def test_progress_is_seen_while_the_job_runs(jobs, data) -> None:
             seen.append((snapshot.batch, len(snapshot.history)))
     assert job.snapshot().status == "completed"
     assert any(batch > 0 for batch, _ in seen), "no batch progress before the job finished"
-    epochs_seen = sorted({n for _, n in seen})
-    assert len(epochs_seen) >= 2 and epochs_seen[-1] < 40, f"history did not grow while running: {epochs_seen}"
+    # The last epoch's record can arrive before the result does, so a running job may show all 40: count the others.
+    epochs_seen = sorted({n for _, n in seen if n < 40})
+    assert len(epochs_seen) >= 2, f"history did not grow while running: {sorted({n for _, n in seen})}"
     assert len(job.snapshot().history) == 40
 
 
